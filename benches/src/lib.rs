@@ -1,0 +1,1 @@
+//! Benchmarks live in the scripts beside this crate; see README.md.

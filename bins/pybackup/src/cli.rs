@@ -1,0 +1,224 @@
+//! Command-line arguments. The doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Backups that survive bad media: each file is compressed on its own,
+/// then the members are tarred, one container per directory.
+///
+/// Exit status: 0 success; 1 finished, but some files were skipped,
+/// damaged or changed (each is named on stderr); 2 error; 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "pybackup", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more: every file as it is handled, and a summary.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Worker threads [default: number of CPUs].
+    #[arg(short, long, global = true, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Never show a progress bar (it is shown only when stderr is a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compress a directory tree into an .xtar archive.
+    Compress(CompressArgs),
+    /// Unpack every container of an archive into its compressed members (the
+    /// .zip files and the indexes), without decompressing them.
+    Launch(LaunchArgs),
+    /// Rebuild the original tree from launched members: unzip them and restore
+    /// empty directories, links and metadata.
+    Expand(ExpandArgs),
+    /// Restore a whole archive, or chosen paths, in one parallel step.
+    Extract(ExtractArgs),
+    /// List the entries of an archive with sizes, stored sizes and mtimes.
+    List(ListArgs),
+    /// Print a shell completion script.
+    #[command(hide = true)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+/// Which entries of the tree to take.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WalkArgs {
+    /// Skip every file or directory with exactly this name, at any depth.
+    #[arg(long, value_name = "NAME")]
+    pub exclude: Vec<String>,
+    /// Skip paths matching this glob. A pattern without `/` matches names at
+    /// any depth (`*.pyc`); with `/` it matches the path from SRC
+    /// (`build/**`). When several rules match, the longest pattern wins.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude_glob: Vec<String>,
+    /// Keep only paths matching this glob (and the directories above them).
+    /// Combine with --exclude-glob: the longest matching pattern wins, so
+    /// `--include-glob 'photos/**' --exclude-glob 'photos/private/**'` keeps
+    /// photos except the private ones.
+    #[arg(long, value_name = "PATTERN")]
+    pub include_glob: Vec<String>,
+    /// Do not descend into directories on other file systems.
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Follow symbolic links and archive what they point to (default: store
+    /// links as links).
+    #[arg(short = 'L', long)]
+    pub follow_symlinks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    /// The directory to archive.
+    pub src: PathBuf,
+    /// The archive to write, or `-` for standard output [default: NAME.xtar
+    /// in the current directory, or beside SRC if the current directory is
+    /// inside SRC].
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Where to stage the archive when OUT is not a regular file (standard
+    /// output, a pipe) [default: the system's temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub walk: WalkArgs,
+    #[command(flatten)]
+    pub level: LevelArgs,
+}
+
+/// Compression level: `-0` stores, `-1` is fastest, `-9` smallest; default 6.
+#[derive(Debug, Args, Clone, Default)]
+#[group(multiple = false)]
+pub struct LevelArgs {
+    /// Deflate level, 0 (store only) to 9 [default: 6].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub level: Option<u32>,
+    /// Same as --level 0.
+    #[arg(short = '0', hide = true)]
+    pub l0: bool,
+    /// Same as --level 1 (fastest).
+    #[arg(short = '1')]
+    pub l1: bool,
+    /// Same as --level 2.
+    #[arg(short = '2', hide = true)]
+    pub l2: bool,
+    /// Same as --level 3.
+    #[arg(short = '3', hide = true)]
+    pub l3: bool,
+    /// Same as --level 4.
+    #[arg(short = '4', hide = true)]
+    pub l4: bool,
+    /// Same as --level 5.
+    #[arg(short = '5', hide = true)]
+    pub l5: bool,
+    /// Same as --level 6.
+    #[arg(short = '6', hide = true)]
+    pub l6: bool,
+    /// Same as --level 7.
+    #[arg(short = '7', hide = true)]
+    pub l7: bool,
+    /// Same as --level 8.
+    #[arg(short = '8', hide = true)]
+    pub l8: bool,
+    /// Same as --level 9 (smallest).
+    #[arg(short = '9')]
+    pub l9: bool,
+}
+
+impl LevelArgs {
+    /// The level chosen.
+    pub fn value(&self) -> u32 {
+        let flags = [self.l0, self.l1, self.l2, self.l3, self.l4, self.l5, self.l6, self.l7, self.l8, self.l9];
+        self.level.or_else(|| flags.iter().position(|&f| f).map(|i| i as u32)).unwrap_or(6)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// The archive (`-` for standard input).
+    pub archive: PathBuf,
+    /// Where to put the members.
+    pub dir: PathBuf,
+    /// Replace existing files.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpandArgs {
+    /// A directory made by `pybackup launch`.
+    pub dir: PathBuf,
+    /// Where to rebuild the tree.
+    #[arg(short = 'C', long = "directory", value_name = "DEST", default_value = ".")]
+    pub dest: PathBuf,
+    /// Replace existing files.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The archive (`-` for standard input).
+    pub archive: PathBuf,
+    /// Where to restore (created if missing).
+    pub dest: PathBuf,
+    /// Restore only these paths (relative to the archive root) and what is
+    /// below them.
+    pub paths: Vec<PathBuf>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The archive (`-` for standard input).
+    pub archive: PathBuf,
+    /// Print JSON Lines, one object per entry, with a `type` field.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn level_flags() {
+        let cli = Cli::parse_from(["pybackup", "compress", "src", "-9"]);
+        let Command::Compress(c) = cli.command else { panic!("compress") };
+        assert_eq!(c.level.value(), 9);
+        let cli = Cli::parse_from(["pybackup", "compress", "src"]);
+        let Command::Compress(c) = cli.command else { panic!("compress") };
+        assert_eq!(c.level.value(), 6);
+        assert!(Cli::try_parse_from(["pybackup", "compress", "src", "-1", "-9"]).is_err());
+    }
+}

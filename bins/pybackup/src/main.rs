@@ -1,0 +1,220 @@
+//! `pybackup`: the command-line front end of the xtar crates.
+
+mod cli;
+mod output;
+mod ui;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{CommandFactory, Parser};
+
+use cli::{Cli, Command, WalkArgs};
+use ui::{human, Ui};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("pybackup: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// 0 when clean, 1 when something was skipped or damaged.
+fn code(clean: bool) -> ExitCode {
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn jobs(n: Option<usize>) -> usize {
+    n.filter(|&n| n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    let jobs = jobs(g.jobs);
+    match cli.command {
+        Command::Compress(a) => {
+            let ui = Ui::new(g.quiet, g.no_progress, "compress");
+            let opts = xtar::CompressOptions {
+                level: a.level.value(),
+                jobs,
+                walk: walk_options(&a.walk)?,
+                skip_inodes: Vec::new(),
+            };
+            let started = Instant::now();
+            let (summary, out_name) = match a.output.as_deref() {
+                Some(p) if p == Path::new("-") => {
+                    let work = a.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+                    let stdout = std::io::stdout();
+                    let mut lock = stdout.lock();
+                    let s = xtar::compress_to_writer(&a.src, &mut lock, &work, &opts, &ui)?;
+                    (s, "standard output".to_string())
+                }
+                out => {
+                    let out = match out {
+                        Some(p) => p.to_path_buf(),
+                        None => default_output(&a.src)?,
+                    };
+                    let s = xtar::compress_to_path(&a.src, &out, &opts, a.overwrite, &ui)
+                        .with_context(|| format!("cannot compress `{}`", a.src.display()))?;
+                    (s, format!("`{}`", out.display()))
+                }
+            };
+            ui.finish();
+            if !g.quiet {
+                ui.say(&format!(
+                    "pybackup: {} files, {} dirs, {} links: {} into {} ({}) in {:.1} s",
+                    summary.files,
+                    summary.dirs,
+                    summary.links,
+                    human(summary.bytes_in),
+                    out_name,
+                    human(summary.bytes_out),
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            Ok(code(summary.warnings == 0))
+        }
+        Command::Launch(a) => {
+            let ui = Ui::new(g.quiet, g.no_progress, "launch");
+            let r = xtar::launch(&a.archive, &a.dir, a.overwrite, &ui)
+                .with_context(|| format!("cannot launch `{}`", a.archive.display()))?;
+            ui.finish();
+            if g.verbose {
+                ui.say(&format!("pybackup: {} members written to `{}`", r.members, a.dir.display()));
+            }
+            Ok(code(r.problems == 0))
+        }
+        Command::Expand(a) => {
+            let ui = Ui::new(g.quiet, g.no_progress, "expand");
+            let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs, paths: Vec::new() };
+            let r = xtar::expand(&a.dir, &a.dest, &opts, &ui)
+                .with_context(|| format!("cannot expand `{}`", a.dir.display()))?;
+            ui.finish();
+            report_restore(&ui, g.verbose, &r);
+            Ok(code(r.is_clean()))
+        }
+        Command::Extract(a) => {
+            let ui = Ui::new(g.quiet, g.no_progress, "extract");
+            let paths = a.paths.iter().map(|p| normalize_request(p)).collect::<anyhow::Result<Vec<_>>>()?;
+            let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs, paths };
+            let r = xtar::extract(&a.archive, &a.dest, &opts, &ui)
+                .with_context(|| format!("cannot extract `{}`", a.archive.display()))?;
+            ui.finish();
+            report_restore(&ui, g.verbose, &r);
+            Ok(code(r.is_clean()))
+        }
+        Command::List(a) => {
+            let ui = Ui::new(true, true, "list");
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut write_err: Option<std::io::Error> = None;
+            let problems = xtar::list(&a.archive, &ui, |l| {
+                if write_err.is_none() {
+                    let r = if a.json { output::json_listed(&mut out, &l) } else { output::text_listed(&mut out, &l) };
+                    write_err = r.err();
+                }
+            })
+            .with_context(|| format!("cannot list `{}`", a.archive.display()))?;
+            if let Some(e) = write_err {
+                return Err(e.into());
+            }
+            out.flush()?;
+            Ok(code(problems == 0))
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "pybackup", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn report_restore(ui: &Ui, verbose: bool, r: &xtar::ExtractReport) {
+    if verbose || r.problems > 0 {
+        ui.say(&format!(
+            "pybackup: {} files ({}), {} dirs, {} links restored; {} problems",
+            r.files,
+            human(r.bytes),
+            r.dirs,
+            r.links,
+            r.problems
+        ));
+    }
+}
+
+/// Turns the walk flags into walk options, checking every glob.
+fn walk_options(a: &WalkArgs) -> anyhow::Result<walk::Options> {
+    let mut rules = walk::Rules::default();
+    for n in &a.exclude {
+        if n.is_empty() || n.contains('/') {
+            bail!("--exclude takes a file or directory name without `/`, got `{n}` (use --exclude-glob for paths)");
+        }
+        rules.exclude_name(n);
+    }
+    for g in &a.exclude_glob {
+        rules.exclude_glob(g.clone());
+    }
+    for g in &a.include_glob {
+        rules.include_glob(g.clone());
+    }
+    Ok(walk::Options { follow_links: a.follow_symlinks, one_file_system: a.one_file_system, rules: rules.build()? })
+}
+
+/// NAME.xtar in the current directory, or beside SRC when the current
+/// directory is inside SRC, so that the archive never lands in its source.
+fn default_output(src: &Path) -> anyhow::Result<PathBuf> {
+    let src_abs = src.canonicalize().with_context(|| format!("cannot read `{}`", src.display()))?;
+    let name = match src_abs.file_name() {
+        Some(n) => n.to_os_string(),
+        None => bail!("cannot name the archive of `{}`; give one with -o", src.display()),
+    };
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cwd = cwd.canonicalize().unwrap_or(cwd);
+    let dir = if cwd.starts_with(&src_abs) {
+        match src_abs.parent() {
+            Some(p) => p.to_path_buf(),
+            None => bail!("the current directory is inside `{}`; give the output with -o", src.display()),
+        }
+    } else {
+        cwd
+    };
+    let mut file = name;
+    file.push(".xtar");
+    Ok(dir.join(file))
+}
+
+/// A path asked for on the command line, as the archive spells it.
+fn normalize_request(p: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => parts.push(n.as_bytes()),
+            std::path::Component::CurDir => {}
+            _ => bail!("`{}`: give paths relative to the archive root, without `..`", p.display()),
+        }
+    }
+    if parts.is_empty() {
+        bail!("`{}` names no path inside the archive", p.display());
+    }
+    Ok(parts.join(&b'/'))
+}

@@ -1,0 +1,85 @@
+//! The archive can be recovered with stock tools only, following the recipe
+//! in docs/format/xtar.md, and other readers accept what we write.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+        || Command::new(tool).arg("-v").output().is_ok()
+}
+
+/// The recipe from the spec's "recovering without pybackup" section.
+const RECIPE: &str = r#"
+set -eu
+archive=$1 out=$2 stage=$2.stage
+mkdir -p "$stage" "$out"
+tar -xf "$archive" -C "$stage"
+while f=$(find "$stage" -name '*.xtar' -type f -print -quit); [ -n "$f" ]; do
+    tar -xf "$f" -C "$stage" && rm -- "$f"
+done
+(cd "$stage" && find . -type d -exec mkdir -p "$out/{}" \;)
+find "$stage" -name '*.zip' -type f -exec unzip -q -o -d "$out" {} \;
+rm -rf "$stage"
+"#;
+
+#[test]
+fn stock_tar_and_unzip_recover_every_file() {
+    assert!(have("unzip"), "Info-ZIP unzip is needed (.ci/run installs it)");
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    write(&src, b"top.txt", b"top\n");
+    write(&src, b"a/b/c/deep.txt", &b"deep ".repeat(5000));
+    write(&src, b"a/x.zip", b"a file that looks like a member");
+    write(&src, "unicode/\u{e9}t\u{e9}.txt".as_bytes(), b"utf-8 name");
+    write(&src, format!("long/{}/f", "p".repeat(150)).as_bytes(), b"long path");
+    std::fs::create_dir_all(src.join("empty/dir")).expect("mkdir");
+    std::os::unix::fs::symlink("../top.txt", src.join("a/link")).expect("symlink");
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let out = t.path().join("out");
+    let res = Command::new("sh").arg("-c").arg(RECIPE).arg("sh").arg(&archive).arg(&out).output().expect("sh");
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let a = snapshot(&src, false);
+    let b = snapshot(&out, false);
+    assert_eq!(
+        a.iter().map(|(k, v)| (k.clone(), v.kind, v.content.clone())).collect::<Vec<_>>(),
+        b.iter().map(|(k, v)| (k.clone(), v.kind, v.content.clone())).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn gnu_tar_lists_every_top_level_member() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    write(&src, b"f", b"x");
+    write(&src, b"d/g", b"y");
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let out = Command::new("tar").arg("-tf").arg(&archive).output().expect("tar");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(names, vec![".xtar-header", "f.zip", ".xtar-index", "d.xtar", ".xtar-manifest"]);
+}
+
+#[test]
+fn the_zip_crate_reads_launched_members() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    write(&src, b"dir/file.txt", &b"zip crate interop\n".repeat(100));
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let launched = t.path().join("l");
+    assert!(run(&[os("launch"), archive.as_os_str(), launched.as_os_str()]).status.success());
+    let f = std::fs::File::open(launched.join("dir/file.txt.zip")).expect("member");
+    let mut z = zip::ZipArchive::new(f).expect("zip reads it");
+    assert_eq!(z.len(), 1);
+    let mut e = z.by_index(0).expect("entry");
+    assert_eq!(e.name(), "dir/file.txt");
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut e, &mut s).expect("inflate");
+    assert_eq!(s, "zip crate interop\n".repeat(100));
+    let _ = Path::new("");
+}

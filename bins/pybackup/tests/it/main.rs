@@ -1,0 +1,8 @@
+//! Integration tests: run the real `pybackup` binary on trees built in
+//! temporary directories and compare the results exactly.
+
+mod compress;
+mod extract;
+mod fidelity;
+mod interop;
+mod support;

@@ -1,0 +1,192 @@
+use std::cmp::Ordering;
+
+/// The kind of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link; `target` holds where it points.
+    Symlink,
+    /// A further name of a regular file stored earlier; `target` holds the
+    /// path of the first name.
+    HardLink,
+    /// A named pipe (recorded, never stored).
+    Fifo,
+    /// A socket (recorded, never stored).
+    Socket,
+    /// A character device (recorded, never stored).
+    CharDevice,
+    /// A block device (recorded, never stored).
+    BlockDevice,
+}
+
+impl Kind {
+    /// The one-letter code used in the text format.
+    pub fn code(self) -> u8 {
+        match self {
+            Kind::Dir => b'd',
+            Kind::File => b'f',
+            Kind::Symlink => b'l',
+            Kind::HardLink => b'h',
+            Kind::Fifo => b'p',
+            Kind::Socket => b's',
+            Kind::CharDevice => b'c',
+            Kind::BlockDevice => b'b',
+        }
+    }
+
+    /// The kind for a one-letter code.
+    pub fn from_code(c: u8) -> Option<Kind> {
+        Some(match c {
+            b'd' => Kind::Dir,
+            b'f' => Kind::File,
+            b'l' => Kind::Symlink,
+            b'h' => Kind::HardLink,
+            b'p' => Kind::Fifo,
+            b's' => Kind::Socket,
+            b'c' => Kind::CharDevice,
+            b'b' => Kind::BlockDevice,
+            _ => return None,
+        })
+    }
+
+    /// A word for messages and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Dir => "dir",
+            Kind::File => "file",
+            Kind::Symlink => "symlink",
+            Kind::HardLink => "hardlink",
+            Kind::Fifo => "fifo",
+            Kind::Socket => "socket",
+            Kind::CharDevice => "char-device",
+            Kind::BlockDevice => "block-device",
+        }
+    }
+
+    /// Whether archives store this kind (data or link); fifos, sockets and
+    /// devices are only recorded.
+    pub fn is_stored(self) -> bool {
+        matches!(self, Kind::Dir | Kind::File | Kind::Symlink | Kind::HardLink)
+    }
+}
+
+impl From<walk::Kind> for Kind {
+    fn from(k: walk::Kind) -> Kind {
+        match k {
+            walk::Kind::File => Kind::File,
+            walk::Kind::Dir => Kind::Dir,
+            walk::Kind::Symlink => Kind::Symlink,
+            walk::Kind::Fifo => Kind::Fifo,
+            walk::Kind::Socket => Kind::Socket,
+            walk::Kind::CharDevice => Kind::CharDevice,
+            walk::Kind::BlockDevice => Kind::BlockDevice,
+        }
+    }
+}
+
+/// A point in time with nanoseconds: `sec` may be negative (before 1970),
+/// `nsec` is always in `0..1_000_000_000` and counts forward from `sec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    /// Whole seconds since the epoch.
+    pub sec: i64,
+    /// Nanoseconds after `sec`.
+    pub nsec: u32,
+}
+
+impl Timestamp {
+    /// A timestamp; `nsec` is clamped to below one second.
+    pub fn new(sec: i64, nsec: u32) -> Timestamp {
+        Timestamp { sec, nsec: nsec.min(999_999_999) }
+    }
+}
+
+/// One entry of a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the root, raw bytes, `/`-separated; empty for the root.
+    pub path: Vec<u8>,
+    /// What it is.
+    pub kind: Kind,
+    /// Permission bits, `0o7777` at most.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: Timestamp,
+    /// Size in bytes of regular files (and hard links); 0 otherwise.
+    pub size: u64,
+    /// SHA-256 of a regular file's content, when hashed.
+    pub sha256: Option<[u8; 32]>,
+    /// Target of a symlink, or first path of a hard link.
+    pub target: Option<Vec<u8>>,
+}
+
+impl Entry {
+    /// A directory entry.
+    pub fn dir(path: Vec<u8>, mode: u32, mtime: Timestamp) -> Entry {
+        Entry { path, kind: Kind::Dir, mode, mtime, size: 0, sha256: None, target: None }
+    }
+
+    /// An entry made from walk metadata (no hash yet).
+    pub fn from_walk(e: &walk::Entry) -> Entry {
+        let kind = Kind::from(e.kind);
+        Entry {
+            path: e.path.clone(),
+            kind,
+            mode: e.meta.mode,
+            mtime: Timestamp::new(e.meta.mtime, e.meta.mtime_nsec),
+            size: if kind == Kind::File { e.meta.size } else { 0 },
+            sha256: None,
+            target: e.link_target.clone(),
+        }
+    }
+
+    /// The last path component.
+    pub fn name(&self) -> &[u8] {
+        match self.path.iter().rposition(|&b| b == b'/') {
+            Some(i) => &self.path[i + 1..],
+            None => &self.path,
+        }
+    }
+}
+
+/// The parent of a relative path (`a/b` → `a`, `a` → ``).
+pub fn parent_of(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => &path[..i],
+        None => &path[..0],
+    }
+}
+
+/// The canonical order of paths: component by component, each compared as
+/// raw bytes. A directory sorts right before its contents, so `a`, `a/b`,
+/// `a.txt` is the order (plain byte order would put `a.txt` before `a/b`).
+pub fn cmp_paths(a: &[u8], b: &[u8]) -> Ordering {
+    let mut ia = a.split(|&c| c == b'/').filter(|s| !s.is_empty());
+    let mut ib = b.split(|&c| c == b'/').filter(|s| !s.is_empty());
+    loop {
+        match (ia.next(), ib.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => match x.cmp(y) {
+                Ordering::Equal => continue,
+                other => return other,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_sorts_before_its_contents() {
+        let mut v: Vec<&[u8]> = vec![b"a.txt", b"a/b", b"a", b"", b"a/b/c", b"a-b"];
+        v.sort_by(|x, y| cmp_paths(x, y));
+        assert_eq!(v, vec![&b""[..], b"a", b"a/b", b"a/b/c", b"a-b", b"a.txt"]);
+    }
+}

@@ -1,0 +1,199 @@
+//! Scanning a directory tree for backup tools.
+//!
+//! [`walk`] visits every entry below a root in a deterministic order
+//! (depth first, children sorted by their raw name bytes), reports `lstat`
+//! metadata, keeps names as raw bytes (so non-UTF-8 names survive), and
+//! applies the [`Rules`] shared by `pybackup` and `pyactivity`:
+//! `--exclude NAME`, `--exclude-glob` / `--include-glob` (the longest
+//! matching pattern wins), and `--one-file-system`.
+//!
+//! Errors on single entries (an unreadable directory, a vanished file) do
+//! not stop the walk: they go to the caller's error callback and the walk
+//! goes on.
+//!
+//! ```
+//! use walk::{walk, Options, Rules};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::create_dir(dir.path().join("keep")).unwrap();
+//! std::fs::write(dir.path().join("keep/a.txt"), b"hi").unwrap();
+//! std::fs::create_dir(dir.path().join("target")).unwrap();
+//! std::fs::write(dir.path().join("target/junk"), b"x").unwrap();
+//!
+//! let mut rules = Rules::default();
+//! rules.exclude_name("target");
+//! let opts = Options { rules: rules.build().unwrap(), ..Options::default() };
+//! let mut seen = Vec::new();
+//! walk(dir.path(), &opts, |e| seen.push(e.path.clone()), |err| panic!("{err}")).unwrap();
+//! assert_eq!(seen, vec![b"".to_vec(), b"keep".to_vec(), b"keep/a.txt".to_vec()]);
+//! ```
+
+mod entry;
+mod rules;
+
+pub use entry::{Entry, Kind, Meta};
+pub use rules::{RuleSet, Rules, Verdict};
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// An error met while walking. It always names the path that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading a directory or the metadata of an entry failed.
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        /// The path that could not be read.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Following symbolic links led back to a directory already being walked.
+    #[error("symbolic link loop at `{}`", path.display())]
+    Loop {
+        /// Where the loop was found.
+        path: PathBuf,
+    },
+    /// A glob pattern did not parse.
+    #[error("invalid glob pattern `{pattern}`")]
+    Glob {
+        /// The pattern as given.
+        pattern: String,
+        /// Why it is invalid.
+        #[source]
+        source: globset::Error,
+    },
+}
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How to walk.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Follow symbolic links (off by default: links are reported as links).
+    pub follow_links: bool,
+    /// Do not descend into directories on other file systems than the root.
+    pub one_file_system: bool,
+    /// Which entries to keep.
+    pub rules: RuleSet,
+}
+
+/// Walks `root` and calls `visit` for every kept entry, in deterministic
+/// depth-first order: a directory comes before its children, and children
+/// are sorted by their raw name bytes.
+///
+/// The root itself is reported first, with an empty path. Entry paths are
+/// relative to `root`, with `/` between components.
+///
+/// When include globs are present, a directory is reported only if it is
+/// included itself or holds an included entry, so that every kept file
+/// arrives with the directories above it.
+///
+/// Errors on single entries go to `on_error`, and the walk goes on. Only an
+/// unreadable root is returned as an error.
+pub fn walk(root: &Path, opts: &Options, mut visit: impl FnMut(&Entry), mut on_error: impl FnMut(Error)) -> Result<()> {
+    let root_meta = if opts.follow_links { std::fs::metadata(root) } else { std::fs::symlink_metadata(root) }
+        .map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
+
+    let mut it = walkdir::WalkDir::new(root)
+        .follow_links(opts.follow_links)
+        .same_file_system(opts.one_file_system)
+        .sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()))
+        .into_iter();
+
+    // verdicts[d] is the verdict of the directory at depth d on the current route.
+    let mut verdicts: Vec<Verdict> = Vec::new();
+    // Undecided directories on the current route, reported once something
+    // below them is kept.
+    let mut pending: Vec<Entry> = Vec::new();
+
+    while let Some(next) = it.next() {
+        let dent = match next {
+            Ok(d) => d,
+            Err(err) => {
+                on_error(convert_walkdir_error(err, root));
+                continue;
+            }
+        };
+        let depth = dent.depth();
+        let rel = relative_bytes(root, dent.path());
+        let is_dir = dent.file_type().is_dir();
+
+        verdicts.truncate(depth);
+        let verdict = match verdicts.last() {
+            None => opts.rules.root_verdict(),
+            Some(&parent) => opts.rules.decide(&rel, dent.file_name().as_bytes(), is_dir, parent),
+        };
+        if verdict == Verdict::Exclude || (!is_dir && verdict == Verdict::Undecided) {
+            if is_dir {
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        let meta = if depth == 0 {
+            Ok(root_meta.clone())
+        } else {
+            dent.metadata().map_err(|e| convert_walkdir_error(e, root))
+        };
+        let meta = match meta {
+            Ok(m) => m,
+            Err(err) => {
+                on_error(err);
+                continue;
+            }
+        };
+        let entry = Entry::from_metadata(rel, dent.path(), &meta, &mut on_error);
+        if is_dir {
+            verdicts.push(verdict);
+        }
+        // Keep only the pending directories that are ancestors of this entry.
+        while pending.last().is_some_and(|p| !is_ancestor(&p.path, &entry.path)) {
+            pending.pop();
+        }
+        if verdict == Verdict::Undecided && depth > 0 {
+            pending.push(entry);
+            continue;
+        }
+        for d in pending.drain(..) {
+            visit(&d);
+        }
+        visit(&entry);
+    }
+    Ok(())
+}
+
+fn is_ancestor(dir: &[u8], path: &[u8]) -> bool {
+    dir.is_empty() || (path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/')
+}
+
+fn relative_bytes(root: &Path, path: &Path) -> Vec<u8> {
+    match path.strip_prefix(root) {
+        Ok(rel) => rel.as_os_str().as_bytes().to_vec(),
+        Err(_) => path.as_os_str().as_bytes().to_vec(),
+    }
+}
+
+fn convert_walkdir_error(err: walkdir::Error, root: &Path) -> Error {
+    let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+    if let Some(ancestor) = err.loop_ancestor() {
+        let _ = ancestor;
+        return Error::Loop { path };
+    }
+    match err.into_io_error() {
+        Some(source) => Error::Io { path, source },
+        None => Error::Io { path, source: std::io::Error::other("walk failed") },
+    }
+}
+
+/// Joins a root path and a relative byte path from an [`Entry`].
+pub fn join(root: &Path, rel: &[u8]) -> PathBuf {
+    if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(OsStr::from_bytes(rel))
+    }
+}

@@ -1,0 +1,261 @@
+//! Compressing one file into the data of a zip entry, hashing SHA-256 and
+//! CRC-32 in the same pass over its bytes.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+use flate2::{Compress, Compression, FlushCompress, Status};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::format::zip::Method;
+
+/// Files up to this size are read whole and compressed by one worker.
+pub const SMALL_MAX: u64 = 8 << 20;
+/// Chunk size of the parallel deflate of large files.
+pub const CHUNK: usize = 1 << 20;
+/// Size of the sample that decides between deflate and store.
+const SAMPLE: usize = 64 << 10;
+/// Deflate is kept only if the sample shrinks below this fraction (in 1/1000).
+const KEEP_PER_MILLE: usize = 970;
+/// Deflate window, used as the dictionary between chunks.
+const WINDOW: usize = 32 << 10;
+
+/// The compressed data and checksums of one file.
+#[derive(Debug)]
+pub struct Compressed {
+    /// How the data is stored.
+    pub method: Method,
+    /// The compressed bytes.
+    pub data: Vec<u8>,
+    /// CRC-32 of the original bytes.
+    pub crc: u32,
+    /// SHA-256 of the original bytes.
+    pub sha256: [u8; 32],
+    /// Number of original bytes.
+    pub size: u64,
+}
+
+/// Reads at most `limit` bytes of `file` (its size when it was opened) and
+/// compresses them. Returns the result and whether the file held a
+/// different number of bytes than `limit`.
+pub fn compress_small(file: &mut File, limit: u64, level: u32) -> io::Result<(Compressed, bool)> {
+    let mut raw = Vec::with_capacity(limit as usize);
+    file.take(limit).read_to_end(&mut raw)?;
+    let grew = {
+        let mut probe = [0u8; 1];
+        file.read(&mut probe)? > 0
+    };
+    let changed = raw.len() as u64 != limit || grew;
+    let sha256: [u8; 32] = Sha256::digest(&raw).into();
+    let crc = crc32fast::hash(&raw);
+    let size = raw.len() as u64;
+    let (method, data) = deflate_or_store(raw, level);
+    Ok((Compressed { method, data, crc, sha256, size }, changed))
+}
+
+/// Deflates `raw` unless a sample shows it does not compress, or deflate
+/// would make it larger.
+fn deflate_or_store(raw: Vec<u8>, level: u32) -> (Method, Vec<u8>) {
+    if level == 0 || raw.is_empty() {
+        return (Method::Stored, raw);
+    }
+    let mut c = Compress::new(Compression::new(level), false);
+    let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+    let sample = raw.len().min(SAMPLE);
+    let rest = if sample < raw.len() {
+        // Compress the sample with a sync flush (a deterministic boundary),
+        // judge it, and either go on with the same stream or give up.
+        if run(&mut c, &raw[..sample], &mut out, FlushCompress::Sync).is_err()
+            || out.len() * 1000 > sample * KEEP_PER_MILLE
+        {
+            return (Method::Stored, raw);
+        }
+        &raw[sample..]
+    } else {
+        &raw[..]
+    };
+    if run(&mut c, rest, &mut out, FlushCompress::Finish).is_err()
+        || out.len() >= raw.len()
+        || out.len() * 1000 > raw.len() * KEEP_PER_MILLE
+    {
+        return (Method::Stored, raw);
+    }
+    (Method::Deflated, out)
+}
+
+/// Feeds all of `input` to `c` and flushes as asked, growing `out` as needed.
+fn run(c: &mut Compress, input: &[u8], out: &mut Vec<u8>, flush: FlushCompress) -> Result<(), ()> {
+    let start_in = c.total_in();
+    loop {
+        if out.capacity() - out.len() < 4096 {
+            out.reserve(out.capacity().max(8192));
+        }
+        let consumed = (c.total_in() - start_in) as usize;
+        let status = c.compress_vec(&input[consumed..], out, flush).map_err(|_| ())?;
+        let all_in = (c.total_in() - start_in) as usize == input.len();
+        // zlib's rule: a flush is complete when all input is consumed and
+        // the output buffer was not filled up.
+        let done = match flush {
+            FlushCompress::Finish => status == Status::StreamEnd,
+            _ => all_in && out.len() < out.capacity(),
+        };
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Streaming compression of a large file: reads it in [`CHUNK`]-sized
+/// pieces, hashes them in order, and deflates batches of chunks in parallel
+/// (each chunk primed with the previous 32 KiB, as pigz does), handing the
+/// compressed bytes to `sink` in order.
+pub struct LargeFile {
+    level: u32,
+    method: Method,
+    sha: Sha256,
+    crc: crc32fast::Hasher,
+    size: u64,
+    dict: Vec<u8>,
+}
+
+impl LargeFile {
+    /// Decides the method from the first chunk.
+    pub fn new(level: u32, first_chunk: &[u8]) -> LargeFile {
+        let method = if level == 0 {
+            Method::Stored
+        } else {
+            let sample = &first_chunk[..first_chunk.len().min(SAMPLE)];
+            let mut c = Compress::new(Compression::new(level), false);
+            let mut out = Vec::with_capacity(sample.len());
+            match run(&mut c, sample, &mut out, FlushCompress::Finish) {
+                Ok(()) if out.len() * 1000 <= sample.len() * KEEP_PER_MILLE => Method::Deflated,
+                _ => Method::Stored,
+            }
+        };
+        LargeFile { level, method, sha: Sha256::new(), crc: crc32fast::Hasher::new(), size: 0, dict: Vec::new() }
+    }
+
+    /// The method chosen.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// Processes a batch of chunks; `last` marks the end of the file.
+    /// Returns the compressed bytes of the batch, in order.
+    pub fn batch(&mut self, chunks: &[Vec<u8>], last: bool) -> io::Result<Vec<Vec<u8>>> {
+        for c in chunks {
+            self.sha.update(c);
+            self.crc.update(c);
+            self.size += c.len() as u64;
+        }
+        if self.method == Method::Stored {
+            return Ok(chunks.to_vec());
+        }
+        let n = chunks.len();
+        let dicts: Vec<&[u8]> = (0..n).map(|i| if i == 0 { &self.dict[..] } else { tail(&chunks[i - 1]) }).collect();
+        let level = self.level;
+        let out: Vec<io::Result<Vec<u8>>> = chunks
+            .par_iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                let finish = last && i + 1 == n;
+                deflate_chunk(chunk, dicts[i], level, finish)
+            })
+            .collect();
+        if let Some(c) = chunks.last() {
+            self.dict = tail(c).to_vec();
+        }
+        let mut res = Vec::with_capacity(n);
+        for o in out {
+            res.push(o?);
+        }
+        if n == 0 && last {
+            res.push(deflate_chunk(&[], &self.dict, level, true)?);
+        }
+        Ok(res)
+    }
+
+    /// CRC-32, SHA-256 and size of everything processed.
+    pub fn finish(self) -> (u32, [u8; 32], u64) {
+        (self.crc.finalize(), self.sha.finalize().into(), self.size)
+    }
+}
+
+fn tail(c: &[u8]) -> &[u8] {
+    &c[c.len().saturating_sub(WINDOW)..]
+}
+
+fn deflate_chunk(chunk: &[u8], dict: &[u8], level: u32, finish: bool) -> io::Result<Vec<u8>> {
+    let mut c = Compress::new(Compression::new(level), false);
+    if !dict.is_empty() {
+        c.set_dictionary(dict).map_err(io::Error::other)?;
+    }
+    let mut out = Vec::with_capacity(chunk.len() / 2 + 1024);
+    let flush = if finish { FlushCompress::Finish } else { FlushCompress::Sync };
+    run(&mut c, chunk, &mut out, flush).map_err(|()| io::Error::other("deflate failed"))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::DeflateDecoder;
+
+    fn inflate(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        DeflateDecoder::new(data).read_to_end(&mut out).expect("valid deflate");
+        out
+    }
+
+    fn text(n: usize) -> Vec<u8> {
+        (0..n).map(|i| b"the quick brown fox jumps over the lazy dog\n"[i % 44]).collect()
+    }
+
+    fn noise(n: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_is_deflated_noise_is_stored() {
+        for n in [10, 1000, 100_000] {
+            let (m, d) = deflate_or_store(text(n), 6);
+            if n > 10 {
+                assert_eq!(m, Method::Deflated, "n={n}");
+                assert_eq!(inflate(&d), text(n));
+            }
+            let (m, d) = deflate_or_store(noise(n), 6);
+            assert_eq!(m, Method::Stored, "n={n}");
+            assert_eq!(d, noise(n));
+        }
+    }
+
+    #[test]
+    fn chunked_deflate_concatenates_into_one_stream() {
+        let data = text(3 * CHUNK + 12345);
+        let chunks: Vec<Vec<u8>> = data.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+        let mut lf = LargeFile::new(6, &chunks[0]);
+        assert_eq!(lf.method(), Method::Deflated);
+        let mut out = Vec::new();
+        let a = lf.batch(&chunks[..2], false).expect("batch");
+        let b = lf.batch(&chunks[2..], true).expect("batch");
+        for c in a.into_iter().chain(b) {
+            out.extend(c);
+        }
+        assert_eq!(inflate(&out), data);
+        let (crc, sha, size) = lf.finish();
+        assert_eq!((crc, size), (crc32fast::hash(&data), data.len() as u64));
+        assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&data)));
+        // Priming with the previous window costs almost nothing in ratio.
+        let (_, whole) = deflate_or_store(data.clone(), 6);
+        assert!(out.len() < whole.len() + whole.len() / 50 + 200, "{} vs {}", out.len(), whole.len());
+    }
+}

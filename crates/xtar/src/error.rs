@@ -1,0 +1,121 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong in this crate. Also used for the warnings
+/// passed to [`crate::Observer::warning`] when the work goes on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading a source file or directory failed.
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing an output file failed.
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        /// The file that could not be written.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the archive itself failed.
+    #[error("cannot read archive `{}` at offset {offset}", path.display())]
+    ReadArchive {
+        /// The archive.
+        path: PathBuf,
+        /// Byte offset in the archive.
+        offset: u64,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The archive's structure is broken at this offset.
+    #[error("archive `{}` is damaged at offset {offset}: {message}", path.display())]
+    Damaged {
+        /// The archive.
+        path: PathBuf,
+        /// Byte offset in the archive.
+        offset: u64,
+        /// What is wrong there.
+        message: String,
+    },
+    /// The input is not an `.xtar` archive.
+    #[error("`{}` is not an xtar archive: {message}", path.display())]
+    NotXtar {
+        /// The input.
+        path: PathBuf,
+        /// Why not.
+        message: String,
+    },
+    /// The archive has a format version this program does not read.
+    #[error("`{}` is xtar format version {found}; this program reads version {supported}", path.display())]
+    Version {
+        /// The archive.
+        path: PathBuf,
+        /// Version found.
+        found: String,
+        /// Version supported.
+        supported: u32,
+    },
+    /// One member is damaged or inconsistent; the others are fine.
+    #[error("member `{member}`: {message}")]
+    Member {
+        /// The member's path in the archive (lossy UTF-8).
+        member: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A member would be written outside the destination, or through a link.
+    #[error("refusing member `{member}`: {reason}")]
+    Unsafe {
+        /// The member's path (lossy UTF-8).
+        member: String,
+        /// Why it is unsafe.
+        reason: String,
+    },
+    /// A file exists where a member would be written.
+    #[error("refusing to overwrite existing `{}` (use --overwrite)", path.display())]
+    Exists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// A file changed while it was being read.
+    #[error("`{}` changed while it was read; the archived copy may be inconsistent", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A fifo, socket or device was recorded but not stored.
+    #[error("`{}` is a {kind}: recorded in the index, not stored", path.display())]
+    NotStored {
+        /// The entry.
+        path: PathBuf,
+        /// What kind it is.
+        kind: &'static str,
+    },
+    /// Walking the source tree failed on one entry.
+    #[error(transparent)]
+    Walk(#[from] walk::Error),
+    /// An index or manifest inside the archive does not parse.
+    #[error("bad {what} in archive")]
+    Manifest {
+        /// Which member (`index of a/b`, `manifest`).
+        what: String,
+        /// The parse error, with its line.
+        #[source]
+        source: manifest::Error,
+    },
+}
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Lossy display of raw path bytes, for messages.
+pub(crate) fn lossy(p: &[u8]) -> String {
+    String::from_utf8_lossy(p).into_owned()
+}

@@ -1,0 +1,581 @@
+//! Restoring files: from an archive (`extract`) or from a launched tree of
+//! members (`expand`). Both feed the same engine.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::mpsc;
+
+use filetime::FileTime;
+use flate2::bufread::DeflateDecoder;
+use manifest::{Entry, Kind};
+use sha2::{Digest, Sha256};
+use tempfile::TempPath;
+
+use crate::dest::{is_fatal, Dest};
+use crate::error::lossy;
+use crate::format::zip::{self, Method, S_IFLNK};
+use crate::format::{self, MemberName};
+use crate::read::{parse_index, Item, Scanner};
+use crate::{Error, Observer, Result};
+
+/// Members up to this size are read into memory and unpacked by a worker;
+/// larger ones are streamed by the reading thread.
+const IN_MEMORY_MAX: u64 = 16 << 20;
+/// Compressed bytes handed to workers and not yet finished, at most.
+const WINDOW_BYTES: u64 = 64 << 20;
+
+/// How to restore.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// Replace existing files.
+    pub overwrite: bool,
+    /// Worker threads (0: rayon's default).
+    pub jobs: usize,
+    /// Restore only these paths and what is below them (all when empty).
+    pub paths: Vec<Vec<u8>>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtractReport {
+    /// Regular files restored and verified.
+    pub files: u64,
+    /// Directories restored.
+    pub dirs: u64,
+    /// Symlinks and hard links restored.
+    pub links: u64,
+    /// Bytes of file content restored.
+    pub bytes: u64,
+    /// Files damaged, missing, refused or not restored; each was reported
+    /// through [`Observer::warning`].
+    pub problems: u64,
+}
+
+impl ExtractReport {
+    /// Whether everything asked for was restored intact.
+    pub fn is_clean(&self) -> bool {
+        self.problems == 0
+    }
+}
+
+/// Restores an archive (or `-` for standard input) into `dest`.
+pub fn extract(archive: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Result<ExtractReport> {
+    let mut scanner = Scanner::open(archive)?;
+    if let Ok(m) = std::fs::metadata(archive) {
+        obs.start(m.len());
+    }
+    let mut engine = Engine::new(dest, opts, obs)?;
+    while let Some(item) = scanner.next(obs)? {
+        match item {
+            Item::File { path, size, .. } => {
+                let r = engine.member(path, size, &mut scanner.data());
+                engine.fatal_or_problem(r)?;
+                obs.advance(size);
+            }
+            Item::Index { dir, entries, .. } => {
+                let r = engine.index(&dir, entries);
+                engine.fatal_or_problem(r)?;
+            }
+            Item::Header { .. } | Item::Container { .. } | Item::Manifest { .. } | Item::Other { .. } => {}
+        }
+        engine.collect(false)?;
+    }
+    engine.finish()
+}
+
+/// Restores a tree of launched members (see [`crate::launch`]) into `dest`.
+pub fn expand(launched: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Result<ExtractReport> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    walk::walk(
+        launched,
+        &walk::Options::default(),
+        |e| files.push((e.path.clone(), e.kind, e.meta.size)),
+        |e| errors.push(e),
+    )?;
+    let mut engine = Engine::new(dest, opts, obs)?;
+    for e in errors {
+        engine.problem(Error::Walk(e));
+    }
+    obs.start(files.iter().map(|f| f.2).sum());
+    for (rel, kind, size) in files {
+        if kind != walk::Kind::File {
+            continue;
+        }
+        let abs = walk::join(launched, &rel);
+        let read_err = |source| Error::Read { path: abs.clone(), source };
+        match MemberName::parse(&rel) {
+            MemberName::File(path) => {
+                let mut f = File::open(&abs).map_err(read_err)?;
+                let r = engine.member(path, size, &mut f);
+                engine.fatal_or_problem(r)?;
+                obs.advance(size);
+            }
+            MemberName::Index(dir) => {
+                let text = std::fs::read(&abs).map_err(read_err)?;
+                match parse_index(&text, &dir) {
+                    Ok(entries) => {
+                        let r = engine.index(&dir, entries);
+                        engine.fatal_or_problem(r)?;
+                    }
+                    Err(source) => {
+                        engine.problem(Error::Manifest { what: format!("index `{}`", abs.display()), source })
+                    }
+                }
+            }
+            MemberName::Header => {
+                let text = std::fs::read(&abs).map_err(read_err)?;
+                let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+                let expected = format!("{} {}", format::HEADER_MAGIC, format::FORMAT_VERSION);
+                if first != expected.as_bytes() {
+                    return Err(Error::Version { path: abs, found: lossy(first), supported: format::FORMAT_VERSION });
+                }
+            }
+            MemberName::Manifest => {}
+            MemberName::Container(_) | MemberName::Other(_) => {
+                engine.problem(Error::Member { member: lossy(&rel), message: "not a launched member; skipped".into() });
+            }
+        }
+        engine.collect(false)?;
+    }
+    engine.finish()
+}
+
+/// A member unpacked into a temporary file (or a symlink target).
+enum Unpacked {
+    File { tmp: TempPath, sha256: [u8; 32], size: u64, zip_mode: Option<u32>, zip_mtime: Option<i64> },
+    Symlink { target: Vec<u8>, zip_mtime: Option<i64> },
+}
+
+type JobResult = (Vec<u8>, u64, Result<Unpacked>);
+
+struct Engine<'a> {
+    dest: Dest,
+    opts: &'a ExtractOptions,
+    obs: &'a dyn Observer,
+    report: ExtractReport,
+    pool: rayon::ThreadPool,
+    tx: mpsc::Sender<JobResult>,
+    rx: mpsc::Receiver<JobResult>,
+    inflight: u64,
+    jobs: usize,
+    /// Index entries of files and links whose members have not come yet.
+    expected: HashMap<Vec<u8>, Entry>,
+    /// Unpacked members whose index entries have not come yet.
+    arrived: HashMap<Vec<u8>, Unpacked>,
+    dirs: Vec<Entry>,
+    hardlinks: Vec<Entry>,
+    symlinks: Vec<(Vec<u8>, Vec<u8>, FileTime)>,
+    matched: HashSet<usize>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(dest: &Path, opts: &'a ExtractOptions, obs: &'a dyn Observer) -> Result<Engine<'a>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.jobs)
+            .build()
+            .map_err(|e| Error::Write { path: dest.to_path_buf(), source: io::Error::other(e) })?;
+        let (tx, rx) = mpsc::channel();
+        Ok(Engine {
+            dest: Dest::new(dest, opts.overwrite)?,
+            opts,
+            obs,
+            report: ExtractReport::default(),
+            pool,
+            tx,
+            rx,
+            inflight: 0,
+            jobs: 0,
+            expected: HashMap::new(),
+            arrived: HashMap::new(),
+            dirs: Vec::new(),
+            hardlinks: Vec::new(),
+            symlinks: Vec::new(),
+            matched: HashSet::new(),
+        })
+    }
+
+    fn problem(&mut self, e: Error) {
+        self.report.problems += 1;
+        self.obs.warning(&e);
+    }
+
+    /// A fatal error (the destination cannot be written) stops the run;
+    /// anything else is reported against the one file.
+    fn fatal_or_problem(&mut self, r: Result<()>) -> Result<()> {
+        match r {
+            Err(Error::Write { path, source }) if is_fatal(&source) => Err(Error::Write { path, source }),
+            Err(e) => {
+                self.problem(e);
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Whether `path` is to be restored; records which request matched.
+    fn selected(&mut self, path: &[u8]) -> bool {
+        if self.opts.paths.is_empty() {
+            return true;
+        }
+        let mut any = false;
+        for (i, p) in self.opts.paths.iter().enumerate() {
+            if path == p.as_slice() || (path.starts_with(p) && path.get(p.len()) == Some(&b'/')) {
+                self.matched.insert(i);
+                any = true;
+            }
+        }
+        any
+    }
+
+    fn member(&mut self, path: Vec<u8>, size: u64, r: &mut dyn Read) -> Result<()> {
+        if !self.selected(&path) {
+            return Ok(());
+        }
+        let dir = self.dest.prepare(&path)?;
+        if size <= IN_MEMORY_MAX {
+            let mut bytes = Vec::new();
+            r.take(size)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::Member { member: lossy(&path), message: format!("cannot read member: {e}") })?;
+            while self.inflight > WINDOW_BYTES {
+                self.collect(true)?;
+            }
+            self.inflight += size;
+            self.jobs += 1;
+            let tx = self.tx.clone();
+            self.pool.spawn(move || {
+                let res = unpack(&path, &mut &bytes[..], size, &dir);
+                let _ = tx.send((path, size, res));
+            });
+            Ok(())
+        } else {
+            let res = unpack(&path, r, size, &dir);
+            self.arrive(path, res)
+        }
+    }
+
+    /// Takes finished worker results; `block` waits for at least one.
+    fn collect(&mut self, block: bool) -> Result<()> {
+        let mut wait = block && self.jobs > 0;
+        loop {
+            let next = if wait { self.rx.recv().ok() } else { self.rx.try_recv().ok() };
+            let Some((path, size, res)) = next else { return Ok(()) };
+            wait = false;
+            self.jobs -= 1;
+            self.inflight -= size;
+            let r = self.arrive(path, res);
+            self.fatal_or_problem(r)?;
+        }
+    }
+
+    fn arrive(&mut self, path: Vec<u8>, res: Result<Unpacked>) -> Result<()> {
+        let unpacked = match res {
+            Ok(u) => u,
+            Err(e) => {
+                self.expected.remove(&path);
+                return Err(e);
+            }
+        };
+        match self.expected.remove(&path) {
+            Some(entry) => self.finalize(&path, unpacked, Some(&entry)),
+            None => {
+                self.arrived.insert(path, unpacked);
+                Ok(())
+            }
+        }
+    }
+
+    fn index(&mut self, dir: &[u8], entries: Vec<Entry>) -> Result<()> {
+        if !dir.is_empty() {
+            format::check_member_path(dir)
+                .map_err(|reason| Error::Unsafe { member: lossy(dir), reason: reason.into() })?;
+        }
+        for e in entries {
+            if !self.selected(&e.path) {
+                continue;
+            }
+            match e.kind {
+                Kind::Dir => {
+                    if !e.path.is_empty() {
+                        self.dest.ensure_dir(&e.path, &e.path)?;
+                    }
+                    self.dirs.push(e);
+                }
+                Kind::File | Kind::Symlink => match self.arrived.remove(&e.path) {
+                    Some(u) => {
+                        let path = e.path.clone();
+                        let r = self.finalize(&path, u, Some(&e));
+                        self.fatal_or_problem(r)?;
+                    }
+                    None => {
+                        self.expected.insert(e.path.clone(), e);
+                    }
+                },
+                Kind::HardLink => self.hardlinks.push(e),
+                Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an unpacked member against its index entry, applies the
+    /// metadata and moves it into place.
+    fn finalize(&mut self, path: &[u8], u: Unpacked, entry: Option<&Entry>) -> Result<()> {
+        let damaged = |message: String| Error::Member { member: lossy(path), message };
+        match u {
+            Unpacked::Symlink { target, zip_mtime } => {
+                if let Some(e) = entry {
+                    if e.kind != Kind::Symlink || e.target.as_deref() != Some(&target[..]) {
+                        return Err(damaged("symlink member disagrees with the index".into()));
+                    }
+                }
+                let mtime = match entry {
+                    Some(e) => FileTime::from_unix_time(e.mtime.sec, e.mtime.nsec),
+                    None => FileTime::from_unix_time(zip_mtime.unwrap_or(0), 0),
+                };
+                self.symlinks.push((path.to_vec(), target, mtime));
+                Ok(())
+            }
+            Unpacked::File { tmp, sha256, size, zip_mode, zip_mtime } => {
+                let (mode, mtime) = match entry {
+                    Some(e) => {
+                        if e.kind != Kind::File {
+                            return Err(damaged(format!(
+                                "the index says this is a {}, the member holds a file",
+                                e.kind.name()
+                            )));
+                        }
+                        if e.size != size {
+                            return Err(damaged(format!("size {size} disagrees with the index ({})", e.size)));
+                        }
+                        if e.sha256.is_some_and(|h| h != sha256) {
+                            return Err(damaged("content does not match its SHA-256 in the index".into()));
+                        }
+                        (e.mode, FileTime::from_unix_time(e.mtime.sec, e.mtime.nsec))
+                    }
+                    None => {
+                        (zip_mode.map_or(0o644, |m| m & 0o7777), FileTime::from_unix_time(zip_mtime.unwrap_or(0), 0))
+                    }
+                };
+                let write_err = |source| Error::Write { path: tmp.to_path_buf(), source };
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(write_err)?;
+                filetime::set_file_mtime(&tmp, mtime).map_err(write_err)?;
+                self.dest.persist(tmp, path)?;
+                self.report.files += 1;
+                self.report.bytes += size;
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<ExtractReport> {
+        while self.jobs > 0 {
+            self.collect(true)?;
+        }
+        // Members whose index is missing keep what their zip says.
+        let mut orphans: Vec<(Vec<u8>, Unpacked)> = self.arrived.drain().collect();
+        orphans.sort_by(|a, b| manifest::cmp_paths(&a.0, &b.0));
+        for (path, u) in orphans {
+            self.problem(Error::Member {
+                member: lossy(&path),
+                message: "no index entry; restored with the metadata of its zip member".into(),
+            });
+            let r = self.finalize(&path, u, None);
+            self.fatal_or_problem(r)?;
+        }
+        let mut missing: Vec<Vec<u8>> = self.expected.drain().map(|(p, _)| p).collect();
+        missing.sort_by(|a, b| manifest::cmp_paths(a, b));
+        for path in missing {
+            self.problem(Error::Member {
+                member: lossy(&path),
+                message: "listed in the index but its member is missing or damaged".into(),
+            });
+        }
+        for link in std::mem::take(&mut self.hardlinks) {
+            let r = self.hard_link(&link);
+            self.fatal_or_problem(r)?;
+        }
+        for (path, target, mtime) in std::mem::take(&mut self.symlinks) {
+            let r = self.symlink(&path, &target, mtime);
+            self.fatal_or_problem(r)?;
+        }
+        // Directory metadata last, deepest first, so that restoring their
+        // contents did not change their mtimes or need their permissions.
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by(|a, b| manifest::cmp_paths(&b.path, &a.path));
+        for d in dirs {
+            if d.path.is_empty() && !self.dest.created {
+                continue;
+            }
+            let abs = self.dest.abs(&d.path);
+            let r = std::fs::set_permissions(&abs, std::fs::Permissions::from_mode(d.mode))
+                .and_then(|()| filetime::set_file_mtime(&abs, FileTime::from_unix_time(d.mtime.sec, d.mtime.nsec)))
+                .map_err(|source| Error::Write { path: abs, source });
+            self.report.dirs += 1;
+            self.fatal_or_problem(r)?;
+        }
+        for (i, p) in self.opts.paths.iter().enumerate() {
+            if !self.matched.contains(&i) {
+                self.report.problems += 1;
+                self.obs.warning(&Error::Member { member: lossy(p), message: "not found in the archive".into() });
+            }
+        }
+        Ok(self.report)
+    }
+
+    fn hard_link(&mut self, e: &Entry) -> Result<()> {
+        let target = e.target.clone().unwrap_or_default();
+        self.dest.prepare(&e.path)?;
+        let src = self.dest.abs(&target);
+        if !src.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            return Err(Error::Member {
+                member: lossy(&e.path),
+                message: format!("hard link to `{}`, which was not restored", lossy(&target)),
+            });
+        }
+        let at = self.dest.clear_for_link(&e.path)?;
+        std::fs::hard_link(&src, &at).map_err(|source| Error::Write { path: at, source })?;
+        self.report.links += 1;
+        Ok(())
+    }
+
+    fn symlink(&mut self, path: &[u8], target: &[u8], mtime: FileTime) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        self.dest.prepare(path)?;
+        let at = self.dest.clear_for_link(path)?;
+        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &at)
+            .map_err(|source| Error::Write { path: at.clone(), source })?;
+        filetime::set_symlink_file_times(&at, mtime, mtime).map_err(|source| Error::Write { path: at, source })?;
+        self.report.links += 1;
+        Ok(())
+    }
+}
+
+/// Unpacks one zip member read from `r` (exactly `size` bytes) into a
+/// temporary file in `dir`, checking its name, CRC-32 and size.
+fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: &Path) -> Result<Unpacked> {
+    let damaged = |message: String| Error::Member { member: lossy(path), message };
+    let mut r = r.take(size);
+    let local = zip::read_local_header(&mut r).map_err(damaged)?;
+    if local.name != path {
+        return Err(damaged(format!(
+            "its zip entry is named `{}`; refusing a member whose names disagree",
+            lossy(&local.name)
+        )));
+    }
+    if local.len + local.csize > size {
+        return Err(damaged(format!("zip data ({} bytes) overruns the member ({size} bytes)", local.csize)));
+    }
+    // Symlinks are small and stored; look at the trailer to know the type,
+    // which needs the data first, so keep small stored data in memory.
+    let mut data = (&mut r).take(local.csize);
+    let mut hasher = Sha256::new();
+    let mut crc = crc32fast::Hasher::new();
+    let mut head = Vec::new();
+    let inline_limit: u64 = 64 << 10;
+    let mut tmp_file: Option<(BufWriter<File>, TempPath)> = None;
+    let mut written: u64 = 0;
+    let mut sink =
+        |chunk: &[u8], tmp_file: &mut Option<(BufWriter<File>, TempPath)>, head: &mut Vec<u8>| -> io::Result<()> {
+            hasher.update(chunk);
+            crc.update(chunk);
+            written += chunk.len() as u64;
+            if written > local.usize {
+                return Err(io::Error::other("data is longer than its declared size"));
+            }
+            if tmp_file.is_none() && (head.len() + chunk.len()) as u64 <= inline_limit {
+                head.extend_from_slice(chunk);
+                return Ok(());
+            }
+            if tmp_file.is_none() {
+                let t = tempfile::Builder::new().prefix(".xtar-tmp-").tempfile_in(dir)?;
+                let (f, p) = t.into_parts();
+                let mut w = BufWriter::with_capacity(1 << 16, f);
+                w.write_all(head)?;
+                head.clear();
+                *tmp_file = Some((w, p));
+            }
+            if let Some((w, _)) = tmp_file.as_mut() {
+                // All-zero chunks become holes: a sparse file stays sparse.
+                if chunk.iter().all(|&b| b == 0) {
+                    w.seek(io::SeekFrom::Current(chunk.len() as i64))?;
+                } else {
+                    w.write_all(chunk)?;
+                }
+            }
+            Ok(())
+        };
+    let mut buf = vec![0u8; 1 << 16];
+    let result: io::Result<()> = (|| {
+        match local.method {
+            Method::Stored => loop {
+                let n = data.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                sink(&buf[..n], &mut tmp_file, &mut head)?;
+            },
+            Method::Deflated => {
+                let mut dec = DeflateDecoder::new(io::BufReader::new(&mut data));
+                loop {
+                    let n = dec.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    sink(&buf[..n], &mut tmp_file, &mut head)?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    result.map_err(|e| match e.kind() {
+        io::ErrorKind::Other
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::InvalidData
+        | io::ErrorKind::UnexpectedEof
+            if !is_fatal(&e) =>
+        {
+            damaged(format!("cannot decompress: {e}"))
+        }
+        _ => Error::Write { path: dir.to_path_buf(), source: e },
+    })?;
+    if written != local.usize {
+        return Err(damaged(format!("holds {written} bytes but declares {}", local.usize)));
+    }
+    if crc.finalize() != local.crc {
+        return Err(damaged("CRC-32 mismatch".into()));
+    }
+    // Skip what is left of the compressed data, then read the trailer.
+    io::copy(&mut data, &mut io::sink()).map_err(|e| damaged(format!("cannot read member: {e}")))?;
+    let mut trailer = Vec::new();
+    (&mut r).take(4096).read_to_end(&mut trailer).map_err(|e| damaged(format!("cannot read member: {e}")))?;
+    let zip_mode = zip::central_unix_mode(&trailer);
+    if zip_mode.is_some_and(|m| m & 0o170_000 == S_IFLNK) {
+        if tmp_file.is_some() || head.is_empty() {
+            return Err(damaged("implausible symlink target".into()));
+        }
+        return Ok(Unpacked::Symlink { target: head, zip_mtime: local.mtime });
+    }
+    let tmp = match tmp_file {
+        Some((mut w, p)) => {
+            w.flush().map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
+            // Trailing holes need the length set explicitly.
+            w.get_ref().set_len(written).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
+            p
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix(".xtar-tmp-")
+                .tempfile_in(dir)
+                .map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
+            let (mut f, p) = t.into_parts();
+            f.write_all(&head).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
+            p
+        }
+    };
+    Ok(Unpacked::File { tmp, sha256: hasher.finalize().into(), size: written, zip_mode, zip_mtime: local.mtime })
+}

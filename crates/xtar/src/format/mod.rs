@@ -1,0 +1,130 @@
+//! The bytes on disk. `docs/format/xtar.md` is the normative description;
+//! this module implements it and nothing else.
+
+pub mod tar;
+pub mod zip;
+
+/// Format version written in `.xtar-header` and in every index.
+pub const FORMAT_VERSION: u32 = 1;
+/// Name of the first member of an archive.
+pub const HEADER_NAME: &[u8] = b".xtar-header";
+/// Last component of a directory's index member.
+pub const INDEX_NAME: &[u8] = b".xtar-index";
+/// Name of the last member of an archive: the whole manifest.
+pub const MANIFEST_NAME: &[u8] = b".xtar-manifest";
+/// Suffix of a file member (a zip with one entry).
+pub const FILE_SUFFIX: &[u8] = b".zip";
+/// Suffix of a directory's container.
+pub const CONTAINER_SUFFIX: &[u8] = b".xtar";
+/// First line of an index member, before the version.
+pub const INDEX_MAGIC: &str = "#xtar-index";
+/// First line of the header member, before the version.
+pub const HEADER_MAGIC: &str = "#xtar";
+
+/// What a tar member name says the member is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberName {
+    /// `.xtar-header` at the root.
+    Header,
+    /// `.xtar-manifest` at the root.
+    Manifest,
+    /// `DIR/.xtar-index`: the index of `DIR` (empty for the root).
+    Index(Vec<u8>),
+    /// `PATH.zip`: the file (or symlink) at `PATH`.
+    File(Vec<u8>),
+    /// `PATH.xtar`: the container of the directory at `PATH`.
+    Container(Vec<u8>),
+    /// Anything else; readers skip it.
+    Other(Vec<u8>),
+}
+
+impl MemberName {
+    /// Classifies a tar member name.
+    pub fn parse(name: &[u8]) -> MemberName {
+        if name == HEADER_NAME {
+            return MemberName::Header;
+        }
+        if name == MANIFEST_NAME {
+            return MemberName::Manifest;
+        }
+        if name == INDEX_NAME {
+            return MemberName::Index(Vec::new());
+        }
+        if let Some(dir) = name.strip_suffix(INDEX_NAME).and_then(|d| d.strip_suffix(b"/")) {
+            return MemberName::Index(dir.to_vec());
+        }
+        if let Some(p) = name.strip_suffix(FILE_SUFFIX).filter(|p| !p.is_empty()) {
+            return MemberName::File(p.to_vec());
+        }
+        if let Some(p) = name.strip_suffix(CONTAINER_SUFFIX).filter(|p| !p.is_empty()) {
+            return MemberName::Container(p.to_vec());
+        }
+        MemberName::Other(name.to_vec())
+    }
+}
+
+/// The tar name of the member for a file at `path`.
+pub fn file_member_name(path: &[u8]) -> Vec<u8> {
+    [path, FILE_SUFFIX].concat()
+}
+
+/// The tar name of the container for the directory at `path` (not the root).
+pub fn container_name(path: &[u8]) -> Vec<u8> {
+    [path, CONTAINER_SUFFIX].concat()
+}
+
+/// The tar name of the index of the directory at `dir`.
+pub fn index_name(dir: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        INDEX_NAME.to_vec()
+    } else {
+        [dir, b"/", INDEX_NAME].concat()
+    }
+}
+
+/// Checks that a path from an archive is safe to create below a
+/// destination: relative, not empty, no NUL, no empty, `.` or `..`
+/// component. Returns the reason when it is not.
+pub fn check_member_path(path: &[u8]) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("empty path");
+    }
+    if path.contains(&0) {
+        return Err("NUL byte in path");
+    }
+    if path[0] == b'/' {
+        return Err("absolute path");
+    }
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" => return Err("empty path component"),
+            b"." => return Err("`.` component in path"),
+            b".." => return Err("`..` component in path"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_classify() {
+        assert_eq!(MemberName::parse(b"a/b.txt.zip"), MemberName::File(b"a/b.txt".to_vec()));
+        assert_eq!(MemberName::parse(b"a/b.xtar"), MemberName::Container(b"a/b".to_vec()));
+        assert_eq!(MemberName::parse(b"a/.xtar-index"), MemberName::Index(b"a".to_vec()));
+        assert_eq!(MemberName::parse(b".xtar-index"), MemberName::Index(Vec::new()));
+        assert_eq!(MemberName::parse(b"a/.xtar-index.zip"), MemberName::File(b"a/.xtar-index".to_vec()));
+        assert_eq!(MemberName::parse(b".zip"), MemberName::Other(b".zip".to_vec()));
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for p in [&b"/etc/passwd"[..], b"a/../b", b"..", b"a//b", b"./a", b"a\0b", b""] {
+            assert!(check_member_path(p).is_err(), "{}", String::from_utf8_lossy(p));
+        }
+        assert!(check_member_path(b"a/b..c/.d").is_ok());
+    }
+}

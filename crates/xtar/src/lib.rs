@@ -1,0 +1,124 @@
+//! The `.xtar` container: compress each file first, then tar the members.
+//!
+//! An `.xtar` is a tar archive. Each regular file (or symlink) becomes its
+//! own member, `PATH.zip`, a zip with one entry named `PATH`. Each directory
+//! becomes a nested tar member, `PATH.xtar`, holding its files' members, its
+//! index `PATH/.xtar-index` (the directory's metadata and the SHA-256 of its
+//! files), and its subdirectories' containers. Every name is a full path from
+//! the archive root, so damage costs only the members it touches, and stock
+//! `tar` plus `unzip` can still recover everything. `docs/format/xtar.md` is
+//! the normative specification.
+//!
+//! ```
+//! use xtar::{compress_to_path, extract, CompressOptions, ExtractOptions, Silent};
+//!
+//! let src = tempfile::tempdir().unwrap();
+//! std::fs::create_dir(src.path().join("empty")).unwrap();
+//! std::fs::write(src.path().join("hello.txt"), b"hello, world\n").unwrap();
+//!
+//! let out = tempfile::tempdir().unwrap();
+//! let archive = out.path().join("backup.xtar");
+//! compress_to_path(src.path(), &archive, &CompressOptions::default(), false, &Silent).unwrap();
+//!
+//! let dest = out.path().join("restored");
+//! let report = extract(&archive, &dest, &ExtractOptions::default(), &Silent).unwrap();
+//! assert!(report.is_clean());
+//! assert_eq!(std::fs::read(dest.join("hello.txt")).unwrap(), b"hello, world\n");
+//! assert!(dest.join("empty").is_dir());
+//! ```
+
+mod compress;
+mod dest;
+mod error;
+mod extract;
+pub mod format;
+mod launch;
+mod list;
+mod progress;
+pub mod read;
+mod write;
+
+use std::fs::File;
+use std::io::{Seek, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+pub use error::{Error, Result};
+pub use extract::{expand, extract, ExtractOptions, ExtractReport};
+pub use launch::{launch, LaunchReport};
+pub use list::{list, Listed};
+pub use progress::{Observer, Silent};
+pub use write::{write_archive, CompressOptions, CompressSummary};
+
+/// Compresses `src` into a new archive at `out`.
+///
+/// The archive is written under a temporary name in the same directory and
+/// renamed to `out` only when complete and synced, so `out` never holds a
+/// partial archive. An existing `out` is replaced only if `overwrite`.
+/// Neither `out` nor the temporary file is ever archived into itself.
+pub fn compress_to_path(
+    src: &Path,
+    out: &Path,
+    opts: &CompressOptions,
+    overwrite: bool,
+    obs: &dyn Observer,
+) -> Result<CompressSummary> {
+    let write_err = |source| Error::Write { path: out.to_path_buf(), source };
+    if !overwrite && out.symlink_metadata().is_ok() {
+        return Err(Error::Exists { path: out.to_path_buf() });
+    }
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(write_err)?;
+    let mut opts = opts.clone();
+    for f in [Some(tmp.as_file().metadata()), std::fs::metadata(out).ok().map(Ok)].into_iter().flatten().flatten() {
+        opts.skip_inodes.push((f.dev(), f.ino()));
+    }
+    let summary = write_archive(src, tmp.as_file(), out, &opts, obs)?;
+    tmp.as_file().sync_all().map_err(write_err)?;
+    if overwrite {
+        tmp.persist(out).map_err(|e| write_err(e.error))?;
+    } else {
+        tmp.persist_noclobber(out).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Exists { path: out.to_path_buf() }
+            } else {
+                write_err(e.error)
+            }
+        })?;
+    }
+    Ok(summary)
+}
+
+/// Compresses `src` and copies the archive to `w` (for example standard
+/// output). The archive is staged in a temporary file in `work_dir`, because
+/// container sizes are patched after their members are written.
+pub fn compress_to_writer(
+    src: &Path,
+    w: &mut dyn Write,
+    work_dir: &Path,
+    opts: &CompressOptions,
+    obs: &dyn Observer,
+) -> Result<CompressSummary> {
+    let staged = tempfile::Builder::new()
+        .prefix(".xtar-stage-")
+        .tempfile_in(work_dir)
+        .map_err(|source| Error::Write { path: work_dir.to_path_buf(), source })?;
+    let mut opts = opts.clone();
+    let m = staged.as_file().metadata().map_err(|source| Error::Write { path: staged.path().to_path_buf(), source })?;
+    opts.skip_inodes.push((m.dev(), m.ino()));
+    let summary = write_archive(src, staged.as_file(), staged.path(), &opts, obs)?;
+    let mut f: &File = staged.as_file();
+    f.rewind().map_err(|source| Error::Read { path: staged.path().to_path_buf(), source })?;
+    std::io::copy(&mut f, w).map_err(|source| Error::Write { path: "<output>".into(), source })?;
+    w.flush().map_err(|source| Error::Write { path: "<output>".into(), source })?;
+    Ok(summary)
+}

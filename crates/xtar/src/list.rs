@@ -1,0 +1,50 @@
+//! `list`: the entries of an archive with their stored sizes, read from
+//! the indexes without decompressing anything.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use manifest::Entry;
+
+use crate::error::lossy;
+use crate::read::{Item, Scanner};
+use crate::{Error, Observer, Result};
+
+/// One listed entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The entry as its index records it.
+    pub entry: Entry,
+    /// Bytes its member takes in the archive (files and symlinks).
+    pub stored: Option<u64>,
+}
+
+/// Calls `f` for every entry of the archive, in archive order: each
+/// directory, then its files, then its subdirectories. Returns the number
+/// of problems reported through `obs` (members without index entries).
+pub fn list(archive: &Path, obs: &dyn Observer, mut f: impl FnMut(Listed)) -> Result<u64> {
+    let mut scanner = Scanner::open(archive)?;
+    let mut stored: HashMap<Vec<u8>, u64> = HashMap::new();
+    while let Some(item) = scanner.next(obs)? {
+        match item {
+            Item::File { path, size, .. } => {
+                stored.insert(path, size);
+            }
+            Item::Index { entries, .. } => {
+                for entry in entries {
+                    let s = stored.remove(&entry.path);
+                    f(Listed { entry, stored: s });
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut problems = 0;
+    let mut orphans: Vec<_> = stored.into_keys().collect();
+    orphans.sort_by(|a, b| manifest::cmp_paths(a, b));
+    for p in orphans {
+        problems += 1;
+        obs.warning(&Error::Member { member: lossy(&p), message: "member has no index entry".into() });
+    }
+    Ok(problems)
+}

@@ -1,0 +1,407 @@
+//! Reading an archive as one flat stream of members.
+//!
+//! Nested containers have no end-of-archive blocks, and every member name is
+//! a full path, so the reader does not recurse: it steps *into* a container
+//! member instead of skipping it, and reads the headers inside as if they
+//! were at the top level. A damaged header is reported and the reader
+//! resynchronises on the next valid header block.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::format::tar::{self as tarfmt, Block, BLOCK};
+use crate::format::{MemberName, FORMAT_VERSION, HEADER_MAGIC, INDEX_MAGIC};
+use crate::{Error, Observer, Result};
+
+/// Metadata members (header, index, manifest) larger than this are refused.
+const MAX_META: u64 = 1 << 30;
+
+/// Where archive bytes come from.
+pub enum Source {
+    /// A seekable file: skipping data seeks.
+    File(BufReader<File>),
+    /// Anything else: skipping data reads it.
+    Stream(BufReader<Box<dyn Read + Send>>),
+}
+
+impl Source {
+    /// Opens a file, or standard input for `-`.
+    pub fn open(path: &Path) -> Result<Source> {
+        if path.as_os_str() == "-" {
+            return Ok(Source::Stream(BufReader::with_capacity(1 << 20, Box::new(io::stdin()))));
+        }
+        let f = File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let seekable = f.metadata().map(|m| m.is_file()).unwrap_or(false);
+        Ok(if seekable {
+            Source::File(BufReader::with_capacity(1 << 20, f))
+        } else {
+            Source::Stream(BufReader::with_capacity(1 << 20, Box::new(f)))
+        })
+    }
+
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        match self {
+            Source::File(r) => r.seek_relative(i64::try_from(n).map_err(io::Error::other)?),
+            Source::Stream(r) => {
+                let copied = io::copy(&mut r.by_ref().take(n), &mut io::sink())?;
+                if copied < n {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::File(r) => r.read(buf),
+            Source::Stream(r) => r.read(buf),
+        }
+    }
+}
+
+/// One member of the flat stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// The `.xtar-header` member, already checked for its version.
+    Header {
+        /// The root the archive was made from.
+        root: Vec<u8>,
+        /// The member's bytes as stored.
+        text: Vec<u8>,
+    },
+    /// A file member `PATH.zip`; read its bytes with [`Scanner::data`].
+    File {
+        /// The path of the file it holds.
+        path: Vec<u8>,
+        /// Length of the member (the whole zip).
+        size: u64,
+        /// Offset of its data in the archive.
+        offset: u64,
+    },
+    /// A directory's container starts; its members follow.
+    Container {
+        /// The directory's path.
+        path: Vec<u8>,
+    },
+    /// A directory's index.
+    Index {
+        /// The directory's path.
+        dir: Vec<u8>,
+        /// Its entries.
+        entries: Vec<manifest::Entry>,
+        /// The member's bytes as stored.
+        text: Vec<u8>,
+    },
+    /// The whole manifest, at the end of the archive.
+    Manifest {
+        /// Its text.
+        text: Vec<u8>,
+    },
+    /// A member this version does not know; it was skipped.
+    Other {
+        /// Its tar name.
+        name: Vec<u8>,
+    },
+}
+
+/// Reads members one after another.
+pub struct Scanner {
+    src: Source,
+    path: PathBuf,
+    pos: u64,
+    /// Unread bytes of the current member's data, then its padding.
+    remaining: u64,
+    padding: u64,
+    containers: Vec<u64>,
+    started: bool,
+    ended: bool,
+}
+
+impl Scanner {
+    /// Reads from `src`; `path` names the archive in messages.
+    pub fn new(src: Source, path: &Path) -> Scanner {
+        Scanner {
+            src,
+            path: path.to_path_buf(),
+            pos: 0,
+            remaining: 0,
+            padding: 0,
+            containers: Vec::new(),
+            started: false,
+            ended: false,
+        }
+    }
+
+    /// Opens an archive file (or `-` for standard input).
+    pub fn open(path: &Path) -> Result<Scanner> {
+        Ok(Scanner::new(Source::open(path)?, path))
+    }
+
+    /// The archive's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io_err(&self, source: io::Error) -> Error {
+        Error::ReadArchive { path: self.path.clone(), offset: self.pos, source }
+    }
+
+    fn damaged(&self, offset: u64, message: impl Into<String>) -> Error {
+        Error::Damaged { path: self.path.clone(), offset, message: message.into() }
+    }
+
+    /// Reads the data of the current [`Item::File`] member.
+    pub fn data(&mut self) -> MemberData<'_> {
+        MemberData { s: self }
+    }
+
+    fn finish_member(&mut self) -> Result<()> {
+        let n = self.remaining + self.padding;
+        if n > 0 {
+            self.src.skip(n).map_err(|e| self.io_err(e))?;
+            self.pos += n;
+            self.remaining = 0;
+            self.padding = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads one block; `None` at the end of the input.
+    fn block(&mut self) -> Result<Option<[u8; BLOCK]>> {
+        let mut b = [0u8; BLOCK];
+        let mut got = 0;
+        while got < BLOCK {
+            match self.src.read(&mut b[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_err(e)),
+            }
+        }
+        self.pos += got as u64;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < BLOCK && !self.started {
+            return Err(Error::NotXtar { path: self.path.clone(), message: "too short to be a tar archive".into() });
+        }
+        if got < BLOCK {
+            return Err(self.damaged(self.pos - got as u64, "archive ends in the middle of a block (truncated)"));
+        }
+        Ok(Some(b))
+    }
+
+    /// The next member, or `None` at the end of the archive. Damage that
+    /// the reader can step over goes to `obs` as a warning.
+    pub fn next(&mut self, obs: &dyn Observer) -> Result<Option<Item>> {
+        self.finish_member()?;
+        if self.ended {
+            return Ok(None);
+        }
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut resyncing: Option<u64> = None;
+        loop {
+            while self.containers.last().is_some_and(|&end| end <= self.pos) {
+                self.containers.pop();
+            }
+            let at = self.pos;
+            let Some(block) = self.block()? else {
+                if !self.started {
+                    return Err(Error::NotXtar { path: self.path.clone(), message: "empty input".into() });
+                }
+                self.ended = true;
+                if !self.containers.is_empty() || resyncing.is_some() {
+                    obs.warning(&self.damaged(at, "archive is truncated (no end-of-archive marker)"));
+                }
+                return Ok(None);
+            };
+            let header = match tarfmt::parse_block(&block) {
+                Block::Zero if self.containers.is_empty() && self.started => {
+                    self.ended = true;
+                    return Ok(None);
+                }
+                Block::Header(h) => h,
+                Block::Zero | Block::Invalid => {
+                    if !self.started {
+                        return Err(Error::NotXtar {
+                            path: self.path.clone(),
+                            message: "the first block is not a tar header".into(),
+                        });
+                    }
+                    if resyncing.is_none() {
+                        resyncing = Some(at);
+                        obs.warning(&self.damaged(at, "invalid tar header; skipping to the next valid one"));
+                    }
+                    long_name = None;
+                    continue;
+                }
+            };
+            if header.is_long_name() {
+                if header.size > 64 << 10 {
+                    obs.warning(&self.damaged(at, "implausible long name record"));
+                    continue;
+                }
+                let mut name = Vec::new();
+                (&mut self.src).take(header.size).read_to_end(&mut name).map_err(|e| self.io_err(e))?;
+                self.pos += name.len() as u64;
+                if (name.len() as u64) < header.size {
+                    return Err(self.damaged(self.pos, "archive is truncated inside a long name record"));
+                }
+                let pad = tarfmt::padding(header.size) as u64;
+                self.src.skip(pad).map_err(|e| self.io_err(e))?;
+                self.pos += pad;
+                while name.last() == Some(&0) {
+                    name.pop();
+                }
+                long_name = Some(name);
+                continue;
+            }
+            let regular = header.is_regular();
+            let name = long_name.take().unwrap_or(header.name);
+            self.remaining = header.size;
+            self.padding = tarfmt::padding(header.size) as u64;
+            let data_at = self.pos;
+            let kind = MemberName::parse(&name);
+            if !self.started {
+                self.started = true;
+                if kind != MemberName::Header {
+                    return Err(Error::NotXtar {
+                        path: self.path.clone(),
+                        message: format!(
+                            "the first member is `{}`, not `.xtar-header`",
+                            String::from_utf8_lossy(&name)
+                        ),
+                    });
+                }
+            }
+            if !regular {
+                return Ok(Some(Item::Other { name }));
+            }
+            return Ok(Some(match kind {
+                MemberName::Header => {
+                    let text = self.meta_data(header.size)?;
+                    Item::Header { root: self.check_header(&text)?, text }
+                }
+                MemberName::Manifest => Item::Manifest { text: self.meta_data(header.size)? },
+                MemberName::Index(dir) => {
+                    let text = self.meta_data(header.size)?;
+                    match parse_index(&text, &dir) {
+                        Ok(entries) => Item::Index { dir, entries, text },
+                        Err(source) => {
+                            obs.warning(&Error::Manifest {
+                                what: format!("index of `{}` at offset {data_at}", String::from_utf8_lossy(&dir)),
+                                source,
+                            });
+                            Item::Other { name }
+                        }
+                    }
+                }
+                MemberName::File(path) => Item::File { path, size: header.size, offset: data_at },
+                MemberName::Container(path) => {
+                    // Step into the container: its members follow directly.
+                    self.containers.push(data_at + header.size);
+                    self.remaining = 0;
+                    self.padding = 0;
+                    Item::Container { path }
+                }
+                MemberName::Other(_) => Item::Other { name },
+            }));
+        }
+    }
+
+    fn meta_data(&mut self, size: u64) -> Result<Vec<u8>> {
+        if size > MAX_META {
+            return Err(self.damaged(self.pos, format!("metadata member claims {size} bytes")));
+        }
+        let mut text = Vec::new();
+        (&mut self.src).take(size).read_to_end(&mut text).map_err(|e| self.io_err(e))?;
+        self.pos += text.len() as u64;
+        self.remaining = size - text.len() as u64;
+        if self.remaining > 0 {
+            return Err(self.damaged(self.pos, "archive is truncated inside a metadata member"));
+        }
+        Ok(text)
+    }
+
+    fn check_header(&self, text: &[u8]) -> Result<Vec<u8>> {
+        let mut lines = text.split(|&b| b == b'\n');
+        let first = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
+        let version = first
+            .strip_prefix(HEADER_MAGIC)
+            .and_then(|v| v.strip_prefix(' '))
+            .ok_or_else(|| Error::NotXtar { path: self.path.clone(), message: "bad `.xtar-header`".into() })?;
+        if version != FORMAT_VERSION.to_string() {
+            return Err(Error::Version {
+                path: self.path.clone(),
+                found: version.to_string(),
+                supported: FORMAT_VERSION,
+            });
+        }
+        let root = lines
+            .find_map(|l| l.strip_prefix(b"#root "))
+            .and_then(|r| manifest::unescape_path(r).ok())
+            .unwrap_or_default();
+        Ok(root)
+    }
+}
+
+/// Parses an index member: `#xtar-index 1`, `#dir PATH`, then entry lines,
+/// each of which must be the directory itself or a direct child of it.
+pub fn parse_index(text: &[u8], dir: &[u8]) -> manifest::Result<Vec<manifest::Entry>> {
+    let syntax = |line, message: &str| manifest::Error::Syntax { line, message: message.to_string() };
+    let mut entries = Vec::new();
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        let n = n + 1;
+        if n == 1 {
+            let v = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| l.strip_prefix(INDEX_MAGIC))
+                .and_then(|l| l.strip_prefix(' '));
+            match v {
+                Some(v) if v == FORMAT_VERSION.to_string() => continue,
+                Some(v) => return Err(manifest::Error::Version { found: v.to_string() }),
+                None => return Err(syntax(1, "not an index")),
+            }
+        }
+        if line.is_empty() || line.starts_with(b"#") {
+            continue;
+        }
+        let e = manifest::parse_entry_line(line, n)?;
+        if e.path != dir && manifest::parent_of(&e.path) != dir {
+            return Err(syntax(n, "entry does not belong to this directory"));
+        }
+        if e.path == dir && e.kind != manifest::Kind::Dir {
+            return Err(syntax(n, "the directory's own entry is not a directory"));
+        }
+        if e.kind == manifest::Kind::Dir && e.path != dir {
+            return Err(syntax(n, "subdirectories have their own index"));
+        }
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
+/// The data of the current file member.
+pub struct MemberData<'a> {
+    s: &'a mut Scanner,
+}
+
+impl Read for MemberData<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let max = buf.len().min(usize::try_from(self.s.remaining).unwrap_or(usize::MAX));
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = self.s.src.read(&mut buf[..max])?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive ends inside a member"));
+        }
+        self.s.pos += n as u64;
+        self.s.remaining -= n as u64;
+        Ok(n)
+    }
+}
