@@ -24,7 +24,7 @@ pub struct Global {
     /// Print nothing but errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Print more: every file as it is handled, and a summary.
+    /// Print a summary of what was restored even when all went well.
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
     /// Worker threads [default: number of CPUs].
@@ -49,6 +49,19 @@ pub enum Command {
     Extract(ExtractArgs),
     /// List the entries of an archive with sizes, stored sizes and mtimes.
     List(ListArgs),
+    /// Write the manifest of a tree: every entry's path, type, mode, mtime,
+    /// size, SHA-256 and link target, one sorted line each.
+    Manifest(ManifestArgs),
+    /// Save a tree's directory structure, or recreate it.
+    #[command(subcommand)]
+    Struct(StructCommand),
+    /// Show what changed between two snapshots. Each side is a directory, an
+    /// .xtar archive, or a manifest file. Exit status 0: same, 1: different,
+    /// 2: error.
+    Diff(DiffArgs),
+    /// Decompress every member of an archive and check its CRC-32 and SHA-256;
+    /// name every damaged or missing file. Exit status 1 if any.
+    Verify(VerifyArgs),
     /// Print a shell completion script.
     #[command(hide = true)]
     Completions {
@@ -190,6 +203,76 @@ pub struct ExtractArgs {
     /// Replace existing files.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Write the manifest to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Record metadata only, without reading file contents.
+    #[arg(long)]
+    pub no_hash: bool,
+    #[command(flatten)]
+    pub walk: WalkArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StructCommand {
+    /// Save the directory structure of DIR (every directory, with its mode and
+    /// mtime) to FILE, in the manifest format.
+    Store {
+        /// The tree.
+        dir: PathBuf,
+        /// Where to save it.
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        walk: WalkArgs,
+    },
+    /// Recreate the directories saved in FILE (or in any manifest) under DEST,
+    /// empty ones included, with their modes and mtimes.
+    Expand {
+        /// Where to recreate them.
+        dest: PathBuf,
+        /// A file written by `struct store` or `manifest`.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old side: a directory, an .xtar archive or a manifest file.
+    pub a: PathBuf,
+    /// The new side: a directory, an .xtar archive or a manifest file.
+    pub b: PathBuf,
+    /// Compare only these paths (relative to the roots) and what is below them.
+    pub paths: Vec<PathBuf>,
+    /// Print JSON Lines, one object per change, with a `type` field.
+    #[arg(long)]
+    pub json: bool,
+    /// For directory sides: compare size and mtime only, without hashing
+    /// (moves are then not detected).
+    #[arg(long)]
+    pub no_hash: bool,
+    #[command(flatten)]
+    pub walk: WalkArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The archive (`-` for standard input).
+    pub archive: PathBuf,
+    /// Also compare the archive with this live tree, and list the differences.
+    #[arg(long, value_name = "DIR")]
+    pub against: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,11 @@
 //! `pybackup`: the command-line front end of the xtar crates.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod output;
+mod snapshots;
 mod ui;
 
 use std::io::Write;
@@ -32,7 +36,7 @@ fn main() -> ExitCode {
 }
 
 /// 0 when clean, 1 when something was skipped or damaged.
-fn code(clean: bool) -> ExitCode {
+pub(crate) fn code(clean: bool) -> ExitCode {
     if clean {
         ExitCode::SUCCESS
     } else {
@@ -137,6 +141,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(code(problems == 0))
         }
+        Command::Manifest(a) => snapshots::manifest_cmd(&a, jobs, &Ui::new(g.quiet, true, "manifest")),
+        Command::Struct(c) => snapshots::struct_cmd(&c, &Ui::new(g.quiet, true, "struct")),
+        Command::Diff(a) => snapshots::diff_cmd(&a, jobs, &Ui::new(g.quiet, true, "diff")),
+        Command::Verify(a) => snapshots::verify_cmd(&a, jobs, &Ui::new(g.quiet, g.no_progress, "verify")),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pybackup", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -162,7 +170,7 @@ fn report_restore(ui: &Ui, verbose: bool, r: &xtar::ExtractReport) {
 }
 
 /// Turns the walk flags into walk options, checking every glob.
-fn walk_options(a: &WalkArgs) -> anyhow::Result<walk::Options> {
+pub(crate) fn walk_options(a: &WalkArgs) -> anyhow::Result<walk::Options> {
     let mut rules = walk::Rules::default();
     for n in &a.exclude {
         if n.is_empty() || n.contains('/') {
@@ -203,7 +211,7 @@ fn default_output(src: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// A path asked for on the command line, as the archive spells it.
-fn normalize_request(p: &Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn normalize_request(p: &Path) -> anyhow::Result<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
     let mut parts: Vec<&[u8]> = Vec::new();
     for c in p.components() {

@@ -14,6 +14,28 @@ pub fn json_path(p: &[u8]) -> Value {
     }
 }
 
+/// A path for text output: control bytes, backslashes and bytes that are
+/// not UTF-8 are escaped (`\xHH`, `\\`), so that every entry stays on one
+/// line; spaces and other text print as they are.
+pub fn write_display_path(out: &mut impl Write, p: &[u8]) -> io::Result<()> {
+    if p.is_empty() {
+        return out.write_all(b".");
+    }
+    for chunk in p.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.write_all(b"\\\\")?,
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => write!(out, "\\x{:02x}", c as u32)?,
+                c => write!(out, "{c}")?,
+            }
+        }
+        for b in chunk.invalid() {
+            write!(out, "\\x{b:02x}")?;
+        }
+    }
+    Ok(())
+}
+
 /// `2026-11-23T05:00:00.123456789Z` from seconds and nanoseconds (UTC).
 pub fn iso_time(sec: i64, nsec: u32) -> String {
     let days = sec.div_euclid(86_400);
@@ -75,17 +97,16 @@ pub fn text_listed(out: &mut impl Write, l: &xtar::Listed) -> io::Result<()> {
     let e = &l.entry;
     let stored = l.stored.map_or_else(|| "-".to_string(), |s| s.to_string());
     let t = iso_time(e.mtime.sec, e.mtime.nsec);
-    let path = if e.path.is_empty() { &b"."[..] } else { &e.path[..] };
     write!(out, "{} {:>12} {:>12} {} ", mode_string(e.kind, e.mode), e.size, stored, &t[..19])?;
-    out.write_all(path)?;
+    write_display_path(out, &e.path)?;
     match (&e.kind, &e.target) {
         (manifest::Kind::Symlink, Some(t)) => {
             out.write_all(b" -> ")?;
-            out.write_all(t)?;
+            write_display_path(out, t)?;
         }
         (manifest::Kind::HardLink, Some(t)) => {
             out.write_all(b" link to ")?;
-            out.write_all(t)?;
+            write_display_path(out, t)?;
         }
         _ => {}
     }
@@ -121,6 +142,13 @@ mod tests {
         assert_eq!(iso_time(-1, 0), "1969-12-31T23:59:59.000000000Z");
         assert_eq!(mode_string(manifest::Kind::File, 0o4755), "-rwsr-xr-x");
         assert_eq!(mode_string(manifest::Kind::Dir, 0o1777), "drwxrwxrwt");
+    }
+
+    #[test]
+    fn display_paths_stay_on_one_line() {
+        let mut v = Vec::new();
+        write_display_path(&mut v, b"a b\n\\\xffc").expect("write");
+        assert_eq!(String::from_utf8(v).expect("utf-8"), "a b\\x0a\\\\\\xffc");
     }
 
     #[test]

@@ -39,6 +39,17 @@ impl Ui {
         }
     }
 
+    /// Whether -q was given.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Prints a warning (shown even with -q).
+    pub fn say_warning(&self, msg: &str) {
+        self.warnings.fetch_add(1, Ordering::Relaxed);
+        self.print(&format!("pybackup: warning: {msg}"));
+    }
+
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();

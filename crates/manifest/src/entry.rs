@@ -145,9 +145,14 @@ impl Entry {
 
     /// The last path component.
     pub fn name(&self) -> &[u8] {
-        match self.path.iter().rposition(|&b| b == b'/') {
-            Some(i) => &self.path[i + 1..],
-            None => &self.path,
+        Entry::name_of(&self.path)
+    }
+
+    /// The last component of a path.
+    pub fn name_of(path: &[u8]) -> &[u8] {
+        match path.iter().rposition(|&b| b == b'/') {
+            Some(i) => &path[i + 1..],
+            None => path,
         }
     }
 }

@@ -21,9 +21,14 @@
 //! assert_eq!(back, m);
 //! ```
 
+mod build;
+mod diff;
 mod entry;
 mod escape;
 mod text;
+
+pub use build::{build, hash_file, link_order, BuildError, BuildOptions};
+pub use diff::{diff, Change};
 
 pub use entry::{cmp_paths, parent_of, Entry, Kind, Timestamp};
 pub use escape::{escape_path, unescape_path};

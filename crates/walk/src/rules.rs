@@ -148,6 +148,28 @@ impl RuleSet {
         }
     }
 
+    /// Whether a path (relative, `/`-separated) is kept: every component
+    /// is decided in turn, as the walk would. Undecided directories are
+    /// kept, undecided files are not.
+    pub fn keeps(&self, path: &[u8], is_dir: bool) -> bool {
+        if path.is_empty() {
+            return true;
+        }
+        let mut v = self.root_verdict();
+        let n = path.iter().filter(|&&b| b == b'/').count() + 1;
+        let mut end = 0;
+        for (i, name) in path.split(|&b| b == b'/').enumerate() {
+            end += name.len();
+            let last = i + 1 == n;
+            v = self.decide(&path[..end], name, !last || is_dir, v);
+            end += 1;
+            if v == Verdict::Exclude {
+                return false;
+            }
+        }
+        v == Verdict::Include || is_dir
+    }
+
     fn include_below(&self, rel: &[u8]) -> bool {
         self.globs.iter().any(|g| {
             g.include

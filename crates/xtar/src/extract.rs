@@ -67,7 +67,25 @@ pub fn extract(archive: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
     if let Ok(m) = std::fs::metadata(archive) {
         obs.start(m.len());
     }
-    let mut engine = Engine::new(dest, opts, obs)?;
+    let mut engine = Engine::new(Some(dest), opts, obs)?;
+    run_scanner(&mut scanner, &mut engine, obs)?;
+    engine.finish()
+}
+
+/// Decompresses every member of an archive and checks its CRC-32, size and
+/// SHA-256 against the index, writing nothing. Each damaged or missing
+/// file is reported through `obs` and counted in `problems`.
+pub fn verify(archive: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Result<ExtractReport> {
+    let mut scanner = Scanner::open(archive)?;
+    if let Ok(m) = std::fs::metadata(archive) {
+        obs.start(m.len());
+    }
+    let mut engine = Engine::new(None, opts, obs)?;
+    run_scanner(&mut scanner, &mut engine, obs)?;
+    engine.finish()
+}
+
+fn run_scanner(scanner: &mut Scanner, engine: &mut Engine<'_>, obs: &dyn Observer) -> Result<()> {
     while let Some(item) = scanner.next(obs)? {
         match item {
             Item::File { path, size, .. } => {
@@ -83,7 +101,7 @@ pub fn extract(archive: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
         }
         engine.collect(false)?;
     }
-    engine.finish()
+    Ok(())
 }
 
 /// Restores a tree of launched members (see [`crate::launch`]) into `dest`.
@@ -96,7 +114,7 @@ pub fn expand(launched: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
         |e| files.push((e.path.clone(), e.kind, e.meta.size)),
         |e| errors.push(e),
     )?;
-    let mut engine = Engine::new(dest, opts, obs)?;
+    let mut engine = Engine::new(Some(dest), opts, obs)?;
     for e in errors {
         engine.problem(Error::Walk(e));
     }
@@ -146,14 +164,15 @@ pub fn expand(launched: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
 
 /// A member unpacked into a temporary file (or a symlink target).
 enum Unpacked {
-    File { tmp: TempPath, sha256: [u8; 32], size: u64, zip_mode: Option<u32>, zip_mtime: Option<i64> },
+    File { tmp: Option<TempPath>, sha256: [u8; 32], size: u64, zip_mode: Option<u32>, zip_mtime: Option<i64> },
     Symlink { target: Vec<u8>, zip_mtime: Option<i64> },
 }
 
 type JobResult = (Vec<u8>, u64, Result<Unpacked>);
 
 struct Engine<'a> {
-    dest: Dest,
+    /// Where to restore; `None` verifies only.
+    dest: Option<Dest>,
     opts: &'a ExtractOptions,
     obs: &'a dyn Observer,
     report: ExtractReport,
@@ -173,14 +192,14 @@ struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    fn new(dest: &Path, opts: &'a ExtractOptions, obs: &'a dyn Observer) -> Result<Engine<'a>> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.jobs)
-            .build()
-            .map_err(|e| Error::Write { path: dest.to_path_buf(), source: io::Error::other(e) })?;
+    fn new(dest: Option<&Path>, opts: &'a ExtractOptions, obs: &'a dyn Observer) -> Result<Engine<'a>> {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs).build().map_err(|e| Error::Write {
+            path: dest.unwrap_or(Path::new(".")).to_path_buf(),
+            source: io::Error::other(e),
+        })?;
         let (tx, rx) = mpsc::channel();
         Ok(Engine {
-            dest: Dest::new(dest, opts.overwrite)?,
+            dest: dest.map(|d| Dest::new(d, opts.overwrite)).transpose()?,
             opts,
             obs,
             report: ExtractReport::default(),
@@ -235,7 +254,14 @@ impl<'a> Engine<'a> {
         if !self.selected(&path) {
             return Ok(());
         }
-        let dir = self.dest.prepare(&path)?;
+        let dir = match &mut self.dest {
+            Some(d) => Some(d.prepare(&path)?),
+            None => {
+                format::check_member_path(&path)
+                    .map_err(|reason| Error::Unsafe { member: lossy(&path), reason: reason.into() })?;
+                None
+            }
+        };
         if size <= IN_MEMORY_MAX {
             let mut bytes = Vec::new();
             r.take(size)
@@ -248,12 +274,12 @@ impl<'a> Engine<'a> {
             self.jobs += 1;
             let tx = self.tx.clone();
             self.pool.spawn(move || {
-                let res = unpack(&path, &mut &bytes[..], size, &dir);
+                let res = unpack(&path, &mut &bytes[..], size, dir.as_deref());
                 let _ = tx.send((path, size, res));
             });
             Ok(())
         } else {
-            let res = unpack(&path, r, size, &dir);
+            let res = unpack(&path, r, size, dir.as_deref());
             self.arrive(path, res)
         }
     }
@@ -300,8 +326,8 @@ impl<'a> Engine<'a> {
             }
             match e.kind {
                 Kind::Dir => {
-                    if !e.path.is_empty() {
-                        self.dest.ensure_dir(&e.path, &e.path)?;
+                    if let (Some(dest), false) = (self.dest.as_mut(), e.path.is_empty()) {
+                        dest.ensure_dir(&e.path, &e.path)?;
                     }
                     self.dirs.push(e);
                 }
@@ -337,7 +363,11 @@ impl<'a> Engine<'a> {
                     Some(e) => FileTime::from_unix_time(e.mtime.sec, e.mtime.nsec),
                     None => FileTime::from_unix_time(zip_mtime.unwrap_or(0), 0),
                 };
-                self.symlinks.push((path.to_vec(), target, mtime));
+                if self.dest.is_some() {
+                    self.symlinks.push((path.to_vec(), target, mtime));
+                } else {
+                    self.report.links += 1;
+                }
                 Ok(())
             }
             Unpacked::File { tmp, sha256, size, zip_mode, zip_mtime } => {
@@ -361,10 +391,12 @@ impl<'a> Engine<'a> {
                         (zip_mode.map_or(0o644, |m| m & 0o7777), FileTime::from_unix_time(zip_mtime.unwrap_or(0), 0))
                     }
                 };
-                let write_err = |source| Error::Write { path: tmp.to_path_buf(), source };
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(write_err)?;
-                filetime::set_file_mtime(&tmp, mtime).map_err(write_err)?;
-                self.dest.persist(tmp, path)?;
+                if let (Some(tmp), Some(dest)) = (tmp, self.dest.as_ref()) {
+                    let write_err = |source| Error::Write { path: tmp.to_path_buf(), source };
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(write_err)?;
+                    filetime::set_file_mtime(&tmp, mtime).map_err(write_err)?;
+                    dest.persist(tmp, path)?;
+                }
                 self.report.files += 1;
                 self.report.bytes += size;
                 Ok(())
@@ -395,6 +427,11 @@ impl<'a> Engine<'a> {
                 message: "listed in the index but its member is missing or damaged".into(),
             });
         }
+        if self.dest.is_none() {
+            self.report.links += self.hardlinks.len() as u64;
+            self.report.dirs += self.dirs.len() as u64;
+            return Ok(self.report);
+        }
         for link in std::mem::take(&mut self.hardlinks) {
             let r = self.hard_link(&link);
             self.fatal_or_problem(r)?;
@@ -407,11 +444,12 @@ impl<'a> Engine<'a> {
         // contents did not change their mtimes or need their permissions.
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by(|a, b| manifest::cmp_paths(&b.path, &a.path));
+        let Some(dest) = self.dest.take() else { return Ok(self.report) };
         for d in dirs {
-            if d.path.is_empty() && !self.dest.created {
+            if d.path.is_empty() && !dest.created {
                 continue;
             }
-            let abs = self.dest.abs(&d.path);
+            let abs = dest.abs(&d.path);
             let r = std::fs::set_permissions(&abs, std::fs::Permissions::from_mode(d.mode))
                 .and_then(|()| filetime::set_file_mtime(&abs, FileTime::from_unix_time(d.mtime.sec, d.mtime.nsec)))
                 .map_err(|source| Error::Write { path: abs, source });
@@ -429,15 +467,16 @@ impl<'a> Engine<'a> {
 
     fn hard_link(&mut self, e: &Entry) -> Result<()> {
         let target = e.target.clone().unwrap_or_default();
-        self.dest.prepare(&e.path)?;
-        let src = self.dest.abs(&target);
+        let Some(dest) = self.dest.as_mut() else { return Ok(()) };
+        dest.prepare(&e.path)?;
+        let src = dest.abs(&target);
         if !src.symlink_metadata().is_ok_and(|m| m.is_file()) {
             return Err(Error::Member {
                 member: lossy(&e.path),
                 message: format!("hard link to `{}`, which was not restored", lossy(&target)),
             });
         }
-        let at = self.dest.clear_for_link(&e.path)?;
+        let at = dest.clear_for_link(&e.path)?;
         std::fs::hard_link(&src, &at).map_err(|source| Error::Write { path: at, source })?;
         self.report.links += 1;
         Ok(())
@@ -445,8 +484,9 @@ impl<'a> Engine<'a> {
 
     fn symlink(&mut self, path: &[u8], target: &[u8], mtime: FileTime) -> Result<()> {
         use std::os::unix::ffi::OsStrExt;
-        self.dest.prepare(path)?;
-        let at = self.dest.clear_for_link(path)?;
+        let Some(dest) = self.dest.as_mut() else { return Ok(()) };
+        dest.prepare(path)?;
+        let at = dest.clear_for_link(path)?;
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &at)
             .map_err(|source| Error::Write { path: at.clone(), source })?;
         filetime::set_symlink_file_times(&at, mtime, mtime).map_err(|source| Error::Write { path: at, source })?;
@@ -457,7 +497,11 @@ impl<'a> Engine<'a> {
 
 /// Unpacks one zip member read from `r` (exactly `size` bytes) into a
 /// temporary file in `dir`, checking its name, CRC-32 and size.
-fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: &Path) -> Result<Unpacked> {
+fn path_buf(p: &[u8]) -> std::path::PathBuf {
+    std::path::PathBuf::from(lossy(p))
+}
+
+fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: Option<&Path>) -> Result<Unpacked> {
     let damaged = |message: String| Error::Member { member: lossy(path), message };
     let mut r = r.take(size);
     let local = zip::read_local_header(&mut r).map_err(damaged)?;
@@ -491,6 +535,10 @@ fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: &Path) -> Result<Unpack
                 head.extend_from_slice(chunk);
                 return Ok(());
             }
+            let Some(dir) = dir else {
+                // Verifying only: nothing to keep beyond the head.
+                return Ok(());
+            };
             if tmp_file.is_none() {
                 let t = tempfile::Builder::new().prefix(".xtar-tmp-").tempfile_in(dir)?;
                 let (f, p) = t.into_parts();
@@ -541,7 +589,7 @@ fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: &Path) -> Result<Unpack
         {
             damaged(format!("cannot decompress: {e}"))
         }
-        _ => Error::Write { path: dir.to_path_buf(), source: e },
+        _ => Error::Write { path: dir.map_or_else(|| path_buf(path), Path::to_path_buf), source: e },
     })?;
     if written != local.usize {
         return Err(damaged(format!("holds {written} bytes but declares {}", local.usize)));
@@ -555,26 +603,27 @@ fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: &Path) -> Result<Unpack
     (&mut r).take(4096).read_to_end(&mut trailer).map_err(|e| damaged(format!("cannot read member: {e}")))?;
     let zip_mode = zip::central_unix_mode(&trailer);
     if zip_mode.is_some_and(|m| m & 0o170_000 == S_IFLNK) {
-        if tmp_file.is_some() || head.is_empty() {
+        if tmp_file.is_some() || written > inline_limit || head.is_empty() {
             return Err(damaged("implausible symlink target".into()));
         }
         return Ok(Unpacked::Symlink { target: head, zip_mtime: local.mtime });
     }
-    let tmp = match tmp_file {
-        Some((mut w, p)) => {
+    let tmp = match (tmp_file, dir) {
+        (_, None) => None,
+        (Some((mut w, p)), _) => {
             w.flush().map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
             // Trailing holes need the length set explicitly.
             w.get_ref().set_len(written).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
-            p
+            Some(p)
         }
-        None => {
+        (None, Some(dir)) => {
             let t = tempfile::Builder::new()
                 .prefix(".xtar-tmp-")
                 .tempfile_in(dir)
                 .map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
             let (mut f, p) = t.into_parts();
             f.write_all(&head).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
-            p
+            Some(p)
         }
     };
     Ok(Unpacked::File { tmp, sha256: hasher.finalize().into(), size: written, zip_mode, zip_mtime: local.mtime })

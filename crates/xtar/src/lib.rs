@@ -36,6 +36,7 @@ mod launch;
 mod list;
 mod progress;
 pub mod read;
+mod structure;
 mod write;
 
 use std::fs::File;
@@ -44,10 +45,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 pub use error::{Error, Result};
-pub use extract::{expand, extract, ExtractOptions, ExtractReport};
+pub use extract::{expand, extract, verify, ExtractOptions, ExtractReport};
 pub use launch::{launch, LaunchReport};
-pub use list::{list, Listed};
+pub use list::{archive_manifest, list, Listed};
 pub use progress::{Observer, Silent};
+pub use structure::expand_structure;
 pub use write::{write_archive, CompressOptions, CompressSummary};
 
 /// Compresses `src` into a new archive at `out`.

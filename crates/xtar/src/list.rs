@@ -48,3 +48,35 @@ pub fn list(archive: &Path, obs: &dyn Observer, mut f: impl FnMut(Listed)) -> Re
     }
     Ok(problems)
 }
+
+/// The manifest of the tree an archive holds: its `.xtar-manifest` member,
+/// or, when that is missing or damaged, the union of its indexes.
+pub fn archive_manifest(archive: &Path, obs: &dyn Observer) -> Result<manifest::Manifest> {
+    let mut scanner = Scanner::open(archive)?;
+    let mut root = Vec::new();
+    let mut from_indexes: Vec<Entry> = Vec::new();
+    let mut trailer: Option<manifest::Manifest> = None;
+    while let Some(item) = scanner.next(obs)? {
+        match item {
+            Item::Header { root: r, .. } => root = r,
+            Item::Index { entries, .. } => from_indexes.extend(entries),
+            Item::Manifest { text } => match manifest::Manifest::parse(&text) {
+                Ok(m) => trailer = Some(m),
+                Err(source) => obs.warning(&Error::Manifest { what: "`.xtar-manifest`".into(), source }),
+            },
+            _ => {}
+        }
+    }
+    if let Some(m) = trailer {
+        return Ok(m);
+    }
+    obs.warning(&Error::Member {
+        member: ".xtar-manifest".into(),
+        message: "missing or damaged; the manifest is rebuilt from the directory indexes".into(),
+    });
+    let mut m = manifest::Manifest::new(root);
+    m.entries = from_indexes;
+    m.sort();
+    m.entries.dedup_by(|a, b| a.path == b.path);
+    Ok(m)
+}

@@ -163,8 +163,10 @@ pub fn write_archive(
     let mut w = Out { w: BufWriter::with_capacity(1 << 20, out), pos: 0, path: out_path };
     let mut index: Vec<Option<Entry>> = vec![None; entries.len()];
 
+    let root = src.canonicalize().unwrap_or_else(|_| src.to_path_buf());
+    let root = root.as_os_str().as_encoded_bytes();
     let mut header = format!("{HEADER_MAGIC} {FORMAT_VERSION}\n#root ").into_bytes();
-    manifest::escape_path(&mut header, src.as_os_str().as_encoded_bytes());
+    manifest::escape_path(&mut header, root);
     header.push(b'\n');
     w.member(format::HEADER_NAME, &header, 0, 0o644)?;
 
@@ -324,7 +326,7 @@ pub fn write_archive(
     })?;
 
     // 4. The whole manifest, then the end-of-archive blocks.
-    let mut m = Manifest::new(src.as_os_str().as_encoded_bytes().to_vec());
+    let mut m = Manifest::new(root.to_vec());
     m.entries = index.into_iter().flatten().collect();
     m.sort();
     w.member(format::MANIFEST_NAME, &m.to_text(), entries[0].meta.mtime, 0o644)?;

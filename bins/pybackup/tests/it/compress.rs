@@ -228,3 +228,29 @@ fn incompressible_files_are_stored() {
     assert_eq!(method("noise.bin.zip"), 0, "noise must be stored");
     assert_eq!(method("text.txt.zip"), 8, "text must be deflated");
 }
+
+#[test]
+fn one_file_system_stays_on_the_source_file_system() {
+    // With -L, a link into /proc crosses into another file system.
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    write(&src, b"local.txt", b"here");
+    std::os::unix::fs::symlink("/proc/self/fdinfo", src.join("elsewhere")).expect("symlink");
+    let archive = t.path().join("a.xtar");
+    let out = pybackup()
+        .args(["compress", "-L", "--one-file-system"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&archive)
+        .output()
+        .expect("runs");
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{}", stderr(&out));
+    let paths = listed_paths(&archive);
+    assert!(paths.contains(&"local.txt".to_string()), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.starts_with("elsewhere/")), "{paths:?}");
+    // Without the flag, the walk follows the link into /proc.
+    let archive2 = t.path().join("b.xtar");
+    let out = pybackup().args(["compress", "-L"]).arg(&src).arg("-o").arg(&archive2).output().expect("runs");
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{}", stderr(&out));
+    assert!(listed_paths(&archive2).iter().any(|p| p.starts_with("elsewhere/")));
+}

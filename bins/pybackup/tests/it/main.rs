@@ -5,4 +5,5 @@ mod compress;
 mod extract;
 mod fidelity;
 mod interop;
+mod snapshots;
 mod support;

@@ -1,0 +1,12 @@
+//! Parses arbitrary bytes as a manifest; a parsed manifest must encode back
+//! to text that parses to the same manifest.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = manifest::Manifest::parse(data) {
+        let again = manifest::Manifest::parse(&m.to_text()).expect("re-encoded manifest parses");
+        assert_eq!(again, m);
+    }
+});
