@@ -64,7 +64,11 @@ def tools(pyb, jobs):
 
 
 def timed(argv):
-    """Runs argv under /usr/bin/time; returns (seconds, peak RSS in KiB)."""
+    """Runs argv under /usr/bin/time; returns (seconds, peak RSS in KiB).
+    Dirty pages left by the previous command are flushed first, so that no
+    tool pays for another's writes (pybackup fsyncs its archive before the
+    rename, and on ext4 that fsync would otherwise flush them)."""
+    subprocess.run(["sync"], check=True)
     with tempfile.NamedTemporaryFile("r") as t:
         r = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %M"] + argv,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

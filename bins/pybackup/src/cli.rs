@@ -119,6 +119,23 @@ pub struct CompressArgs {
     pub walk: WalkArgs,
     #[command(flatten)]
     pub level: LevelArgs,
+    /// Archive only the files (or directories) listed in FILE (`-`: standard
+    /// input), one per line, with the directories above them. Paths may be
+    /// absolute or relative to the current directory, and must lie in SRC.
+    /// `pyactivity --print0` writes such a list.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
+    /// The --files-from list is separated by NUL bytes, not newlines.
+    #[arg(long, requires = "files_from")]
+    pub null: bool,
+    /// Archive only files changed within this long before now (`2d`, `12h`),
+    /// with the directories above them.
+    #[arg(long, value_name = "DURATION", conflicts_with = "files_from", value_parser = parse_duration)]
+    pub changed_within: Option<std::time::Duration>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 12h or 2d: {e}"))
 }
 
 /// Compression level: `-0` stores, `-1` is fastest, `-9` smallest; default 6.

@@ -54,11 +54,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Compress(a) => {
             let ui = Ui::new(g.quiet, g.no_progress, "compress");
+            let select = selection(&a, &ui)?;
             let opts = xtar::CompressOptions {
                 level: a.level.value(),
                 jobs,
                 walk: walk_options(&a.walk)?,
                 skip_inodes: Vec::new(),
+                select,
             };
             let started = Instant::now();
             let (summary, out_name) = match a.output.as_deref() {
@@ -92,7 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     started.elapsed().as_secs_f64()
                 ));
             }
-            Ok(code(summary.warnings == 0))
+            Ok(code(summary.warnings == 0 && ui.warnings() == 0))
         }
         Command::Launch(a) => {
             let ui = Ui::new(g.quiet, g.no_progress, "launch");
@@ -167,6 +169,60 @@ fn report_restore(ui: &Ui, verbose: bool, r: &xtar::ExtractReport) {
             r.problems
         ));
     }
+}
+
+/// The selection asked for with --files-from or --changed-within.
+fn selection(a: &cli::CompressArgs, ui: &Ui) -> anyhow::Result<Option<xtar::Select>> {
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(d) = a.changed_within {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = now.saturating_sub(d);
+        return Ok(Some(xtar::Select::ChangedSince(t.as_secs() as i64, t.subsec_nanos())));
+    }
+    let Some(list) = &a.files_from else { return Ok(None) };
+    let mut bytes = Vec::new();
+    if list == Path::new("-") {
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+            .context("cannot read the list from standard input")?;
+    } else {
+        bytes = std::fs::read(list).with_context(|| format!("cannot read `{}`", list.display()))?;
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let src_abs = lexical(&cwd.join(&a.src));
+    let src_canon = a.src.canonicalize().unwrap_or_else(|_| src_abs.clone());
+    let sep = if a.null { b'\0' } else { b'\n' };
+    let mut set = std::collections::HashSet::new();
+    for raw in bytes.split(|&b| b == sep).filter(|l| !l.is_empty()) {
+        let p = lexical(&cwd.join(std::ffi::OsStr::from_bytes(raw)));
+        let rel = p.strip_prefix(&src_abs).or_else(|_| p.strip_prefix(&src_canon));
+        match rel {
+            Ok(r) if p.symlink_metadata().is_ok() => {
+                if !r.as_os_str().is_empty() {
+                    set.insert(r.as_os_str().as_bytes().to_vec());
+                }
+            }
+            Ok(_) => ui.say_warning(&format!("`{}` from the list does not exist; skipped", p.display())),
+            Err(_) => {
+                ui.say_warning(&format!("`{}` from the list is not inside `{}`; skipped", p.display(), a.src.display()))
+            }
+        }
+    }
+    Ok(Some(xtar::Select::Paths(set)))
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system.
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Turns the walk flags into walk options, checking every glob.

@@ -39,6 +39,11 @@ impl Ui {
         }
     }
 
+    /// Warnings printed so far.
+    pub fn warnings(&self) -> u64 {
+        self.warnings.load(Ordering::Relaxed)
+    }
+
     /// Whether -q was given.
     pub fn quiet(&self) -> bool {
         self.quiet

@@ -40,6 +40,8 @@ pub struct Meta {
     pub ctime_nsec: u32,
     /// Access time, seconds since the epoch.
     pub atime: i64,
+    /// Nanoseconds of the access time.
+    pub atime_nsec: u32,
     /// Size in bytes (for symlinks, the length of the target).
     pub size: u64,
     /// Device of the containing file system.
@@ -60,6 +62,7 @@ impl Meta {
             ctime: m.ctime(),
             ctime_nsec: clamp_nsec(m.ctime_nsec()),
             atime: m.atime(),
+            atime_nsec: clamp_nsec(m.atime_nsec()),
             size: m.size(),
             dev: m.dev(),
             ino: m.ino(),

@@ -60,14 +60,36 @@ fn deflate_or_store(raw: Vec<u8>, level: u32) -> (Method, Vec<u8>) {
     if level == 0 || raw.is_empty() {
         return (Method::Stored, raw);
     }
-    let mut c = Compress::new(Compression::new(level), false);
+    with_compressor(level, |c| deflate_or_store_with(c, raw))
+}
+
+thread_local! {
+    /// One deflate state per worker thread and level, reset between files:
+    /// setting one up costs more than compressing a small file.
+    static COMPRESSOR: std::cell::RefCell<Option<(u32, Compress)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn with_compressor<T>(level: u32, f: impl FnOnce(&mut Compress) -> T) -> T {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        match slot.as_mut() {
+            Some((l, c)) if *l == level => c.reset(),
+            _ => *slot = Some((level, Compress::new(Compression::new(level), false))),
+        }
+        match slot.as_mut() {
+            Some((_, c)) => f(c),
+            None => f(&mut Compress::new(Compression::new(level), false)),
+        }
+    })
+}
+
+fn deflate_or_store_with(c: &mut Compress, raw: Vec<u8>) -> (Method, Vec<u8>) {
     let mut out = Vec::with_capacity(raw.len() / 2 + 64);
     let sample = raw.len().min(SAMPLE);
     let rest = if sample < raw.len() {
         // Compress the sample with a sync flush (a deterministic boundary),
         // judge it, and either go on with the same stream or give up.
-        if run(&mut c, &raw[..sample], &mut out, FlushCompress::Sync).is_err()
-            || out.len() * 1000 > sample * KEEP_PER_MILLE
+        if run(c, &raw[..sample], &mut out, FlushCompress::Sync).is_err() || out.len() * 1000 > sample * KEEP_PER_MILLE
         {
             return (Method::Stored, raw);
         }
@@ -75,7 +97,7 @@ fn deflate_or_store(raw: Vec<u8>, level: u32) -> (Method, Vec<u8>) {
     } else {
         &raw[..]
     };
-    if run(&mut c, rest, &mut out, FlushCompress::Finish).is_err()
+    if run(c, rest, &mut out, FlushCompress::Finish).is_err()
         || out.len() >= raw.len()
         || out.len() * 1000 > raw.len() * KEEP_PER_MILLE
     {

@@ -50,7 +50,7 @@ pub use launch::{launch, LaunchReport};
 pub use list::{archive_manifest, list, Listed};
 pub use progress::{Observer, Silent};
 pub use structure::expand_structure;
-pub use write::{write_archive, CompressOptions, CompressSummary};
+pub use write::{write_archive, CompressOptions, CompressSummary, Select};
 
 /// Compresses `src` into a new archive at `out`.
 ///

@@ -33,6 +33,58 @@ pub struct CompressOptions {
     pub walk: walk::Options,
     /// Files never to archive, by (device, inode): the output itself.
     pub skip_inodes: Vec<(u64, u64)>,
+    /// Archive only a selection of the tree (with the directories above it).
+    pub select: Option<Select>,
+}
+
+/// A selection of entries to archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Select {
+    /// These paths (relative to the source, `/`-separated), and everything
+    /// below those that are directories.
+    Paths(std::collections::HashSet<Vec<u8>>),
+    /// Entries other than directories modified at or after this time
+    /// (seconds, nanoseconds since the epoch).
+    ChangedSince(i64, u32),
+}
+
+impl Select {
+    /// Keeps the selected entries of a walk (in walk order) and the
+    /// directories above them; the root is always kept.
+    pub fn apply(&self, entries: Vec<walk::Entry>) -> Vec<walk::Entry> {
+        let under_listed = |path: &[u8], set: &std::collections::HashSet<Vec<u8>>| {
+            let mut end = path.len();
+            loop {
+                if set.contains(&path[..end]) {
+                    return true;
+                }
+                match path[..end].iter().rposition(|&b| b == b'/') {
+                    Some(i) => end = i,
+                    None => return false,
+                }
+            }
+        };
+        let selected = |e: &walk::Entry| match self {
+            Select::Paths(set) => !e.path.is_empty() && under_listed(&e.path, set),
+            Select::ChangedSince(sec, nsec) => {
+                e.kind != walk::Kind::Dir && (e.meta.mtime, e.meta.mtime_nsec) >= (*sec, *nsec)
+            }
+        };
+        let mut ancestors: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        let keep: Vec<bool> = entries.iter().map(|e| e.path.is_empty() || selected(e)).collect();
+        for (e, k) in entries.iter().zip(&keep) {
+            if *k {
+                let mut p = e.path.as_slice();
+                while let Some(i) = p.iter().rposition(|&b| b == b'/') {
+                    p = &p[..i];
+                    if !ancestors.insert(p.to_vec()) {
+                        break;
+                    }
+                }
+            }
+        }
+        entries.into_iter().zip(keep).filter(|(e, k)| *k || ancestors.contains(&e.path)).map(|(e, _)| e).collect()
+    }
 }
 
 impl Default for CompressOptions {
@@ -42,6 +94,7 @@ impl Default for CompressOptions {
             jobs: rayon::current_num_threads(),
             walk: walk::Options::default(),
             skip_inodes: Vec::new(),
+            select: None,
         }
     }
 }
@@ -103,6 +156,9 @@ pub fn write_archive(
         _ => return Err(Error::Read { path: src.to_path_buf(), source: std::io::Error::other("not a directory") }),
     }
     entries.retain(|e| !(e.kind == walk::Kind::File && opts.skip_inodes.contains(&(e.meta.dev, e.meta.ino))));
+    if let Some(sel) = &opts.select {
+        entries = sel.apply(entries);
+    }
 
     // 2. Plan the containers.
     let mut dirs: Vec<DirPlan> = Vec::new();

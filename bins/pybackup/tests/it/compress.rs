@@ -254,3 +254,48 @@ fn one_file_system_stays_on_the_source_file_system() {
     assert!(out.status.code().is_some_and(|c| c <= 1), "{}", stderr(&out));
     assert!(listed_paths(&archive2).iter().any(|p| p.starts_with("elsewhere/")));
 }
+
+#[test]
+fn changed_within_takes_recent_files_with_their_directories() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    write(&src, b"new/fresh.txt", b"fresh");
+    let old = write(&src, b"old/stale.txt", b"stale");
+    write(&src, b"new/older.txt", b"older");
+    set_mtime(&old, 1_000_000_000, 0);
+    set_mtime(&src.join("new/older.txt"), 1_000_000_000, 0);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &["--changed-within", "2d"]);
+    let mut paths = listed_paths(&archive);
+    paths.sort();
+    assert_eq!(paths, vec![".", "new", "new/fresh.txt"]);
+}
+
+#[test]
+fn files_from_takes_listed_paths_and_warns_about_others() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    write(&src, b"a/one.txt", b"1");
+    write(&src, b"a/two.txt", b"2");
+    write(&src, b"b/sub/three.txt", b"3");
+    write(&src, b"c/four.txt", b"4");
+    let outside = write(t.path(), b"outside.txt", b"x");
+    let list = t.path().join("list.txt");
+    let listed = format!(
+        "{}\n{}\n{}\n{}\n",
+        src.join("a/two.txt").display(),
+        src.join("b").display(),
+        outside.display(),
+        src.join("missing").display()
+    );
+    std::fs::write(&list, listed).expect("write");
+    let archive = t.path().join("a.xtar");
+    let out =
+        run(&[os("compress"), src.as_os_str(), os("--files-from"), list.as_os_str(), os("-o"), archive.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not inside"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let mut paths = listed_paths(&archive);
+    paths.sort();
+    assert_eq!(paths, vec![".", "a", "a/two.txt", "b", "b/sub", "b/sub/three.txt"]);
+}
