@@ -62,6 +62,11 @@ pub enum Command {
     /// Decompress every member of an archive and check its CRC-32 and SHA-256;
     /// name every damaged or missing file. Exit status 1 if any.
     Verify(VerifyArgs),
+    /// Recover every intact file from a damaged archive, trusting no single
+    /// header, index or container. Prints a report naming every file as
+    /// intact, damaged or missing. Exit status 0 only if everything was
+    /// recovered, 1 otherwise, 2 on error.
+    Salvage(SalvageArgs),
     /// Print a shell completion script.
     #[command(hide = true)]
     Completions {
@@ -290,6 +295,26 @@ pub struct VerifyArgs {
     /// Also compare the archive with this live tree, and list the differences.
     #[arg(long, value_name = "DIR")]
     pub against: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SalvageArgs {
+    /// The damaged archive (a regular file).
+    pub archive: PathBuf,
+    /// Where to put what is recovered (created if needed).
+    pub dest: PathBuf,
+    /// Keep what can be read of each damaged file as NAME.damaged.
+    #[arg(long)]
+    pub keep_damaged: bool,
+    /// Replace existing files in DEST.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the report as JSON Lines: one object per file, then a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod output;
+mod salvage;
 mod snapshots;
 mod ui;
 
@@ -61,6 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 walk: walk_options(&a.walk)?,
                 skip_inodes: Vec::new(),
                 select,
+                root_label: None,
             };
             let started = Instant::now();
             let (summary, out_name) = match a.output.as_deref() {
@@ -147,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Struct(c) => snapshots::struct_cmd(&c, &Ui::new(g.quiet, true, "struct")),
         Command::Diff(a) => snapshots::diff_cmd(&a, jobs, &Ui::new(g.quiet, true, "diff")),
         Command::Verify(a) => snapshots::verify_cmd(&a, jobs, &Ui::new(g.quiet, g.no_progress, "verify")),
+        Command::Salvage(a) => salvage::salvage_cmd(&a, jobs, &Ui::new(g.quiet, g.no_progress, "salvage")),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pybackup", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -53,7 +53,7 @@ pub enum Error {
         message: String,
     },
     /// The archive has a format version this program does not read.
-    #[error("`{}` is xtar format version {found}; this program reads version {supported}", path.display())]
+    #[error("`{}` is xtar format version {found}; this program reads versions {} to {supported}", path.display(), crate::format::OLDEST_VERSION)]
     Version {
         /// The archive.
         path: PathBuf,
@@ -118,4 +118,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Lossy display of raw path bytes, for messages.
 pub(crate) fn lossy(p: &[u8]) -> String {
     String::from_utf8_lossy(p).into_owned()
+}
+
+/// An error and its sources, joined with `: `.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
 }

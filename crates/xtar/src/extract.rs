@@ -69,7 +69,7 @@ pub fn extract(archive: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
     }
     let mut engine = Engine::new(Some(dest), opts, obs)?;
     run_scanner(&mut scanner, &mut engine, obs)?;
-    engine.finish()
+    engine.finish().map(|(r, _)| r)
 }
 
 /// Decompresses every member of an archive and checks its CRC-32, size and
@@ -82,7 +82,7 @@ pub fn verify(archive: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Resu
     }
     let mut engine = Engine::new(None, opts, obs)?;
     run_scanner(&mut scanner, &mut engine, obs)?;
-    engine.finish()
+    engine.finish().map(|(r, _)| r)
 }
 
 fn run_scanner(scanner: &mut Scanner, engine: &mut Engine<'_>, obs: &dyn Observer) -> Result<()> {
@@ -147,35 +147,74 @@ pub fn expand(launched: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
             MemberName::Header => {
                 let text = std::fs::read(&abs).map_err(read_err)?;
                 let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-                let expected = format!("{} {}", format::HEADER_MAGIC, format::FORMAT_VERSION);
-                if first != expected.as_bytes() {
+                let version = first
+                    .strip_prefix(format::HEADER_MAGIC.as_bytes())
+                    .and_then(|v| v.strip_prefix(b" "))
+                    .and_then(|v| std::str::from_utf8(v).ok());
+                if !version.is_some_and(format::version_supported) {
                     return Err(Error::Version { path: abs, found: lossy(first), supported: format::FORMAT_VERSION });
                 }
             }
-            MemberName::Manifest => {}
+            MemberName::Manifest | MemberName::Pad => {}
             MemberName::Container(_) | MemberName::Other(_) => {
                 engine.problem(Error::Member { member: lossy(&rel), message: "not a launched member; skipped".into() });
             }
         }
         engine.collect(false)?;
     }
-    engine.finish()
+    engine.finish().map(|(r, _)| r)
 }
 
 /// A member unpacked into a temporary file (or a symlink target).
-enum Unpacked {
+pub(crate) enum Unpacked {
     File { tmp: Option<TempPath>, sha256: [u8; 32], size: u64, zip_mode: Option<u32>, zip_mtime: Option<i64> },
     Symlink { target: Vec<u8>, zip_mtime: Option<i64> },
 }
 
+/// How a restored file was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// Its content matches the SHA-256 of its index entry.
+    Sha256,
+    /// No index entry was left: its zip member's CRC-32 and size match.
+    Crc32,
+    /// Recreated from its index entry alone (symlinks, empty files).
+    Index,
+    /// A hard link to a file that was restored.
+    Link,
+}
+
 type JobResult = (Vec<u8>, u64, Result<Unpacked>);
 
-struct Engine<'a> {
+/// Per-file outcomes, kept when salvaging.
+#[derive(Default)]
+pub(crate) struct Book {
+    /// Outcome of each file, symlink and hard link, by path.
+    pub(crate) outcomes: std::collections::BTreeMap<Vec<u8>, Result<Verified, (Fate, String)>>,
+    /// Directories whose index was read whole: a member below one of them
+    /// that the index does not list is not part of this archive.
+    pub(crate) complete_dirs: HashSet<Vec<u8>>,
+    /// Whether the manifest was read whole.
+    pub(crate) manifest_complete: bool,
+}
+
+/// Why a file was not restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Its member was found but failed its checks.
+    Damaged,
+    /// No member was found.
+    Missing,
+    /// It was not written: unsafe, or something is in the way.
+    Refused,
+}
+
+pub(crate) struct Engine<'a> {
     /// Where to restore; `None` verifies only.
     dest: Option<Dest>,
     opts: &'a ExtractOptions,
     obs: &'a dyn Observer,
-    report: ExtractReport,
+    pub(crate) report: ExtractReport,
     pool: rayon::ThreadPool,
     tx: mpsc::Sender<JobResult>,
     rx: mpsc::Receiver<JobResult>,
@@ -185,14 +224,19 @@ struct Engine<'a> {
     expected: HashMap<Vec<u8>, Entry>,
     /// Unpacked members whose index entries have not come yet.
     arrived: HashMap<Vec<u8>, Unpacked>,
+    /// Paths of every index entry taken so far (an entry may come twice:
+    /// from its directory's index and from the manifest).
+    seen: HashSet<Vec<u8>>,
     dirs: Vec<Entry>,
     hardlinks: Vec<Entry>,
-    symlinks: Vec<(Vec<u8>, Vec<u8>, FileTime)>,
+    symlinks: Vec<(Vec<u8>, Vec<u8>, FileTime, Verified)>,
     matched: HashSet<usize>,
+    /// Salvaging: outcomes are booked per file instead of warned about.
+    pub(crate) book: Option<Book>,
 }
 
 impl<'a> Engine<'a> {
-    fn new(dest: Option<&Path>, opts: &'a ExtractOptions, obs: &'a dyn Observer) -> Result<Engine<'a>> {
+    pub(crate) fn new(dest: Option<&Path>, opts: &'a ExtractOptions, obs: &'a dyn Observer) -> Result<Engine<'a>> {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs).build().map_err(|e| Error::Write {
             path: dest.unwrap_or(Path::new(".")).to_path_buf(),
             source: io::Error::other(e),
@@ -210,10 +254,12 @@ impl<'a> Engine<'a> {
             jobs: 0,
             expected: HashMap::new(),
             arrived: HashMap::new(),
+            seen: HashSet::new(),
             dirs: Vec::new(),
             hardlinks: Vec::new(),
             symlinks: Vec::new(),
             matched: HashSet::new(),
+            book: None,
         })
     }
 
@@ -224,7 +270,7 @@ impl<'a> Engine<'a> {
 
     /// A fatal error (the destination cannot be written) stops the run;
     /// anything else is reported against the one file.
-    fn fatal_or_problem(&mut self, r: Result<()>) -> Result<()> {
+    pub(crate) fn fatal_or_problem(&mut self, r: Result<()>) -> Result<()> {
         match r {
             Err(Error::Write { path, source }) if is_fatal(&source) => Err(Error::Write { path, source }),
             Err(e) => {
@@ -232,6 +278,39 @@ impl<'a> Engine<'a> {
                 Ok(())
             }
             Ok(()) => Ok(()),
+        }
+    }
+
+    /// Books the outcome for one file: `Ok(None)` means it is not settled
+    /// yet. Fatal errors stop the run.
+    fn settle(&mut self, path: &[u8], r: Result<Option<Verified>>, fate: Fate) -> Result<()> {
+        match r {
+            Ok(None) => Ok(()),
+            Ok(Some(v)) => {
+                if let Some(book) = self.book.as_mut() {
+                    book.outcomes.insert(path.to_vec(), Ok(v));
+                }
+                Ok(())
+            }
+            Err(Error::Write { path, source }) if is_fatal(&source) => Err(Error::Write { path, source }),
+            Err(e) => {
+                self.report.problems += 1;
+                match self.book.as_mut() {
+                    Some(book) => {
+                        let fate = match e {
+                            Error::Unsafe { .. } | Error::Exists { .. } | Error::Write { .. } => Fate::Refused,
+                            _ => fate,
+                        };
+                        let message = match &e {
+                            Error::Member { message, .. } => message.clone(),
+                            other => crate::error::chain(other),
+                        };
+                        book.outcomes.insert(path.to_vec(), Err((fate, message)));
+                    }
+                    None => self.obs.warning(&e),
+                }
+                Ok(())
+            }
         }
     }
 
@@ -250,23 +329,31 @@ impl<'a> Engine<'a> {
         any
     }
 
-    fn member(&mut self, path: Vec<u8>, size: u64, r: &mut dyn Read) -> Result<()> {
+    /// Takes the member of the file at `path`, `size` bytes read from `r`.
+    pub(crate) fn member(&mut self, path: Vec<u8>, size: u64, r: &mut dyn Read) -> Result<()> {
         if !self.selected(&path) {
             return Ok(());
         }
         let dir = match &mut self.dest {
-            Some(d) => Some(d.prepare(&path)?),
-            None => {
-                format::check_member_path(&path)
-                    .map_err(|reason| Error::Unsafe { member: lossy(&path), reason: reason.into() })?;
-                None
+            Some(d) => d.prepare(&path).map(Some),
+            None => format::check_member_path(&path)
+                .map(|()| None)
+                .map_err(|reason| Error::Unsafe { member: lossy(&path), reason: reason.into() }),
+        };
+        let dir = match dir {
+            Ok(dir) => dir,
+            Err(e) => {
+                self.expected.remove(&path);
+                return self.settle(&path, Err(e), Fate::Refused);
             }
         };
         if size <= IN_MEMORY_MAX {
             let mut bytes = Vec::new();
-            r.take(size)
-                .read_to_end(&mut bytes)
-                .map_err(|e| Error::Member { member: lossy(&path), message: format!("cannot read member: {e}") })?;
+            if let Err(e) = r.take(size).read_to_end(&mut bytes) {
+                let e = Error::Member { member: lossy(&path), message: format!("cannot read member: {e}") };
+                self.expected.remove(&path);
+                return self.settle(&path, Err(e), Fate::Damaged);
+            }
             while self.inflight > WINDOW_BYTES {
                 self.collect(true)?;
             }
@@ -280,12 +367,13 @@ impl<'a> Engine<'a> {
             Ok(())
         } else {
             let res = unpack(&path, r, size, dir.as_deref());
-            self.arrive(path, res)
+            let r = self.arrive(path.clone(), res);
+            self.settle(&path, r, Fate::Damaged)
         }
     }
 
     /// Takes finished worker results; `block` waits for at least one.
-    fn collect(&mut self, block: bool) -> Result<()> {
+    pub(crate) fn collect(&mut self, block: bool) -> Result<()> {
         let mut wait = block && self.jobs > 0;
         loop {
             let next = if wait { self.rx.recv().ok() } else { self.rx.try_recv().ok() };
@@ -293,12 +381,20 @@ impl<'a> Engine<'a> {
             wait = false;
             self.jobs -= 1;
             self.inflight -= size;
-            let r = self.arrive(path, res);
-            self.fatal_or_problem(r)?;
+            let r = self.arrive(path.clone(), res);
+            self.settle(&path, r, Fate::Damaged)?;
         }
     }
 
-    fn arrive(&mut self, path: Vec<u8>, res: Result<Unpacked>) -> Result<()> {
+    /// Waits for every worker.
+    pub(crate) fn drain(&mut self) -> Result<()> {
+        while self.jobs > 0 {
+            self.collect(true)?;
+        }
+        Ok(())
+    }
+
+    fn arrive(&mut self, path: Vec<u8>, res: Result<Unpacked>) -> Result<Option<Verified>> {
         let unpacked = match res {
             Ok(u) => u,
             Err(e) => {
@@ -306,36 +402,53 @@ impl<'a> Engine<'a> {
                 return Err(e);
             }
         };
+        if self.book.as_ref().is_some_and(|b| b.outcomes.get(&path).is_some_and(|o| o.is_ok())) {
+            // A second member for a file already restored: keep the first.
+            return Ok(None);
+        }
         match self.expected.remove(&path) {
             Some(entry) => self.finalize(&path, unpacked, Some(&entry)),
             None => {
                 self.arrived.insert(path, unpacked);
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    fn index(&mut self, dir: &[u8], entries: Vec<Entry>) -> Result<()> {
+    /// Takes the entries of an index (or of the manifest) of the
+    /// directory `dir`; entries already taken are ignored.
+    pub(crate) fn index(&mut self, dir: &[u8], entries: Vec<Entry>) -> Result<()> {
         if !dir.is_empty() {
             format::check_member_path(dir)
                 .map_err(|reason| Error::Unsafe { member: lossy(dir), reason: reason.into() })?;
         }
         for e in entries {
-            if !self.selected(&e.path) {
+            if !self.selected(&e.path) || !self.seen.insert(e.path.clone()) {
                 continue;
             }
             match e.kind {
                 Kind::Dir => {
                     if let (Some(dest), false) = (self.dest.as_mut(), e.path.is_empty()) {
-                        dest.ensure_dir(&e.path, &e.path)?;
+                        let r = dest.ensure_dir(&e.path, &e.path);
+                        if self.book.is_some() {
+                            self.fatal_or_problem(r)?;
+                        } else {
+                            r?;
+                        }
                     }
                     self.dirs.push(e);
+                }
+                Kind::File | Kind::Symlink
+                    if self.book.as_ref().is_some_and(|b| b.outcomes.contains_key(&e.path))
+                        && !(e.kind == Kind::Symlink || e.size == 0) =>
+                {
+                    // Salvaging, its member was already found damaged.
                 }
                 Kind::File | Kind::Symlink => match self.arrived.remove(&e.path) {
                     Some(u) => {
                         let path = e.path.clone();
                         let r = self.finalize(&path, u, Some(&e));
-                        self.fatal_or_problem(r)?;
+                        self.settle(&path, r, Fate::Damaged)?;
                     }
                     None => {
                         self.expected.insert(e.path.clone(), e);
@@ -348,9 +461,45 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Books a file member that cannot even be read as damaged.
+    pub(crate) fn damaged(&mut self, path: &[u8], message: &str) -> Result<()> {
+        self.expected.remove(path);
+        let e = Error::Member { member: lossy(path), message: message.into() };
+        self.settle(path, Err(e), Fate::Damaged)
+    }
+
+    /// Whether a file still waits for its member, and its index entry.
+    pub(crate) fn expects(&self, path: &[u8]) -> Option<&Entry> {
+        self.expected.get(path)
+    }
+
+    /// Tries a member found without a trusted tar header for a file that
+    /// is still expected: it is taken only if it matches the file's index
+    /// entry exactly (SHA-256 for files, target for symlinks).
+    pub(crate) fn candidate(&mut self, path: &[u8], size: u64, r: &mut dyn Read) -> Result<bool> {
+        let Some(entry) = self.expected.get(path).cloned() else { return Ok(false) };
+        let dir = match self.dest.as_mut().map(|d| d.prepare(path)).transpose() {
+            Ok(dir) => dir,
+            Err(_) => return Ok(false),
+        };
+        let Ok(u) = unpack(path, r, size, dir.as_deref()) else { return Ok(false) };
+        let matches = match (&u, entry.kind) {
+            (Unpacked::File { sha256, size, .. }, Kind::File) => entry.sha256 == Some(*sha256) && entry.size == *size,
+            (Unpacked::Symlink { target, .. }, Kind::Symlink) => entry.target.as_deref() == Some(&target[..]),
+            _ => false,
+        };
+        if !matches {
+            return Ok(false);
+        }
+        self.expected.remove(path);
+        let r = self.finalize(path, u, Some(&entry));
+        self.settle(path, r, Fate::Damaged)?;
+        Ok(true)
+    }
+
     /// Checks an unpacked member against its index entry, applies the
     /// metadata and moves it into place.
-    fn finalize(&mut self, path: &[u8], u: Unpacked, entry: Option<&Entry>) -> Result<()> {
+    fn finalize(&mut self, path: &[u8], u: Unpacked, entry: Option<&Entry>) -> Result<Option<Verified>> {
         let damaged = |message: String| Error::Member { member: lossy(path), message };
         match u {
             Unpacked::Symlink { target, zip_mtime } => {
@@ -363,15 +512,13 @@ impl<'a> Engine<'a> {
                     Some(e) => FileTime::from_unix_time(e.mtime.sec, e.mtime.nsec),
                     None => FileTime::from_unix_time(zip_mtime.unwrap_or(0), 0),
                 };
-                if self.dest.is_some() {
-                    self.symlinks.push((path.to_vec(), target, mtime));
-                } else {
-                    self.report.links += 1;
-                }
-                Ok(())
+                let verified = if entry.is_some() { Verified::Sha256 } else { Verified::Crc32 };
+                // Booked when the link is made, after every file.
+                self.symlinks.push((path.to_vec(), target, mtime, verified));
+                Ok(None)
             }
             Unpacked::File { tmp, sha256, size, zip_mode, zip_mtime } => {
-                let (mode, mtime) = match entry {
+                let (mode, mtime, verified) = match entry {
                     Some(e) => {
                         if e.kind != Kind::File {
                             return Err(damaged(format!(
@@ -385,11 +532,14 @@ impl<'a> Engine<'a> {
                         if e.sha256.is_some_and(|h| h != sha256) {
                             return Err(damaged("content does not match its SHA-256 in the index".into()));
                         }
-                        (e.mode, FileTime::from_unix_time(e.mtime.sec, e.mtime.nsec))
+                        let v = if e.sha256.is_some() { Verified::Sha256 } else { Verified::Crc32 };
+                        (e.mode, FileTime::from_unix_time(e.mtime.sec, e.mtime.nsec), v)
                     }
-                    None => {
-                        (zip_mode.map_or(0o644, |m| m & 0o7777), FileTime::from_unix_time(zip_mtime.unwrap_or(0), 0))
-                    }
+                    None => (
+                        zip_mode.map_or(0o644, |m| m & 0o7777),
+                        FileTime::from_unix_time(zip_mtime.unwrap_or(0), 0),
+                        Verified::Crc32,
+                    ),
                 };
                 if let (Some(tmp), Some(dest)) = (tmp, self.dest.as_ref()) {
                     let write_err = |source| Error::Write { path: tmp.to_path_buf(), source };
@@ -399,57 +549,115 @@ impl<'a> Engine<'a> {
                 }
                 self.report.files += 1;
                 self.report.bytes += size;
-                Ok(())
+                Ok(Some(verified))
             }
         }
     }
 
-    fn finish(mut self) -> Result<ExtractReport> {
-        while self.jobs > 0 {
-            self.collect(true)?;
+    /// Whether a member without an index entry is foreign: its directory's
+    /// index, or the manifest, was read whole and does not list it.
+    fn foreign(&self, path: &[u8]) -> bool {
+        self.book.as_ref().is_some_and(|b| b.manifest_complete || b.complete_dirs.contains(manifest::parent_of(path)))
+    }
+
+    /// Restores, from its index entry alone, a file that needs no data:
+    /// a symlink, or an empty file.
+    fn recreate_from_index(&mut self, e: &Entry) -> Result<Option<Verified>> {
+        let empty: [u8; 32] = Sha256::digest(b"").into();
+        match e.kind {
+            Kind::Symlink if e.target.is_some() => {
+                let mtime = FileTime::from_unix_time(e.mtime.sec, e.mtime.nsec);
+                self.symlinks.push((e.path.clone(), e.target.clone().unwrap_or_default(), mtime, Verified::Index));
+                Ok(None)
+            }
+            Kind::File if e.size == 0 && e.sha256.is_none_or(|h| h == empty) => {
+                let Some(dest) = self.dest.as_mut() else { return Ok(Some(Verified::Index)) };
+                let dir = dest.prepare(&e.path)?;
+                let t = tempfile::Builder::new()
+                    .prefix(".xtar-tmp-")
+                    .tempfile_in(&dir)
+                    .map_err(|source| Error::Write { path: dir.clone(), source })?;
+                let u = Unpacked::File {
+                    tmp: Some(t.into_temp_path()),
+                    sha256: empty,
+                    size: 0,
+                    zip_mode: None,
+                    zip_mtime: None,
+                };
+                self.finalize(&e.path, u, Some(e)).map(|_| Some(Verified::Index))
+            }
+            _ => Err(Error::Member {
+                member: lossy(&e.path),
+                message: "listed in the index but its member is missing or damaged".into(),
+            }),
         }
+    }
+
+    pub(crate) fn finish(mut self) -> Result<(ExtractReport, Option<Book>)> {
+        self.drain()?;
         // Members whose index is missing keep what their zip says.
         let mut orphans: Vec<(Vec<u8>, Unpacked)> = self.arrived.drain().collect();
         orphans.sort_by(|a, b| manifest::cmp_paths(&a.0, &b.0));
         for (path, u) in orphans {
-            self.problem(Error::Member {
-                member: lossy(&path),
-                message: "no index entry; restored with the metadata of its zip member".into(),
-            });
+            if self.book.is_some() {
+                if self.foreign(&path) {
+                    let e = Error::Member {
+                        member: lossy(&path),
+                        message: "found where no index lists it; it looks like data from inside another file, \
+                                  not restored"
+                            .into(),
+                    };
+                    self.obs.warning(&e);
+                    continue;
+                }
+            } else {
+                self.problem(Error::Member {
+                    member: lossy(&path),
+                    message: "no index entry; restored with the metadata of its zip member".into(),
+                });
+            }
             let r = self.finalize(&path, u, None);
-            self.fatal_or_problem(r)?;
+            self.settle(&path, r, Fate::Damaged)?;
         }
-        let mut missing: Vec<Vec<u8>> = self.expected.drain().map(|(p, _)| p).collect();
-        missing.sort_by(|a, b| manifest::cmp_paths(a, b));
-        for path in missing {
-            self.problem(Error::Member {
-                member: lossy(&path),
-                message: "listed in the index but its member is missing or damaged".into(),
-            });
+        let mut missing: Vec<Entry> = self.expected.drain().map(|(_, e)| e).collect();
+        missing.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+        for e in missing {
+            if self.book.is_some() {
+                let r = self.recreate_from_index(&e);
+                self.settle(&e.path, r, Fate::Missing)?;
+            } else {
+                self.problem(Error::Member {
+                    member: lossy(&e.path),
+                    message: "listed in the index but its member is missing or damaged".into(),
+                });
+            }
         }
         if self.dest.is_none() {
-            self.report.links += self.hardlinks.len() as u64;
+            self.report.links += (self.hardlinks.len() + self.symlinks.len()) as u64;
             self.report.dirs += self.dirs.len() as u64;
-            return Ok(self.report);
+            return Ok((self.report, self.book));
         }
         for link in std::mem::take(&mut self.hardlinks) {
-            let r = self.hard_link(&link);
-            self.fatal_or_problem(r)?;
+            let r = self.hard_link(&link).map(|()| Some(Verified::Link));
+            self.settle(&link.path, r, Fate::Missing)?;
         }
-        for (path, target, mtime) in std::mem::take(&mut self.symlinks) {
-            let r = self.symlink(&path, &target, mtime);
-            self.fatal_or_problem(r)?;
+        for (path, target, mtime, verified) in std::mem::take(&mut self.symlinks) {
+            let r = self.symlink(&path, &target, mtime).map(|()| Some(verified));
+            self.settle(&path, r, Fate::Damaged)?;
         }
         // Directory metadata last, deepest first, so that restoring their
         // contents did not change their mtimes or need their permissions.
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by(|a, b| manifest::cmp_paths(&b.path, &a.path));
-        let Some(dest) = self.dest.take() else { return Ok(self.report) };
+        let Some(dest) = self.dest.take() else { return Ok((self.report, self.book)) };
         for d in dirs {
             if d.path.is_empty() && !dest.created {
                 continue;
             }
             let abs = dest.abs(&d.path);
+            if self.book.is_some() && !abs.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
             let r = std::fs::set_permissions(&abs, std::fs::Permissions::from_mode(d.mode))
                 .and_then(|()| filetime::set_file_mtime(&abs, FileTime::from_unix_time(d.mtime.sec, d.mtime.nsec)))
                 .map_err(|source| Error::Write { path: abs, source });
@@ -462,7 +670,7 @@ impl<'a> Engine<'a> {
                 self.obs.warning(&Error::Member { member: lossy(p), message: "not found in the archive".into() });
             }
         }
-        Ok(self.report)
+        Ok((self.report, self.book))
     }
 
     fn hard_link(&mut self, e: &Entry) -> Result<()> {
@@ -501,7 +709,7 @@ fn path_buf(p: &[u8]) -> std::path::PathBuf {
     std::path::PathBuf::from(lossy(p))
 }
 
-fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: Option<&Path>) -> Result<Unpacked> {
+pub(crate) fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: Option<&Path>) -> Result<Unpacked> {
     let damaged = |message: String| Error::Member { member: lossy(path), message };
     let mut r = r.take(size);
     let local = zip::read_local_header(&mut r).map_err(damaged)?;

@@ -36,6 +36,7 @@ mod launch;
 mod list;
 mod progress;
 pub mod read;
+mod salvage;
 mod structure;
 mod write;
 
@@ -45,10 +46,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 pub use error::{Error, Result};
-pub use extract::{expand, extract, verify, ExtractOptions, ExtractReport};
+pub use extract::{expand, extract, verify, ExtractOptions, ExtractReport, Fate, Verified};
 pub use launch::{launch, LaunchReport};
 pub use list::{archive_manifest, list, Listed};
 pub use progress::{Observer, Silent};
+pub use salvage::{salvage, FileState, SalvageOptions, SalvageReport, SalvagedFile};
 pub use structure::expand_structure;
 pub use write::{write_archive, CompressOptions, CompressSummary, Select};
 

@@ -11,7 +11,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::format::tar::{self as tarfmt, Block, BLOCK};
-use crate::format::{MemberName, FORMAT_VERSION, HEADER_MAGIC, INDEX_MAGIC};
+use crate::format::{version_supported, MemberName, FORMAT_VERSION, HEADER_MAGIC, INDEX_MAGIC};
 use crate::{Error, Observer, Result};
 
 /// Metadata members (header, index, manifest) larger than this are refused.
@@ -281,6 +281,10 @@ impl Scanner {
             if !regular {
                 return Ok(Some(Item::Other { name }));
             }
+            if kind == MemberName::Pad {
+                self.finish_member()?;
+                continue;
+            }
             return Ok(Some(match kind {
                 MemberName::Header => {
                     let text = self.meta_data(header.size)?;
@@ -308,7 +312,7 @@ impl Scanner {
                     self.padding = 0;
                     Item::Container { path }
                 }
-                MemberName::Other(_) => Item::Other { name },
+                MemberName::Other(_) | MemberName::Pad => Item::Other { name },
             }));
         }
     }
@@ -334,7 +338,7 @@ impl Scanner {
             .strip_prefix(HEADER_MAGIC)
             .and_then(|v| v.strip_prefix(' '))
             .ok_or_else(|| Error::NotXtar { path: self.path.clone(), message: "bad `.xtar-header`".into() })?;
-        if version != FORMAT_VERSION.to_string() {
+        if !version_supported(version) {
             return Err(Error::Version {
                 path: self.path.clone(),
                 found: version.to_string(),
@@ -362,7 +366,7 @@ pub fn parse_index(text: &[u8], dir: &[u8]) -> manifest::Result<Vec<manifest::En
                 .and_then(|l| l.strip_prefix(INDEX_MAGIC))
                 .and_then(|l| l.strip_prefix(' '));
             match v {
-                Some(v) if v == FORMAT_VERSION.to_string() => continue,
+                Some(v) if version_supported(v) => continue,
                 Some(v) => return Err(manifest::Error::Version { found: v.to_string() }),
                 None => return Err(syntax(1, "not an index")),
             }

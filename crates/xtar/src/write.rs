@@ -35,6 +35,9 @@ pub struct CompressOptions {
     pub skip_inodes: Vec<(u64, u64)>,
     /// Archive only a selection of the tree (with the directories above it).
     pub select: Option<Select>,
+    /// The root recorded in the header and the manifest, instead of the
+    /// canonical path of the source (for reproducible archives).
+    pub root_label: Option<Vec<u8>>,
 }
 
 /// A selection of entries to archive.
@@ -95,6 +98,7 @@ impl Default for CompressOptions {
             walk: walk::Options::default(),
             skip_inodes: Vec::new(),
             select: None,
+            root_label: None,
         }
     }
 }
@@ -219,8 +223,8 @@ pub fn write_archive(
     let mut w = Out { w: BufWriter::with_capacity(1 << 20, out), pos: 0, path: out_path };
     let mut index: Vec<Option<Entry>> = vec![None; entries.len()];
 
-    let root = src.canonicalize().unwrap_or_else(|_| src.to_path_buf());
-    let root = root.as_os_str().as_encoded_bytes();
+    let canonical = src.canonicalize().unwrap_or_else(|_| src.to_path_buf());
+    let root = opts.root_label.as_deref().unwrap_or(canonical.as_os_str().as_encoded_bytes());
     let mut header = format!("{HEADER_MAGIC} {FORMAT_VERSION}\n#root ").into_bytes();
     manifest::escape_path(&mut header, root);
     header.push(b'\n');
@@ -385,7 +389,17 @@ pub fn write_archive(
     let mut m = Manifest::new(root.to_vec());
     m.entries = index.into_iter().flatten().collect();
     m.sort();
+    let manifest_at = w.pos;
     w.member(format::MANIFEST_NAME, &m.to_text(), entries[0].meta.mtime, 0o644)?;
+    // The tail guard (format §7): the last TAIL_GUARD bytes must hold no
+    // index, so that losing them cannot take both copies of any line.
+    let tail = w.pos - manifest_at + 2 * BLOCK as u64;
+    if tail < format::TAIL_GUARD {
+        let room = format::TAIL_GUARD - tail;
+        // The pad member's own header takes one block.
+        let pad = room.saturating_sub(BLOCK as u64).div_ceil(BLOCK as u64) * BLOCK as u64;
+        w.member(format::PAD_NAME, &vec![0u8; pad as usize], entries[0].meta.mtime, 0o644)?;
+    }
     w.write(&[0u8; 2 * BLOCK])?;
     w.w.flush().map_err(|source| Error::Write { path: out_path.to_path_buf(), source })?;
     summary.bytes_out = w.pos;

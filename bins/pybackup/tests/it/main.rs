@@ -5,5 +5,6 @@ mod compress;
 mod extract;
 mod fidelity;
 mod interop;
+mod salvage;
 mod snapshots;
 mod support;

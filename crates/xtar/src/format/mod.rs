@@ -5,7 +5,18 @@ pub mod tar;
 pub mod zip;
 
 /// Format version written in `.xtar-header` and in every index.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version readers accept.
+pub const OLDEST_VERSION: u32 = 1;
+/// Whether a version string from an archive is one this program reads.
+pub fn version_supported(v: &str) -> bool {
+    v.parse::<u32>().is_ok_and(|v| (OLDEST_VERSION..=FORMAT_VERSION).contains(&v))
+}
+/// Bytes at the end of an archive that hold no index (version 2 on): the
+/// manifest and, for small archives, a pad member fill them.
+pub const TAIL_GUARD: u64 = 64 << 10;
+/// Name of the zero-filled member that completes the tail guard.
+pub const PAD_NAME: &[u8] = b".xtar-pad";
 /// Name of the first member of an archive.
 pub const HEADER_NAME: &[u8] = b".xtar-header";
 /// Last component of a directory's index member.
@@ -28,6 +39,8 @@ pub enum MemberName {
     Header,
     /// `.xtar-manifest` at the root.
     Manifest,
+    /// `.xtar-pad` at the root: zeros that complete the tail guard.
+    Pad,
     /// `DIR/.xtar-index`: the index of `DIR` (empty for the root).
     Index(Vec<u8>),
     /// `PATH.zip`: the file (or symlink) at `PATH`.
@@ -46,6 +59,9 @@ impl MemberName {
         }
         if name == MANIFEST_NAME {
             return MemberName::Manifest;
+        }
+        if name == PAD_NAME {
+            return MemberName::Pad;
         }
         if name == INDEX_NAME {
             return MemberName::Index(Vec::new());

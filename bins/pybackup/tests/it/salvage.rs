@@ -1,0 +1,293 @@
+//! `pybackup salvage`: damaged archives give back every file their damage
+//! did not touch, bit-exact, and the report names the rest.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// A tree with stored and deflated files at several depths, an empty file,
+/// a symlink, a hard link and a path longer than 256 bytes.
+pub fn build_tree(src: &Path) {
+    for i in 0..40u64 {
+        write(src, format!("n{i:02}.bin").as_bytes(), &noise(1000 + (i as usize * 97) % 4000, i + 1));
+        write(src, format!("a/t{i:02}.txt").as_bytes(), format!("line {i}\n").repeat(50 + i as usize).as_bytes());
+        write(src, format!("a/b/c/n{i:02}").as_bytes(), &noise(2500, 100 + i));
+    }
+    write(src, b"empty", b"");
+    write(src, format!("long/{}/{}", "d".repeat(120), "f".repeat(140)).as_bytes(), &noise(3000, 7));
+    std::os::unix::fs::symlink("n00.bin", src.join("link")).expect("symlink");
+    std::fs::hard_link(src.join("a/t01.txt"), src.join("a/hard")).expect("hard link");
+    std::fs::create_dir_all(src.join("a/empty-dir")).expect("mkdir");
+}
+
+/// Every file member of an archive, found by walking the tar stream here
+/// (not with the code under test): path, first byte of its header(s), end
+/// of its data.
+pub fn member_ranges(a: &[u8]) -> Vec<(Vec<u8>, u64, u64)> {
+    let cstr = |f: &[u8]| f[..f.iter().position(|&b| b == 0).unwrap_or(f.len())].to_vec();
+    let octal =
+        |f: &[u8]| cstr(f).iter().filter(|b| b.is_ascii_digit()).fold(0u64, |v, &b| v * 8 + u64::from(b - b'0'));
+    let round = |n: u64| n.div_ceil(512) * 512;
+    let mut out = Vec::new();
+    let (mut pos, mut long, mut start) = (0usize, None::<Vec<u8>>, None::<usize>);
+    while pos + 512 <= a.len() {
+        let b = &a[pos..pos + 512];
+        if b.iter().all(|&x| x == 0) {
+            pos += 512;
+            continue;
+        }
+        let size = octal(&b[124..136]);
+        let first = start.take().unwrap_or(pos);
+        if b[156] == b'L' {
+            long = Some(cstr(&a[pos + 512..pos + 512 + size as usize]));
+            start = Some(first);
+            pos += 512 + round(size) as usize;
+            continue;
+        }
+        let name = long.take().unwrap_or_else(|| {
+            let (n, p) = (cstr(&b[..100]), cstr(&b[345..500]));
+            if p.is_empty() {
+                n
+            } else {
+                [p, b"/".to_vec(), n].concat()
+            }
+        });
+        pos += 512;
+        if name.ends_with(b".xtar") {
+            continue; // step into the container
+        }
+        if let Some(path) = name.strip_suffix(b".zip") {
+            out.push((path.to_vec(), first as u64, pos as u64 + size));
+        }
+        pos += round(size) as usize;
+    }
+    out
+}
+
+/// A deterministic pseudo-random sequence (xorshift64).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Applies damage: each range is overwritten with noise; `truncate` cuts.
+fn damage(bytes: &[u8], ranges: &[(u64, u64)], truncate: Option<u64>) -> Vec<u8> {
+    let mut d = bytes.to_vec();
+    for (i, &(s, e)) in ranges.iter().enumerate() {
+        let e = e.min(d.len() as u64);
+        let n = noise((e - s) as usize, 0xdead + i as u64);
+        d[s as usize..e as usize].copy_from_slice(&n);
+    }
+    if let Some(t) = truncate {
+        d.truncate(t as usize);
+    }
+    d
+}
+
+struct Salvaged {
+    out: Output,
+    files: BTreeMap<Vec<u8>, Value>,
+    summary: Value,
+}
+
+fn salvage(t: &Path, name: &str, bytes: &[u8], extra: &[&str]) -> (Salvaged, std::path::PathBuf) {
+    let archive = t.join(format!("{name}.xtar"));
+    std::fs::write(&archive, bytes).expect("write");
+    let dest = t.join(format!("{name}.out"));
+    let out =
+        pybackup().arg("salvage").arg(&archive).arg(&dest).arg("--json").args(extra).output().expect("runs salvage");
+    let mut files = BTreeMap::new();
+    let mut summary = Value::Null;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).expect("JSON line");
+        match v["type"].as_str() {
+            Some("file") => {
+                files.insert(v["path"].as_str().expect("UTF-8 path").as_bytes().to_vec(), v);
+            }
+            Some("summary") => summary = v,
+            other => panic!("unexpected line type {other:?}"),
+        }
+    }
+    (Salvaged { out, files, summary }, dest)
+}
+
+/// Checks the promise: every file whose member was not hit is intact, every
+/// file reported intact is bit-exact, and the exit code says whether all
+/// came back.
+fn check(src: &Path, dest: &Path, s: &Salvaged, hit: &dyn Fn(u64, u64) -> bool, ranges: &[(Vec<u8>, u64, u64)]) {
+    let source = snapshot(src, false);
+    let restored = snapshot(dest, false);
+    for (path, start, end) in ranges {
+        let state = s.files.get(path).map(|v| v["state"].as_str().unwrap_or_default().to_string());
+        if !hit(*start, *end) {
+            assert_eq!(
+                state.as_deref(),
+                Some("intact"),
+                "`{}` was not hit but is {state:?}: {}",
+                String::from_utf8_lossy(path),
+                stderr(&s.out)
+            );
+        }
+    }
+    for (path, v) in &s.files {
+        if v["state"] == "intact" {
+            let (a, b) = (&source[path], restored.get(path).expect("restored file exists"));
+            assert_eq!((a.kind, &a.content), (b.kind, &b.content), "`{}` differs", String::from_utf8_lossy(path));
+            if a.kind == "file" && v["checked"] == "sha256" {
+                assert_eq!((a.mode, a.mtime), (b.mode, b.mtime), "`{}` metadata", String::from_utf8_lossy(path));
+            }
+        } else {
+            assert!(!restored.contains_key(path), "a file reported {} was written", v["state"]);
+        }
+    }
+    if s.summary["names_complete"] == true {
+        for (path, node) in &source {
+            if node.kind != "dir" {
+                assert!(s.files.contains_key(path), "`{}` is not in the report", String::from_utf8_lossy(path));
+            }
+        }
+    }
+    let all = s.files.values().all(|v| v["state"] == "intact") && s.summary["names_complete"] == true;
+    assert_eq!(s.summary["complete"], all);
+    assert_eq!(s.out.status.code(), Some(if all { 0 } else { 1 }), "{}", stderr(&s.out));
+}
+
+#[test]
+fn an_intact_archive_salvages_to_the_same_tree() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    build_tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let (s, dest) = salvage(t.path(), "intact", &std::fs::read(&archive).expect("read"), &[]);
+    assert_eq!(s.out.status.code(), Some(0), "{}", stderr(&s.out));
+    assert_eq!(s.summary["complete"], true);
+    assert_eq!(s.summary["bad_bytes"], 0);
+    assert_same_tree(&src, &dest);
+}
+
+#[test]
+fn every_file_not_hit_comes_back_under_each_damage_pattern() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    build_tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let bytes = std::fs::read(&archive).expect("read");
+    let len = bytes.len() as u64;
+    let ranges = member_ranges(&bytes);
+    assert!(ranges.len() > 100, "{} members", ranges.len());
+    let sectors = len / 2048;
+    let mut rng = Rng(42);
+    let mut random_sectors = |percent: u64| -> Vec<(u64, u64)> {
+        let n = (sectors * percent / 100).max(1);
+        (0..n)
+            .map(|_| {
+                let s = rng.next() % sectors * 2048;
+                (s, s + 2048)
+            })
+            .collect()
+    };
+    type Pattern<'a> = (&'a str, Vec<(u64, u64)>, Option<u64>);
+    let patterns: Vec<Pattern> = vec![
+        ("head", vec![(0, 64 << 10)], None),
+        ("tail", vec![(len - (64 << 10), len)], None),
+        ("sectors-1", random_sectors(1), None),
+        ("sectors-5", random_sectors(5), None),
+        ("burst", vec![(len / 3, len / 3 + (40 << 10))], None),
+        ("truncated", vec![], Some(len / 2 / 2048 * 2048)),
+    ];
+    for (name, damaged, truncate) in patterns {
+        let d = damage(&bytes, &damaged, truncate);
+        let cut = truncate.unwrap_or(len);
+        let hit = |s: u64, e: u64| e > cut || damaged.iter().any(|&(a, b)| s < b && a < e);
+        let (s, dest) = salvage(t.path(), name, &d, &[]);
+        check(&src, &dest, &s, &hit, &ranges);
+        let lost = ranges.iter().filter(|r| hit(r.1, r.2)).count();
+        assert!(lost > 0 || name == "tail", "{name}: the damage should hit something");
+        if name == "head" || name == "tail" {
+            // The redundant metadata names every file after head or tail damage.
+            assert_eq!(s.summary["names_complete"], true, "{name}");
+            for r in ranges.iter().filter(|r| hit(r.1, r.2)) {
+                let state = s.files[&r.0]["state"].as_str().unwrap_or_default().to_string();
+                assert!(state == "missing" || state == "damaged" || state == "intact", "{name}: {state}");
+            }
+        }
+    }
+}
+
+#[test]
+fn one_corrupted_member_is_named_and_kept_with_keep_damaged() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    build_tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let (_, start, end) = member_ranges(&bytes).into_iter().find(|r| r.0 == b"a/b/c/n07").expect("member of a/b/c/n07");
+    let at = ((start + end) / 2) as usize;
+    bytes[at] ^= 0x55;
+    let (s, dest) = salvage(t.path(), "one", &bytes, &["--keep-damaged"]);
+    assert_eq!(s.out.status.code(), Some(1));
+    let bad: Vec<_> = s.files.iter().filter(|(_, v)| v["state"] != "intact").map(|(k, _)| k.clone()).collect();
+    assert_eq!(bad, vec![b"a/b/c/n07".to_vec()]);
+    assert!(s.files[&b"a/b/c/n07".to_vec()]["detail"].as_str().unwrap_or_default().contains("CRC"));
+    // The file is stored (noise): the kept copy differs in that one byte.
+    let kept = std::fs::read(dest.join("a/b/c/n07.damaged")).expect("kept copy");
+    let orig = std::fs::read(src.join("a/b/c/n07")).expect("source");
+    assert_eq!(kept.len(), orig.len());
+    assert_eq!(kept.iter().zip(&orig).filter(|(a, b)| a != b).count(), 1);
+    assert!(!dest.join("a/b/c/n07").exists());
+}
+
+#[test]
+fn a_member_whose_tar_header_is_gone_is_found_by_its_zip_header() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    build_tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let (_, start, _) = member_ranges(&bytes).into_iter().find(|r| r.0 == b"a/b/c/n03").expect("member");
+    // Only the 512-byte tar header is destroyed; the zip starts right after.
+    let n = noise(512, 99);
+    bytes[start as usize..start as usize + 512].copy_from_slice(&n);
+    let (s, dest) = salvage(t.path(), "nohdr", &bytes, &[]);
+    assert_eq!(s.files[&b"a/b/c/n03".to_vec()]["state"], "intact", "{}", stderr(&s.out));
+    assert_eq!(s.summary["found_by_zip_header"], 1);
+    assert_eq!(std::fs::read(dest.join("a/b/c/n03")).expect("read"), std::fs::read(src.join("a/b/c/n03")).expect("r"));
+    assert_eq!(s.out.status.code(), Some(0));
+}
+
+#[test]
+fn salvage_refuses_what_is_not_an_xtar_and_unknown_versions() {
+    let t = tempfile::tempdir().expect("tmp");
+    let junk = t.path().join("junk");
+    std::fs::write(&junk, noise(100_000, 5)).expect("write");
+    let out = run(&[os("salvage"), junk.as_os_str(), t.path().join("o1").as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no xtar member"), "{}", stderr(&out));
+
+    let src = t.path().join("src");
+    write(&src, b"f", b"x");
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let mut bytes = std::fs::read(&archive).expect("read");
+    // Make the header say version 9 and fix the tar checksum it does not cover.
+    let at = bytes.windows(8).position(|w| w == b"#xtar 2\n").expect("header text");
+    bytes[at + 6] = b'9';
+    std::fs::write(&archive, &bytes).expect("write");
+    let out = run(&[os("salvage"), archive.as_os_str(), t.path().join("o2").as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("version 9"), "{}", stderr(&out));
+    assert!(!t.path().join("o2/f").exists());
+}
