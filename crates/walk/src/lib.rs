@@ -38,6 +38,8 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 /// An error met while walking. It always names the path that failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -99,23 +101,52 @@ pub fn walk(root: &Path, opts: &Options, mut visit: impl FnMut(&Entry), mut on_e
     let root_meta = if opts.follow_links { std::fs::metadata(root) } else { std::fs::symlink_metadata(root) }
         .map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
 
+    // Reading directories and deciding on entries runs on one thread; the
+    // metadata of the entries (lstat dominates a metadata-only walk) is read
+    // in parallel a chunk at a time, and the entries are visited in walk
+    // order on the calling thread.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Found>>(4);
+    std::thread::scope(|scope| {
+        scope.spawn(move || decide(root, opts, tx));
+        let mut post = Post { pending: Vec::new() };
+        for chunk in rx {
+            let done: Vec<Stat> = chunk.into_par_iter().map(|f| stat(f, opts.follow_links, &root_meta)).collect();
+            for s in done {
+                for e in s.errors {
+                    on_error(e);
+                }
+                if let Some(entry) = s.entry {
+                    post.take(entry, s.verdict, s.depth, &mut visit);
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Walks the directories and applies the rules, sending the entries to
+/// keep (and walk errors, in their place) in chunks.
+fn decide(root: &Path, opts: &Options, tx: std::sync::mpsc::SyncSender<Vec<Found>>) {
     let mut it = walkdir::WalkDir::new(root)
         .follow_links(opts.follow_links)
         .same_file_system(opts.one_file_system)
         .sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()))
         .into_iter();
-
     // verdicts[d] is the verdict of the directory at depth d on the current route.
     let mut verdicts: Vec<Verdict> = Vec::new();
-    // Undecided directories on the current route, reported once something
-    // below them is kept.
-    let mut pending: Vec<Entry> = Vec::new();
-
+    let mut chunk: Vec<Found> = Vec::with_capacity(CHUNK);
     while let Some(next) = it.next() {
         let dent = match next {
             Ok(d) => d,
             Err(err) => {
-                on_error(convert_walkdir_error(err, root));
+                let e = convert_walkdir_error(err, root);
+                chunk.push(Found {
+                    rel: Vec::new(),
+                    full: PathBuf::new(),
+                    depth: 0,
+                    verdict: Verdict::Exclude,
+                    error: Some(e),
+                });
                 continue;
             }
         };
@@ -134,36 +165,81 @@ pub fn walk(root: &Path, opts: &Options, mut visit: impl FnMut(&Entry), mut on_e
             }
             continue;
         }
-        let meta = if depth == 0 {
-            Ok(root_meta.clone())
-        } else {
-            dent.metadata().map_err(|e| convert_walkdir_error(e, root))
-        };
-        let meta = match meta {
-            Ok(m) => m,
-            Err(err) => {
-                on_error(err);
-                continue;
-            }
-        };
-        let entry = Entry::from_metadata(rel, dent.path(), &meta, &mut on_error);
         if is_dir {
             verdicts.push(verdict);
         }
+        chunk.push(Found { rel, full: dent.into_path(), depth, verdict, error: None });
+        if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(chunk);
+}
+
+/// Entries whose metadata is read together.
+const CHUNK: usize = 2048;
+
+/// An entry decided on, before its metadata is read.
+struct Found {
+    rel: Vec<u8>,
+    full: PathBuf,
+    depth: usize,
+    verdict: Verdict,
+    /// A walk error to report in this place instead.
+    error: Option<Error>,
+}
+
+/// An entry with its metadata (or the errors that kept it out).
+struct Stat {
+    entry: Option<Entry>,
+    errors: Vec<Error>,
+    verdict: Verdict,
+    depth: usize,
+}
+
+fn stat(f: Found, follow_links: bool, root_meta: &std::fs::Metadata) -> Stat {
+    let mut errors = Vec::new();
+    if let Some(e) = f.error {
+        return Stat { entry: None, errors: vec![e], verdict: f.verdict, depth: f.depth };
+    }
+    let meta = if f.depth == 0 {
+        Ok(root_meta.clone())
+    } else if follow_links {
+        std::fs::metadata(&f.full)
+    } else {
+        std::fs::symlink_metadata(&f.full)
+    };
+    let entry = match meta {
+        Ok(m) => Some(Entry::from_metadata(f.rel, &f.full, &m, &mut |e| errors.push(e))),
+        Err(source) => {
+            errors.push(Error::Io { path: f.full, source });
+            None
+        }
+    };
+    Stat { entry, errors, verdict: f.verdict, depth: f.depth }
+}
+
+/// Visits entries in walk order, holding back undecided directories until
+/// something below them is kept.
+struct Post {
+    pending: Vec<Entry>,
+}
+
+impl Post {
+    fn take(&mut self, entry: Entry, verdict: Verdict, depth: usize, visit: &mut dyn FnMut(&Entry)) {
         // Keep only the pending directories that are ancestors of this entry.
-        while pending.last().is_some_and(|p| !is_ancestor(&p.path, &entry.path)) {
-            pending.pop();
+        while self.pending.last().is_some_and(|p| !is_ancestor(&p.path, &entry.path)) {
+            self.pending.pop();
         }
         if verdict == Verdict::Undecided && depth > 0 {
-            pending.push(entry);
-            continue;
+            self.pending.push(entry);
+            return;
         }
-        for d in pending.drain(..) {
+        for d in self.pending.drain(..) {
             visit(&d);
         }
         visit(&entry);
     }
-    Ok(())
 }
 
 fn is_ancestor(dir: &[u8], path: &[u8]) -> bool {
