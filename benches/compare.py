@@ -118,6 +118,9 @@ def main():
                 out = os.path.join(wdir, out_name)
                 dest = os.path.join(wdir, "dest")
                 os.makedirs(dest)
+                # Warm the tree again: this kernel reclaims cold pages
+                # proactively (DAMON), so a tree read minutes ago may be gone.
+                subprocess.run(["tar", "-cf", "/dev/null", "-C", tree, "."], check=True)
                 w, r = timed(fill(comp, T=tree, O=out, D=dest, W=wdir))
                 res[n]["cw"].append(w)
                 res[n]["cr"].append(r)

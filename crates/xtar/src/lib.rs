@@ -76,6 +76,9 @@ pub fn compress_to_path(
         _ => Path::new("."),
     };
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // A run killed earlier left its temporary file: it was never renamed,
+    // so it is incomplete by construction.
+    dest::remove_stale(dir, format!(".{name}.").as_bytes(), b".partial");
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".partial")

@@ -402,7 +402,10 @@ impl Read for MemberData<'_> {
         }
         let n = self.s.src.read(&mut buf[..max])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive ends inside a member"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive is truncated: it ends inside this member",
+            ));
         }
         self.s.pos += n as u64;
         self.s.remaining -= n as u64;

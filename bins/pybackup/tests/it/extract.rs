@@ -8,7 +8,7 @@ use xtar::format::zip::{EntryInfo, Method, S_IFLNK, S_IFREG};
 use crate::support::*;
 
 /// A zip member holding `data` stored under `name`.
-fn zip_member(name: &[u8], data: &[u8], unix_mode: u32) -> Vec<u8> {
+pub fn zip_member(name: &[u8], data: &[u8], unix_mode: u32) -> Vec<u8> {
     let info = EntryInfo {
         name: name.to_vec(),
         method: Method::Stored,
@@ -38,7 +38,7 @@ fn crc(data: &[u8]) -> u32 {
 }
 
 /// An archive made of the given tar members, after a valid header.
-fn craft(members: &[(&[u8], Vec<u8>)], version: u32) -> Vec<u8> {
+pub fn craft(members: &[(&[u8], Vec<u8>)], version: u32) -> Vec<u8> {
     let mut out = Vec::new();
     let mut add = |name: &[u8], data: &[u8]| {
         write_member_header(&mut out, name, data.len() as u64, 0, 0o644);
@@ -264,4 +264,132 @@ fn list_json_has_types_and_base64_for_non_utf8_names() {
     let file = lines.iter().find(|v| v["kind"] == "file").expect("file entry");
     assert_eq!(file["path"]["bytes"], "Y2Fm6Q==");
     assert_eq!(file["size"], 12);
+}
+
+/// A deflated zip member whose data is `n` zero bytes; the header declares
+/// `declared` bytes.
+fn zero_bomb(name: &[u8], n: usize, declared: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let chunk = vec![0u8; 1 << 20];
+    let mut crc = crc32fast::Hasher::new();
+    for _ in 0..n / chunk.len() {
+        enc.write_all(&chunk).expect("deflate");
+        crc.update(&chunk);
+    }
+    let data = enc.finish().expect("deflate");
+    let info = EntryInfo {
+        name: name.to_vec(),
+        method: Method::Deflated,
+        crc: crc.finalize(),
+        csize: data.len() as u64,
+        usize: declared,
+        mtime: 1_700_000_000,
+        unix_mode: S_IFREG | 0o644,
+        zip64: false,
+    };
+    let mut z = info.local_header();
+    z.extend_from_slice(&data);
+    z.extend(info.trailer());
+    z
+}
+
+#[test]
+fn a_zip_bomb_that_lies_about_its_size_is_stopped() {
+    let t = tempfile::tempdir().expect("tmp");
+    let bomb = zero_bomb(b"bomb", 256 << 20, 1024);
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    let bytes = craft(&[(b"bomb.zip", bomb), (b"ok.zip", zip_member(b"ok", b"fine", S_IFREG | 0o644))], 2);
+    let dest = t.path().join("dest");
+    let out = extract_crafted(t.path(), &bytes, &dest);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("longer than its declared size"), "{}", stderr(&out));
+    assert!(!dest.join("bomb").exists());
+    assert_eq!(std::fs::read(dest.join("ok")).expect("ok"), b"fine");
+    let leftovers: Vec<_> = std::fs::read_dir(&dest).expect("readdir").map(|e| e.expect("e").file_name()).collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("ok")]);
+}
+
+#[test]
+fn an_honest_zip_bomb_extracts_in_bounded_memory() {
+    // 1 GiB of zeros in about 1 MB: restored as a sparse file, with memory
+    // bounded by buffers, not by the size.
+    let t = tempfile::tempdir().expect("tmp");
+    let bytes = craft(&[(b"zeros.zip", zero_bomb(b"zeros", 1 << 30, 1 << 30))], 2);
+    let archive = t.path().join("bomb.xtar");
+    std::fs::write(&archive, &bytes).expect("write");
+    let dest = t.path().join("dest");
+    let rss = t.path().join("rss");
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-o")
+        .arg(&rss)
+        .args(["-f", "%M"])
+        .arg(assert_cmd::cargo::cargo_bin("pybackup"))
+        .args(["--no-progress", "extract"])
+        .arg(&archive)
+        .arg(&dest)
+        .output()
+        .expect("/usr/bin/time runs (.ci/run installs it)");
+    // No index: restored with a warning (exit 1), but restored.
+    assert!(out.status.code() == Some(1), "{}", stderr(&out));
+    let m = std::fs::metadata(dest.join("zeros")).expect("restored");
+    assert_eq!(m.len(), 1 << 30);
+    // GNU time puts "Command exited with non-zero status 1" first.
+    let text = std::fs::read_to_string(&rss).expect("rss");
+    let kib: u64 = text.lines().last().unwrap_or_default().trim().parse().expect("number");
+    assert!(kib < 200 * 1024, "peak RSS {kib} KiB");
+}
+
+#[test]
+fn a_truncated_archive_names_the_truncation_and_restores_what_precedes() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    for i in 0..20 {
+        write(&src, format!("f{i:02}").as_bytes(), &noise(5000, i + 1));
+    }
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let bytes = std::fs::read(&archive).expect("read");
+    for cut in [bytes.len() / 3, bytes.len() / 2 + 7, bytes.len() - 600] {
+        let dest = t.path().join(format!("d{cut}"));
+        let out = extract_crafted(t.path(), &bytes[..cut], &dest);
+        assert_ne!(out.status.code(), Some(0), "cut at {cut}");
+        assert!(stderr(&out).contains("truncated"), "cut at {cut}: {}", stderr(&out));
+        // Every file restored is whole.
+        for e in std::fs::read_dir(&dest).expect("readdir") {
+            let e = e.expect("entry");
+            assert_eq!(std::fs::read(e.path()).expect("read"), std::fs::read(src.join(e.file_name())).expect("src"));
+        }
+    }
+}
+
+#[test]
+fn salvage_refuses_hostile_members_and_writes_nothing_outside() {
+    let t = tempfile::tempdir().expect("tmp");
+    let link = zip_member(b"link", b"/", 0o120_000 | 0o777);
+    let bytes = craft(
+        &[
+            (b"../up.zip", zip_member(b"../up", b"x", S_IFREG | 0o644)),
+            (b"/abs.zip", zip_member(b"/abs", b"x", S_IFREG | 0o644)),
+            (b"link.zip", link),
+            (b"link/through.zip", zip_member(b"link/through", b"x", S_IFREG | 0o644)),
+            (b"a.zip", zip_member(b"b", b"x", S_IFREG | 0o644)),
+            (b"bomb.zip", zero_bomb(b"bomb", 64 << 20, 10)),
+            (b"ok.zip", zip_member(b"ok", b"fine", S_IFREG | 0o644)),
+        ],
+        2,
+    );
+    let box_dir = t.path().join("box");
+    std::fs::create_dir(&box_dir).expect("mkdir");
+    let archive = box_dir.join("h.xtar");
+    std::fs::write(&archive, &bytes).expect("write");
+    let dest = box_dir.join("dest");
+    let out = run(&[os("salvage"), archive.as_os_str(), dest.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dest.join("ok")).expect("ok"), b"fine");
+    let mut names: Vec<_> = std::fs::read_dir(&box_dir).expect("readdir").map(|e| e.expect("e").file_name()).collect();
+    names.sort();
+    assert_eq!(names, vec![std::ffi::OsString::from("dest"), std::ffi::OsString::from("h.xtar")]);
+    assert!(!t.path().join("up").exists() && !Path::new("/abs").exists() && !Path::new("/through").exists());
+    assert!(!dest.join("bomb").exists() && !dest.join("a").exists() && !dest.join("b").exists());
 }

@@ -2,6 +2,7 @@
 //! temporary directories and compare the results exactly.
 
 mod compress;
+mod crash;
 mod extract;
 mod fidelity;
 mod interop;
