@@ -41,8 +41,8 @@ RECIPE = r"""
 archive=$1 out=$2 stage=$2.stage
 mkdir -p "$stage" "$out"
 tar -i -xf "$archive" -C "$stage" 2>/dev/null
-while f=$(find "$stage" -name '*.xtar' -type f -print -quit); [ -n "$f" ]; do
-    tar -i -xf "$f" -C "$stage" 2>/dev/null; rm -f -- "$f"
+while [ -n "$(find "$stage" -name '*.xtar' -type f -print -quit)" ]; do
+    find "$stage" -name '*.xtar' -type f -exec sh -c 'tar -i -xf "$1" -C "$2" 2>/dev/null; rm -f -- "$1"' sh {} "$stage" \;
 done
 (cd "$stage" && find . -type d -exec mkdir -p "$out/{}" \;)
 find "$stage" -name '*.zip' -type f -print0 | xargs -0 -r -n 1 -P 2 unzip -q -o -d "$out" >/dev/null 2>&1

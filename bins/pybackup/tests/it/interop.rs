@@ -17,8 +17,8 @@ set -u
 archive=$1 out=$2 stage=$2.stage
 mkdir -p "$stage" "$out"
 tar -i -xf "$archive" -C "$stage"
-while f=$(find "$stage" -name '*.xtar' -type f -print -quit); [ -n "$f" ]; do
-    tar -i -xf "$f" -C "$stage"; rm -f -- "$f"
+while [ -n "$(find "$stage" -name '*.xtar' -type f -print -quit)" ]; do
+    find "$stage" -name '*.xtar' -type f -exec sh -c 'tar -i -xf "$1" -C "$2"; rm -f -- "$1"' sh {} "$stage" \;
 done
 (cd "$stage" && find . -type d -exec mkdir -p "$out/{}" \;)
 find "$stage" -name '*.zip' -type f -exec unzip -q -o -d "$out" {} \;
