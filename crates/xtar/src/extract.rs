@@ -68,7 +68,11 @@ pub fn extract(archive: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
         obs.start(m.len());
     }
     let mut engine = Engine::new(Some(dest), opts, obs)?;
-    run_scanner(&mut scanner, &mut engine, obs)?;
+    if let Err(e) = run_scanner(&mut scanner, &mut engine, obs) {
+        // Let the workers finish, so their temporary files are removed.
+        let _ = engine.drain();
+        return Err(e);
+    }
     engine.finish().map(|(r, _)| r)
 }
 
@@ -81,7 +85,10 @@ pub fn verify(archive: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Resu
         obs.start(m.len());
     }
     let mut engine = Engine::new(None, opts, obs)?;
-    run_scanner(&mut scanner, &mut engine, obs)?;
+    if let Err(e) = run_scanner(&mut scanner, &mut engine, obs) {
+        let _ = engine.drain();
+        return Err(e);
+    }
     engine.finish().map(|(r, _)| r)
 }
 

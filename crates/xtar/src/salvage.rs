@@ -272,7 +272,11 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
         dirs: BTreeSet::new(),
         found: false,
     };
-    scan_blocks(&mut r, &mut scan, &mut engine, archive, obs)?;
+    if let Err(e) = scan_blocks(&mut r, &mut scan, &mut engine, archive, obs) {
+        // Let the workers finish, so their temporary files are removed.
+        let _ = engine.drain();
+        return Err(e);
+    }
     engine.drain()?;
 
     // Members whose tar header was lost, found by their zip header.

@@ -355,10 +355,12 @@ fn a_truncated_archive_names_the_truncation_and_restores_what_precedes() {
         let out = extract_crafted(t.path(), &bytes[..cut], &dest);
         assert_ne!(out.status.code(), Some(0), "cut at {cut}");
         assert!(stderr(&out).contains("truncated"), "cut at {cut}: {}", stderr(&out));
-        // Every file restored is whole.
+        // Every file restored is whole, and no temporary file is left.
         for e in std::fs::read_dir(&dest).expect("readdir") {
             let e = e.expect("entry");
-            assert_eq!(std::fs::read(e.path()).expect("read"), std::fs::read(src.join(e.file_name())).expect("src"));
+            let orig = std::fs::read(src.join(e.file_name()))
+                .unwrap_or_else(|_| panic!("cut at {cut}: unexpected {:?} in the destination", e.file_name()));
+            assert_eq!(std::fs::read(e.path()).expect("read"), orig);
         }
     }
 }
