@@ -67,6 +67,19 @@ pub enum Command {
     /// intact, damaged or missing. Exit status 0 only if everything was
     /// recovered, 1 otherwise, 2 on error.
     Salvage(SalvageArgs),
+    /// Back up a directory into a repository of versioned snapshots:
+    /// the first run stores everything, later runs only what changed.
+    Backup(BackupArgs),
+    /// List the snapshots of a repository.
+    Snapshots(SnapshotsArgs),
+    /// Restore a snapshot of a repository (REPO or REPO@SNAPSHOT), or some
+    /// paths of it.
+    Restore(RestoreArgs),
+    /// Remove old snapshots by a retention policy; data that kept snapshots
+    /// still need is consolidated first.
+    Forget(ForgetArgs),
+    /// Check that every snapshot of a repository can be restored.
+    Check(CheckArgs),
     /// Print a shell completion script.
     #[command(hide = true)]
     Completions {
@@ -271,9 +284,10 @@ pub enum StructCommand {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The old side: a directory, an .xtar archive or a manifest file.
+    /// The old side: a directory, an .xtar archive, a manifest file, or a
+    /// snapshot of a repository as REPO@SNAPSHOT.
     pub a: PathBuf,
-    /// The new side: a directory, an .xtar archive or a manifest file.
+    /// The new side, as the old one.
     pub b: PathBuf,
     /// Compare only these paths (relative to the roots) and what is below them.
     pub paths: Vec<PathBuf>,
@@ -315,6 +329,105 @@ pub struct SalvageArgs {
     /// Also write the report to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The directory to back up.
+    pub src: PathBuf,
+    /// The repository (created if it does not exist).
+    pub repo: PathBuf,
+    /// Compare file content (SHA-256) instead of size, times and inode.
+    #[arg(long)]
+    pub checksum: bool,
+    /// Write a checkpoint archive after about this much input, so that an
+    /// interrupted run loses at most that much work [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub checkpoint: Option<u64>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub level: LevelArgs,
+    #[command(flatten)]
+    pub walk: WalkArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// The repository.
+    pub repo: PathBuf,
+    /// Print JSON Lines, one object per snapshot.
+    #[arg(long)]
+    pub json: bool,
+    /// Also list checkpoint and data archives, not only snapshots.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// REPO for the newest snapshot, or REPO@SNAPSHOT (a name, a unique
+    /// prefix of one, or `latest`).
+    pub source: String,
+    /// Where to restore (created if needed).
+    pub dest: PathBuf,
+    /// Restore only these paths (relative to the snapshot's root) and what
+    /// is below them.
+    pub paths: Vec<PathBuf>,
+    /// Replace existing files in DEST.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The repository.
+    pub repo: PathBuf,
+    /// Keep the newest N snapshots.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_last: usize,
+    /// Keep the newest snapshot of each of the last N days that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_daily: usize,
+    /// Keep the newest snapshot of each of the last N weeks that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_weekly: usize,
+    /// Keep the newest snapshot of each of the last N months that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_monthly: usize,
+    /// Say what would be done, and do nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The repository.
+    pub repo: PathBuf,
+    /// Also decompress every stored file and check its SHA-256.
+    #[arg(long)]
+    pub read_data: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a size like 500M or 4GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "kb" => 1000,
+        "m" | "mib" => 1 << 20,
+        "mb" => 1_000_000,
+        "g" | "gib" => 1 << 30,
+        "gb" => 1_000_000_000,
+        "t" | "tib" => 1 << 40,
+        "tb" => 1_000_000_000_000,
+        _ => return Err(format!("`{s}`: unknown unit (use K, M, G, T, or KB, MB, GB, TB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
 }
 
 #[derive(Debug, Args)]

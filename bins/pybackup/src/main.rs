@@ -6,6 +6,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 mod output;
 mod salvage;
+mod sets;
 mod snapshots;
 mod ui;
 
@@ -150,6 +151,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff(a) => snapshots::diff_cmd(&a, jobs, &Ui::new(g.quiet, true, "diff")),
         Command::Verify(a) => snapshots::verify_cmd(&a, jobs, &Ui::new(g.quiet, g.no_progress, "verify")),
         Command::Salvage(a) => salvage::salvage_cmd(&a, jobs, &Ui::new(g.quiet, g.no_progress, "salvage")),
+        Command::Backup(a) => sets::backup_cmd(&a, jobs, &Ui::new(g.quiet, g.no_progress, "backup")),
+        Command::Snapshots(a) => sets::snapshots_cmd(&a),
+        Command::Restore(a) => sets::restore_cmd(&a, jobs, g.verbose, &Ui::new(g.quiet, g.no_progress, "restore")),
+        Command::Forget(a) => sets::forget_cmd(&a, &Ui::new(g.quiet, true, "forget")),
+        Command::Check(a) => sets::check_cmd(&a, &Ui::new(g.quiet, true, "check")),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pybackup", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -161,7 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn report_restore(ui: &Ui, verbose: bool, r: &xtar::ExtractReport) {
+pub(crate) fn report_restore(ui: &Ui, verbose: bool, r: &xtar::ExtractReport) {
     if verbose || r.problems > 0 {
         ui.say(&format!(
             "pybackup: {} files ({}), {} dirs, {} links restored; {} problems",

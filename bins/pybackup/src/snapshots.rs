@@ -79,6 +79,15 @@ pub fn struct_cmd(c: &StructCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
 
 /// Loads one side of a diff: a directory, a manifest file, or an archive.
 fn load_side(p: &Path, a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<(Manifest, u64)> {
+    if !p.exists() {
+        if let Some(s) = p.to_str() {
+            if let (repo, Some(snap)) = crate::sets::split_spec(s) {
+                let m = repo::snapshot_manifest(&repo, Some(&snap))
+                    .with_context(|| format!("cannot read snapshot `{s}`"))?;
+                return Ok((m, 0));
+            }
+        }
+    }
     if p.is_dir() {
         return tree_manifest(p, walk_options(&a.walk)?, !a.no_hash, jobs, ui);
     }

@@ -178,6 +178,65 @@ pub(crate) enum Unpacked {
     Symlink { target: Vec<u8>, zip_mtime: Option<i64> },
 }
 
+/// Restores a tree whose entries and members come from anywhere (for
+/// example from several archives of a backup set): give it the entries,
+/// then the member of each file that has content, then finish. It writes
+/// as safely as [`extract`] does, and checks every file against its entry.
+pub struct Restorer<'a> {
+    engine: Engine<'a>,
+}
+
+impl<'a> Restorer<'a> {
+    /// Restores into `dest`, or only checks when `dest` is `None`.
+    pub fn new(dest: Option<&Path>, opts: &'a ExtractOptions, obs: &'a dyn Observer) -> Result<Restorer<'a>> {
+        Ok(Restorer { engine: Engine::new(dest, opts, obs)? })
+    }
+
+    /// Takes the entries of the tree (any order). Directories are created
+    /// now; symlinks and empty files are recreated from their entry; other
+    /// files wait for [`Restorer::member`]. Entries of a path already
+    /// taken are ignored.
+    pub fn entries(&mut self, entries: Vec<Entry>) -> Result<()> {
+        let mut rest = Vec::with_capacity(entries.len());
+        let mut sorted = entries;
+        sorted.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+        for e in sorted {
+            let from_entry = match e.kind {
+                Kind::Symlink => true,
+                Kind::File => e.size == 0,
+                _ => false,
+            };
+            if from_entry && self.engine.selected(&e.path) && self.engine.seen.insert(e.path.clone()) {
+                let r = self.engine.recreate_from_index(&e);
+                self.engine.settle(&e.path, r, Fate::Missing)?;
+            } else if !from_entry {
+                rest.push(e);
+            }
+        }
+        self.engine.index(b"", rest)
+    }
+
+    /// Takes the member (`size` bytes read from `r`) that holds the file
+    /// `path`; `stored` is the name its zip entry carries when the member
+    /// was stored for another path with the same content.
+    pub fn member(&mut self, path: &[u8], stored: Option<&[u8]>, size: u64, r: &mut dyn Read) -> Result<()> {
+        let res = self.engine.member_as(path.to_vec(), stored.map(<[u8]>::to_vec), size, r);
+        self.engine.fatal_or_problem(res)?;
+        self.engine.collect(false)
+    }
+
+    /// Books a file whose member could not be found or read.
+    pub fn missing(&mut self, path: &[u8], message: &str) -> Result<()> {
+        self.engine.damaged(path, message)
+    }
+
+    /// Waits for the workers, makes the links, applies directory metadata,
+    /// and reports every file that did not come back.
+    pub fn finish(self) -> Result<ExtractReport> {
+        self.engine.finish().map(|(r, _)| r)
+    }
+}
+
 /// How a restored file was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {
@@ -338,6 +397,18 @@ impl<'a> Engine<'a> {
 
     /// Takes the member of the file at `path`, `size` bytes read from `r`.
     pub(crate) fn member(&mut self, path: Vec<u8>, size: u64, r: &mut dyn Read) -> Result<()> {
+        self.member_as(path, None, size, r)
+    }
+
+    /// Like [`Engine::member`], for a member stored under another name
+    /// (`stored`: the path its zip entry names).
+    pub(crate) fn member_as(
+        &mut self,
+        path: Vec<u8>,
+        stored: Option<Vec<u8>>,
+        size: u64,
+        r: &mut dyn Read,
+    ) -> Result<()> {
         if !self.selected(&path) {
             return Ok(());
         }
@@ -368,12 +439,12 @@ impl<'a> Engine<'a> {
             self.jobs += 1;
             let tx = self.tx.clone();
             self.pool.spawn(move || {
-                let res = unpack(&path, &mut &bytes[..], size, dir.as_deref());
+                let res = unpack_as(&path, stored.as_deref(), &mut &bytes[..], size, dir.as_deref());
                 let _ = tx.send((path, size, res));
             });
             Ok(())
         } else {
-            let res = unpack(&path, r, size, dir.as_deref());
+            let res = unpack_as(&path, stored.as_deref(), r, size, dir.as_deref());
             let r = self.arrive(path.clone(), res);
             self.settle(&path, r, Fate::Damaged)
         }
@@ -717,10 +788,16 @@ fn path_buf(p: &[u8]) -> std::path::PathBuf {
 }
 
 pub(crate) fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: Option<&Path>) -> Result<Unpacked> {
+    unpack_as(path, None, r, size, dir)
+}
+
+/// Like [`unpack`], for the file `path` stored under the name `stored`
+/// (its zip entry's name), when that differs.
+fn unpack_as(path: &[u8], stored: Option<&[u8]>, r: &mut dyn Read, size: u64, dir: Option<&Path>) -> Result<Unpacked> {
     let damaged = |message: String| Error::Member { member: lossy(path), message };
     let mut r = r.take(size);
     let local = zip::read_local_header(&mut r).map_err(damaged)?;
-    if local.name != path {
+    if local.name != stored.unwrap_or(path) {
         return Err(damaged(format!(
             "its zip entry is named `{}`; refusing a member whose names disagree",
             lossy(&local.name)

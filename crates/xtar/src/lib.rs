@@ -46,13 +46,16 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 pub use error::{Error, Result};
+pub use extract::Restorer;
 pub use extract::{expand, extract, verify, ExtractOptions, ExtractReport, Fate, Verified};
 pub use launch::{launch, LaunchReport};
 pub use list::{archive_manifest, list, Listed};
 pub use progress::{Observer, Silent};
 pub use salvage::{salvage, FileState, SalvageOptions, SalvageReport, SalvagedFile};
 pub use structure::expand_structure;
-pub use write::{write_archive, CompressOptions, CompressSummary, Select};
+pub use write::{
+    walk_source, write_archive, write_entries, CompressOptions, CompressSummary, ExtraMembers, Select, Written,
+};
 
 /// Compresses `src` into a new archive at `out`.
 ///
@@ -67,6 +70,23 @@ pub fn compress_to_path(
     overwrite: bool,
     obs: &dyn Observer,
 ) -> Result<CompressSummary> {
+    write_new_file(out, overwrite, |file, out| {
+        let mut opts = opts.clone();
+        for f in [file.metadata(), std::fs::metadata(out)].into_iter().flatten() {
+            opts.skip_inodes.push((f.dev(), f.ino()));
+        }
+        write_archive(src, file, out, &opts, obs)
+    })
+}
+
+/// Creates the file `out` through `write`, which gets a new, empty file
+/// and the final path (for messages). The file is written under a
+/// temporary name (`.NAME.XXXXXX.partial`) in the same directory, synced,
+/// and renamed to `out` only when `write` succeeded, so `out` never holds a
+/// partial file. Temporary files that an earlier, killed run left for the
+/// same name are removed first. An existing `out` is replaced only if
+/// `overwrite`.
+pub fn write_new_file<T>(out: &Path, overwrite: bool, write: impl FnOnce(&File, &Path) -> Result<T>) -> Result<T> {
     let write_err = |source| Error::Write { path: out.to_path_buf(), source };
     if !overwrite && out.symlink_metadata().is_ok() {
         return Err(Error::Exists { path: out.to_path_buf() });
@@ -85,11 +105,7 @@ pub fn compress_to_path(
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(write_err)?;
-    let mut opts = opts.clone();
-    for f in [Some(tmp.as_file().metadata()), std::fs::metadata(out).ok().map(Ok)].into_iter().flatten().flatten() {
-        opts.skip_inodes.push((f.dev(), f.ino()));
-    }
-    let summary = write_archive(src, tmp.as_file(), out, &opts, obs)?;
+    let value = write(tmp.as_file(), out)?;
     tmp.as_file().sync_all().map_err(write_err)?;
     if overwrite {
         tmp.persist(out).map_err(|e| write_err(e.error))?;
@@ -102,7 +118,11 @@ pub fn compress_to_path(
             }
         })?;
     }
-    Ok(summary)
+    // Make the rename itself durable.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(value)
 }
 
 /// Compresses `src` and copies the archive to `w` (for example standard

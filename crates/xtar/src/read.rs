@@ -412,3 +412,105 @@ impl Read for MemberData<'_> {
         Ok(n)
     }
 }
+
+/// The member whose first header block (or long-name record) is at
+/// `offset` in `f`: its name, its size and the offset of its data. Used
+/// to read one member directly, for instance from a backup set's record.
+pub fn member_at(f: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64, u64)> {
+    use std::os::unix::fs::FileExt;
+    let damaged =
+        |at: u64, message: &str| Error::Damaged { path: path.to_path_buf(), offset: at, message: message.into() };
+    let read_block = |at: u64| -> Result<[u8; BLOCK]> {
+        let mut b = [0u8; BLOCK];
+        f.read_exact_at(&mut b, at).map_err(|source| Error::ReadArchive {
+            path: path.to_path_buf(),
+            offset: at,
+            source,
+        })?;
+        Ok(b)
+    };
+    let mut at = offset;
+    let mut long_name = None;
+    for _ in 0..2 {
+        let Block::Header(h) = tarfmt::parse_block(&read_block(at)?) else {
+            return Err(damaged(at, "no valid tar header where the member should start"));
+        };
+        at += BLOCK as u64;
+        if h.is_long_name() && long_name.is_none() {
+            if h.size > 64 << 10 {
+                return Err(damaged(at, "implausible long name record"));
+            }
+            let mut name = vec![0u8; h.size as usize];
+            f.read_exact_at(&mut name, at).map_err(|source| Error::ReadArchive {
+                path: path.to_path_buf(),
+                offset: at,
+                source,
+            })?;
+            while name.last() == Some(&0) {
+                name.pop();
+            }
+            at += h.size + tarfmt::padding(h.size) as u64;
+            long_name = Some(name);
+            continue;
+        }
+        if !h.is_regular() {
+            return Err(damaged(at - BLOCK as u64, "the header there is not a regular member"));
+        }
+        return Ok((long_name.unwrap_or(h.name), h.size, at));
+    }
+    Err(damaged(offset, "two long name records in a row"))
+}
+
+/// Finds the member named `name` that directly precedes `.xtar-manifest`
+/// at the end of an archive, by reading backwards from the end, and
+/// returns its data. `Ok(None)` if there is none. Only the archive's tail
+/// is read: the manifest, the member, and what follows them.
+pub fn tail_member(path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let len = f.metadata().map_err(|source| Error::Read { path: path.to_path_buf(), source })?.len();
+    let io = |at: u64| move |source| Error::ReadArchive { path: path.to_path_buf(), offset: at, source };
+    let mut end = len - len % BLOCK as u64;
+    let mut chunk: Vec<u8> = Vec::new();
+    let mut chunk_at = end;
+    // The boundary where the member after the one we look for starts: the
+    // manifest's header, once found.
+    let mut manifest_at: Option<u64> = None;
+    while end >= BLOCK as u64 {
+        let at = end - BLOCK as u64;
+        if at < chunk_at {
+            let start = at.saturating_sub(1 << 20) / BLOCK as u64 * BLOCK as u64;
+            chunk = vec![0u8; (end - start) as usize];
+            f.read_exact_at(&mut chunk, start).map_err(io(start))?;
+            chunk_at = start;
+        }
+        let i = (at - chunk_at) as usize;
+        let block: &[u8; BLOCK] = chunk[i..i + BLOCK].try_into().map_err(|_| io(at)(std::io::Error::other("block")))?;
+        end = at;
+        let Block::Header(h) = tarfmt::parse_block(block) else { continue };
+        if !h.is_regular() {
+            continue;
+        }
+        let data_end = at + BLOCK as u64 + h.size + tarfmt::padding(h.size) as u64;
+        match (MemberName::parse(&h.name), manifest_at) {
+            (MemberName::Manifest, None) => manifest_at = Some(at),
+            (MemberName::Pad, None) => {}
+            (_, Some(m)) if h.name == name && data_end == m => {
+                if h.size > MAX_META {
+                    return Err(Error::Damaged {
+                        path: path.to_path_buf(),
+                        offset: at,
+                        message: "member too large".into(),
+                    });
+                }
+                let mut data = vec![0u8; h.size as usize];
+                f.read_exact_at(&mut data, at + BLOCK as u64).map_err(io(at))?;
+                return Ok(Some(data));
+            }
+            // Any other member before the manifest: there is none.
+            (_, Some(m)) if data_end == m => return Ok(None),
+            _ => {}
+        }
+    }
+    Ok(None)
+}

@@ -142,18 +142,22 @@ pub fn write_archive(
     opts: &CompressOptions,
     obs: &dyn Observer,
 ) -> Result<CompressSummary> {
-    let mut summary = CompressSummary::default();
-    let warn = |summary: &mut CompressSummary, e: Error| {
-        summary.warnings += 1;
-        obs.warning(&e);
-    };
+    let (entries, warnings) = walk_source(src, opts, obs)?;
+    let mut written = write_entries(src, entries, out, out_path, opts, obs, &mut |_| Vec::new())?;
+    written.summary.warnings += warnings;
+    Ok(written.summary)
+}
 
-    // 1. Walk.
+/// Walks `src` with the rules of `opts` and applies its selection: the
+/// entries [`write_entries`] takes. Walk errors go to `obs` as warnings,
+/// and their number is returned.
+pub fn walk_source(src: &Path, opts: &CompressOptions, obs: &dyn Observer) -> Result<(Vec<walk::Entry>, u64)> {
     let mut entries: Vec<walk::Entry> = Vec::new();
     let mut walk_errors = Vec::new();
     walk::walk(src, &opts.walk, |e| entries.push(e.clone()), |e| walk_errors.push(e))?;
+    let warnings = walk_errors.len() as u64;
     for e in walk_errors {
-        warn(&mut summary, Error::Walk(e));
+        obs.warning(&Error::Walk(e));
     }
     match entries.first() {
         Some(root) if root.kind == walk::Kind::Dir => {}
@@ -163,6 +167,49 @@ pub fn write_archive(
     if let Some(sel) = &opts.select {
         entries = sel.apply(entries);
     }
+    Ok((entries, warnings))
+}
+
+/// What [`write_entries`] stored.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// Counts.
+    pub summary: CompressSummary,
+    /// The manifest entry of everything stored or recorded, in canonical
+    /// order: what the archive's `.xtar-manifest` holds.
+    pub entries: Vec<Entry>,
+    /// For each file and symlink member, by path: the offset in the
+    /// archive of its first header block (the long-name record, if any).
+    pub offsets: HashMap<Vec<u8>, u64>,
+}
+
+/// Extra members for [`write_entries`]: given what was stored, returns
+/// `(name, data)` pairs written just before `.xtar-manifest`. Their names
+/// must be names readers skip (format §1), such as `.xtar-snapshot`.
+pub type ExtraMembers<'a> = dyn FnMut(&Written) -> Vec<(Vec<u8>, Vec<u8>)> + 'a;
+
+/// Writes the archive of `entries` (from [`walk_source`], in walk order,
+/// the root first) of the tree at `src` to `out`, a new, empty file.
+/// `extra` may add members before the manifest.
+pub fn write_entries(
+    src: &Path,
+    entries: Vec<walk::Entry>,
+    out: &File,
+    out_path: &Path,
+    opts: &CompressOptions,
+    obs: &dyn Observer,
+    extra: &mut ExtraMembers<'_>,
+) -> Result<Written> {
+    let mut summary = CompressSummary::default();
+    let warn = |summary: &mut CompressSummary, e: Error| {
+        summary.warnings += 1;
+        obs.warning(&e);
+    };
+    match entries.first() {
+        Some(root) if root.kind == walk::Kind::Dir && root.path.is_empty() => {}
+        _ => return Err(Error::Read { path: src.to_path_buf(), source: std::io::Error::other("not a directory") }),
+    }
+    let mut offsets: HashMap<Vec<u8>, u64> = HashMap::new();
 
     // 2. Plan the containers.
     let mut dirs: Vec<DirPlan> = Vec::new();
@@ -293,6 +340,7 @@ pub fn write_archive(
                 Op::Child(i) => {
                     let e = &entries[i];
                     let full = walk::join(src, &e.path);
+                    let start = w.pos;
                     match e.kind {
                         walk::Kind::Dir => {}
                         walk::Kind::Symlink => {
@@ -308,6 +356,7 @@ pub fn write_archive(
                                 zip64: false,
                             };
                             w.zip_member(&info, &[&target], e.meta.mtime)?;
+                            offsets.insert(e.path.clone(), start);
                             index[i] = Some(Entry::from_walk(e));
                             summary.links += 1;
                         }
@@ -324,7 +373,9 @@ pub fn write_archive(
                                     // The first name could not be read: this one
                                     // is tried as a file of its own.
                                     let r = store_large(&mut w, &pool, &full, e, opts, obs);
-                                    record(&mut summary, &mut index[i], r, &warn)?;
+                                    if record(&mut summary, &mut index[i], r, &warn)? {
+                                        offsets.insert(e.path.clone(), start);
+                                    }
                                 }
                                 continue;
                             }
@@ -371,7 +422,9 @@ pub fn write_archive(
                             } else {
                                 store_large(&mut w, &pool, &full, e, opts, obs)
                             };
-                            record(&mut summary, &mut index[i], result, &warn)?;
+                            if record(&mut summary, &mut index[i], result, &warn)? {
+                                offsets.insert(e.path.clone(), start);
+                            }
                         }
                         _ => {
                             let kind = Entry::from_walk(e).kind.name();
@@ -389,6 +442,11 @@ pub fn write_archive(
     let mut m = Manifest::new(root.to_vec());
     m.entries = index.into_iter().flatten().collect();
     m.sort();
+    let mut written = Written { summary, entries: m.entries, offsets };
+    for (name, data) in extra(&written) {
+        w.member(&name, &data, entries[0].meta.mtime, 0o644)?;
+    }
+    m.entries = std::mem::take(&mut written.entries);
     let manifest_at = w.pos;
     w.member(format::MANIFEST_NAME, &m.to_text(), entries[0].meta.mtime, 0o644)?;
     // The tail guard (format §7): the last TAIL_GUARD bytes must hold no
@@ -402,18 +460,19 @@ pub fn write_archive(
     }
     w.write(&[0u8; 2 * BLOCK])?;
     w.w.flush().map_err(|source| Error::Write { path: out_path.to_path_buf(), source })?;
-    summary.bytes_out = w.pos;
-    Ok(summary)
+    written.summary.bytes_out = w.pos;
+    written.entries = m.entries;
+    Ok(written)
 }
 
 /// Books the outcome of storing one file: a write error is fatal, a read
-/// error is a warning and the file is left out.
+/// error is a warning and the file is left out. Says whether it was stored.
 fn record(
     summary: &mut CompressSummary,
     slot: &mut Option<Entry>,
     r: Result<Stored>,
     warn: &impl Fn(&mut CompressSummary, Error),
-) -> Result<()> {
+) -> Result<bool> {
     match r {
         Ok(s) => {
             summary.files += 1;
@@ -422,12 +481,12 @@ fn record(
             if let Some(path) = s.changed {
                 warn(summary, Error::Changed { path });
             }
-            Ok(())
+            Ok(true)
         }
         Err(err @ Error::Write { .. }) => Err(err),
         Err(err) => {
             warn(summary, err);
-            Ok(())
+            Ok(false)
         }
     }
 }

@@ -7,5 +7,6 @@ mod extract;
 mod fidelity;
 mod interop;
 mod salvage;
+mod sets;
 mod snapshots;
 mod support;

@@ -1,0 +1,337 @@
+//! `backup`: a new snapshot, storing only what is new or changed.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use manifest::{Entry, Kind, Timestamp};
+use rayon::prelude::*;
+use sha2::Digest;
+
+use crate::record::{Line, Location, Record, Stat, Stats, Status, RECORD_NAME};
+use crate::repository::Repo;
+use crate::Result;
+
+/// How to back up.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// Compression and walk settings (the selection is ignored).
+    pub compress: xtar::CompressOptions,
+    /// Compare content (SHA-256) instead of size, times and inode.
+    pub checksum: bool,
+    /// Input bytes stored per archive before a checkpoint: a run killed
+    /// part-way loses at most about this much work.
+    pub checkpoint_bytes: u64,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions { compress: xtar::CompressOptions::default(), checksum: false, checkpoint_bytes: 1 << 30 }
+    }
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The new snapshot.
+    pub name: String,
+    /// The snapshot it was compared with.
+    pub parent: Option<String>,
+    /// Counts, as in the record.
+    pub stats: Stats,
+    /// Archives written by this run (checkpoints, then the snapshot's own).
+    pub archives: Vec<String>,
+    /// Files whose content an interrupted earlier run had already stored.
+    pub resumed: u64,
+    /// Files that were hashed because their metadata changed (or all, with
+    /// `checksum`).
+    pub hashed: u64,
+    /// Bytes of archives written.
+    pub bytes_written: u64,
+    /// Problems that did not stop the backup (unreadable files, left out).
+    pub warnings: u64,
+}
+
+/// What is known about a path from earlier archives.
+struct Known {
+    entry: Entry,
+    loc: Option<Location>,
+    stat: Option<Stat>,
+}
+
+/// Backs up `src` into the repository at `repo` (created if needed).
+pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Observer) -> Result<BackupReport> {
+    let repo = Repo::init(repo)?;
+    let _lock = repo.lock()?;
+    repo.remove_stale();
+    let mut report = BackupReport::default();
+
+    // 1. What earlier archives hold: the newest complete snapshot, and
+    //    the checkpoints that interrupted runs wrote after it.
+    let mut parent: Option<std::sync::Arc<Record>> = None;
+    let mut pending: Vec<std::sync::Arc<Record>> = Vec::new();
+    for name in repo.archives()?.into_iter().rev() {
+        match repo.record(&name) {
+            Ok(r) if r.status == Status::Complete => {
+                parent = Some(r);
+                break;
+            }
+            Ok(r) if r.status == Status::Partial => pending.push(r),
+            _ => {}
+        }
+    }
+    pending.reverse();
+    let mut known: HashMap<Vec<u8>, Known> = HashMap::new();
+    let mut by_sha: HashMap<[u8; 32], Location> = HashMap::new();
+    let mut remember = |rec: &Record, known: &mut HashMap<Vec<u8>, Known>| {
+        for l in &rec.lines {
+            if let (Some(loc), Some(sha)) = (&l.loc, l.entry.sha256) {
+                let member = l.member_name().map(<[u8]>::to_vec).filter(|m| *m != l.entry.path);
+                let loc = Location {
+                    archive: loc.archive.clone(),
+                    member: member.or_else(|| Some(l.entry.path.clone())),
+                    offset: loc.offset,
+                };
+                by_sha.insert(sha, loc);
+            }
+            known.insert(l.entry.path.clone(), Known { entry: l.entry.clone(), loc: l.loc.clone(), stat: l.stat });
+        }
+    };
+    if let Some(p) = &parent {
+        remember(p, &mut known);
+    }
+    let pending_names: HashSet<String> = pending.iter().map(|r| r.name.clone()).collect();
+    for r in &pending {
+        remember(r, &mut known);
+    }
+    report.parent = parent.as_ref().map(|p| p.name.clone());
+
+    // 2. Walk.
+    let mut copts = opts.compress.clone();
+    copts.select = None;
+    let dir = repo.root().join(crate::repository::ARCHIVES);
+    if let Ok(m) = std::fs::metadata(&dir) {
+        use std::os::unix::fs::MetadataExt;
+        copts.skip_inodes.push((m.dev(), m.ino()));
+    }
+    let (walked, walk_warnings) = xtar::walk_source(src, &copts, obs)?;
+    report.warnings += walk_warnings;
+    // Never back up the repository into itself.
+    let repo_canon = repo.root().canonicalize().ok();
+    let src_canon = src.canonicalize().map_err(crate::io_err(src))?;
+    let walked: Vec<walk::Entry> = match repo_canon.as_deref().and_then(|r| r.strip_prefix(&src_canon).ok()) {
+        Some(rel) if !rel.as_os_str().is_empty() => {
+            use std::os::unix::ffi::OsStrExt;
+            let rel = rel.as_os_str().as_bytes();
+            walked
+                .into_iter()
+                .filter(|e| !(e.path == rel || (e.path.starts_with(rel) && e.path.get(rel.len()) == Some(&b'/'))))
+                .collect()
+        }
+        Some(_) => return Err(crate::Error::Usage("the repository cannot be the source directory".into())),
+        None => walked,
+    };
+
+    // 3. Decide, for every file, whether its content is known.
+    let mut lines: Vec<Option<Line>> = Vec::with_capacity(walked.len());
+    let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut candidates: Vec<usize> = Vec::new();
+    let empty_sha: [u8; 32] = sha2::Sha256::digest(b"").into();
+    for (i, e) in walked.iter().enumerate() {
+        let mut entry = Entry::from_walk(e);
+        let stat = Some(Stat { ctime: Timestamp::new(e.meta.ctime, e.meta.ctime_nsec), ino: e.meta.ino });
+        match e.kind {
+            walk::Kind::File if e.meta.nlink > 1 && first_of.contains_key(&(e.meta.dev, e.meta.ino)) => {
+                entry.kind = Kind::HardLink;
+                entry.target = Some(walked[first_of[&(e.meta.dev, e.meta.ino)]].path.clone());
+                lines.push(Some(Line { entry, loc: None, stat: None }));
+            }
+            walk::Kind::File => {
+                if e.meta.nlink > 1 {
+                    first_of.insert((e.meta.dev, e.meta.ino), i);
+                }
+                if e.meta.size == 0 {
+                    entry.sha256 = Some(empty_sha);
+                    lines.push(Some(Line { entry, loc: None, stat }));
+                    continue;
+                }
+                let same = known.get(&e.path).filter(|k| {
+                    !opts.checksum
+                        && k.loc.is_some()
+                        && k.entry.kind == Kind::File
+                        && k.entry.size == e.meta.size
+                        && k.entry.mtime == entry.mtime
+                        && k.stat == stat
+                });
+                match same {
+                    Some(k) => {
+                        entry.sha256 = k.entry.sha256;
+                        lines.push(Some(Line { entry, loc: k.loc.clone(), stat }));
+                    }
+                    None => {
+                        candidates.push(i);
+                        lines.push(Some(Line { entry, loc: None, stat }));
+                    }
+                }
+            }
+            _ => lines.push(Some(Line { entry, loc: None, stat: None })),
+        }
+    }
+
+    // 4. Hash the candidates; content already stored is not stored again.
+    report.hashed = candidates.len() as u64;
+    type Hashed = (usize, std::io::Result<([u8; 32], u64)>);
+    let hashes: Vec<Hashed> =
+        candidates.par_iter().map(|&i| (i, manifest::hash_file(&walk::join(src, &walked[i].path)))).collect();
+    let mut to_store: Vec<usize> = Vec::new();
+    for (i, h) in hashes {
+        let Some(line) = lines[i].as_mut() else { continue };
+        match h {
+            Ok((sha, size)) if size == line.entry.size => match by_sha.get(&sha) {
+                Some(loc) => {
+                    line.entry.sha256 = Some(sha);
+                    let mut loc = loc.clone();
+                    if loc.member.as_deref() == Some(&line.entry.path[..]) {
+                        loc.member = None;
+                    }
+                    line.loc = Some(loc);
+                }
+                None => to_store.push(i),
+            },
+            Ok(_) => to_store.push(i), // it changed while read: store what is there
+            Err(source) => {
+                report.warnings += 1;
+                obs.warning(&xtar::Error::Read { path: walk::join(src, &walked[i].path), source });
+                lines[i] = None;
+            }
+        }
+    }
+
+    // 5. Store them, in checkpoints of about `checkpoint_bytes` each.
+    let mut batches: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut batch_bytes = 0u64;
+    for &i in &to_store {
+        if batch_bytes >= opts.checkpoint_bytes.max(1) {
+            batches.push(Vec::new());
+            batch_bytes = 0;
+        }
+        batch_bytes += walked[i].meta.size;
+        if let Some(b) = batches.last_mut() {
+            b.push(i);
+        }
+    }
+    let src_root = src_canon.as_os_str().as_encoded_bytes().to_vec();
+    let last = batches.len() - 1;
+    let parent_name = report.parent.clone();
+    // Archives whose content counts as stored by this run.
+    let mut run_names = pending_names.clone();
+    for (b, batch) in batches.into_iter().enumerate() {
+        let name = repo.new_name()?;
+        run_names.insert(name.clone());
+        let selected: HashSet<Vec<u8>> = batch.iter().map(|&i| walked[i].path.clone()).collect();
+        let by_path: HashMap<Vec<u8>, usize> = batch.iter().map(|&i| (walked[i].path.clone(), i)).collect();
+        let entries = xtar::Select::Paths(selected).apply(walked.clone());
+        let entries = if batch.is_empty() { entries.into_iter().take(1).collect() } else { entries };
+        let out = repo.archive_path(&name);
+        let complete = b == last;
+        let written = xtar::write_new_file(&out, false, |file, out| {
+            xtar::write_entries(src, entries, file, out, &copts, obs, &mut |w: &xtar::Written| {
+                // Book where each stored file now is.
+                for e in &w.entries {
+                    let (Some(&i), Some(&offset)) = (by_path.get(&e.path), w.offsets.get(&e.path)) else { continue };
+                    if let Some(line) = lines[i].as_mut() {
+                        line.entry = e.clone();
+                        line.loc = Some(Location { archive: name.clone(), member: None, offset });
+                    }
+                }
+                let rec = if complete {
+                    let mut rec = Record {
+                        name: name.clone(),
+                        status: Status::Complete,
+                        parent: parent_name.clone(),
+                        root: src_root.clone(),
+                        stats: Stats::default(),
+                        lines: lines.iter().flatten().cloned().collect(),
+                    };
+                    rec.lines.retain(|l| l.entry.kind != Kind::File || l.entry.size == 0 || l.loc.is_some());
+                    // A hard link whose first name could not be read goes too.
+                    let present: HashSet<Vec<u8>> = rec.lines.iter().map(|l| l.entry.path.clone()).collect();
+                    rec.lines.retain(|l| {
+                        l.entry.kind != Kind::HardLink || l.entry.target.as_ref().is_some_and(|t| present.contains(t))
+                    });
+                    rec
+                } else {
+                    Record {
+                        name: name.clone(),
+                        status: Status::Partial,
+                        parent: parent_name.clone(),
+                        root: src_root.clone(),
+                        stats: Stats::default(),
+                        lines: batch.iter().filter_map(|&i| lines[i].clone()).filter(|l| l.loc.is_some()).collect(),
+                    }
+                };
+                vec![(RECORD_NAME.to_vec(), finish_record(rec, parent.as_deref(), &run_names).to_text())]
+            })
+        })?;
+        // Files the writer could not read were warned about and left out.
+        for &i in &batch {
+            if lines[i].as_ref().is_some_and(|l| l.loc.is_none()) {
+                lines[i] = None;
+            }
+        }
+        report.warnings += written.summary.warnings;
+        report.bytes_written += written.summary.bytes_out;
+        report.archives.push(name.clone());
+        report.name = name;
+    }
+
+    // 6. The counts, as written, and `Latest`.
+    let final_rec = repo.record(&report.name)?;
+    report.stats = final_rec.stats;
+    report.resumed = final_rec
+        .lines
+        .iter()
+        .filter(|l| l.loc.as_ref().is_some_and(|loc| pending_names.contains(&loc.archive)))
+        .count() as u64;
+    repo.set_latest(Some(&report.name))?;
+    Ok(report)
+}
+
+/// Sorts the lines and computes the counts of a record.
+fn finish_record(mut rec: Record, parent: Option<&Record>, run: &HashSet<String>) -> Record {
+    rec.lines.sort_by(|a, b| manifest::cmp_paths(&a.entry.path, &b.entry.path));
+    let mut s = Stats::default();
+    for l in &rec.lines {
+        if matches!(l.entry.kind, Kind::File | Kind::HardLink) {
+            s.files += 1;
+            s.bytes += l.entry.size;
+        }
+        if l.loc.as_ref().is_some_and(|loc| {
+            loc.archive == rec.name || (run.contains(&loc.archive) && rec.status == Status::Complete)
+        }) {
+            s.stored += 1;
+            s.stored_bytes += l.entry.size;
+        }
+    }
+    if let (Some(p), Status::Complete) = (parent, rec.status) {
+        let old: HashMap<&[u8], &Line> = p.lines.iter().map(|l| (&l.entry.path[..], l)).collect();
+        let new: HashSet<&[u8]> = rec.lines.iter().map(|l| &l.entry.path[..]).collect();
+        for l in &rec.lines {
+            match old.get(&l.entry.path[..]) {
+                None => s.added += 1,
+                Some(o)
+                    if o.entry.kind != l.entry.kind
+                        || o.entry.sha256 != l.entry.sha256
+                        || o.entry.target != l.entry.target =>
+                {
+                    s.changed += 1
+                }
+                Some(_) => {}
+            }
+        }
+        s.removed = p.lines.iter().filter(|l| !new.contains(&l.entry.path[..])).count() as u64;
+    } else if rec.status == Status::Complete {
+        s.added = rec.lines.iter().filter(|l| !l.entry.path.is_empty()).count() as u64;
+    }
+    rec.stats = s;
+    rec
+}

@@ -1,0 +1,132 @@
+//! `check`: every snapshot can be restored.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::Path;
+use std::sync::Mutex;
+
+use manifest::Entry;
+
+use crate::record::{Line, Status};
+use crate::repository::Repo;
+use crate::restore::{locate, read_members};
+use crate::Result;
+
+/// What `check` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Complete snapshots checked.
+    pub snapshots: u64,
+    /// Archives in the repository.
+    pub archives: u64,
+    /// Distinct members referred to, each found (and with `read_data`,
+    /// decompressed and hashed) once.
+    pub members: u64,
+    /// Everything wrong, one message each, naming the archive, snapshot
+    /// or file.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Collects warnings as messages.
+struct Collect<'a> {
+    inner: &'a dyn xtar::Observer,
+    messages: Mutex<Vec<String>>,
+}
+
+impl xtar::Observer for Collect<'_> {
+    fn advance(&self, bytes: u64) {
+        self.inner.advance(bytes);
+    }
+    fn warning(&self, w: &xtar::Error) {
+        if let Ok(mut m) = self.messages.lock() {
+            m.push(w.to_string());
+        }
+    }
+}
+
+/// Checks that every snapshot's records are readable and every member
+/// they refer to is where they say; with `read_data`, also decompresses
+/// every referred member and checks its CRC-32, size and SHA-256.
+pub fn check(repo: &Path, read_data: bool, obs: &dyn xtar::Observer) -> Result<CheckReport> {
+    let repo = Repo::open(repo)?;
+    let mut report = CheckReport::default();
+    // (archive, member) → the line that refers to it first, and who does.
+    let mut refs: BTreeMap<(String, Vec<u8>), (Line, String)> = BTreeMap::new();
+    let archives = repo.archives()?;
+    report.archives = archives.len() as u64;
+    for name in &archives {
+        let rec = match repo.record(name) {
+            Ok(r) => r,
+            Err(e) => {
+                report.problems.push(format!("archive {name}: {e}"));
+                continue;
+            }
+        };
+        if rec.status != Status::Complete {
+            continue;
+        }
+        report.snapshots += 1;
+        for l in &rec.lines {
+            if let (Some(loc), Some(m)) = (&l.loc, l.member_name()) {
+                refs.entry((loc.archive.clone(), m.to_vec())).or_insert_with(|| (l.clone(), name.clone()));
+            }
+        }
+    }
+    report.members = refs.len() as u64;
+    let archive_set: BTreeSet<&String> = archives.iter().collect();
+    let mut by_archive: BTreeMap<String, Vec<(Vec<u8>, Line, String)>> = BTreeMap::new();
+    for ((archive, member), (line, snap)) in refs {
+        by_archive.entry(archive).or_default().push((member, line, snap));
+    }
+    for (archive, members) in by_archive {
+        if !archive_set.contains(&archive) {
+            for (member, _, snap) in &members {
+                report.problems.push(format!(
+                    "snapshot {snap}: `{}` is in archive {archive}, which is missing",
+                    String::from_utf8_lossy(member)
+                ));
+            }
+            continue;
+        }
+        if read_data {
+            // Each member once, under its own name, against its SHA-256.
+            let lines: Vec<Line> = members
+                .iter()
+                .map(|(member, l, _)| {
+                    let mut l = l.clone();
+                    l.entry = Entry { path: member.clone(), ..l.entry };
+                    if let Some(loc) = l.loc.as_mut() {
+                        loc.member = None;
+                    }
+                    l
+                })
+                .collect();
+            let collect = Collect { inner: obs, messages: Mutex::new(Vec::new()) };
+            let opts = xtar::ExtractOptions::default();
+            let mut restorer = xtar::Restorer::new(None, &opts, &collect)?;
+            restorer.entries(lines.iter().map(|l| l.entry.clone()).collect())?;
+            read_members(&repo, &lines, &mut restorer)?;
+            restorer.finish()?;
+            for m in collect.messages.into_inner().unwrap_or_default() {
+                report.problems.push(format!("archive {archive}: {m}"));
+            }
+        } else {
+            let path = repo.archive_path(&archive);
+            let f = File::open(&path).map_err(crate::io_err(&path))?;
+            for (member, line, snap) in &members {
+                let offset = line.loc.as_ref().map_or(0, |l| l.offset);
+                if let Err(e) = locate(&repo, &f, &archive, member, offset) {
+                    report.problems.push(format!("snapshot {snap}: {e}"));
+                }
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,109 @@
+//! Backup sets: a repository of versioned snapshots of one tree.
+//!
+//! A repository is a directory holding `Archives/NAME.xtar` and `Latest`.
+//! Every archive is a normal `.xtar` that `extract` and `salvage` read on
+//! their own. The first backup stores every file; later ones store only new
+//! and changed files, and each carries, in its `.xtar-snapshot` member, the
+//! full manifest of its snapshot with, for every file, the archive and
+//! offset of its content. Restoring any snapshot therefore reads only the
+//! archives that hold the files asked for. `docs/format/repository.md` is
+//! the normative description.
+//!
+//! ```
+//! use repo::{backup, restore, BackupOptions};
+//!
+//! let src = tempfile::tempdir().unwrap();
+//! std::fs::write(src.path().join("notes.txt"), b"first\n").unwrap();
+//! let store = tempfile::tempdir().unwrap();
+//! let first = backup(src.path(), store.path(), &BackupOptions::default(), &xtar::Silent).unwrap();
+//! std::fs::write(src.path().join("notes.txt"), b"second\n").unwrap();
+//! backup(src.path(), store.path(), &BackupOptions::default(), &xtar::Silent).unwrap();
+//!
+//! let dest = store.path().join("restored");
+//! let opts = xtar::ExtractOptions::default();
+//! let report = restore(store.path(), Some(&first.name), &dest, &opts, &xtar::Silent).unwrap();
+//! assert!(report.is_clean());
+//! assert_eq!(std::fs::read(dest.join("notes.txt")).unwrap(), b"first\n");
+//! ```
+
+mod backup;
+mod check;
+mod forget;
+pub mod record;
+mod repository;
+mod restore;
+
+use std::path::PathBuf;
+
+pub use backup::{backup, BackupOptions, BackupReport};
+pub use check::{check, CheckReport};
+pub use forget::{forget, ForgetPlan, Policy};
+pub use record::{Line, Location, Record, Stat, Stats, Status};
+pub use repository::{Repo, SnapshotInfo};
+pub use restore::{restore, snapshot_manifest};
+
+/// What can go wrong with a repository.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing an archive.
+    #[error(transparent)]
+    Xtar(#[from] xtar::Error),
+    /// A file or directory of the repository.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A snapshot record that cannot be parsed.
+    #[error("snapshot record of archive {archive}, line {line}: {message}")]
+    Record {
+        /// The archive.
+        archive: String,
+        /// The line (1-based).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// An archive without a snapshot record.
+    #[error("archive {archive} has no readable snapshot record")]
+    NoRecord {
+        /// The archive.
+        archive: String,
+    },
+    /// Not a repository.
+    #[error("{path} is not a pybackup repository (no Archives directory)")]
+    NotARepo {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The snapshot asked for does not exist.
+    #[error("no snapshot `{spec}` in {repo}{hint}")]
+    NoSnapshot {
+        /// What was asked for.
+        spec: String,
+        /// The repository.
+        repo: PathBuf,
+        /// Candidates, when ambiguous.
+        hint: String,
+    },
+    /// Another pybackup holds the repository.
+    #[error("{path} is locked by another pybackup process")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A request that cannot be carried out as given.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}

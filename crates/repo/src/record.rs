@@ -1,0 +1,380 @@
+//! The snapshot record (`.xtar-snapshot`): the full manifest of a
+//! snapshot, with, for every file that has content, where its data is.
+//! `docs/format/repository.md` is the normative description.
+
+use manifest::{escape_path, parse_entry_line, unescape_path, write_entry_line, Entry, Kind, Timestamp};
+
+use crate::{Error, Result};
+
+/// The member name of the record in each archive of a repository.
+pub const RECORD_NAME: &[u8] = b".xtar-snapshot";
+/// The first word of a record.
+pub const RECORD_MAGIC: &str = "#xtar-snapshot";
+/// The record format version this code writes and reads.
+pub const RECORD_VERSION: u32 = 1;
+
+/// What an archive of a repository is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// It completes a snapshot: its record lists the whole tree.
+    Complete,
+    /// A checkpoint of a run that had not finished: its record lists only
+    /// the files stored in it. The next run reuses them.
+    Partial,
+    /// Data still needed by other snapshots, kept after its own snapshot
+    /// was forgotten: its record lists only the files stored in it.
+    Data,
+}
+
+impl Status {
+    /// The word used in the record.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Complete => "complete",
+            Status::Partial => "partial",
+            Status::Data => "data",
+        }
+    }
+}
+
+/// Where the content of a file is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Location {
+    /// The archive (its name, without `.xtar`).
+    pub archive: String,
+    /// The path the member was stored under, when it differs from the
+    /// file's path (a moved file, or a second file with the same content).
+    pub member: Option<Vec<u8>>,
+    /// Offset of the member's first header block in the archive: a hint,
+    /// checked against the member's name when read.
+    pub offset: u64,
+}
+
+/// The change-detection data of a file, as `lstat` saw it at backup time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Status change time.
+    pub ctime: Timestamp,
+    /// Inode number.
+    pub ino: u64,
+}
+
+/// One line of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The manifest entry.
+    pub entry: Entry,
+    /// Where the content is (regular files with content only).
+    pub loc: Option<Location>,
+    /// Change detection data (regular files only).
+    pub stat: Option<Stat>,
+}
+
+impl Line {
+    /// The name the file's member carries in its archive.
+    pub fn member_name(&self) -> Option<&[u8]> {
+        self.loc.as_ref().map(|l| l.member.as_deref().unwrap_or(&self.entry.path))
+    }
+}
+
+/// Counts kept in a record's header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Regular files and hard links in the snapshot.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Paths not in the parent snapshot.
+    pub added: u64,
+    /// Paths in the parent snapshot whose content or kind changed.
+    pub changed: u64,
+    /// Paths of the parent snapshot that are gone.
+    pub removed: u64,
+    /// Files whose content was stored by this run.
+    pub stored: u64,
+    /// Their total size.
+    pub stored_bytes: u64,
+}
+
+/// A parsed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The archive's name.
+    pub name: String,
+    /// What the archive is.
+    pub status: Status,
+    /// The snapshot this one was compared with, if any.
+    pub parent: Option<String>,
+    /// The source directory.
+    pub root: Vec<u8>,
+    /// Counts.
+    pub stats: Stats,
+    /// Entries, in canonical order.
+    pub lines: Vec<Line>,
+}
+
+/// Whether `name` is a valid archive name: `YYYYMMDDTHHMMSS.ffffffZ`.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 23
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 => c == b'T',
+            15 => c == b'.',
+            22 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+fn stamp(out: &mut Vec<u8>, t: Timestamp) {
+    out.extend_from_slice(format!("{}.{:09}", t.sec, t.nsec).as_bytes());
+}
+
+impl Record {
+    /// The record's text.
+    pub fn to_text(&self) -> Vec<u8> {
+        let mut out = format!(
+            "{RECORD_MAGIC} {RECORD_VERSION}\n#name {}\n#status {}\n#parent {}\n#root ",
+            self.name,
+            self.status.word(),
+            self.parent.as_deref().unwrap_or("-")
+        )
+        .into_bytes();
+        escape_path(&mut out, &self.root);
+        let s = &self.stats;
+        out.extend_from_slice(
+            format!(
+                "\n#stats files={} bytes={} added={} changed={} removed={} stored={} stored-bytes={}\n",
+                s.files, s.bytes, s.added, s.changed, s.removed, s.stored, s.stored_bytes
+            )
+            .as_bytes(),
+        );
+        for l in &self.lines {
+            write_entry_line(&mut out, &l.entry);
+            out.pop(); // the newline
+            match &l.loc {
+                Some(loc) => {
+                    out.push(b'\t');
+                    out.extend_from_slice(loc.archive.as_bytes());
+                    out.push(b'\t');
+                    match &loc.member {
+                        Some(m) => escape_path(&mut out, m),
+                        None => out.push(b'='),
+                    }
+                    out.extend_from_slice(format!("\t{}", loc.offset).as_bytes());
+                }
+                None => out.extend_from_slice(b"\t-\t-\t-"),
+            }
+            match &l.stat {
+                Some(st) => {
+                    out.push(b'\t');
+                    stamp(&mut out, st.ctime);
+                    out.extend_from_slice(format!("\t{}", st.ino).as_bytes());
+                }
+                None => out.extend_from_slice(b"\t-\t-"),
+            }
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// Parses a record; `archive` names it in errors. With `header_only`,
+    /// the entry lines are not read.
+    pub fn parse(text: &[u8], archive: &str, header_only: bool) -> Result<Record> {
+        let err = |line: usize, message: String| Error::Record { archive: archive.to_string(), line, message };
+        let mut lines = text.split(|&b| b == b'\n').enumerate().map(|(i, l)| (i + 1, l));
+        let (_, first) = lines.next().unwrap_or((1, b""));
+        let first = String::from_utf8_lossy(first);
+        let version = first
+            .strip_prefix(RECORD_MAGIC)
+            .and_then(|v| v.strip_prefix(' '))
+            .ok_or_else(|| err(1, format!("not a snapshot record (first line `{first}`)")))?;
+        if version != RECORD_VERSION.to_string() {
+            return Err(err(1, format!("record version {version}; this pybackup reads version {RECORD_VERSION}")));
+        }
+        let mut rec = Record {
+            name: String::new(),
+            status: Status::Complete,
+            parent: None,
+            root: Vec::new(),
+            stats: Stats::default(),
+            lines: Vec::new(),
+        };
+        let mut status = None;
+        let mut prev: Option<Vec<u8>> = None;
+        for (n, line) in lines {
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(h) = line.strip_prefix(b"#") {
+                let h = String::from_utf8_lossy(h);
+                let (key, value) = h.split_once(' ').unwrap_or((&h, ""));
+                match key {
+                    "name" => rec.name = value.to_string(),
+                    "status" => {
+                        status = Some(match value {
+                            "complete" => Status::Complete,
+                            "partial" => Status::Partial,
+                            "data" => Status::Data,
+                            other => return Err(err(n, format!("unknown status `{other}`"))),
+                        })
+                    }
+                    "parent" if value != "-" => rec.parent = Some(value.to_string()),
+                    "root" => {
+                        rec.root = unescape_path(value.as_bytes()).map_err(|m| err(n, m))?;
+                    }
+                    "stats" => rec.stats = parse_stats(value).ok_or_else(|| err(n, "bad #stats line".into()))?,
+                    _ => {}
+                }
+                continue;
+            }
+            if header_only {
+                break;
+            }
+            let line = parse_line(line, n).map_err(|m| err(n, m))?;
+            if let Some(p) = &prev {
+                if manifest::cmp_paths(p, &line.entry.path) != std::cmp::Ordering::Less {
+                    return Err(err(n, "entries out of order or repeated".into()));
+                }
+            }
+            prev = Some(line.entry.path.clone());
+            rec.lines.push(line);
+        }
+        if !valid_name(&rec.name) {
+            return Err(err(2, format!("bad or missing #name `{}`", rec.name)));
+        }
+        rec.status = status.ok_or_else(|| err(3, "missing #status".into()))?;
+        if rec.parent.as_deref().is_some_and(|p| !valid_name(p)) {
+            return Err(err(4, "bad #parent".into()));
+        }
+        Ok(rec)
+    }
+}
+
+fn parse_stats(v: &str) -> Option<Stats> {
+    let mut s = Stats::default();
+    for kv in v.split(' ') {
+        let (k, v) = kv.split_once('=')?;
+        let v: u64 = v.parse().ok()?;
+        match k {
+            "files" => s.files = v,
+            "bytes" => s.bytes = v,
+            "added" => s.added = v,
+            "changed" => s.changed = v,
+            "removed" => s.removed = v,
+            "stored" => s.stored = v,
+            "stored-bytes" => s.stored_bytes = v,
+            _ => {}
+        }
+    }
+    Some(s)
+}
+
+/// Parses one entry line: the 7 manifest fields, then archive, member,
+/// offset, ctime and inode.
+fn parse_line(line: &[u8], n: usize) -> std::result::Result<Line, String> {
+    let tabs: Vec<usize> = line.iter().enumerate().filter(|(_, &b)| b == b'\t').map(|(i, _)| i).collect();
+    if tabs.len() != 11 {
+        return Err(format!("expected 12 tab-separated fields, found {}", tabs.len() + 1));
+    }
+    let entry = parse_entry_line(&line[..tabs[6]], n).map_err(|e| e.to_string())?;
+    let field = |i: usize| &line[tabs[i - 1] + 1..tabs.get(i).copied().unwrap_or(line.len())];
+    let num = |f: &[u8], what: &str| -> std::result::Result<u64, String> {
+        std::str::from_utf8(f).ok().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad {what}"))
+    };
+    let loc = match (field(7), field(8), field(9)) {
+        (b"-", b"-", b"-") => None,
+        (a, m, o) => {
+            let archive = std::str::from_utf8(a).ok().filter(|a| valid_name(a)).ok_or("bad archive name")?;
+            let member = match m {
+                b"=" => None,
+                m => {
+                    let p = unescape_path(m)?;
+                    xtar::format::check_member_path(&p).map_err(|r| format!("member path: {r}"))?;
+                    Some(p)
+                }
+            };
+            Some(Location { archive: archive.to_string(), member, offset: num(o, "offset")? })
+        }
+    };
+    if loc.is_some() && (entry.kind != Kind::File || entry.sha256.is_none()) {
+        return Err("a location on an entry that is not a hashed file".into());
+    }
+    let stat = match (field(10), field(11)) {
+        (b"-", b"-") => None,
+        (c, i) => {
+            let s = std::str::from_utf8(c).map_err(|_| "bad ctime")?;
+            let (sec, nsec) = s.split_once('.').ok_or("bad ctime")?;
+            let sec: i64 = sec.parse().map_err(|_| "bad ctime")?;
+            let nsec: u32 = nsec.parse().ok().filter(|n| *n < 1_000_000_000).ok_or("bad ctime")?;
+            Some(Stat { ctime: Timestamp::new(sec, nsec), ino: num(i, "inode")? })
+        }
+    };
+    Ok(Line { entry, loc, stat })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        let file = |p: &[u8], loc: Option<Location>| Line {
+            entry: Entry {
+                path: p.to_vec(),
+                kind: Kind::File,
+                mode: 0o644,
+                mtime: Timestamp::new(-2, 5),
+                size: 3,
+                sha256: Some([7; 32]),
+                target: None,
+            },
+            loc,
+            stat: Some(Stat { ctime: Timestamp::new(1_700_000_000, 999_999_999), ino: 42 }),
+        };
+        Record {
+            name: "20261123T101500.123456Z".into(),
+            status: Status::Partial,
+            parent: Some("20261122T000000.000000Z".into()),
+            root: b"/home/a b\n".to_vec(),
+            stats: Stats { files: 2, bytes: 6, added: 1, changed: 1, removed: 3, stored: 1, stored_bytes: 3 },
+            lines: vec![
+                Line { entry: Entry::dir(Vec::new(), 0o755, Timestamp::new(5, 0)), loc: None, stat: None },
+                file(
+                    b"a\tb",
+                    Some(Location {
+                        archive: "20261122T000000.000000Z".into(),
+                        member: Some(b"old/x y".to_vec()),
+                        offset: 1536,
+                    }),
+                ),
+                file(b"c", Some(Location { archive: "20261123T101500.123456Z".into(), member: None, offset: 0 })),
+            ],
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let r = sample();
+        let text = r.to_text();
+        assert_eq!(Record::parse(&text, "x", false).expect("parses"), r);
+        let head = Record::parse(&text, "x", true).expect("parses");
+        assert!(head.lines.is_empty());
+        assert_eq!(head.stats, r.stats);
+    }
+
+    #[test]
+    fn hostile_records_are_refused_with_their_line() {
+        let text = String::from_utf8(sample().to_text()).expect("utf8");
+        for (bad, line) in [
+            (text.replace("20261122T000000.000000Z\told", "../../etc\told"), 8),
+            (text.replace("\told/x", "\t../x"), 8),
+            (text.replace("\t1536\t", "\tlots\t"), 8),
+            (text.replace("#status partial", "#status odd"), 3),
+            (text.replace("#xtar-snapshot 1", "#xtar-snapshot 9"), 1),
+        ] {
+            match Record::parse(bad.as_bytes(), "x", false) {
+                Err(Error::Record { line: l, .. }) => assert_eq!(l, line, "{bad}"),
+                other => panic!("accepted or wrong error: {other:?}"),
+            }
+        }
+    }
+}
