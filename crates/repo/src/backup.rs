@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use manifest::{Entry, Kind, Timestamp};
 use rayon::prelude::*;
@@ -51,12 +52,8 @@ pub struct BackupReport {
     pub warnings: u64,
 }
 
-/// What is known about a path from earlier archives.
-struct Known {
-    entry: Entry,
-    loc: Option<Location>,
-    stat: Option<Stat>,
-}
+/// The parent snapshot's record and the checkpoints written after it.
+type Earlier = (Option<Arc<Record>>, Vec<Arc<Record>>);
 
 /// Backs up `src` into the repository at `repo` (created if needed).
 pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Observer) -> Result<BackupReport> {
@@ -66,46 +63,8 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
     let mut report = BackupReport::default();
 
     // 1. What earlier archives hold: the newest complete snapshot, and
-    //    the checkpoints that interrupted runs wrote after it.
-    let mut parent: Option<std::sync::Arc<Record>> = None;
-    let mut pending: Vec<std::sync::Arc<Record>> = Vec::new();
-    for name in repo.archives()?.into_iter().rev() {
-        match repo.record(&name) {
-            Ok(r) if r.status == Status::Complete => {
-                parent = Some(r);
-                break;
-            }
-            Ok(r) if r.status == Status::Partial => pending.push(r),
-            _ => {}
-        }
-    }
-    pending.reverse();
-    let mut known: HashMap<Vec<u8>, Known> = HashMap::new();
-    let mut by_sha: HashMap<[u8; 32], Location> = HashMap::new();
-    let mut remember = |rec: &Record, known: &mut HashMap<Vec<u8>, Known>| {
-        for l in &rec.lines {
-            if let (Some(loc), Some(sha)) = (&l.loc, l.entry.sha256) {
-                let member = l.member_name().map(<[u8]>::to_vec).filter(|m| *m != l.entry.path);
-                let loc = Location {
-                    archive: loc.archive.clone(),
-                    member: member.or_else(|| Some(l.entry.path.clone())),
-                    offset: loc.offset,
-                };
-                by_sha.insert(sha, loc);
-            }
-            known.insert(l.entry.path.clone(), Known { entry: l.entry.clone(), loc: l.loc.clone(), stat: l.stat });
-        }
-    };
-    if let Some(p) = &parent {
-        remember(p, &mut known);
-    }
-    let pending_names: HashSet<String> = pending.iter().map(|r| r.name.clone()).collect();
-    for r in &pending {
-        remember(r, &mut known);
-    }
-    report.parent = parent.as_ref().map(|p| p.name.clone());
-
-    // 2. Walk.
+    //    the checkpoints that interrupted runs wrote after it. Read while
+    //    the tree is walked.
     let mut copts = opts.compress.clone();
     copts.select = None;
     let dir = repo.root().join(crate::repository::ARCHIVES);
@@ -113,9 +72,45 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
         use std::os::unix::fs::MetadataExt;
         copts.skip_inodes.push((m.dev(), m.ino()));
     }
-    let (walked, walk_warnings) = xtar::walk_source(src, &copts, obs)?;
+    let (records, walked) = std::thread::scope(|scope| {
+        let records = scope.spawn(|| -> Result<Earlier> {
+            let mut parent = None;
+            let mut pending = Vec::new();
+            for name in repo.archives()?.into_iter().rev() {
+                match repo.record(&name) {
+                    Ok(r) if r.status == Status::Complete => {
+                        parent = Some(r);
+                        break;
+                    }
+                    Ok(r) if r.status == Status::Partial => pending.push(r),
+                    _ => {}
+                }
+            }
+            pending.reverse();
+            Ok((parent, pending))
+        });
+        let walked = xtar::walk_source(src, &copts, obs);
+        let records = records.join().unwrap_or_else(|_| Err(crate::Error::Usage("reading records failed".into())));
+        (records, walked)
+    });
+    let (parent, pending) = records?;
+    let (walked, walk_warnings) = walked?;
     report.warnings += walk_warnings;
-    // Never back up the repository into itself.
+    let mut known: HashMap<&[u8], &Line> = HashMap::new();
+    // Content by SHA-256: (archive, member name, offset).
+    let mut by_sha: HashMap<[u8; 32], (&str, &[u8], u64)> = HashMap::new();
+    for rec in parent.iter().chain(&pending) {
+        for l in &rec.lines {
+            if let (Some(loc), Some(sha), Some(member)) = (&l.loc, l.entry.sha256, l.member_name()) {
+                by_sha.insert(sha, (&loc.archive, member, loc.offset));
+            }
+            known.insert(&l.entry.path, l);
+        }
+    }
+    let pending_names: HashSet<String> = pending.iter().map(|r| r.name.clone()).collect();
+    report.parent = parent.as_ref().map(|p| p.name.clone());
+
+    // 2. Never back up the repository into itself.
     let repo_canon = repo.root().canonicalize().ok();
     let src_canon = src.canonicalize().map_err(crate::io_err(src))?;
     let walked: Vec<walk::Entry> = match repo_canon.as_deref().and_then(|r| r.strip_prefix(&src_canon).ok()) {
@@ -154,7 +149,7 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
                     lines.push(Some(Line { entry, loc: None, stat }));
                     continue;
                 }
-                let same = known.get(&e.path).filter(|k| {
+                let same = known.get(&e.path[..]).filter(|k| {
                     !opts.checksum
                         && k.loc.is_some()
                         && k.entry.kind == Kind::File
@@ -187,13 +182,10 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
         let Some(line) = lines[i].as_mut() else { continue };
         match h {
             Ok((sha, size)) if size == line.entry.size => match by_sha.get(&sha) {
-                Some(loc) => {
+                Some(&(archive, member, offset)) => {
                     line.entry.sha256 = Some(sha);
-                    let mut loc = loc.clone();
-                    if loc.member.as_deref() == Some(&line.entry.path[..]) {
-                        loc.member = None;
-                    }
-                    line.loc = Some(loc);
+                    let member = (member != &line.entry.path[..]).then(|| member.to_vec());
+                    line.loc = Some(Location { archive: archive.to_string(), member, offset });
                 }
                 None => to_store.push(i),
             },
@@ -224,13 +216,18 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
     let parent_name = report.parent.clone();
     // Archives whose content counts as stored by this run.
     let mut run_names = pending_names.clone();
+    let mut final_stats = Stats::default();
+    let mut resumed = 0;
     for (b, batch) in batches.into_iter().enumerate() {
         let name = repo.new_name()?;
         run_names.insert(name.clone());
         let selected: HashSet<Vec<u8>> = batch.iter().map(|&i| walked[i].path.clone()).collect();
         let by_path: HashMap<Vec<u8>, usize> = batch.iter().map(|&i| (walked[i].path.clone(), i)).collect();
-        let entries = xtar::Select::Paths(selected).apply(walked.clone());
-        let entries = if batch.is_empty() { entries.into_iter().take(1).collect() } else { entries };
+        let entries = if batch.is_empty() {
+            walked.iter().take(1).cloned().collect()
+        } else {
+            xtar::Select::Paths(selected).apply(walked.clone())
+        };
         let out = repo.archive_path(&name);
         let complete = b == last;
         let written = xtar::write_new_file(&out, false, |file, out| {
@@ -250,7 +247,8 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
                         parent: parent_name.clone(),
                         root: src_root.clone(),
                         stats: Stats::default(),
-                        lines: lines.iter().flatten().cloned().collect(),
+                        // The last archive: the lines are not needed after it.
+                        lines: std::mem::take(&mut lines).into_iter().flatten().collect(),
                     };
                     rec.lines.retain(|l| l.entry.kind != Kind::File || l.entry.size == 0 || l.loc.is_some());
                     // A hard link whose first name could not be read goes too.
@@ -269,13 +267,24 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
                         lines: batch.iter().filter_map(|&i| lines[i].clone()).filter(|l| l.loc.is_some()).collect(),
                     }
                 };
-                vec![(RECORD_NAME.to_vec(), finish_record(rec, parent.as_deref(), &run_names).to_text())]
+                let rec = finish_record(rec, parent.as_deref(), &run_names);
+                if complete {
+                    final_stats = rec.stats;
+                    resumed = rec
+                        .lines
+                        .iter()
+                        .filter(|l| l.loc.as_ref().is_some_and(|loc| pending_names.contains(&loc.archive)))
+                        .count() as u64;
+                }
+                vec![(RECORD_NAME.to_vec(), rec.to_text())]
             })
         })?;
         // Files the writer could not read were warned about and left out.
         for &i in &batch {
-            if lines[i].as_ref().is_some_and(|l| l.loc.is_none()) {
-                lines[i] = None;
+            if let Some(slot) = lines.get_mut(i) {
+                if slot.as_ref().is_some_and(|l| l.loc.is_none()) {
+                    *slot = None;
+                }
             }
         }
         report.warnings += written.summary.warnings;
@@ -285,13 +294,8 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
     }
 
     // 6. The counts, as written, and `Latest`.
-    let final_rec = repo.record(&report.name)?;
-    report.stats = final_rec.stats;
-    report.resumed = final_rec
-        .lines
-        .iter()
-        .filter(|l| l.loc.as_ref().is_some_and(|loc| pending_names.contains(&loc.archive)))
-        .count() as u64;
+    report.stats = final_stats;
+    report.resumed = resumed;
     repo.set_latest(Some(&report.name))?;
     Ok(report)
 }

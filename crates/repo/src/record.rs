@@ -13,6 +13,9 @@ pub const RECORD_MAGIC: &str = "#xtar-snapshot";
 /// The record format version this code writes and reads.
 pub const RECORD_VERSION: u32 = 1;
 
+/// A filter on the escaped path field of record lines.
+pub type PathFilter<'a> = &'a dyn Fn(&[u8]) -> bool;
+
 /// What an archive of a repository is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -132,13 +135,16 @@ fn stamp(out: &mut Vec<u8>, t: Timestamp) {
 impl Record {
     /// The record's text.
     pub fn to_text(&self) -> Vec<u8> {
-        let mut out = format!(
-            "{RECORD_MAGIC} {RECORD_VERSION}\n#name {}\n#status {}\n#parent {}\n#root ",
-            self.name,
-            self.status.word(),
-            self.parent.as_deref().unwrap_or("-")
-        )
-        .into_bytes();
+        let mut out = Vec::with_capacity(256 + self.lines.len() * 200);
+        out.extend_from_slice(
+            &format!(
+                "{RECORD_MAGIC} {RECORD_VERSION}\n#name {}\n#status {}\n#parent {}\n#root ",
+                self.name,
+                self.status.word(),
+                self.parent.as_deref().unwrap_or("-")
+            )
+            .into_bytes(),
+        );
         escape_path(&mut out, &self.root);
         let s = &self.stats;
         out.extend_from_slice(
@@ -180,6 +186,17 @@ impl Record {
     /// Parses a record; `archive` names it in errors. With `header_only`,
     /// the entry lines are not read.
     pub fn parse(text: &[u8], archive: &str, header_only: bool) -> Result<Record> {
+        Record::parse_filtered(text, archive, header_only, None)
+    }
+
+    /// Like [`Record::parse`], keeping only the entry lines whose first
+    /// field (the escaped path) `keep` accepts; the others are not parsed.
+    pub fn parse_filtered(
+        text: &[u8],
+        archive: &str,
+        header_only: bool,
+        keep: Option<PathFilter<'_>>,
+    ) -> Result<Record> {
         let err = |line: usize, message: String| Error::Record { archive: archive.to_string(), line, message };
         let mut lines = text.split(|&b| b == b'\n').enumerate().map(|(i, l)| (i + 1, l));
         let (_, first) = lines.next().unwrap_or((1, b""));
@@ -229,6 +246,12 @@ impl Record {
             }
             if header_only {
                 break;
+            }
+            if let Some(keep) = keep {
+                let first = line.split(|&b| b == b'\t').next().unwrap_or_default();
+                if !keep(first) {
+                    continue;
+                }
             }
             let line = parse_line(line, n).map_err(|m| err(n, m))?;
             if let Some(p) = &prev {

@@ -19,6 +19,7 @@ const LOCK: &str = "lock";
 pub struct Repo {
     root: PathBuf,
     cache: Mutex<HashMap<String, std::sync::Arc<Record>>>,
+    raw: Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
 }
 
 /// A snapshot as listed: its record's header.
@@ -60,7 +61,7 @@ impl Repo {
         if !root.join(ARCHIVES).is_dir() {
             return Err(Error::NotARepo { path: root.to_path_buf() });
         }
-        Ok(Repo { root: root.to_path_buf(), cache: Mutex::new(HashMap::new()) })
+        Ok(Repo { root: root.to_path_buf(), cache: Mutex::new(HashMap::new()), raw: Mutex::new(HashMap::new()) })
     }
 
     /// Opens a repository, creating it if `root` does not exist or is an
@@ -159,16 +160,7 @@ impl Repo {
         if let Some(r) = self.cache.lock().ok().and_then(|c| c.get(name).cloned()) {
             return Ok(r);
         }
-        let text = xtar::read::tail_member(&self.archive_path(name), RECORD_NAME)?
-            .ok_or_else(|| Error::NoRecord { archive: name.to_string() })?;
-        let rec = Record::parse(&text, name, false)?;
-        if rec.name != name {
-            return Err(Error::Record {
-                archive: name.to_string(),
-                line: 2,
-                message: format!("the record is named {}, not after its archive", rec.name),
-            });
-        }
+        let rec = self.record_filtered(name, None)?;
         let rec = std::sync::Arc::new(rec);
         if let Ok(mut c) = self.cache.lock() {
             c.insert(name.to_string(), rec.clone());
@@ -176,9 +168,41 @@ impl Repo {
         Ok(rec)
     }
 
+    /// The record's text (cached).
+    fn raw(&self, name: &str) -> Result<std::sync::Arc<Vec<u8>>> {
+        if let Some(r) = self.raw.lock().ok().and_then(|c| c.get(name).cloned()) {
+            return Ok(r);
+        }
+        let text = xtar::read::tail_member(&self.archive_path(name), RECORD_NAME)?
+            .ok_or_else(|| Error::NoRecord { archive: name.to_string() })?;
+        let text = std::sync::Arc::new(text);
+        if let Ok(mut c) = self.raw.lock() {
+            c.insert(name.to_string(), text.clone());
+        }
+        Ok(text)
+    }
+
+    /// Reads the record of an archive, parsing only the lines whose escaped
+    /// path `keep` accepts (not cached).
+    pub fn record_filtered(&self, name: &str, keep: Option<crate::record::PathFilter<'_>>) -> Result<Record> {
+        let text = self.raw(name)?;
+        let rec = Record::parse_filtered(&text, name, false, keep)?;
+        if rec.name != name {
+            return Err(Error::Record {
+                archive: name.to_string(),
+                line: 2,
+                message: format!("the record is named {}, not after its archive", rec.name),
+            });
+        }
+        Ok(rec)
+    }
+
     /// Forgets cached records (after archives were rewritten).
     pub fn clear_cache(&self) {
         if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
+        if let Ok(mut c) = self.raw.lock() {
             c.clear();
         }
     }

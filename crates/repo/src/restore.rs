@@ -83,8 +83,42 @@ pub fn restore(
 ) -> Result<xtar::ExtractReport> {
     let repo = Repo::open(repo)?;
     let name = repo.resolve(snapshot)?;
-    let rec = repo.record(&name)?;
-    let by_path: HashMap<&[u8], &Line> = rec.lines.iter().map(|l| (&l.entry.path[..], l)).collect();
+    // Only the lines asked for are parsed (the record of a big tree is
+    // large), then those of hard-link targets outside them.
+    let escaped: Vec<Vec<u8>> = opts
+        .paths
+        .iter()
+        .map(|p| {
+            let mut e = Vec::new();
+            manifest::escape_path(&mut e, p);
+            e
+        })
+        .collect();
+    let keep = |field: &[u8]| selected(&escaped, field);
+    let rec = if escaped.is_empty() {
+        repo.record(&name)?.as_ref().clone()
+    } else {
+        repo.record_filtered(&name, Some(&keep))?
+    };
+    let targets: Vec<Vec<u8>> = rec
+        .lines
+        .iter()
+        .filter(|l| l.entry.kind == Kind::HardLink)
+        .filter_map(|l| l.entry.target.clone())
+        .filter(|t| !selected(&opts.paths, t))
+        .map(|t| {
+            let mut e = Vec::new();
+            manifest::escape_path(&mut e, &t);
+            e
+        })
+        .collect();
+    let extra = if targets.is_empty() {
+        Vec::new()
+    } else {
+        let keep = |field: &[u8]| targets.iter().any(|t| t == field);
+        repo.record_filtered(&name, Some(&keep))?.lines
+    };
+    let by_path: HashMap<&[u8], &Line> = rec.lines.iter().chain(&extra).map(|l| (&l.entry.path[..], l)).collect();
     let mut lines: Vec<Line> = Vec::new();
     for l in rec.lines.iter().filter(|l| selected(&opts.paths, &l.entry.path)) {
         let mut l = l.clone();
