@@ -43,7 +43,10 @@ def wall(cmd, env=None):
 
 
 def warm(tree):
+    """Reads the tree into the page cache, and flushes pending writes (the
+    previous step's archive) so that no step pays for another's writeback."""
     subprocess.run(f"find '{tree}' -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
+    os.sync()
 
 
 def files_of(tree):

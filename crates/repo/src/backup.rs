@@ -96,17 +96,27 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
     let (parent, pending) = records?;
     let (walked, walk_warnings) = walked?;
     report.warnings += walk_warnings;
-    let mut known: HashMap<&[u8], &Line> = HashMap::new();
-    // Content by SHA-256: (archive, member name, offset).
-    let mut by_sha: HashMap<[u8; 32], (&str, &[u8], u64)> = HashMap::new();
-    for rec in parent.iter().chain(&pending) {
+    // Lines of checkpoints by path (usually none); the parent's lines are
+    // looked up by walking them alongside the tree, both in canonical order.
+    let mut pending_lines: HashMap<&[u8], &Line> = HashMap::new();
+    for rec in &pending {
         for l in &rec.lines {
-            if let (Some(loc), Some(sha), Some(member)) = (&l.loc, l.entry.sha256, l.member_name()) {
-                by_sha.insert(sha, (&loc.archive, member, loc.offset));
-            }
-            known.insert(&l.entry.path, l);
+            pending_lines.insert(&l.entry.path, l);
         }
     }
+    let parent_lines: &[Line] = parent.as_ref().map_or(&[], |p| &p.lines);
+    let mut cursor = 0usize;
+    let mut known = |path: &[u8]| -> Option<&Line> {
+        if let Some(l) = pending_lines.get(path) {
+            return Some(*l);
+        }
+        while cursor < parent_lines.len()
+            && manifest::cmp_paths(&parent_lines[cursor].entry.path, path) == std::cmp::Ordering::Less
+        {
+            cursor += 1;
+        }
+        parent_lines.get(cursor).filter(|l| l.entry.path == path)
+    };
     let pending_names: HashSet<String> = pending.iter().map(|r| r.name.clone()).collect();
     report.parent = parent.as_ref().map(|p| p.name.clone());
 
@@ -149,7 +159,7 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
                     lines.push(Some(Line { entry, loc: None, stat }));
                     continue;
                 }
-                let same = known.get(&e.path[..]).filter(|k| {
+                let same = known(&e.path).filter(|k| {
                     !opts.checksum
                         && k.loc.is_some()
                         && k.entry.kind == Kind::File
@@ -173,6 +183,17 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
     }
 
     // 4. Hash the candidates; content already stored is not stored again.
+    // Content by SHA-256: (archive, member name, offset).
+    let mut by_sha: HashMap<[u8; 32], (&str, &[u8], u64)> = HashMap::new();
+    if !candidates.is_empty() {
+        for rec in parent.iter().chain(&pending) {
+            for l in &rec.lines {
+                if let (Some(loc), Some(sha), Some(member)) = (&l.loc, l.entry.sha256, l.member_name()) {
+                    by_sha.insert(sha, (&loc.archive, member, loc.offset));
+                }
+            }
+        }
+    }
     report.hashed = candidates.len() as u64;
     type Hashed = (usize, std::io::Result<([u8; 32], u64)>);
     let hashes: Vec<Hashed> =
@@ -317,10 +338,30 @@ fn finish_record(mut rec: Record, parent: Option<&Record>, run: &HashSet<String>
         }
     }
     if let (Some(p), Status::Complete) = (parent, rec.status) {
-        let old: HashMap<&[u8], &Line> = p.lines.iter().map(|l| (&l.entry.path[..], l)).collect();
-        let new: HashSet<&[u8]> = rec.lines.iter().map(|l| &l.entry.path[..]).collect();
-        for l in &rec.lines {
-            match old.get(&l.entry.path[..]) {
+        // Both are in canonical order: merge them.
+        let (mut i, mut j) = (0, 0);
+        let mut pairs: Vec<(&Line, Option<&Line>)> = Vec::with_capacity(rec.lines.len());
+        while i < rec.lines.len() {
+            let l = &rec.lines[i];
+            match p.lines.get(j).map(|o| manifest::cmp_paths(&o.entry.path, &l.entry.path)) {
+                Some(std::cmp::Ordering::Less) => {
+                    s.removed += 1;
+                    j += 1;
+                }
+                Some(std::cmp::Ordering::Equal) => {
+                    pairs.push((l, p.lines.get(j)));
+                    i += 1;
+                    j += 1;
+                }
+                _ => {
+                    pairs.push((l, None));
+                    i += 1;
+                }
+            }
+        }
+        s.removed += (p.lines.len() - j.min(p.lines.len())) as u64;
+        for (l, old) in pairs {
+            match old {
                 None => s.added += 1,
                 Some(o)
                     if o.entry.kind != l.entry.kind
@@ -332,7 +373,6 @@ fn finish_record(mut rec: Record, parent: Option<&Record>, run: &HashSet<String>
                 Some(_) => {}
             }
         }
-        s.removed = p.lines.iter().filter(|l| !new.contains(&l.entry.path[..])).count() as u64;
     } else if rec.status == Status::Complete {
         s.added = rec.lines.iter().filter(|l| !l.entry.path.is_empty()).count() as u64;
     }
