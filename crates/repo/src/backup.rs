@@ -67,11 +67,6 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
     //    the tree is walked.
     let mut copts = opts.compress.clone();
     copts.select = None;
-    let dir = repo.root().join(crate::repository::ARCHIVES);
-    if let Ok(m) = std::fs::metadata(&dir) {
-        use std::os::unix::fs::MetadataExt;
-        copts.skip_inodes.push((m.dev(), m.ino()));
-    }
     let (records, walked) = std::thread::scope(|scope| {
         let records = scope.spawn(|| -> Result<Earlier> {
             let mut parent = None;

@@ -95,11 +95,8 @@ pub fn restore(
         })
         .collect();
     let keep = |field: &[u8]| selected(&escaped, field);
-    let rec = if escaped.is_empty() {
-        repo.record(&name)?.as_ref().clone()
-    } else {
-        repo.record_filtered(&name, Some(&keep))?
-    };
+    let filter: Option<crate::record::PathFilter<'_>> = if escaped.is_empty() { None } else { Some(&keep) };
+    let rec = repo.record_filtered(&name, filter)?;
     let targets: Vec<Vec<u8>> = rec
         .lines
         .iter()

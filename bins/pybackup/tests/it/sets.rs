@@ -160,6 +160,10 @@ fn one_path_restores_from_deep_in_the_chain_and_moves_are_not_stored_again() {
     assert_eq!(std::fs::read(r.join("moved.bin")).expect("read"), noise(400_000, 1));
     assert_eq!(std::fs::read(r.join("keep/same.txt")).expect("read"), b"unchanged\n");
     assert!(!r.join("change.txt").exists());
+    // A hard link restored without its first name is a copy of its content.
+    let out = restore(&repo.display().to_string(), &t.path().join("h"), &["keep/same.txt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(t.path().join("h/keep/same.txt")).expect("read"), b"unchanged\n");
     // A path that is not in the snapshot is named, with exit 1.
     let out = restore(&repo.display().to_string(), &t.path().join("r2"), &["no/such"]);
     assert_eq!(out.status.code(), Some(1));
