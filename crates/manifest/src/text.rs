@@ -24,13 +24,18 @@ pub fn write_entry_line(out: &mut Vec<u8>, e: &Entry) {
     }
     out.push(b'\t');
     out.push(e.kind.code());
-    let sha = match &e.sha256 {
-        Some(h) => hex(h),
-        None => "-".to_string(),
-    };
-    out.extend_from_slice(
-        format!("\t{:04o}\t{}.{:09}\t{}\t{}\t", e.mode, e.mtime.sec, e.mtime.nsec, e.size, sha).as_bytes(),
-    );
+    out.push(b'\t');
+    push_mode(out, e.mode);
+    out.push(b'\t');
+    push_time(out, e.mtime);
+    out.push(b'\t');
+    push_u64(out, e.size);
+    out.push(b'\t');
+    match &e.sha256 {
+        Some(h) => push_hex(out, h),
+        None => out.push(b'-'),
+    }
+    out.push(b'\t');
     match &e.target {
         Some(t) if matches!(e.kind, Kind::Symlink | Kind::HardLink) => escape_path(out, t),
         _ => out.push(b'-'),
@@ -38,13 +43,57 @@ pub fn write_entry_line(out: &mut Vec<u8>, e: &Entry) {
     out.push(b'\n');
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+/// Appends `n` in decimal (what `format!("{n}")` gives, without the
+/// allocation: records and manifests write millions of these).
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
-    s
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends a timestamp as `SEC.NNNNNNNNN` (seconds may be negative).
+pub fn push_time(out: &mut Vec<u8>, t: Timestamp) {
+    if t.sec < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, t.sec.unsigned_abs());
+    out.push(b'.');
+    let mut buf = [b'0'; 9];
+    let mut n = t.nsec;
+    for d in buf.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf);
+}
+
+/// Appends a mode as at least four octal digits.
+fn push_mode(out: &mut Vec<u8>, mode: u32) {
+    let mut buf = [0u8; 11];
+    let mut i = buf.len();
+    let mut m = mode;
+    while m != 0 || buf.len() - i < 4 {
+        i -= 1;
+        buf[i] = b'0' + (m & 7) as u8;
+        m >>= 3;
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
 }
 
 fn syntax(line: usize, message: impl Into<String>) -> Error {
@@ -133,16 +182,19 @@ fn parse_time(f: &[u8]) -> Option<Timestamp> {
 }
 
 fn parse_hex32(h: &[u8]) -> Option<[u8; 32]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
     if h.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, pair) in h.chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).ok()?;
-        if !s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-            return None;
-        }
-        out[i] = u8::from_str_radix(s, 16).ok()?;
+    for (o, pair) in out.iter_mut().zip(h.chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
     }
     Some(out)
 }
@@ -198,6 +250,25 @@ pub(crate) fn parse(input: &[u8]) -> Result<Manifest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn number_writers_match_format() {
+        for n in [0u64, 7, 10, 99, 1_000_000_007, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+        for (sec, nsec) in [(0i64, 0u32), (-2, 5), (i64::MIN, 999_999_999), (i64::MAX, 1), (1_700_000_000, 120)] {
+            let mut out = Vec::new();
+            push_time(&mut out, Timestamp::new(sec, nsec));
+            assert_eq!(out, format!("{sec}.{nsec:09}").into_bytes());
+        }
+        for m in [0u32, 0o7, 0o644, 0o7777, 0o100644] {
+            let mut out = Vec::new();
+            push_mode(&mut out, m);
+            assert_eq!(out, format!("{m:04o}").into_bytes());
+        }
+    }
 
     fn sample() -> Manifest {
         let mut m = Manifest::new(b"/src".to_vec());

@@ -268,10 +268,13 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
                     };
                     rec.lines.retain(|l| l.entry.kind != Kind::File || l.entry.size == 0 || l.loc.is_some());
                     // A hard link whose first name could not be read goes too.
-                    let present: HashSet<Vec<u8>> = rec.lines.iter().map(|l| l.entry.path.clone()).collect();
-                    rec.lines.retain(|l| {
-                        l.entry.kind != Kind::HardLink || l.entry.target.as_ref().is_some_and(|t| present.contains(t))
-                    });
+                    if rec.lines.iter().any(|l| l.entry.kind == Kind::HardLink) {
+                        let present: HashSet<Vec<u8>> = rec.lines.iter().map(|l| l.entry.path.clone()).collect();
+                        rec.lines.retain(|l| {
+                            l.entry.kind != Kind::HardLink
+                                || l.entry.target.as_ref().is_some_and(|t| present.contains(t))
+                        });
+                    }
                     rec
                 } else {
                     Record {

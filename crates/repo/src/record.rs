@@ -2,7 +2,10 @@
 //! snapshot, with, for every file that has content, where its data is.
 //! `docs/format/repository.md` is the normative description.
 
-use manifest::{escape_path, parse_entry_line, unescape_path, write_entry_line, Entry, Kind, Timestamp};
+use manifest::{
+    escape_path, parse_entry_line, push_time, push_u64, unescape_path, write_entry_line, Entry, Kind, Timestamp,
+};
+use rayon::prelude::*;
 
 use crate::{Error, Result};
 
@@ -14,7 +17,7 @@ pub const RECORD_MAGIC: &str = "#xtar-snapshot";
 pub const RECORD_VERSION: u32 = 1;
 
 /// A filter on the escaped path field of record lines.
-pub type PathFilter<'a> = &'a dyn Fn(&[u8]) -> bool;
+pub type PathFilter<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
 
 /// What an archive of a repository is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,8 +131,34 @@ pub fn valid_name(name: &str) -> bool {
         })
 }
 
-fn stamp(out: &mut Vec<u8>, t: Timestamp) {
-    out.extend_from_slice(format!("{}.{:09}", t.sec, t.nsec).as_bytes());
+/// Appends one entry line of a record, with its newline.
+fn write_line(out: &mut Vec<u8>, l: &Line) {
+    write_entry_line(out, &l.entry);
+    out.pop(); // the newline
+    match &l.loc {
+        Some(loc) => {
+            out.push(b'\t');
+            out.extend_from_slice(loc.archive.as_bytes());
+            out.push(b'\t');
+            match &loc.member {
+                Some(m) => escape_path(out, m),
+                None => out.push(b'='),
+            }
+            out.push(b'\t');
+            push_u64(out, loc.offset);
+        }
+        None => out.extend_from_slice(b"\t-\t-\t-"),
+    }
+    match &l.stat {
+        Some(st) => {
+            out.push(b'\t');
+            push_time(out, st.ctime);
+            out.push(b'\t');
+            push_u64(out, st.ino);
+        }
+        None => out.extend_from_slice(b"\t-\t-"),
+    }
+    out.push(b'\n');
 }
 
 impl Record {
@@ -154,31 +183,21 @@ impl Record {
             )
             .as_bytes(),
         );
-        for l in &self.lines {
-            write_entry_line(&mut out, &l.entry);
-            out.pop(); // the newline
-            match &l.loc {
-                Some(loc) => {
-                    out.push(b'\t');
-                    out.extend_from_slice(loc.archive.as_bytes());
-                    out.push(b'\t');
-                    match &loc.member {
-                        Some(m) => escape_path(&mut out, m),
-                        None => out.push(b'='),
-                    }
-                    out.extend_from_slice(format!("\t{}", loc.offset).as_bytes());
+        // Lines are written in parallel chunks, then joined in order.
+        let parts: Vec<Vec<u8>> = self
+            .lines
+            .par_chunks(4096)
+            .map(|chunk| {
+                let mut out = Vec::with_capacity(chunk.len() * 200);
+                for l in chunk {
+                    write_line(&mut out, l);
                 }
-                None => out.extend_from_slice(b"\t-\t-\t-"),
-            }
-            match &l.stat {
-                Some(st) => {
-                    out.push(b'\t');
-                    stamp(&mut out, st.ctime);
-                    out.extend_from_slice(format!("\t{}", st.ino).as_bytes());
-                }
-                None => out.extend_from_slice(b"\t-\t-"),
-            }
-            out.push(b'\n');
+                out
+            })
+            .collect();
+        out.reserve(parts.iter().map(Vec::len).sum());
+        for p in parts {
+            out.extend_from_slice(&p);
         }
         out
     }
@@ -217,50 +236,40 @@ impl Record {
             lines: Vec::new(),
         };
         let mut status = None;
-        let mut prev: Option<Vec<u8>> = None;
-        for (n, line) in lines {
-            if line.is_empty() {
-                continue;
-            }
-            if let Some(h) = line.strip_prefix(b"#") {
-                let h = String::from_utf8_lossy(h);
-                let (key, value) = h.split_once(' ').unwrap_or((&h, ""));
-                match key {
-                    "name" => rec.name = value.to_string(),
-                    "status" => {
-                        status = Some(match value {
-                            "complete" => Status::Complete,
-                            "partial" => Status::Partial,
-                            "data" => Status::Data,
-                            other => return Err(err(n, format!("unknown status `{other}`"))),
-                        })
-                    }
-                    "parent" if value != "-" => rec.parent = Some(value.to_string()),
-                    "root" => {
-                        rec.root = unescape_path(value.as_bytes()).map_err(|m| err(n, m))?;
-                    }
-                    "stats" => rec.stats = parse_stats(value).ok_or_else(|| err(n, "bad #stats line".into()))?,
-                    _ => {}
-                }
-                continue;
-            }
-            if header_only {
+        // The header lines come first.
+        let mut n = 1;
+        let mut pos = text.iter().position(|&b| b == b'\n').map_or(text.len(), |i| i + 1);
+        while pos < text.len() {
+            let end = text[pos..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| pos + i);
+            let line = &text[pos..end];
+            if !line.is_empty() && !line.starts_with(b"#") {
                 break;
             }
-            if let Some(keep) = keep {
-                let first = line.split(|&b| b == b'\t').next().unwrap_or_default();
-                if !keep(first) {
-                    continue;
+            n += 1;
+            pos = (end + 1).min(text.len());
+            let Some(h) = line.strip_prefix(b"#") else { continue };
+            let h = String::from_utf8_lossy(h);
+            let (key, value) = h.split_once(' ').unwrap_or((&h, ""));
+            match key {
+                "name" => rec.name = value.to_string(),
+                "status" => {
+                    status = Some(match value {
+                        "complete" => Status::Complete,
+                        "partial" => Status::Partial,
+                        "data" => Status::Data,
+                        other => return Err(err(n, format!("unknown status `{other}`"))),
+                    })
                 }
-            }
-            let line = parse_line(line, n).map_err(|m| err(n, m))?;
-            if let Some(p) = &prev {
-                if manifest::cmp_paths(p, &line.entry.path) != std::cmp::Ordering::Less {
-                    return Err(err(n, "entries out of order or repeated".into()));
+                "parent" if value != "-" => rec.parent = Some(value.to_string()),
+                "root" => {
+                    rec.root = unescape_path(value.as_bytes()).map_err(|m| err(n, m))?;
                 }
+                "stats" => rec.stats = parse_stats(value).ok_or_else(|| err(n, "bad #stats line".into()))?,
+                _ => {}
             }
-            prev = Some(line.entry.path.clone());
-            rec.lines.push(line);
+        }
+        if !header_only {
+            rec.lines = parse_body(&text[pos..], n + 1, keep).map_err(|(n, m)| err(n, m))?;
         }
         if !valid_name(&rec.name) {
             return Err(err(2, format!("bad or missing #name `{}`", rec.name)));
@@ -271,6 +280,68 @@ impl Record {
         }
         Ok(rec)
     }
+}
+
+/// Parses the entry lines of a record, `first` being the line number of
+/// the first, in parallel chunks of whole lines. Lines starting with `#`
+/// there are ignored (headers come first; paths starting with `#` are
+/// escaped). Errors carry their line number.
+fn parse_body(
+    body: &[u8],
+    first: usize,
+    keep: Option<PathFilter<'_>>,
+) -> std::result::Result<Vec<Line>, (usize, String)> {
+    const CHUNK: usize = 256 * 1024;
+    let mut chunks: Vec<(usize, &[u8])> = Vec::new();
+    let (mut start, mut line_no) = (0, first);
+    while start < body.len() {
+        let mut end = (start + CHUNK).min(body.len());
+        end = body[end..].iter().position(|&b| b == b'\n').map_or(body.len(), |i| end + i + 1);
+        chunks.push((line_no, &body[start..end]));
+        line_no += body[start..end].iter().filter(|&&b| b == b'\n').count();
+        start = end;
+    }
+    type Part = std::result::Result<(usize, Vec<Line>), (usize, String)>;
+    let parsed: Vec<Part> = chunks
+        .par_iter()
+        .map(|&(first, chunk)| {
+            let mut lines: Vec<Line> = Vec::new();
+            let mut first_kept = first;
+            for (i, line) in chunk.split(|&b| b == b'\n').enumerate() {
+                let n = first + i;
+                if line.is_empty() || line.starts_with(b"#") {
+                    continue;
+                }
+                if let Some(keep) = keep {
+                    if !keep(line.split(|&b| b == b'\t').next().unwrap_or_default()) {
+                        continue;
+                    }
+                }
+                let line = parse_line(line, n).map_err(|m| (n, m))?;
+                if lines.is_empty() {
+                    first_kept = n;
+                }
+                if let Some(p) = lines.last() {
+                    if manifest::cmp_paths(&p.entry.path, &line.entry.path) != std::cmp::Ordering::Less {
+                        return Err((n, "entries out of order or repeated".into()));
+                    }
+                }
+                lines.push(line);
+            }
+            Ok((first_kept, lines))
+        })
+        .collect();
+    let mut out: Vec<Line> = Vec::new();
+    for part in parsed {
+        let (first_kept, part) = part?;
+        if let (Some(p), Some(l)) = (out.last(), part.first()) {
+            if manifest::cmp_paths(&p.entry.path, &l.entry.path) != std::cmp::Ordering::Less {
+                return Err((first_kept, "entries out of order or repeated".into()));
+            }
+        }
+        out.extend(part);
+    }
+    Ok(out)
 }
 
 fn parse_stats(v: &str) -> Option<Stats> {
@@ -399,5 +470,38 @@ mod tests {
                 other => panic!("accepted or wrong error: {other:?}"),
             }
         }
+    }
+
+    /// A record long enough to be parsed in several chunks: it round-trips,
+    /// and an error far into it names its own line.
+    #[test]
+    fn long_records_round_trip_and_name_the_bad_line() {
+        let mut r = sample();
+        let template = r.lines[2].clone();
+        r.lines.truncate(1);
+        for i in 0..20_000 {
+            let mut l = template.clone();
+            l.entry.path = format!("d/{i:06}").into_bytes();
+            r.lines.push(l);
+        }
+        let text = r.to_text();
+        assert!(text.len() > 4 * 256 * 1024, "several chunks: {}", text.len());
+        assert_eq!(Record::parse(&text, "x", false).expect("parses"), r);
+        // Lines 1-6 are headers, 7 the root: entry k is on line 8 + k.
+        for k in [1usize, 5_000, 12_345, 19_998] {
+            let bad = String::from_utf8(text.clone()).expect("utf8").replacen(
+                &format!("d/{k:06}\t"),
+                &format!("d/{:06}\t", k - 1),
+                1,
+            );
+            match Record::parse(bad.as_bytes(), "x", false) {
+                Err(Error::Record { line, .. }) => assert_eq!(line, 8 + k, "entry {k}"),
+                other => panic!("entry {k}: accepted or wrong error: {other:?}"),
+            }
+        }
+        // Out of order across every possible chunk border.
+        let mut swapped = r.clone();
+        swapped.lines[1..].reverse();
+        assert!(Record::parse(&swapped.to_text(), "x", false).is_err());
     }
 }
