@@ -80,6 +80,13 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Check that every snapshot of a repository can be restored.
     Check(CheckArgs),
+    /// Add Reed-Solomon recovery data to archives (or any files), as
+    /// parity volumes BASE.p01.xtar-rs, ...
+    Protect(ProtectArgs),
+    /// Check files protected by `protect` (or `compress --redundancy`) and
+    /// rebuild damaged or missing ones in place when the recovery data
+    /// allows. Exit status 0: all intact or repaired, 1: damage left, 2: error.
+    Repair(RepairArgs),
     /// Print a shell completion script.
     #[command(hide = true)]
     Completions {
@@ -150,6 +157,10 @@ pub struct CompressArgs {
     /// with the directories above them.
     #[arg(long, value_name = "DURATION", conflicts_with = "files_from", value_parser = parse_duration)]
     pub changed_within: Option<std::time::Duration>,
+    /// Add this much Reed-Solomon recovery data (percent of the archive) as
+    /// parity volumes beside OUT, as `pybackup protect` does.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub redundancy: Option<u32>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -408,6 +419,67 @@ pub struct CheckArgs {
     /// Also decompress every stored file and check its SHA-256.
     #[arg(long)]
     pub read_data: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProtectArgs {
+    /// The files to protect: an archive, or the volumes of a set. They must
+    /// be in one directory, with the parity volumes beside them.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Recovery data, in percent of the data.
+    #[arg(short, long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub redundancy: u32,
+    /// Name of the parity volumes, BASE.p01.xtar-rs, ... [default: the first
+    /// file without `.xtar` (and a volume number)].
+    #[arg(short, long, value_name = "BASE")]
+    pub output: Option<PathBuf>,
+    /// The largest parity volume: bytes with a unit, or a medium: cd650,
+    /// cd700, dvd, dvd-dl, bd25, bd50 [default: one parity volume].
+    #[arg(long, value_name = "SIZE", value_parser = parse_medium)]
+    pub volume_size: Option<u64>,
+    /// Block size (a multiple of 64) [default: chosen from the size of the
+    /// data and the 2048-byte sector].
+    #[arg(long, value_name = "BYTES")]
+    pub block_size: Option<u64>,
+    /// Replace existing parity volumes.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Parity volumes (BASE.pNN.xtar-rs), or any file of a protected set:
+    /// the parity volumes beside it are found by name.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Only check and report; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Usable capacity of each medium: its data sectors (2048 bytes each),
+/// less 4 MiB for the file system.
+pub const MEDIA: [(&str, u64); 6] = [
+    ("cd650", 333_000 * 2048 - (4 << 20)),
+    ("cd700", 360_000 * 2048 - (4 << 20)),
+    ("dvd", 2_295_104 * 2048 - (4 << 20)),
+    ("dvd-dl", 4_173_824 * 2048 - (4 << 20)),
+    ("bd25", 12_219_392 * 2048 - (4 << 20)),
+    ("bd50", 24_438_784 * 2048 - (4 << 20)),
+];
+
+fn parse_medium(s: &str) -> Result<u64, String> {
+    match MEDIA.iter().find(|(name, _)| name.eq_ignore_ascii_case(s.trim())) {
+        Some(&(_, size)) => Ok(size),
+        None => parse_size(s),
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {

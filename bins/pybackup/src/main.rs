@@ -5,6 +5,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod output;
+mod protect;
 mod salvage;
 mod sets;
 mod snapshots;
@@ -68,6 +69,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let started = Instant::now();
             let (summary, out_name) = match a.output.as_deref() {
                 Some(p) if p == Path::new("-") => {
+                    if a.redundancy.is_some() {
+                        bail!("--redundancy needs an output file, not standard output");
+                    }
                     let work = a.work_dir.clone().unwrap_or_else(std::env::temp_dir);
                     let stdout = std::io::stdout();
                     let mut lock = stdout.lock();
@@ -81,6 +85,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     };
                     let s = xtar::compress_to_path(&a.src, &out, &opts, a.overwrite, &ui)
                         .with_context(|| format!("cannot compress `{}`", a.src.display()))?;
+                    if let Some(percent) = a.redundancy {
+                        protect::after_compress(&out, percent, a.overwrite, &ui)?;
+                    }
                     (s, format!("`{}`", out.display()))
                 }
             };
@@ -156,6 +163,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(a) => sets::restore_cmd(&a, jobs, g.verbose, &Ui::new(g.quiet, g.no_progress, "restore")),
         Command::Forget(a) => sets::forget_cmd(&a, &Ui::new(g.quiet, true, "forget")),
         Command::Check(a) => sets::check_cmd(&a, &Ui::new(g.quiet, true, "check")),
+        Command::Protect(a) => protect::protect_cmd(&a, &Ui::new(g.quiet, true, "protect")),
+        Command::Repair(a) => protect::repair_cmd(&a, &Ui::new(g.quiet, true, "repair")),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pybackup", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,115 @@
+//! Reed–Solomon recovery data over a set of files, for discs that lose
+//! sectors or go missing.
+//!
+//! [`protect`] cuts the files into blocks (their last block padded with
+//! zeros), records a CRC-32 of every block, and computes recovery blocks
+//! with a Reed–Solomon code over GF(2^16) (the `reed-solomon-simd` crate,
+//! the same field as par2). Blocks are dealt to independent codes
+//! ("groups") in turn, so a burst of damage or a whole missing file is
+//! spread evenly over all of them. The recovery data goes into one or more
+//! *parity volumes*, `BASE.pNN.xtar-rs`, each holding the set's descriptor
+//! and block checksums twice. [`repair`] finds damaged blocks by their
+//! checksums (they are known erasures), rebuilds them when the redundancy
+//! allows, and says exactly what it could not. `docs/format/recovery.md` is
+//! the normative description.
+//!
+//! ```
+//! use parity::{protect, repair, ProtectOptions, RepairOptions};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let file = dir.path().join("a.xtar");
+//! std::fs::write(&file, (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>()).unwrap();
+//! let made = protect(&[file.clone()], &dir.path().join("a"), &ProtectOptions::default()).unwrap();
+//!
+//! // Damage 3 KiB in the middle, then repair in place.
+//! let mut bytes = std::fs::read(&file).unwrap();
+//! bytes[100_000..103_072].fill(0xff);
+//! std::fs::write(&file, &bytes).unwrap();
+//! let report = repair(&made.parity_files, &RepairOptions::default()).unwrap();
+//! assert!(report.is_complete());
+//! assert_eq!(std::fs::read(&file).unwrap()[100_000], (100_000u32 * 7 % 251) as u8);
+//! ```
+
+mod layout;
+mod packet;
+mod rs;
+
+use std::path::{Path, PathBuf};
+
+pub use layout::{choose_block_size, Layout};
+pub use rs::{
+    protect, repair, BlockRange, FileOutcome, FileState, ProtectOptions, ProtectReport, RepairOptions, RepairReport,
+};
+
+/// The file name suffix of parity volumes.
+pub const SUFFIX: &str = ".xtar-rs";
+/// The sector size of CD, DVD and BD media: blocks never straddle one.
+pub const SECTOR: u64 = 2048;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading a file failed.
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a file failed.
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No usable descriptor was found in any parity volume.
+    #[error("no readable recovery descriptor in {}", list(.0))]
+    NoDescriptor(Vec<PathBuf>),
+    /// The parameters cannot be used.
+    #[error("{0}")]
+    Usage(String),
+    /// An output file exists already.
+    #[error("`{}` exists; not overwritten", .0.display())]
+    Exists(PathBuf),
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
+}
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The name of parity volume `k` (from 1) of the set `base`.
+pub fn parity_name(base: &Path, k: usize) -> PathBuf {
+    let mut s = base.as_os_str().to_os_string();
+    s.push(format!(".p{k:02}{SUFFIX}"));
+    PathBuf::from(s)
+}
+
+/// The parity volumes of `base` present on disk, in order.
+pub fn find_parity(base: &Path) -> Vec<PathBuf> {
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let stem = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rest = name.strip_prefix(&stem)?.strip_prefix(".p")?.strip_suffix(SUFFIX)?;
+            (rest.len() >= 2 && rest.bytes().all(|b| b.is_ascii_digit())).then(|| dir.join(&name))
+        })
+        .collect();
+    found.sort();
+    found
+}
