@@ -32,7 +32,7 @@ pub struct ProtectOptions {
 
 impl Default for ProtectOptions {
     fn default() -> Self {
-        ProtectOptions { percent: 10, block: None, volume_size: None, memory: 2 << 30, overwrite: false }
+        ProtectOptions { percent: 10, block: None, volume_size: None, memory: 256 << 20, overwrite: false }
     }
 }
 
@@ -168,15 +168,22 @@ fn encode_into(
     let mut passes = 0;
     let mut g0 = 0;
     let mut pad = vec![0u8; b];
+    let mut encs: Vec<reed_solomon_simd::ReedSolomonEncoder> = Vec::new();
     while g0 < l.groups {
         let g1 = (g0 + per_pass).min(l.groups);
         passes += 1;
-        let mut encs = (g0..g1)
-            .map(|g| {
-                reed_solomon_simd::ReedSolomonEncoder::new(l.group_len(g) as usize, l.per_group as usize, b)
-                    .map_err(|e| Error::Usage(format!("group {g}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // Encoders are reused from pass to pass: their working space is
+        // allocated once.
+        for g in g0..g1 {
+            let j = (g - g0) as usize;
+            let (count, rec) = (l.group_len(g) as usize, l.per_group as usize);
+            let e = |e: reed_solomon_simd::Error| Error::Usage(format!("group {g}: {e}"));
+            match encs.get_mut(j) {
+                Some(enc) => enc.reset(count, rec, b).map_err(e)?,
+                None => encs.push(reed_solomon_simd::ReedSolomonEncoder::new(count, rec, b).map_err(e)?),
+            }
+        }
+        encs.truncate((g1 - g0) as usize);
         let first_pass = g0 == 0;
         for (fi, (f, path)) in l.files.iter().zip(files).enumerate() {
             let mut add_err = None;
@@ -216,7 +223,6 @@ fn encode_into(
                 Ok(res.recovery_iter().map(|r| r.to_vec()).collect())
             })
             .collect();
-        drop(encs);
         for (j, rec) in encoded.into_iter().enumerate() {
             let g = g0 + j as u64;
             for (r, data) in rec?.into_iter().enumerate() {
@@ -362,7 +368,7 @@ pub struct RepairOptions {
 
 impl Default for RepairOptions {
     fn default() -> Self {
-        RepairOptions { dry_run: false, dir: None, memory: 2 << 30 }
+        RepairOptions { dry_run: false, dir: None, memory: 256 << 20 }
     }
 }
 
@@ -613,8 +619,9 @@ pub fn repair(parity: &[PathBuf], opts: &RepairOptions) -> Result<RepairReport> 
                 .collect();
             for r in results {
                 for (i, data) in r? {
-                    // A rebuilt block is used only if it matches its checksum.
-                    if table.get(&i) == Some(&crc32fast::hash(&data)) {
+                    // A rebuilt block must match its checksum when that is
+                    // known (the whole file's SHA-256 is checked in the end).
+                    if table.get(&i).is_none_or(|&c| c == crc32fast::hash(&data)) {
                         rebuilt.insert(i, data);
                     }
                 }

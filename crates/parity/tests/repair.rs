@@ -148,3 +148,32 @@ fn junk_is_not_a_parity_volume() {
     std::fs::write(&junk, noise(100_000, 9)).expect("write");
     assert!(matches!(repair(&[junk], &RepairOptions::default()), Err(parity::Error::NoDescriptor(_))));
 }
+
+#[test]
+fn checksums_lost_in_every_copy_count_as_damage_and_are_repaired() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // 40,000 blocks in 5 groups: the 1,024 blocks of a lost table run are
+    // spread over them (a single small group could not absorb them).
+    let (paths, data) = set(dir.path(), &[20_480_000]);
+    let opts = ProtectOptions { block: Some(512), ..ProtectOptions::default() };
+    let made = protect(&paths, &dir.path().join("set"), &opts).expect("protect");
+    assert_eq!(made.layout.groups, 5);
+    // Destroy both copies of the table packet of entries 0..1024: find
+    // every aligned packet whose type is 2 and first entry is 0.
+    let pv = &made.parity_files[0];
+    let mut bytes = std::fs::read(pv).expect("read");
+    let mut hit = 0;
+    for at in (0..bytes.len() - 40).step_by(8) {
+        if &bytes[at..at + 8] == b"XTRSPK01" && bytes[at + 8] == 2 && bytes[at + 24..at + 32] == [0; 8] {
+            bytes[at + 40] ^= 0xff;
+            hit += 1;
+        }
+    }
+    assert_eq!(hit, 2);
+    std::fs::write(pv, &bytes).expect("write");
+    damage(&paths[0], 512, |s| s < 10);
+    let r = repair(&made.parity_files, &RepairOptions::default()).expect("repair");
+    assert_eq!(r.unknown_checksums, 1024);
+    assert!(r.is_complete(), "{r:?}");
+    assert_eq!(&std::fs::read(&paths[0]).expect("read"), &data[0]);
+}
