@@ -291,27 +291,6 @@ fn crc_padded(block: &[u8], b: usize) -> u32 {
     h.finalize()
 }
 
-/// Calls `f(k, bytes)` for every block of the first `size` bytes of `path`
-/// (the last one short). A file shorter than `size` is an error.
-fn each_block(path: &Path, size: u64, b: usize, mut f: impl FnMut(u64, &[u8])) -> Result<()> {
-    let err = |source| Error::Read { path: path.to_path_buf(), source };
-    let mut file = File::open(path).map_err(err)?;
-    let chunk = b * 2048;
-    let mut buf = vec![0u8; chunk];
-    let mut done = 0u64;
-    let mut k = 0;
-    while done < size {
-        let want = ((size - done) as usize).min(chunk);
-        file.read_exact(&mut buf[..want]).map_err(err)?;
-        for block in buf[..want].chunks(b) {
-            f(k, block);
-            k += 1;
-        }
-        done += want as u64;
-    }
-    Ok(())
-}
-
 /// Writes the metadata at both ends of parity volume `k`.
 fn write_meta(l: &Layout, k: usize, crcs: &[Option<u32>], file: &File, path: &Path) -> Result<()> {
     let meta = build_meta(l, k, crcs);
@@ -446,75 +425,89 @@ impl RepairReport {
     }
 }
 
+/// A parity volume read whole, with what its intact packets say.
+struct Scanned {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    /// The first descriptor that parses.
+    descriptor: Option<Layout>,
+    /// The set ids of its descriptors.
+    sets: Vec<[u8; 16]>,
+    /// Its volume number, from its volume packets.
+    volume: Option<u64>,
+    /// Its table packets: (first entry, CRCs).
+    tables: Vec<(u64, Vec<u32>)>,
+}
+
+impl Scanned {
+    /// Reads and scans `path`; `None` if it cannot be read.
+    fn read(path: &Path) -> Option<Scanned> {
+        let bytes = std::fs::read(path).ok()?;
+        let (mut descriptor, mut sets, mut volume, mut tables) = (None, Vec::new(), None, Vec::new());
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+        for (_, kind, body) in packet::scan(&bytes) {
+            match kind {
+                packet::DESCRIPTOR => {
+                    if let Some(d) = Layout::parse(body) {
+                        sets.push(d.set);
+                        descriptor.get_or_insert(d);
+                    }
+                }
+                packet::VOLUME if body.len() == 8 => volume = volume.or(Some(word(body))),
+                packet::TABLE if body.len() >= 12 => {
+                    let count = u32::from_le_bytes([body[8], body[9], body[10], body[11]]) as usize;
+                    if body.len() == 12 + 4 * count {
+                        let crcs = body[12..].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                        tables.push((word(&body[..8]), crcs.collect()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(Scanned { path: path.to_path_buf(), bytes, descriptor, sets, volume, tables })
+    }
+}
+
 /// Checks the set that the parity volumes `parity` belong to and rebuilds
 /// damaged or missing files in place when the redundancy allows. Repaired
 /// files are written beside the originals and renamed over them only once
 /// they match their SHA-256; a missing file rebuilt only in part is written
 /// as `NAME.partial` (zeros where blocks are lost).
 pub fn repair(parity: &[PathBuf], opts: &RepairOptions) -> Result<RepairReport> {
-    // 1. The descriptor and checksums, from every readable copy.
+    // 1. The descriptor and checksums, from every readable copy. Each
+    //    parity volume is read and scanned for packets once.
     let mut paths: Vec<PathBuf> = parity.to_vec();
-    let mut layout: Option<Layout> = None;
-    let mut table: BTreeMap<u64, u32> = BTreeMap::new();
-    let mut contents: Vec<(PathBuf, Vec<u8>, Option<u64>)> = Vec::new();
-    for p in &paths {
-        let Ok(bytes) = std::fs::read(p) else { continue };
-        let mut vol = None;
-        for (_, kind, body) in packet::scan(&bytes) {
-            match kind {
-                packet::DESCRIPTOR if layout.is_none() => layout = Layout::parse(body),
-                packet::VOLUME if body.len() == 8 => vol = Some(u64::from_le_bytes(body.try_into().unwrap_or([0; 8]))),
-                _ => {}
-            }
-        }
-        contents.push((p.clone(), bytes, vol));
-    }
-    let l = layout.ok_or_else(|| Error::NoDescriptor(parity.to_vec()))?;
+    let mut scanned: Vec<Scanned> = paths.iter().filter_map(|p| Scanned::read(p)).collect();
+    let l = scanned.iter().find_map(|s| s.descriptor.clone()).ok_or_else(|| Error::NoDescriptor(parity.to_vec()))?;
     let parity_dir = paths.first().map(|p| dir_of(p)).unwrap_or_else(|| PathBuf::from("."));
     let dir = opts.dir.clone().unwrap_or_else(|| parity_dir.clone());
     // Parity volumes named by the descriptor but not given are looked for.
     for pv in &l.parity {
         let p = parity_dir.join(std::ffi::OsStr::from_bytes(&pv.name));
         if !paths.contains(&p) {
-            if let Ok(bytes) = std::fs::read(&p) {
-                contents.push((p.clone(), bytes, None));
-            }
+            scanned.extend(Scanned::read(&p));
             paths.push(p);
         }
     }
     // Map files to parity volumes (by their volume packet, else their name),
-    // and keep only those of this set.
+    // and keep only those of this set; their tables make one table.
+    let mut table: BTreeMap<u64, u32> = BTreeMap::new();
     let mut volumes: Vec<Option<Vec<u8>>> = vec![None; l.parity.len()];
-    for (p, bytes, vol) in contents {
-        let mut same_set = false;
-        let mut v = vol;
-        for (_, kind, body) in packet::scan(&bytes) {
-            match kind {
-                packet::DESCRIPTOR => same_set |= Layout::parse(body).is_some_and(|d| d.set == l.set),
-                packet::VOLUME if v.is_none() && body.len() == 8 => {
-                    v = Some(u64::from_le_bytes(body.try_into().unwrap_or([0; 8])))
-                }
-                _ => {}
-            }
-        }
-        let by_name = l.parity.iter().position(|pv| Some(pv.name.as_slice()) == p.file_name().map(|n| n.as_bytes()));
-        let Some(v) = v.map(|v| v as usize).filter(|&v| v < l.parity.len()).or(by_name) else { continue };
+    for s in scanned {
+        let same_set = s.sets.contains(&l.set);
+        let by_name =
+            l.parity.iter().position(|pv| Some(pv.name.as_slice()) == s.path.file_name().map(|n| n.as_bytes()));
+        let Some(v) = s.volume.map(|v| v as usize).filter(|&v| v < l.parity.len()).or(by_name) else { continue };
         if !same_set && by_name.is_none() {
             continue;
         }
-        for (_, kind, body) in packet::scan(&bytes) {
-            if kind == packet::TABLE && body.len() >= 12 && same_set {
-                let first = u64::from_le_bytes(body[..8].try_into().unwrap_or([0; 8]));
-                let count = u32::from_le_bytes(body[8..12].try_into().unwrap_or([0; 4])) as u64;
-                if body.len() as u64 == 12 + 4 * count {
-                    for (j, c) in body[12..].chunks_exact(4).enumerate() {
-                        table.insert(first + j as u64, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-                    }
-                }
+        if same_set {
+            for (first, crcs) in s.tables {
+                table.extend(crcs.into_iter().enumerate().map(|(j, c)| (first + j as u64, c)));
             }
         }
         if volumes[v].is_none() {
-            volumes[v] = Some(bytes);
+            volumes[v] = Some(s.bytes);
         }
     }
     let n = l.data_blocks();
@@ -838,10 +831,8 @@ fn write_fixed(
         t.as_file().write_all_at(&data[..len], k * block).map_err(werr)?;
     }
     if whole {
-        let mut sha = Sha256::new();
-        each_block(t.path(), f.size, block as usize, |_, b| sha.update(b))?;
-        let sum: [u8; 32] = sha.finalize().into();
-        if sum == f.sha256 {
+        let sum = each_chunk(t.path(), f.size, block as usize, true, |_, _| {})?;
+        if sum == Some(f.sha256) {
             persist(t, path, true)?;
             sync_dir(&dir);
             return Ok(Ok(if present {
