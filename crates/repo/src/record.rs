@@ -164,7 +164,20 @@ fn write_line(out: &mut Vec<u8>, l: &Line) {
 impl Record {
     /// The record's text.
     pub fn to_text(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256 + self.lines.len() * 200);
+        // Lines are written in parallel chunks, then joined in order into
+        // one buffer of the exact size.
+        let parts: Vec<Vec<u8>> = self
+            .lines
+            .par_chunks(4096)
+            .map(|chunk| {
+                let mut out = Vec::with_capacity(chunk.len() * 256);
+                for l in chunk {
+                    write_line(&mut out, l);
+                }
+                out
+            })
+            .collect();
+        let mut out = Vec::with_capacity(512 + self.root.len() * 4 + parts.iter().map(Vec::len).sum::<usize>());
         out.extend_from_slice(
             &format!(
                 "{RECORD_MAGIC} {RECORD_VERSION}\n#name {}\n#status {}\n#parent {}\n#root ",
@@ -183,19 +196,6 @@ impl Record {
             )
             .as_bytes(),
         );
-        // Lines are written in parallel chunks, then joined in order.
-        let parts: Vec<Vec<u8>> = self
-            .lines
-            .par_chunks(4096)
-            .map(|chunk| {
-                let mut out = Vec::with_capacity(chunk.len() * 200);
-                for l in chunk {
-                    write_line(&mut out, l);
-                }
-                out
-            })
-            .collect();
-        out.reserve(parts.iter().map(Vec::len).sum());
         for p in parts {
             out.extend_from_slice(&p);
         }

@@ -38,7 +38,10 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// An error met while walking. It always names the path that failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,126 +100,261 @@ pub struct Options {
 ///
 /// Errors on single entries go to `on_error`, and the walk goes on. Only an
 /// unreadable root is returned as an error.
-pub fn walk(root: &Path, opts: &Options, mut visit: impl FnMut(&Entry), mut on_error: impl FnMut(Error)) -> Result<()> {
+pub fn walk(root: &Path, opts: &Options, visit: impl FnMut(&Entry), on_error: impl FnMut(Error)) -> Result<()> {
+    walk_with_budget(root, opts, READ_AHEAD, visit, on_error)
+}
+
+/// Entries that directory readers may hold ahead of the visitor before
+/// they stop reading ahead.
+const READ_AHEAD: usize = 1 << 16;
+
+// Directories are read on the rayon pool, each by one job that lists it,
+// applies the rules, reads the metadata of the kept children relative to
+// the open directory (no path lookup from the root per entry) and starts
+// the jobs for its subdirectories while the read-ahead budget lasts. The
+// calling thread takes the listings in walk order, so the visit order does
+// not depend on timing; a subdirectory nobody has read yet when its turn
+// comes is read then.
+fn walk_with_budget(
+    root: &Path,
+    opts: &Options,
+    budget: usize,
+    mut visit: impl FnMut(&Entry),
+    mut on_error: impl FnMut(Error),
+) -> Result<()> {
     let root_meta = if opts.follow_links { std::fs::metadata(root) } else { std::fs::symlink_metadata(root) }
         .map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
-
-    // Reading directories and deciding on entries runs on one thread; the
-    // metadata of the entries (lstat dominates a metadata-only walk) is read
-    // in parallel a chunk at a time, and the entries are visited in walk
-    // order on the calling thread.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Found>>(4);
-    std::thread::scope(|scope| {
-        scope.spawn(move || decide(root, opts, tx));
-        let mut post = Post { pending: Vec::new() };
-        for chunk in rx {
-            let done: Vec<Stat> = chunk.into_par_iter().map(|f| stat(f, opts.follow_links, &root_meta)).collect();
-            for s in done {
-                for e in s.errors {
-                    on_error(e);
-                }
-                if let Some(entry) = s.entry {
-                    post.take(entry, s.verdict, s.depth, &mut visit);
-                }
+    let root_entry = Entry::from_metadata(Vec::new(), root, &root_meta, &mut on_error);
+    let verdict = opts.rules.root_verdict();
+    let mut post = Post { pending: Vec::new() };
+    post.take(root_entry, verdict, 0, &mut visit);
+    if !root_meta.is_dir() {
+        return Ok(());
+    }
+    let shared =
+        Arc::new(Shared { opts: opts.clone(), root_dev: root_meta.dev(), budget, in_flight: AtomicUsize::new(0) });
+    let first = DirJob {
+        dir: root.to_path_buf(),
+        rel: Vec::new(),
+        depth: 0,
+        verdict,
+        ancestors: Arc::new(vec![(root_meta.dev(), root_meta.ino())]),
+    };
+    let mut stack: Vec<std::vec::IntoIter<Child>> = Vec::new();
+    let enter = |sub: Sub, stack: &mut Vec<std::vec::IntoIter<Child>>, on_error: &mut dyn FnMut(Error)| {
+        let listing = match sub {
+            Sub::Reading(rx) => wait(&rx),
+            Sub::Later(job) => Some(read_dir(&shared, job)),
+        };
+        // A reader that panicked leaves nothing; its directory is skipped.
+        if let Some(listing) = listing {
+            let n = listing.children.len();
+            let _ = shared.in_flight.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(n)));
+            for e in listing.errors {
+                on_error(e);
             }
+            stack.push(listing.children.into_iter());
         }
-    });
+    };
+    enter(Sub::Later(first), &mut stack, &mut on_error);
+    while let Some(top) = stack.last_mut() {
+        let Some(child) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        for e in child.errors {
+            on_error(e);
+        }
+        if let Some(entry) = child.entry {
+            post.take(entry, child.verdict, child.depth, &mut visit);
+        }
+        if let Some(sub) = child.sub {
+            enter(sub, &mut stack, &mut on_error);
+        }
+    }
     Ok(())
 }
 
-/// Walks the directories and applies the rules, sending the entries to
-/// keep (and walk errors, in their place) in chunks.
-fn decide(root: &Path, opts: &Options, tx: std::sync::mpsc::SyncSender<Vec<Found>>) {
-    let mut it = walkdir::WalkDir::new(root)
-        .follow_links(opts.follow_links)
-        .same_file_system(opts.one_file_system)
-        .sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()))
-        .into_iter();
-    // verdicts[d] is the verdict of the directory at depth d on the current route.
-    let mut verdicts: Vec<Verdict> = Vec::new();
-    let mut chunk: Vec<Found> = Vec::with_capacity(CHUNK);
-    while let Some(next) = it.next() {
-        let dent = match next {
-            Ok(d) => d,
-            Err(err) => {
-                let e = convert_walkdir_error(err, root);
-                chunk.push(Found {
-                    rel: Vec::new(),
-                    full: PathBuf::new(),
-                    depth: 0,
-                    verdict: Verdict::Exclude,
-                    error: Some(e),
-                });
-                continue;
-            }
-        };
-        let depth = dent.depth();
-        let rel = relative_bytes(root, dent.path());
-        let is_dir = dent.file_type().is_dir();
-
-        verdicts.truncate(depth);
-        let verdict = match verdicts.last() {
-            None => opts.rules.root_verdict(),
-            Some(&parent) => opts.rules.decide(&rel, dent.file_name().as_bytes(), is_dir, parent),
-        };
-        if verdict == Verdict::Exclude || (!is_dir && verdict == Verdict::Undecided) {
-            if is_dir {
-                it.skip_current_dir();
-            }
-            continue;
-        }
-        if is_dir {
-            verdicts.push(verdict);
-        }
-        chunk.push(Found { rel, full: dent.into_path(), depth, verdict, error: None });
-        if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
-            return;
-        }
-    }
-    let _ = tx.send(chunk);
+/// What every directory reader needs.
+struct Shared {
+    opts: Options,
+    root_dev: u64,
+    budget: usize,
+    /// Entries listed but not yet taken by the visitor (approximate).
+    in_flight: AtomicUsize,
 }
 
-/// Entries whose metadata is read together.
-const CHUNK: usize = 2048;
-
-/// An entry decided on, before its metadata is read.
-struct Found {
+/// A directory to read.
+struct DirJob {
+    dir: PathBuf,
     rel: Vec<u8>,
-    full: PathBuf,
     depth: usize,
     verdict: Verdict,
-    /// A walk error to report in this place instead.
-    error: Option<Error>,
+    /// `(dev, ino)` of the directories from the root down to this one, to
+    /// find loops when links are followed.
+    ancestors: Arc<Vec<(u64, u64)>>,
 }
 
-/// An entry with its metadata (or the errors that kept it out).
-struct Stat {
+/// The listing of a directory: its kept children in name order.
+struct Listing {
+    children: Vec<Child>,
+    /// Errors reading the directory itself.
+    errors: Vec<Error>,
+}
+
+/// One child of a listed directory.
+struct Child {
     entry: Option<Entry>,
     errors: Vec<Error>,
     verdict: Verdict,
     depth: usize,
+    /// Its own listing, when it is a directory to descend into.
+    sub: Option<Sub>,
 }
 
-fn stat(f: Found, follow_links: bool, root_meta: &std::fs::Metadata) -> Stat {
-    let mut errors = Vec::new();
-    if let Some(e) = f.error {
-        return Stat { entry: None, errors: vec![e], verdict: f.verdict, depth: f.depth };
+/// A subdirectory's listing: being read, or to be read when its turn comes.
+enum Sub {
+    Reading(std::sync::mpsc::Receiver<Listing>),
+    Later(DirJob),
+}
+
+/// Waits for a listing. On a rayon worker thread (a caller inside a pool),
+/// it runs other jobs of the pool meanwhile, so that a pool of one thread
+/// cannot deadlock.
+fn wait(rx: &std::sync::mpsc::Receiver<Listing>) -> Option<Listing> {
+    if rayon::current_thread_index().is_none() {
+        return rx.recv().ok();
     }
-    let meta = if f.depth == 0 {
-        Ok(root_meta.clone())
-    } else if follow_links {
-        std::fs::metadata(&f.full)
-    } else {
-        std::fs::symlink_metadata(&f.full)
-    };
-    let entry = match meta {
-        Ok(m) => Some(Entry::from_metadata(f.rel, &f.full, &m, &mut |e| errors.push(e))),
-        Err(source) => {
-            errors.push(Error::Io { path: f.full, source });
-            None
+    loop {
+        match rx.try_recv() {
+            Ok(l) => return Some(l),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    match rx.recv_timeout(std::time::Duration::from_millis(1)) {
+                        Ok(l) => return Some(l),
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    }
+                }
+            }
         }
-    };
-    Stat { entry, errors, verdict: f.verdict, depth: f.depth }
+    }
+}
+
+/// Reads one directory: lists it, decides on each child, reads the kept
+/// children's metadata and starts reading their subdirectories.
+fn read_dir(shared: &Arc<Shared>, job: DirJob) -> Listing {
+    let opts = &shared.opts;
+    let mut errors = Vec::new();
+    let mut found: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
+    match std::fs::read_dir(&job.dir) {
+        Ok(rd) => {
+            for d in rd {
+                match d {
+                    Ok(d) => found.push((d.file_name().into_vec(), d)),
+                    Err(source) => errors.push(Error::Io { path: job.dir.clone(), source }),
+                }
+            }
+        }
+        Err(source) => errors.push(Error::Io { path: job.dir.clone(), source }),
+    }
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let depth = job.depth + 1;
+    let mut children = Vec::with_capacity(found.len());
+    for (name, dent) in found {
+        let mut rel = Vec::with_capacity(job.rel.len() + 1 + name.len());
+        rel.extend_from_slice(&job.rel);
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(&name);
+        let full = || job.dir.join(OsStr::from_bytes(&name));
+        let mut child = Child { entry: None, errors: Vec::new(), verdict: Verdict::Exclude, depth, sub: None };
+
+        // What it is, before the rules: the directory entry's type, or the
+        // target's when links are followed.
+        let mut meta = None;
+        let is_dir = match dent.file_type() {
+            Ok(ft) if opts.follow_links && ft.is_symlink() => match std::fs::metadata(full()) {
+                Ok(m) => {
+                    let d = m.is_dir();
+                    meta = Some(m);
+                    d
+                }
+                Err(source) => {
+                    child.errors.push(Error::Io { path: full(), source });
+                    children.push(child);
+                    continue;
+                }
+            },
+            Ok(ft) => ft.is_dir(),
+            Err(source) => {
+                child.errors.push(Error::Io { path: full(), source });
+                children.push(child);
+                continue;
+            }
+        };
+        let verdict = opts.rules.decide(&rel, &name, is_dir, job.verdict);
+        if verdict == Verdict::Exclude || (!is_dir && verdict == Verdict::Undecided) {
+            continue;
+        }
+        child.verdict = verdict;
+        let m = match meta.map_or_else(|| dent.metadata(), Ok) {
+            Ok(m) => m,
+            Err(source) => {
+                child.errors.push(Error::Io { path: full(), source });
+                children.push(child);
+                continue;
+            }
+        };
+        if m.is_dir() {
+            let id = (m.dev(), m.ino());
+            if opts.follow_links && job.ancestors.contains(&id) {
+                child.errors.push(Error::Loop { path: full() });
+                children.push(child);
+                continue;
+            }
+            if !opts.one_file_system || m.dev() == shared.root_dev {
+                let mut ancestors = Vec::new();
+                if opts.follow_links {
+                    ancestors.reserve(job.ancestors.len() + 1);
+                    ancestors.extend_from_slice(&job.ancestors);
+                    ancestors.push(id);
+                }
+                child.sub = Some(Sub::Later(DirJob {
+                    dir: full(),
+                    rel: rel.clone(),
+                    depth,
+                    verdict,
+                    ancestors: Arc::new(ancestors),
+                }));
+            }
+        }
+        if m.file_type().is_symlink() {
+            child.entry = Some(Entry::from_metadata(rel, &full(), &m, &mut |e| child.errors.push(e)));
+        } else {
+            child.entry = Some(Entry::from_metadata(rel, Path::new(""), &m, &mut |_| {}));
+        }
+        children.push(child);
+    }
+
+    // Start reading the subdirectories while the budget lasts.
+    let held = shared.in_flight.fetch_add(children.len(), Relaxed) + children.len();
+    if held < shared.budget {
+        for child in &mut children {
+            if let Some(Sub::Later(_)) = child.sub {
+                let Some(Sub::Later(sub)) = child.sub.take() else { continue };
+                let (tx, rx) = std::sync::mpsc::channel();
+                let shared = Arc::clone(shared);
+                rayon::spawn(move || {
+                    let _ = tx.send(read_dir(&shared, sub));
+                });
+                child.sub = Some(Sub::Reading(rx));
+            }
+        }
+    }
+    Listing { children, errors }
 }
 
 /// Visits entries in walk order, holding back undecided directories until
@@ -246,30 +384,128 @@ fn is_ancestor(dir: &[u8], path: &[u8]) -> bool {
     dir.is_empty() || (path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/')
 }
 
-fn relative_bytes(root: &Path, path: &Path) -> Vec<u8> {
-    match path.strip_prefix(root) {
-        Ok(rel) => rel.as_os_str().as_bytes().to_vec(),
-        Err(_) => path.as_os_str().as_bytes().to_vec(),
-    }
-}
-
-fn convert_walkdir_error(err: walkdir::Error, root: &Path) -> Error {
-    let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
-    if let Some(ancestor) = err.loop_ancestor() {
-        let _ = ancestor;
-        return Error::Loop { path };
-    }
-    match err.into_io_error() {
-        Some(source) => Error::Io { path, source },
-        None => Error::Io { path, source: std::io::Error::other("walk failed") },
-    }
-}
-
 /// Joins a root path and a relative byte path from an [`Entry`].
 pub fn join(root: &Path, rel: &[u8]) -> PathBuf {
     if rel.is_empty() {
         root.to_path_buf()
     } else {
         root.join(OsStr::from_bytes(rel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A tree with nested directories, files, links and an empty directory.
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        for d in ["a", "a/b", "a/b/c", "a/empty", "z", "m.d"] {
+            std::fs::create_dir(r.join(d)).unwrap();
+        }
+        for (i, f) in ["a/1", "a/b/2", "a/b/c/3", "a/b/c/4", "z/5", "top", "m.d/x.txt", "m.d/y.rs"].iter().enumerate() {
+            std::fs::write(r.join(f), vec![b'x'; i]).unwrap();
+        }
+        symlink("../top", r.join("a/link")).unwrap();
+        symlink("nowhere", r.join("dangling")).unwrap();
+        dir
+    }
+
+    /// Every path below `root`, depth first, children in byte order, read
+    /// the simplest way.
+    fn reference(root: &Path, rel: &[u8], out: &mut Vec<Vec<u8>>) {
+        let mut names: Vec<Vec<u8>> = std::fs::read_dir(root.join(OsStr::from_bytes(rel)))
+            .unwrap()
+            .map(|d| d.unwrap().file_name().into_vec())
+            .collect();
+        names.sort();
+        for n in names {
+            let mut p = rel.to_vec();
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(&n);
+            out.push(p.clone());
+            if std::fs::symlink_metadata(root.join(OsStr::from_bytes(&p))).unwrap().is_dir() {
+                reference(root, &p, out);
+            }
+        }
+    }
+
+    fn paths(root: &Path, opts: &Options, budget: usize) -> (Vec<Vec<u8>>, Vec<Error>) {
+        let (mut seen, mut errors) = (Vec::new(), Vec::new());
+        walk_with_budget(root, opts, budget, |e| seen.push(e.path.clone()), |e| errors.push(e)).unwrap();
+        (seen, errors)
+    }
+
+    #[test]
+    fn order_and_content_do_not_depend_on_read_ahead() {
+        let dir = tree();
+        let mut want = vec![Vec::new()];
+        reference(dir.path(), b"", &mut want);
+        for budget in [0, 1, 3, READ_AHEAD] {
+            let (seen, errors) = paths(dir.path(), &Options::default(), budget);
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(seen, want, "read-ahead budget {budget}");
+        }
+    }
+
+    #[test]
+    fn metadata_is_the_entrys_own() {
+        let dir = tree();
+        let mut got = Vec::new();
+        walk(dir.path(), &Options::default(), |e| got.push(e.clone()), |e| panic!("{e}")).unwrap();
+        for e in &got {
+            let m = std::fs::symlink_metadata(join(dir.path(), &e.path)).unwrap();
+            assert_eq!((e.meta.ino, e.meta.size, e.meta.mtime), (m.ino(), m.size(), m.mtime()), "{:?}", e.path);
+        }
+        let link = got.iter().find(|e| e.path == b"a/link").unwrap();
+        assert_eq!((link.kind, link.link_target.as_deref()), (Kind::Symlink, Some(&b"../top"[..])));
+        let dangling = got.iter().find(|e| e.path == b"dangling").unwrap();
+        assert_eq!(dangling.link_target.as_deref(), Some(&b"nowhere"[..]));
+    }
+
+    #[test]
+    fn include_globs_bring_only_the_directories_above() {
+        let dir = tree();
+        let mut rules = Rules::default();
+        rules.include_glob("*.rs").include_glob("3");
+        let opts = Options { rules: rules.build().unwrap(), ..Options::default() };
+        for budget in [0, READ_AHEAD] {
+            let (seen, _) = paths(dir.path(), &opts, budget);
+            let want: Vec<&[u8]> = vec![b"", b"a", b"a/b", b"a/b/c", b"a/b/c/3", b"m.d", b"m.d/y.rs"];
+            assert_eq!(seen, want);
+        }
+    }
+
+    #[test]
+    fn following_links_reports_a_loop_and_goes_on() {
+        let dir = tree();
+        symlink("..", dir.path().join("a/b/up")).unwrap();
+        let opts = Options { follow_links: true, ..Options::default() };
+        let (seen, errors) = paths(dir.path(), &opts, READ_AHEAD);
+        assert!(errors.iter().any(|e| matches!(e, Error::Loop { path } if path.ends_with("a/b/up"))), "{errors:?}");
+        assert!(seen.contains(&b"z/5".to_vec()));
+        // The followed link is reported as what it points to.
+        assert!(errors.iter().any(|e| matches!(e, Error::Io { path, .. } if path.ends_with("dangling"))));
+    }
+
+    #[test]
+    fn a_pool_of_one_thread_does_not_deadlock() {
+        let dir = tree();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let (seen, _) = pool.install(|| paths(dir.path(), &Options::default(), READ_AHEAD));
+        let mut want = vec![Vec::new()];
+        reference(dir.path(), b"", &mut want);
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn a_file_as_root_is_reported_alone() {
+        let dir = tree();
+        let (seen, errors) = paths(&dir.path().join("top"), &Options::default(), READ_AHEAD);
+        assert_eq!((seen, errors.len()), (vec![Vec::new()], 0));
     }
 }

@@ -480,7 +480,8 @@ pub fn tail_member(path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>> {
         let at = end - BLOCK as u64;
         if at < chunk_at {
             let start = at.saturating_sub(1 << 20) / BLOCK as u64 * BLOCK as u64;
-            chunk = vec![0u8; (end - start) as usize];
+            // One buffer, reused for every chunk.
+            chunk.resize((end - start) as usize, 0);
             f.read_exact_at(&mut chunk, start).map_err(io(start))?;
             chunk_at = start;
         }
