@@ -157,6 +157,11 @@ pub struct CompressArgs {
     /// with the directories above them.
     #[arg(long, value_name = "DURATION", conflicts_with = "files_from", value_parser = parse_duration)]
     pub changed_within: Option<std::time::Duration>,
+    /// Cut the archive into volumes of at most SIZE: bytes with a unit, or
+    /// a medium: cd650, cd700, dvd, dvd-dl, bd25, bd50. Writes OUT.001.xtar,
+    /// OUT.002.xtar, … (OUT without `.xtar`), each a complete archive.
+    #[arg(long, value_name = "SIZE", value_parser = parse_medium)]
+    pub volume_size: Option<u64>,
     /// Add this much Reed-Solomon recovery data (percent of the archive) as
     /// parity volumes beside OUT, as `pybackup protect` does.
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -249,6 +254,10 @@ pub struct ExtractArgs {
     /// Replace existing files.
     #[arg(long)]
     pub overwrite: bool,
+    /// Read this volume of a set as an archive on its own, without the
+    /// other volumes.
+    #[arg(long)]
+    pub single_volume: bool,
 }
 
 #[derive(Debug, Args)]
@@ -320,6 +329,10 @@ pub struct VerifyArgs {
     /// Also compare the archive with this live tree, and list the differences.
     #[arg(long, value_name = "DIR")]
     pub against: Option<PathBuf>,
+    /// Read this volume of a set as an archive on its own, without the
+    /// other volumes.
+    #[arg(long)]
+    pub single_volume: bool,
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +353,10 @@ pub struct SalvageArgs {
     /// Also write the report to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Read this volume of a set as an archive on its own, without the
+    /// other volumes.
+    #[arg(long)]
+    pub single_volume: bool,
 }
 
 #[derive(Debug, Args)]
@@ -509,6 +526,10 @@ pub struct ListArgs {
     /// Print JSON Lines, one object per entry, with a `type` field.
     #[arg(long)]
     pub json: bool,
+    /// Read this volume of a set as an archive on its own, without the
+    /// other volumes.
+    #[arg(long)]
+    pub single_volume: bool,
 }
 
 #[cfg(test)]

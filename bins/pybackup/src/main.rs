@@ -10,6 +10,7 @@ mod salvage;
 mod sets;
 mod snapshots;
 mod ui;
+mod volumes;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -69,8 +70,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let started = Instant::now();
             let (summary, out_name) = match a.output.as_deref() {
                 Some(p) if p == Path::new("-") => {
-                    if a.redundancy.is_some() {
-                        bail!("--redundancy needs an output file, not standard output");
+                    if a.redundancy.is_some() || a.volume_size.is_some() {
+                        bail!("--redundancy and --volume-size need an output file, not standard output");
                     }
                     let work = a.work_dir.clone().unwrap_or_else(std::env::temp_dir);
                     let stdout = std::io::stdout();
@@ -83,12 +84,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         Some(p) => p.to_path_buf(),
                         None => default_output(&a.src)?,
                     };
-                    let s = xtar::compress_to_path(&a.src, &out, &opts, a.overwrite, &ui)
-                        .with_context(|| format!("cannot compress `{}`", a.src.display()))?;
-                    if let Some(percent) = a.redundancy {
-                        protect::after_compress(&out, percent, a.overwrite, &ui)?;
+                    if let Some(size) = a.volume_size {
+                        let base = volumes::base_of_output(&out);
+                        let vopts = xtar::volumes::VolumeOptions { size, overwrite: a.overwrite };
+                        let v = xtar::volumes::compress_volumes(&a.src, &base, &opts, &vopts, &ui)
+                            .with_context(|| format!("cannot compress `{}`", a.src.display()))?;
+                        let files: Vec<PathBuf> = v.volumes.iter().map(|(p, _)| p.clone()).collect();
+                        if let Some(percent) = a.redundancy {
+                            protect::after_compress(&files, &base, percent, a.overwrite, &ui)?;
+                        }
+                        let name = format!(
+                            "{} volumes `{}` … `{}` ({} split files)",
+                            files.len(),
+                            files[0].display(),
+                            files[files.len() - 1].display(),
+                            v.split_files
+                        );
+                        (v.summary, name)
+                    } else {
+                        let s = xtar::compress_to_path(&a.src, &out, &opts, a.overwrite, &ui)
+                            .with_context(|| format!("cannot compress `{}`", a.src.display()))?;
+                        if let Some(percent) = a.redundancy {
+                            protect::after_compress(
+                                std::slice::from_ref(&out),
+                                &protect::base_of(&out),
+                                percent,
+                                a.overwrite,
+                                &ui,
+                            )?;
+                        }
+                        (s, format!("`{}`", out.display()))
                     }
-                    (s, format!("`{}`", out.display()))
                 }
             };
             ui.finish();
@@ -129,6 +155,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ui = Ui::new(g.quiet, g.no_progress, "extract");
             let paths = a.paths.iter().map(|p| normalize_request(p)).collect::<anyhow::Result<Vec<_>>>()?;
             let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs, paths };
+            if volumes::is_set(&a.archive, a.single_volume) {
+                return volumes::extract_cmd(&a.archive, &a.dest, &opts, g.verbose, &ui);
+            }
             let r = xtar::extract(&a.archive, &a.dest, &opts, &ui)
                 .with_context(|| format!("cannot extract `{}`", a.archive.display()))?;
             ui.finish();
@@ -137,6 +166,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::List(a) => {
             let ui = Ui::new(true, true, "list");
+            if volumes::is_set(&a.archive, a.single_volume) {
+                return volumes::list_cmd(&a.archive, a.json, &Ui::new(g.quiet, true, "list"));
+            }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let mut write_err: Option<std::io::Error> = None;

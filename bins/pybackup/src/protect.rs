@@ -13,7 +13,7 @@ use crate::ui::{human, Ui};
 
 /// The set name of an archive or volume: without `.xtar` and a `.NNN`
 /// volume number.
-fn base_of(file: &Path) -> PathBuf {
+pub fn base_of(file: &Path) -> PathBuf {
     let s = file.as_os_str().to_string_lossy();
     let s = s
         .strip_suffix(parity::SUFFIX)
@@ -45,11 +45,11 @@ fn say_protected(r: &parity::ProtectReport, ui: &Ui, took: f64) {
 }
 
 /// `compress --redundancy`: protects the archive just written.
-pub fn after_compress(out: &Path, percent: u32, overwrite: bool, ui: &Ui) -> anyhow::Result<()> {
+pub fn after_compress(files: &[PathBuf], base: &Path, percent: u32, overwrite: bool, ui: &Ui) -> anyhow::Result<()> {
     let started = Instant::now();
     let opts = ProtectOptions { percent, overwrite, ..ProtectOptions::default() };
-    let r = parity::protect(&[out.to_path_buf()], &base_of(out), &opts)
-        .with_context(|| format!("cannot add recovery data to `{}`", out.display()))?;
+    let r = parity::protect(files, base, &opts)
+        .with_context(|| format!("cannot add recovery data to `{}`", files[0].display()))?;
     if !ui.quiet() {
         say_protected(&r, ui, started.elapsed().as_secs_f64());
     }

@@ -13,6 +13,9 @@ use crate::output::{json_path, write_display_path};
 use crate::ui::{human, Ui};
 
 pub fn salvage_cmd(a: &SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
+    if crate::volumes::is_set(&a.archive, a.single_volume) {
+        return crate::volumes::salvage_cmd(a, jobs, ui);
+    }
     let opts = xtar::SalvageOptions { overwrite: a.overwrite, keep_damaged: a.keep_damaged, jobs };
     let r = xtar::salvage(&a.archive, &a.dest, &opts, ui)
         .with_context(|| format!("cannot salvage `{}`", a.archive.display()))?;
@@ -55,7 +58,7 @@ fn verified_name(v: Verified) -> &'static str {
 
 /// Text: one aligned line per file (`STATE CHECK PATH  detail`), then a
 /// summary. JSON Lines: one `file` object per file, then a `summary`.
-fn write_report(out: &mut impl Write, r: &SalvageReport, json: bool) -> std::io::Result<()> {
+pub(crate) fn write_report(out: &mut impl Write, r: &SalvageReport, json: bool) -> std::io::Result<()> {
     let (intact, damaged, missing, refused) = r.counts();
     if json {
         for f in &r.files {

@@ -243,6 +243,9 @@ fn change_json(c: &Change) -> serde_json::Value {
 }
 
 pub fn verify_cmd(a: &VerifyArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
+    if a.against.is_none() && crate::volumes::is_set(&a.archive, a.single_volume) {
+        return crate::volumes::verify_cmd(&a.archive, jobs, ui);
+    }
     let opts = xtar::ExtractOptions { jobs, ..Default::default() };
     let r = xtar::verify(&a.archive, &opts, ui).with_context(|| format!("cannot verify `{}`", a.archive.display()))?;
     ui.finish();

@@ -78,6 +78,14 @@ pub enum Error {
         /// Why it is unsafe.
         reason: String,
     },
+    /// A volume set cannot be made or read as asked.
+    #[error("volume set `{}`: {message}", path.display())]
+    Volumes {
+        /// The volume (or output) concerned.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A file exists where a member would be written.
     #[error("refusing to overwrite existing `{}` (use --overwrite)", path.display())]
     Exists {

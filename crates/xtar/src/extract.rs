@@ -104,7 +104,14 @@ fn run_scanner(scanner: &mut Scanner, engine: &mut Engine<'_>, obs: &dyn Observe
                 let r = engine.index(&dir, entries);
                 engine.fatal_or_problem(r)?;
             }
-            Item::Header { .. } | Item::Container { .. } | Item::Manifest { .. } | Item::Other { .. } => {}
+            // Parts of files split across volumes belong to the set, not to
+            // this volume's own tree (see `volumes`).
+            Item::Header { .. }
+            | Item::Container { .. }
+            | Item::Manifest { .. }
+            | Item::Other { .. }
+            | Item::Part { .. }
+            | Item::Volumes { .. } => {}
         }
         engine.collect(false)?;
     }
@@ -162,7 +169,13 @@ pub fn expand(launched: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
                     return Err(Error::Version { path: abs, found: lossy(first), supported: format::FORMAT_VERSION });
                 }
             }
-            MemberName::Manifest | MemberName::Pad => {}
+            MemberName::Manifest | MemberName::Pad | MemberName::Volumes => {}
+            MemberName::Part(..) => {
+                engine.problem(Error::Member {
+                    member: lossy(&rel),
+                    message: "part of a file split across volumes: extract the whole volume set".into(),
+                });
+            }
             MemberName::Container(_) | MemberName::Other(_) => {
                 engine.problem(Error::Member { member: lossy(&rel), message: "not a launched member; skipped".into() });
             }

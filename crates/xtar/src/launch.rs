@@ -46,6 +46,13 @@ pub fn launch(archive: &Path, dir: &Path, overwrite: bool, obs: &dyn Observer) -
             Item::Manifest { text } => {
                 write_member(&mut dest, format::MANIFEST_NAME, &mut &text[..], text.len() as u64)
             }
+            Item::Part { path, part, size, .. } => {
+                let name = format::part_name(&path, part);
+                let r = write_member(&mut dest, &name, &mut scanner.data(), size);
+                obs.advance(size);
+                r
+            }
+            Item::Volumes { text } => write_member(&mut dest, format::VOLUMES_NAME, &mut &text[..], text.len() as u64),
             Item::Container { path } => dest.ensure_dir(&path, &[&path[..], CONTAINER_SUFFIX].concat()),
             Item::Other { name } => {
                 obs.warning(&Error::Member { member: lossy(&name), message: "unknown member; skipped".into() });

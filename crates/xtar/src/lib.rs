@@ -38,6 +38,7 @@ mod progress;
 pub mod read;
 mod salvage;
 mod structure;
+pub mod volumes;
 mod write;
 
 use std::fs::File;

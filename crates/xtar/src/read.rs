@@ -101,6 +101,23 @@ pub enum Item {
         /// Its text.
         text: Vec<u8>,
     },
+    /// Part `part` (from 1) of the file member of `path`, split across the
+    /// volumes of a set; read its bytes with [`Scanner::data`].
+    Part {
+        /// The path of the file.
+        path: Vec<u8>,
+        /// The part's number, from 1.
+        part: u32,
+        /// Length of the part.
+        size: u64,
+        /// Offset of its data in the archive.
+        offset: u64,
+    },
+    /// The table of a volume set (`.xtar-volumes`).
+    Volumes {
+        /// Its text.
+        text: Vec<u8>,
+    },
     /// A member this version does not know; it was skipped.
     Other {
         /// Its tar name.
@@ -312,6 +329,8 @@ impl Scanner {
                     self.padding = 0;
                     Item::Container { path }
                 }
+                MemberName::Part(path, part) => Item::Part { path, part, size: header.size, offset: data_at },
+                MemberName::Volumes => Item::Volumes { text: self.meta_data(header.size)? },
                 MemberName::Other(_) | MemberName::Pad => Item::Other { name },
             }));
         }

@@ -476,7 +476,7 @@ fn scan_blocks(
                 r.seek_to(next).map_err(|e| io_err(data, e))?;
                 metadata(kind, &text, scan, engine, archive, data, obs)?;
             }
-            MemberName::Other(_) | MemberName::Pad => {
+            MemberName::Other(_) | MemberName::Pad | MemberName::Part(..) | MemberName::Volumes => {
                 if fits {
                     scan.claimed.push((data, data + h.size));
                     r.seek_to(next).map_err(|e| io_err(data, e))?;

@@ -200,6 +200,51 @@ pub fn write_entries(
     obs: &dyn Observer,
     extra: &mut ExtraMembers<'_>,
 ) -> Result<Written> {
+    write_entries_from(src, entries, out, out_path, opts, obs, extra, None, &[])
+}
+
+/// File members already written to another archive, copied as they are
+/// instead of being compressed again (the volumes of a set are cut from a
+/// staged archive this way).
+pub(crate) struct Reuse<'a> {
+    /// The archive that holds them.
+    pub file: &'a File,
+    /// Its path, for errors.
+    pub path: &'a Path,
+    /// By file path: where its member starts (first header block), its
+    /// whole length (headers, data, padding), and its manifest entry.
+    pub members: &'a HashMap<Vec<u8>, (u64, u64, Entry)>,
+}
+
+/// A part of a file member, copied from a staged archive into a member of
+/// its own (`PATH.zip.K.xtar-part`) before the manifest.
+#[derive(Debug, Clone)]
+pub(crate) struct PartCopy {
+    /// The file's path.
+    pub path: Vec<u8>,
+    /// Part number, from 1.
+    pub k: u32,
+    /// Offset in the staged archive of the first byte of the part.
+    pub from: u64,
+    /// Bytes in the part.
+    pub len: u64,
+    /// Modification time for the tar header.
+    pub mtime: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_entries_from(
+    src: &Path,
+    entries: Vec<walk::Entry>,
+    out: &File,
+    out_path: &Path,
+    opts: &CompressOptions,
+    obs: &dyn Observer,
+    extra: &mut ExtraMembers<'_>,
+    reuse: Option<&Reuse<'_>>,
+    parts: &[PartCopy],
+) -> Result<Written> {
+    let reused = |e: &walk::Entry| e.kind == walk::Kind::File && reuse.is_some_and(|r| r.members.contains_key(&e.path));
     let mut summary = CompressSummary::default();
     let warn = |summary: &mut CompressSummary, e: Error| {
         summary.warnings += 1;
@@ -257,7 +302,11 @@ pub fn write_entries(
     let jobs: Vec<usize> = ops
         .iter()
         .filter_map(|op| match op {
-            Op::Child(i) if entries[*i].kind == walk::Kind::File && !link_to.contains_key(i) => Some(*i),
+            Op::Child(i)
+                if entries[*i].kind == walk::Kind::File && !link_to.contains_key(i) && !reused(&entries[*i]) =>
+            {
+                Some(*i)
+            }
             _ => None,
         })
         .collect();
@@ -379,6 +428,17 @@ pub fn write_entries(
                                 }
                                 continue;
                             }
+                            if let Some((r, (at, len, entry))) =
+                                reuse.and_then(|r| r.members.get(&e.path).map(|m| (r, m)))
+                            {
+                                w.copy_from(r.file, r.path, *at, *len)?;
+                                offsets.insert(e.path.clone(), start);
+                                index[i] = Some(entry.clone());
+                                summary.files += 1;
+                                summary.bytes_in += entry.size;
+                                obs.advance(entry.size);
+                                continue;
+                            }
                             let seq = written_jobs;
                             // Keep the window of compression ahead full.
                             while next_submit < jobs.len()
@@ -443,6 +503,16 @@ pub fn write_entries(
     m.entries = index.into_iter().flatten().collect();
     m.sort();
     let mut written = Written { summary, entries: m.entries, offsets };
+    if let Some(r) = reuse {
+        for p in parts {
+            let name = format::part_name(&p.path, p.k);
+            let mut hdr = Vec::new();
+            tarfmt::write_member_header(&mut hdr, &name, p.len, p.mtime, 0o644);
+            w.write(&hdr)?;
+            w.copy_from(r.file, r.path, p.from, p.len)?;
+            w.write(&vec![0u8; tarfmt::padding(p.len)])?;
+        }
+    }
     for (name, data) in extra(&written) {
         w.member(&name, &data, entries[0].meta.mtime, 0o644)?;
     }
@@ -704,6 +774,23 @@ impl Out<'_> {
     fn patch(&mut self, at: u64, b: &[u8]) -> Result<()> {
         self.w.flush().map_err(|e| self.err(e))?;
         self.w.get_ref().write_all_at(b, at).map_err(|e| self.err(e))
+    }
+
+    /// Copies `len` bytes at `at` of another file.
+    fn copy_from(&mut self, f: &File, path: &Path, at: u64, len: u64) -> Result<()> {
+        let mut buf = vec![0u8; len.min(1 << 20) as usize];
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(buf.len() as u64) as usize;
+            f.read_exact_at(&mut buf[..n], at + done).map_err(|source| Error::ReadArchive {
+                path: path.to_path_buf(),
+                offset: at + done,
+                source,
+            })?;
+            self.write(&buf[..n])?;
+            done += n as u64;
+        }
+        Ok(())
     }
 
     /// A whole member from memory.

@@ -79,3 +79,74 @@ fn the_golden_archive_reads_back_exactly() {
     assert_eq!(live.entries, orig.entries);
     assert_eq!(a.entries, orig.entries);
 }
+
+/// The golden volume set: the same tree plus 150,000 bytes that do not
+/// compress, cut into volumes of 160 KiB (docs/format/volumes.md).
+const SET_BASE: &str = "tests/golden/v2-set";
+const SET_VOLUME: u64 = 160 << 10;
+
+fn build_set(root: &Path) {
+    build(root);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..150_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(root.join("dir/noise.bin"), noise).expect("write");
+    let t = FileTime::from_unix_time(1_650_000_000, 0);
+    filetime::set_file_times(root.join("dir/noise.bin"), t, t).expect("utimes");
+    filetime::set_file_times(
+        root.join("dir"),
+        FileTime::from_unix_time(1_100_000_000, 0),
+        FileTime::from_unix_time(1_100_000_000, 0),
+    )
+    .expect("utimes");
+}
+
+#[test]
+fn the_volume_writer_produces_the_golden_bytes() {
+    let t = tempfile::tempdir().expect("tmp");
+    let root = t.path().join("tree");
+    build_set(&root);
+    let base = t.path().join("set");
+    let opts = CompressOptions { level: 0, jobs: 1, root_label: Some(b"/golden".to_vec()), ..Default::default() };
+    let vopts = xtar::volumes::VolumeOptions { size: SET_VOLUME, overwrite: false };
+    let s = xtar::volumes::compress_volumes(&root, &base, &opts, &vopts, &Silent).expect("volumes");
+    assert!(s.volumes.len() >= 2 && s.split_files == 1, "{s:?}");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(SET_BASE);
+    for (k, (path, len)) in s.volumes.iter().enumerate() {
+        assert!(*len <= SET_VOLUME);
+        let got = std::fs::read(path).expect("read");
+        let vector = xtar::volumes::volume_path(&golden, k as u32 + 1);
+        if std::env::var_os("XTAR_BLESS").is_some() {
+            std::fs::write(&vector, &got).expect("bless");
+        }
+        let want = std::fs::read(&vector).expect("golden volume present");
+        if got != want {
+            let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+            panic!("volume {} differs from {} at offset {at}", k + 1, vector.display());
+        }
+    }
+    assert!(!xtar::volumes::volume_path(&golden, s.volumes.len() as u32 + 1).exists());
+}
+
+#[test]
+fn the_golden_volume_set_reads_back_exactly() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(SET_BASE);
+    let set = xtar::volumes::open_set(&[xtar::volumes::volume_path(&golden, 2)]).expect("open");
+    assert!(set.missing().is_empty());
+    let t = tempfile::tempdir().expect("tmp");
+    let dest = t.path().join("out");
+    let r = xtar::volumes::extract_set(&set, Some(&dest), &ExtractOptions::default(), &Silent).expect("extract");
+    assert!(r.report.is_clean(), "{r:?}");
+    let root = t.path().join("tree");
+    build_set(&root);
+    let opts = manifest::BuildOptions { walk: walk::Options::default(), hash: true, jobs: 1 };
+    let live = manifest::build(&dest, &opts, |e| panic!("{e}")).expect("manifest");
+    let orig = manifest::build(&root, &opts, |e| panic!("{e}")).expect("manifest");
+    assert_eq!(live.entries, orig.entries);
+}

@@ -11,3 +11,4 @@ mod salvage;
 mod sets;
 mod snapshots;
 mod support;
+mod volumes;

@@ -27,6 +27,11 @@ pub const MANIFEST_NAME: &[u8] = b".xtar-manifest";
 pub const FILE_SUFFIX: &[u8] = b".zip";
 /// Suffix of a directory's container.
 pub const CONTAINER_SUFFIX: &[u8] = b".xtar";
+/// Suffix of a part of a file member split across volumes
+/// (`PATH.zip.K.xtar-part`, K from 1).
+pub const PART_SUFFIX: &[u8] = b".xtar-part";
+/// Name of the table of a volume set, in every volume of the set.
+pub const VOLUMES_NAME: &[u8] = b".xtar-volumes";
 /// First line of an index member, before the version.
 pub const INDEX_MAGIC: &str = "#xtar-index";
 /// First line of the header member, before the version.
@@ -47,6 +52,11 @@ pub enum MemberName {
     File(Vec<u8>),
     /// `PATH.xtar`: the container of the directory at `PATH`.
     Container(Vec<u8>),
+    /// `PATH.zip.K.xtar-part`: part `K` (from 1) of the file member of
+    /// `PATH`, split across the volumes of a set.
+    Part(Vec<u8>, u32),
+    /// `.xtar-volumes` at the root: the table of a volume set.
+    Volumes,
     /// Anything else; readers skip it.
     Other(Vec<u8>),
 }
@@ -62,6 +72,20 @@ impl MemberName {
         }
         if name == PAD_NAME {
             return MemberName::Pad;
+        }
+        if name == VOLUMES_NAME {
+            return MemberName::Volumes;
+        }
+        if let Some(rest) = name.strip_suffix(PART_SUFFIX) {
+            let part = rest.iter().rposition(|&b| b == b'.').and_then(|dot| {
+                let k = std::str::from_utf8(&rest[dot + 1..]).ok()?.parse::<u32>().ok().filter(|&k| k > 0)?;
+                let path = rest[..dot].strip_suffix(FILE_SUFFIX).filter(|p| !p.is_empty())?;
+                Some((path.to_vec(), k))
+            });
+            return match part {
+                Some((path, k)) => MemberName::Part(path, k),
+                None => MemberName::Other(name.to_vec()),
+            };
         }
         if name == INDEX_NAME {
             return MemberName::Index(Vec::new());
@@ -82,6 +106,11 @@ impl MemberName {
 /// The tar name of the member for a file at `path`.
 pub fn file_member_name(path: &[u8]) -> Vec<u8> {
     [path, FILE_SUFFIX].concat()
+}
+
+/// The tar name of part `k` (from 1) of the file member of `path`.
+pub fn part_name(path: &[u8], k: u32) -> Vec<u8> {
+    [path, FILE_SUFFIX, format!(".{k:03}").as_bytes(), PART_SUFFIX].concat()
 }
 
 /// The tar name of the container for the directory at `path` (not the root).
@@ -134,6 +163,14 @@ mod tests {
         assert_eq!(MemberName::parse(b".xtar-index"), MemberName::Index(Vec::new()));
         assert_eq!(MemberName::parse(b"a/.xtar-index.zip"), MemberName::File(b"a/.xtar-index".to_vec()));
         assert_eq!(MemberName::parse(b".zip"), MemberName::Other(b".zip".to_vec()));
+        assert_eq!(MemberName::parse(b"a/big.zip.002.xtar-part"), MemberName::Part(b"a/big".to_vec(), 2));
+        assert_eq!(MemberName::parse(&part_name(b"a/big", 12)), MemberName::Part(b"a/big".to_vec(), 12));
+        assert_eq!(MemberName::parse(b".xtar-volumes"), MemberName::Volumes);
+        // A user's file with these names is stored with `.zip` appended.
+        assert_eq!(MemberName::parse(b"x.xtar-part.zip"), MemberName::File(b"x.xtar-part".to_vec()));
+        for odd in [&b"a.zip.0.xtar-part"[..], b"a.zip.x.xtar-part", b".zip.1.xtar-part", b"a.1.xtar-part"] {
+            assert_eq!(MemberName::parse(odd), MemberName::Other(odd.to_vec()), "{odd:?}");
+        }
     }
 
     #[test]
