@@ -226,13 +226,12 @@ struct Plan {
     used: u64,
 }
 
-/// Bytes a tar header for `name` takes (with its long-name record).
-fn header_cost(name_len: usize) -> u64 {
-    if name_len > 100 {
-        2 * BLOCK as u64 + (name_len as u64 + 1).div_ceil(BLOCK as u64) * BLOCK as u64
-    } else {
-        BLOCK as u64
-    }
+/// Bytes the tar header of a member named `name` takes (with its
+/// long-name record, if it needs one): exactly what the writer writes.
+fn header_cost(name: &[u8]) -> u64 {
+    let mut v = Vec::new();
+    tarfmt::write_member_header(&mut v, name, 0, 0, 0o644);
+    v.len() as u64
 }
 
 /// Compresses `src` into the volume set `base` (`BASE.001.xtar`, …).
@@ -422,9 +421,16 @@ fn plan(
     // Cost of the directories above `path` that the volume lacks.
     let dir_cost = |p: &[u8]| -> u64 {
         let e = by_path.get(p).map_or(0, |e| line_len(e));
-        // Container header, index header, index text and padding, and the
-        // directory's line in the index and in the manifest.
-        2 * header_cost(p.len() + 13) + 2 * BLOCK as u64 + 64 + 4 * p.len() as u64 + 2 * e
+        // Container header, index header, the index's first lines and
+        // padding, and the directory's line in the index and the manifest.
+        let mut first = Vec::new();
+        manifest::escape_path(&mut first, p);
+        header_cost(&format::container_name(p))
+            + header_cost(&format::index_name(p))
+            + 32
+            + first.len() as u64
+            + BLOCK as u64
+            + 2 * e
     };
     let missing_dirs = |plan: &Plan, path: &[u8]| -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -458,7 +464,12 @@ fn plan(
             (Kind::File, Some(m)) => m.len + lines,
             (Kind::Symlink, _) => {
                 let t = e.target.as_ref().map_or(0, Vec::len) as u64;
-                header_cost(w.path.len() + 4) + 2 * BLOCK as u64 + 2 * w.path.len() as u64 + t + 256 + lines
+                header_cost(&format::file_member_name(&w.path))
+                    + 2 * BLOCK as u64
+                    + 2 * w.path.len() as u64
+                    + t
+                    + 256
+                    + lines
             }
             (Kind::HardLink, _) => {
                 let with_first = e.target.as_deref().and_then(|t| whole_in.get(t)) == Some(&plans.len());
@@ -489,8 +500,7 @@ fn plan(
         }
         let member = members.get(&w.path).filter(|_| e.kind == Kind::File);
         // Too little room left for a part: the entry starts the next volume.
-        let name_len = w.path.len() + 4 + 4 + format::PART_SUFFIX.len();
-        let part_overhead = header_cost(name_len) + BLOCK as u64;
+        let part_overhead = header_cost(&format::part_name(&w.path, u32::MAX)) + BLOCK as u64;
         let tiny_room = size.saturating_sub(cur.used + part_overhead) < MIN_PART;
         if e.kind == Kind::HardLink {
             continue; // its first name stays behind: the table has it
