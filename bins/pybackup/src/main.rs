@@ -155,8 +155,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ui = Ui::new(g.quiet, g.no_progress, "extract");
             let paths = a.paths.iter().map(|p| normalize_request(p)).collect::<anyhow::Result<Vec<_>>>()?;
             let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs, paths };
-            if volumes::is_set(&a.archive, a.single_volume) {
-                return volumes::extract_cmd(&a.archive, &a.dest, &opts, g.verbose, &ui);
+            if let Some(set) = volumes::set_of(&a.archive, a.single_volume)? {
+                return volumes::extract_cmd(&set, &a.archive, &a.dest, &opts, g.verbose, &ui);
             }
             let r = xtar::extract(&a.archive, &a.dest, &opts, &ui)
                 .with_context(|| format!("cannot extract `{}`", a.archive.display()))?;
@@ -166,8 +166,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::List(a) => {
             let ui = Ui::new(true, true, "list");
-            if volumes::is_set(&a.archive, a.single_volume) {
-                return volumes::list_cmd(&a.archive, a.json, &Ui::new(g.quiet, true, "list"));
+            if let Some(set) = volumes::set_of(&a.archive, a.single_volume)? {
+                return volumes::list_cmd(&set, a.json, &Ui::new(g.quiet, true, "list"));
             }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());

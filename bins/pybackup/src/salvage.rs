@@ -13,8 +13,8 @@ use crate::output::{json_path, write_display_path};
 use crate::ui::{human, Ui};
 
 pub fn salvage_cmd(a: &SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
-    if crate::volumes::is_set(&a.archive, a.single_volume) {
-        return crate::volumes::salvage_cmd(a, jobs, ui);
+    if let Some(set) = crate::volumes::set_of(&a.archive, a.single_volume)? {
+        return crate::volumes::salvage_cmd(&set, a, jobs, ui);
     }
     let opts = xtar::SalvageOptions { overwrite: a.overwrite, keep_damaged: a.keep_damaged, jobs };
     let r = xtar::salvage(&a.archive, &a.dest, &opts, ui)

@@ -243,8 +243,8 @@ fn change_json(c: &Change) -> serde_json::Value {
 }
 
 pub fn verify_cmd(a: &VerifyArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
-    if a.against.is_none() && crate::volumes::is_set(&a.archive, a.single_volume) {
-        return crate::volumes::verify_cmd(&a.archive, jobs, ui);
+    if let Some(set) = crate::volumes::set_of(&a.archive, a.single_volume || a.against.is_some())? {
+        return crate::volumes::verify_cmd(&set, &a.archive, jobs, ui);
     }
     let opts = xtar::ExtractOptions { jobs, ..Default::default() };
     let r = xtar::verify(&a.archive, &opts, ui).with_context(|| format!("cannot verify `{}`", a.archive.display()))?;

@@ -13,9 +13,16 @@ use crate::code;
 use crate::output::{json_path, write_display_path};
 use crate::ui::{human, Ui};
 
-/// Whether `archive` should be read as a volume set.
-pub fn is_set(archive: &Path, single: bool) -> bool {
-    !single && archive != Path::new("-") && volumes::is_volume(archive)
+/// The volume set `archive` belongs to, unless it is to be read alone
+/// (`--single-volume`, standard input, not named like a volume, or no
+/// set table found: a plain archive).
+pub fn set_of(archive: &Path, single: bool) -> anyhow::Result<Option<VolumeSet>> {
+    if single || archive == Path::new("-") {
+        return Ok(None);
+    }
+    let found = volumes::find_set(&[archive.to_path_buf()])
+        .with_context(|| format!("cannot read the volume set of `{}`", archive.display()))?;
+    Ok(found.ok())
 }
 
 /// The set's base name for an output given with `-o`: `NAME.xtar` and
@@ -25,12 +32,6 @@ pub fn base_of_output(out: &Path) -> PathBuf {
         Some(s) if !s.is_empty() => PathBuf::from(s),
         _ => out.to_path_buf(),
     }
-}
-
-pub fn open(archive: &Path) -> anyhow::Result<VolumeSet> {
-    let set = volumes::open_set(&[archive.to_path_buf()])
-        .with_context(|| format!("cannot read the volume set of `{}`", archive.display()))?;
-    Ok(set)
 }
 
 /// Says which volumes are missing and which files they take with them.
@@ -48,28 +49,27 @@ fn say_lost(ui: &Ui, set: &VolumeSet, r: &SetReport) {
 }
 
 pub fn extract_cmd(
+    set: &VolumeSet,
     archive: &Path,
     dest: &Path,
     opts: &xtar::ExtractOptions,
     verbose: bool,
     ui: &Ui,
 ) -> anyhow::Result<ExitCode> {
-    let set = open(archive)?;
-    let r = volumes::extract_set(&set, Some(dest), opts, ui)
+    let r = volumes::extract_set(set, Some(dest), opts, ui)
         .with_context(|| format!("cannot extract the volume set of `{}`", archive.display()))?;
     ui.finish();
-    say_lost(ui, &set, &r);
+    say_lost(ui, set, &r);
     crate::report_restore(ui, verbose, &r.report);
     Ok(code(r.report.is_clean()))
 }
 
-pub fn verify_cmd(archive: &Path, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let set = open(archive)?;
+pub fn verify_cmd(set: &VolumeSet, archive: &Path, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     let opts = xtar::ExtractOptions { jobs, ..Default::default() };
-    let r = volumes::extract_set(&set, None, &opts, ui)
+    let r = volumes::extract_set(set, None, &opts, ui)
         .with_context(|| format!("cannot verify the volume set of `{}`", archive.display()))?;
     ui.finish();
-    say_lost(ui, &set, &r);
+    say_lost(ui, set, &r);
     if !ui.quiet() {
         let present = set.table.count as usize - r.missing_volumes.len();
         ui.say(&format!(
@@ -96,8 +96,7 @@ fn place_text(p: &Place) -> String {
 
 /// Lists the set from its table: every entry with the volumes that hold
 /// it; files on missing volumes are marked.
-pub fn list_cmd(archive: &Path, as_json: bool, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let set = open(archive)?;
+pub fn list_cmd(set: &VolumeSet, as_json: bool, ui: &Ui) -> anyhow::Result<ExitCode> {
     let missing = set.missing();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (place, e) in &set.table.entries {
@@ -133,10 +132,9 @@ pub fn list_cmd(archive: &Path, as_json: bool, ui: &Ui) -> anyhow::Result<ExitCo
     Ok(code(missing.is_empty()))
 }
 
-pub fn salvage_cmd(a: &crate::cli::SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let set = open(&a.archive)?;
+pub fn salvage_cmd(set: &VolumeSet, a: &crate::cli::SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     let opts = xtar::SalvageOptions { overwrite: a.overwrite, keep_damaged: a.keep_damaged, jobs };
-    let (reports, joined) = volumes::salvage_set(&set, &a.dest, &opts, ui)
+    let (reports, joined) = volumes::salvage_set(set, &a.dest, &opts, ui)
         .with_context(|| format!("cannot salvage the volume set of `{}`", a.archive.display()))?;
     ui.finish();
     let mut text = Vec::new();

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -260,17 +260,8 @@ pub fn compress_volumes(
         opts.skip_inodes.push((m.dev(), m.ino()));
     }
     let (walked, walk_warnings) = crate::walk_source(src, &opts, obs)?;
-    let staged = write_entries_from(
-        src,
-        walked.clone(),
-        stage.as_file(),
-        &stage_path,
-        &opts,
-        obs,
-        &mut |_| Vec::new(),
-        None,
-        &[],
-    )?;
+    let staged =
+        write_entries_from(src, walked.clone(), stage.as_file(), &stage_path, &opts, obs, &mut |_| Vec::new(), None)?;
     let mut summary = staged.summary.clone();
     summary.warnings += walk_warnings;
     let sf = stage.as_file();
@@ -322,15 +313,14 @@ pub fn compress_volumes(
         .iter()
         .filter_map(|(p, m)| by_path.get(&p[..]).map(|e| (p.clone(), (m.at, m.len, (*e).clone()))))
         .collect();
-    let reuse = Reuse { file: sf, path: &stage_path, members: &reuse_members };
     let count = plans.len() as u32;
     if !vopts.overwrite {
         if let Some(p) = (1..=count).map(|k| volume_path(base, k)).find(|p| p.symlink_metadata().is_ok()) {
             return Err(Error::Exists { path: p });
         }
     }
-    let mut out = VolumeSummary { split_files: 0, summary, volumes: Vec::new() };
-    out.split_files = table.entries.iter().filter(|(p, _)| matches!(p, Place::Parts(_))).count() as u64;
+    let split_files = table.entries.iter().filter(|(p, _)| matches!(p, Place::Parts(_))).count() as u64;
+    let mut out = VolumeSummary { split_files, summary, volumes: Vec::new() };
     let vol_opts = CompressOptions { root_label: Some(root_label.clone()), ..opts.clone() };
     let mut bytes = 0;
     for (i, p) in plans.into_iter().enumerate() {
@@ -340,6 +330,7 @@ pub fn compress_volumes(
         let entries: Vec<walk::Entry> =
             std::iter::once(0).chain(p.entries.iter().copied()).map(|i| walked[i].clone()).collect();
         let path = volume_path(base, k);
+        let reuse = Reuse { file: sf, path: &stage_path, members: &reuse_members, parts: &p.parts };
         let written = crate::write_new_file(&path, vopts.overwrite, |file, out_path| {
             let w = write_entries_from(
                 src,
@@ -350,7 +341,6 @@ pub fn compress_volumes(
                 &Silent,
                 &mut |_| vec![(VOLUMES_NAME.to_vec(), text.clone())],
                 Some(&reuse),
-                &p.parts,
             )?;
             if w.summary.bytes_out > vopts.size {
                 return Err(Error::Volumes {
@@ -619,21 +609,27 @@ impl VolumeSet {
     }
 }
 
-/// Whether `path` is a volume of a set (it holds a `.xtar-volumes` table).
-pub fn is_volume(path: &Path) -> bool {
-    volume_base(path).is_some() && crate::read::tail_member(path, VOLUMES_NAME).ok().flatten().is_some()
-}
-
 /// Opens the set that `given` volumes belong to: the table is read from
 /// the first of them that has a readable one, and the other volumes are
 /// looked for beside it (`BASE.NNN.xtar`).
 pub fn open_set(given: &[PathBuf]) -> Result<VolumeSet> {
     let first =
         given.first().ok_or_else(|| Error::Volumes { path: PathBuf::new(), message: "no volume given".into() })?;
-    let (base, _) = volume_base(first).ok_or_else(|| Error::Volumes {
-        path: first.clone(),
-        message: "not named like a volume (NAME.001.xtar)".into(),
-    })?;
+    match find_set(given)? {
+        Ok(set) => Ok(set),
+        Err(why) => Err(why.unwrap_or_else(|| Error::Volumes {
+            path: first.clone(),
+            message: "not named like a volume (NAME.001.xtar), or no volume table found".into(),
+        })),
+    }
+}
+
+/// The set that `given` volumes belong to, or, when they are not named
+/// like volumes or no volume of theirs holds a readable table, why not
+/// (the last read error, if any): then they are plain archives as far as
+/// can be told. A table that is there but does not parse is an error.
+pub fn find_set(given: &[PathBuf]) -> Result<std::result::Result<VolumeSet, Option<Error>>> {
+    let Some((base, _)) = given.first().and_then(|p| volume_base(p)) else { return Ok(Err(None)) };
     let mut candidates: Vec<PathBuf> = given.to_vec();
     // Volumes beside the given ones, up to the first gap of 100 numbers.
     let mut k = 1;
@@ -654,24 +650,15 @@ pub fn open_set(given: &[PathBuf]) -> Result<VolumeSet> {
     let mut last_err = None;
     for c in &candidates {
         match crate::read::tail_member(c, VOLUMES_NAME) {
-            Ok(Some(text)) => match Table::parse(&text, c) {
-                Ok(t) => {
-                    table = Some(t);
-                    break;
-                }
-                Err(e) => last_err = Some(e),
-            },
-            Ok(None) => {
-                last_err = Some(Error::Volumes { path: c.clone(), message: "no volume table found at its end".into() })
+            Ok(Some(text)) => {
+                table = Some(Table::parse(&text, c)?);
+                break;
             }
+            Ok(None) => {}
             Err(e) => last_err = Some(e),
         }
     }
-    let table = match (table, last_err) {
-        (Some(t), _) => t,
-        (None, Some(e)) => return Err(e),
-        (None, None) => return Err(Error::Volumes { path: first.clone(), message: "no volume table found".into() }),
-    };
+    let Some(table) = table else { return Ok(Err(last_err)) };
     let names: Vec<PathBuf> = (1..=table.count).map(|k| volume_path(&base, k)).collect();
     let mut volumes: Vec<Option<PathBuf>> = vec![None; table.count as usize];
     for c in candidates {
@@ -681,7 +668,7 @@ pub fn open_set(given: &[PathBuf]) -> Result<VolumeSet> {
             }
         }
     }
-    Ok(VolumeSet { table, volumes, names })
+    Ok(Ok(VolumeSet { table, volumes, names }))
 }
 
 /// Reads the parts of a file, one after another, from their volumes.
@@ -851,7 +838,8 @@ pub fn extract_set(
 
 /// Finds the part members of a volume by their tar headers alone, as
 /// salvage does: damage elsewhere in the volume does not hide them.
-fn scan_parts(path: &Path, k: u32, found: &mut FoundParts) -> Result<()> {
+/// Says `false` (and stops) when the volume's table names another set.
+fn scan_parts(path: &Path, k: u32, set_id: &str, found: &mut FoundParts) -> Result<bool> {
     let f = File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
     let len = f.metadata().map_err(|source| Error::Read { path: path.to_path_buf(), source })?.len();
     let mut r = std::io::BufReader::with_capacity(1 << 20, f);
@@ -884,14 +872,26 @@ fn scan_parts(path: &Path, k: u32, found: &mut FoundParts) -> Result<()> {
             _ => h.name.clone(),
         };
         // Containers are stepped into: their members follow their header.
-        if let (true, MemberName::Part(p, part)) = (h.is_regular(), MemberName::parse(&name)) {
-            found.entry(p).or_default().push((part, k, data, h.size));
-            r.seek_relative((next - data) as i64).map_err(io)?;
-            pos = next;
+        match (h.is_regular(), MemberName::parse(&name)) {
+            (true, MemberName::Part(p, part)) => {
+                found.entry(p).or_default().push((part, k, data, h.size));
+            }
+            (true, MemberName::Volumes) => {
+                // The set id is on the second line, near the start.
+                let mut head = vec![0u8; h.size.min(256) as usize];
+                r.read_exact(&mut head).map_err(io)?;
+                r.seek_relative(-(head.len() as i64)).map_err(io)?;
+                let id = head.split(|&b| b == b'\n').nth(1).and_then(|l| l.strip_prefix(b"#set "));
+                if id.is_some_and(|id| id != set_id.as_bytes()) {
+                    return Ok(false);
+                }
+            }
+            _ => continue,
         }
+        r.seek_relative((next - data) as i64).map_err(io)?;
+        pos = next;
     }
-    let _ = r.fill_buf();
-    Ok(())
+    Ok(true)
 }
 
 /// Salvages every volume present into `dest`, then joins the split files
@@ -908,12 +908,22 @@ pub fn salvage_set(
     for (i, vol) in set.volumes.iter().enumerate() {
         let Some(vol) = vol else { continue };
         let k = i as u32 + 1;
+        let mut parts = FoundParts::new();
+        if !scan_parts(vol, k, &set.table.set_id, &mut parts)? {
+            obs.warning(&Error::Volumes {
+                path: vol.clone(),
+                message: "this volume belongs to another set; skipped".into(),
+            });
+            continue;
+        }
+        for (p, v) in parts {
+            found.entry(p).or_default().extend(v);
+        }
         match crate::salvage(vol, dest, opts, obs) {
             Ok(r) => reports.push((k, r)),
             Err(e @ (Error::Write { .. } | Error::Exists { .. })) => return Err(e),
             Err(e) => obs.warning(&e),
         }
-        scan_parts(vol, k, &mut found)?;
     }
     let eopts = ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new() };
     let mut restorer = Restorer::new(Some(dest), &eopts, obs)?;

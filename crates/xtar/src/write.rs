@@ -200,7 +200,7 @@ pub fn write_entries(
     obs: &dyn Observer,
     extra: &mut ExtraMembers<'_>,
 ) -> Result<Written> {
-    write_entries_from(src, entries, out, out_path, opts, obs, extra, None, &[])
+    write_entries_from(src, entries, out, out_path, opts, obs, extra, None)
 }
 
 /// File members already written to another archive, copied as they are
@@ -214,6 +214,9 @@ pub(crate) struct Reuse<'a> {
     /// By file path: where its member starts (first header block), its
     /// whole length (headers, data, padding), and its manifest entry.
     pub members: &'a HashMap<Vec<u8>, (u64, u64, Entry)>,
+    /// Parts of members to copy as members of their own, before the
+    /// manifest.
+    pub parts: &'a [PartCopy],
 }
 
 /// A part of a file member, copied from a staged archive into a member of
@@ -242,7 +245,6 @@ pub(crate) fn write_entries_from(
     obs: &dyn Observer,
     extra: &mut ExtraMembers<'_>,
     reuse: Option<&Reuse<'_>>,
-    parts: &[PartCopy],
 ) -> Result<Written> {
     let reused = |e: &walk::Entry| e.kind == walk::Kind::File && reuse.is_some_and(|r| r.members.contains_key(&e.path));
     let mut summary = CompressSummary::default();
@@ -504,7 +506,7 @@ pub(crate) fn write_entries_from(
     m.sort();
     let mut written = Written { summary, entries: m.entries, offsets };
     if let Some(r) = reuse {
-        for p in parts {
+        for p in r.parts {
             let name = format::part_name(&p.path, p.k);
             let mut hdr = Vec::new();
             tarfmt::write_member_header(&mut hdr, &name, p.len, p.mtime, 0o644);

@@ -236,3 +236,22 @@ fn stock_tar_cat_and_unzip_recover_a_set() {
         .collect();
     assert!(differ.is_empty(), "differ: {differ:?}");
 }
+
+#[test]
+fn a_volume_of_another_set_is_refused() {
+    let t = tempfile::tempdir().expect("tmp");
+    let (_, vols) = make_set(t.path(), &[]);
+    let other = t.path().join("other");
+    write(&other, b"x.txt", b"another tree\n");
+    let foreign = t.path().join("foreign.xtar");
+    let out = run(&[os("compress"), other.as_os_str(), os("-o"), foreign.as_os_str(), os("--volume-size"), os("1M")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::copy(t.path().join("foreign.001.xtar"), &vols[1]).expect("copy");
+    for cmd in ["extract", "salvage"] {
+        let dest = t.path().join(cmd);
+        let out = run(&[os(cmd), vols[0].as_os_str(), dest.as_os_str()]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        assert!(stderr(&out).contains("belongs to another set"), "{cmd}: {}", stderr(&out));
+        assert!(!dest.join("x.txt").exists(), "{cmd} took a file of the other set");
+    }
+}
