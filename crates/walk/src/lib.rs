@@ -143,17 +143,22 @@ fn walk_with_budget(
     let mut stack: Vec<std::vec::IntoIter<Child>> = Vec::new();
     let enter = |sub: Sub, stack: &mut Vec<std::vec::IntoIter<Child>>, on_error: &mut dyn FnMut(Error)| {
         let listing = match sub {
-            Sub::Reading(rx) => wait(&rx),
-            Sub::Later(job) => Some(read_dir(&shared, job)),
+            Sub::Reading(rx, dir) => wait(&rx).ok_or(dir),
+            Sub::Later(job) => Ok(read_dir(&shared, job)),
         };
-        // A reader that panicked leaves nothing; its directory is skipped.
-        if let Some(listing) = listing {
-            let n = listing.children.len();
-            let _ = shared.in_flight.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(n)));
-            for e in listing.errors {
-                on_error(e);
+        match listing {
+            // A reader that panicked left nothing: say so, never skip quietly.
+            Err(dir) => {
+                on_error(Error::Io { path: dir, source: std::io::Error::other("reading the directory failed") })
             }
-            stack.push(listing.children.into_iter());
+            Ok(listing) => {
+                let n = listing.children.len();
+                let _ = shared.in_flight.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(n)));
+                for e in listing.errors {
+                    on_error(e);
+                }
+                stack.push(listing.children.into_iter());
+            }
         }
     };
     enter(Sub::Later(first), &mut stack, &mut on_error);
@@ -214,7 +219,7 @@ struct Child {
 
 /// A subdirectory's listing: being read, or to be read when its turn comes.
 enum Sub {
-    Reading(std::sync::mpsc::Receiver<Listing>),
+    Reading(std::sync::mpsc::Receiver<Listing>, PathBuf),
     Later(DirJob),
 }
 
@@ -345,12 +350,13 @@ fn read_dir(shared: &Arc<Shared>, job: DirJob) -> Listing {
         for child in &mut children {
             if let Some(Sub::Later(_)) = child.sub {
                 let Some(Sub::Later(sub)) = child.sub.take() else { continue };
+                let dir = sub.dir.clone();
                 let (tx, rx) = std::sync::mpsc::channel();
                 let shared = Arc::clone(shared);
                 rayon::spawn(move || {
                     let _ = tx.send(read_dir(&shared, sub));
                 });
-                child.sub = Some(Sub::Reading(rx));
+                child.sub = Some(Sub::Reading(rx, dir));
             }
         }
     }
