@@ -85,7 +85,7 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
             Ok((parent, pending))
         });
         let walked = xtar::walk_source(src, &copts, obs);
-        let records = records.join().unwrap_or_else(|_| Err(crate::Error::Usage("reading records failed".into())));
+        let records = records.join().unwrap_or(Err(crate::Error::WorkerPanicked { task: "reading records" }));
         (records, walked)
     });
     let (parent, pending) = records?;
@@ -127,7 +127,7 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
                 .filter(|e| !(e.path == rel || (e.path.starts_with(rel) && e.path.get(rel.len()) == Some(&b'/'))))
                 .collect()
         }
-        Some(_) => return Err(crate::Error::Usage("the repository cannot be the source directory".into())),
+        Some(_) => return Err(crate::Error::SourceIsRepo { path: repo.root().to_path_buf() }),
         None => walked,
     };
 
@@ -247,7 +247,10 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
         let out = repo.archive_path(&name);
         let complete = b == last;
         let written = xtar::write_new_file(&out, false, |file, out| {
-            xtar::write_entries(src, entries, file, out, &copts, obs, &mut |w: &xtar::Written| {
+            let mut writer = xtar::ArchiveWriter::new(file, out, &xtar::root_label(src, &copts), &copts)?;
+            xtar::write_entries(&mut writer, src, &entries, obs)?;
+            let text = {
+                let w = writer.written();
                 // Book where each stored file now is.
                 for e in &w.entries {
                     let (Some(&i), Some(&offset)) = (by_path.get(&e.path), w.offsets.get(&e.path)) else { continue };
@@ -295,8 +298,10 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
                         .filter(|l| l.loc.as_ref().is_some_and(|loc| pending_names.contains(&loc.archive)))
                         .count() as u64;
                 }
-                vec![(RECORD_NAME.to_vec(), rec.to_text())]
-            })
+                rec.to_text()
+            };
+            writer.add_extra(RECORD_NAME, &text)?;
+            writer.finish()
         })?;
         // Files the writer could not read were warned about and left out.
         for &i in &batch {

@@ -5,11 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::SystemTime;
 
-use manifest::Entry;
+use std::fs::File;
+
+use manifest::{Entry, Kind};
 
 use crate::record::{Line, Location, Record, Stats, Status, RECORD_NAME};
 use crate::repository::{name_time, Repo};
-use crate::restore::read_members;
+use crate::restore::member_start;
 use crate::{Error, Result};
 
 /// Which snapshots to keep. A snapshot is kept if any rule keeps it.
@@ -84,7 +86,7 @@ fn keep(names: &[String], p: &Policy) -> BTreeSet<String> {
 /// Applies a retention policy to the repository at `repo`.
 pub fn forget(repo: &Path, policy: &Policy, dry_run: bool, obs: &dyn xtar::Observer) -> Result<ForgetPlan> {
     if *policy == Policy::default() {
-        return Err(Error::Usage("give at least one --keep-* rule; forget will not remove every snapshot".into()));
+        return Err(Error::NoRetentionRule);
     }
     let repo = Repo::open(repo)?;
     let _lock = repo.lock()?;
@@ -137,7 +139,7 @@ pub fn forget(repo: &Path, policy: &Policy, dry_run: bool, obs: &dyn xtar::Obser
         }
     }
     if let Some(missing) = needed.keys().find(|a| !records.contains_key(*a) && !plan.unreadable.contains(a)) {
-        return Err(Error::Usage(format!("kept snapshots refer to archive {missing}, which is missing; run check")));
+        return Err(Error::MissingArchive { archive: missing.clone() });
     }
     if dry_run {
         return Ok(plan);
@@ -154,40 +156,41 @@ pub fn forget(repo: &Path, policy: &Policy, dry_run: bool, obs: &dyn xtar::Obser
     Ok(plan)
 }
 
-/// Rewrites archive `rec.name` to hold only `members`, as a data archive.
-/// The new archive replaces the old one atomically, so at every moment
-/// the repository holds every member that kept snapshots need.
+/// Rewrites archive `rec.name` to hold only `members`, as a data archive:
+/// each kept member is copied byte for byte (nothing is decompressed or
+/// compressed again), inside containers for the directories above it. The
+/// new archive replaces the old one atomically, so at every moment the
+/// repository holds every member that kept snapshots need.
 fn consolidate(repo: &Repo, rec: &Record, members: &BTreeMap<Vec<u8>, Line>, obs: &dyn xtar::Observer) -> Result<()> {
-    let stage =
-        tempfile::Builder::new().prefix(".forget-").tempdir_in(repo.root()).map_err(crate::io_err(repo.root()))?;
-    let tree = stage.path().join("tree");
-    let lines: Vec<Line> = members
-        .iter()
-        .map(|(m, l)| {
-            let mut l = l.clone();
-            l.entry = Entry { path: m.clone(), ..l.entry };
-            if let Some(loc) = l.loc.as_mut() {
-                loc.member = None;
-            }
-            l
-        })
-        .collect();
-    let opts = xtar::ExtractOptions::default();
-    let mut restorer = xtar::Restorer::new(Some(&tree), &opts, obs)?;
-    restorer.entries(lines.iter().map(|l| l.entry.clone()).collect())?;
-    read_members(repo, &lines, &mut restorer)?;
-    let r = restorer.finish()?;
-    if !r.is_clean() {
-        return Err(Error::Usage(format!(
-            "archive {}: {} member(s) that kept snapshots need cannot be read; nothing was deleted (run check)",
-            rec.name, r.problems
-        )));
+    let old_path = repo.archive_path(&rec.name);
+    let old = File::open(&old_path).map_err(crate::io_err(&old_path))?;
+    let tree = consolidated_tree(rec, members);
+    let steps = xtar::plan(tree.iter().map(|e| (e.path.as_slice(), e.kind == Kind::Dir)));
+    // Where each kept member starts, checked against its name, before
+    // anything is written.
+    let mut starts = Vec::with_capacity(tree.len());
+    for e in &tree {
+        starts.push(match members.get(&e.path).and_then(|l| l.loc.as_ref()) {
+            Some(loc) if e.kind == Kind::File => member_start(repo, &old, &rec.name, &e.path, loc.offset)?,
+            _ => 0,
+        });
     }
-    let copts = xtar::CompressOptions { root_label: Some(rec.root.clone()), ..Default::default() };
-    let (entries, _) = xtar::walk_source(&tree, &copts, obs)?;
-    let out = repo.archive_path(&rec.name);
-    xtar::write_new_file(&out, true, |file, out| {
-        xtar::write_entries(&tree, entries, file, out, &copts, obs, &mut |w: &xtar::Written| {
+    obs.start(tree.iter().map(|e| e.size).sum());
+    let copts = xtar::CompressOptions { jobs: 1, ..Default::default() };
+    xtar::write_new_file(&old_path, true, |file, out| {
+        let mut w = xtar::ArchiveWriter::new(file, out, &rec.root, &copts)?;
+        for step in &steps {
+            match *step {
+                xtar::Step::Open(i) => w.open_dir(&tree[i])?,
+                xtar::Step::Close => w.close_dir()?,
+                xtar::Step::Add(i) => {
+                    w.copy_member(&tree[i], &old, &old_path, starts[i])?;
+                    obs.advance(tree[i].size);
+                }
+            }
+        }
+        let text = {
+            let written = w.written();
             let mut data = Record {
                 name: rec.name.clone(),
                 status: Status::Data,
@@ -196,23 +199,133 @@ fn consolidate(repo: &Repo, rec: &Record, members: &BTreeMap<Vec<u8>, Line>, obs
                 stats: Stats::default(),
                 lines: Vec::new(),
             };
-            for e in &w.entries {
-                if let (Some(&offset), manifest::Kind::File) = (w.offsets.get(&e.path), e.kind) {
+            for e in &written.entries {
+                if let (Some(&offset), Kind::File) = (written.offsets.get(&e.path), e.kind) {
                     data.stats.files += 1;
                     data.stats.bytes += e.size;
                     let loc = Location { archive: rec.name.clone(), member: None, offset };
                     data.lines.push(Line { entry: e.clone(), loc: Some(loc), stat: None });
                 }
             }
-            vec![(RECORD_NAME.to_vec(), data.to_text())]
-        })
+            data.to_text()
+        };
+        w.add_extra(RECORD_NAME, &text)?;
+        w.finish()
     })?;
     Ok(())
 }
 
+/// The entries of a consolidated archive, in canonical order: each kept
+/// file under the name of its member, and the directories above them
+/// (with their metadata from the record where it has them).
+fn consolidated_tree(rec: &Record, members: &BTreeMap<Vec<u8>, Line>) -> Vec<Entry> {
+    let mut dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
+    dirs.insert(Vec::new());
+    for m in members.keys() {
+        let mut p = m.as_slice();
+        while !p.is_empty() {
+            p = manifest::parent_of(p);
+            if !dirs.insert(p.to_vec()) {
+                break;
+            }
+        }
+    }
+    let root_mtime = rec.lines.first().filter(|l| l.entry.path.is_empty()).map(|l| l.entry.mtime);
+    let mut tree: Vec<Entry> = dirs
+        .into_iter()
+        .map(|path| {
+            let found = rec
+                .lines
+                .binary_search_by(|l| manifest::cmp_paths(&l.entry.path, &path))
+                .ok()
+                .map(|i| &rec.lines[i].entry)
+                .filter(|e| e.kind == Kind::Dir);
+            match found {
+                Some(e) => e.clone(),
+                None => Entry {
+                    path,
+                    kind: Kind::Dir,
+                    mode: 0o755,
+                    mtime: root_mtime.unwrap_or(manifest::Timestamp::new(0, 0)),
+                    size: 0,
+                    sha256: None,
+                    target: None,
+                },
+            }
+        })
+        .collect();
+    tree.extend(members.iter().map(|(m, l)| Entry { path: m.clone(), kind: Kind::File, ..l.entry.clone() }));
+    tree.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+    tree
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::os::unix::fs::FileExt;
+
+    /// The bytes of the member whose first header block is at `at`.
+    fn member_bytes(path: &Path, at: u64) -> Vec<u8> {
+        let f = File::open(path).unwrap();
+        let (_, size, data) = xtar::read::member_at(&f, path, at).unwrap();
+        let mut v = vec![0u8; (data - at + size) as usize];
+        f.read_exact_at(&mut v, at).unwrap();
+        v
+    }
+
+    #[test]
+    fn consolidation_copies_kept_members_byte_for_byte() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        let repo_path = t.path().join("repo");
+        std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+        std::fs::write(src.join("a.txt"), b"kept a ".repeat(300)).unwrap();
+        std::fs::write(src.join("b.txt"), b"replaced b").unwrap();
+        std::fs::write(src.join("sub/deeper/c.bin"), (0..9000u32).map(|i| (i % 253) as u8).collect::<Vec<_>>())
+            .unwrap();
+        std::fs::write(src.join("sub/copy.bin"), (0..9000u32).map(|i| (i % 253) as u8).collect::<Vec<_>>()).unwrap();
+        // Level 1: members compressed again at any other level would differ.
+        let mut opts = crate::BackupOptions::default();
+        opts.compress.level = 1;
+        let first = crate::backup(&src, &repo_path, &opts, &xtar::Silent).unwrap();
+        let repo = Repo::open(&repo_path).unwrap();
+        let old_path = repo.archive_path(&first.name);
+        let saved = t.path().join("saved.xtar");
+        std::fs::copy(&old_path, &saved).unwrap();
+        let old_rec = repo.record(&first.name).unwrap();
+
+        std::fs::write(src.join("b.txt"), b"new b, stored in the second archive").unwrap();
+        let second = crate::backup(&src, &repo_path, &opts, &xtar::Silent).unwrap();
+        let plan = forget(&repo_path, &Policy { keep_last: 1, ..Default::default() }, false, &xtar::Silent).unwrap();
+        assert_eq!(plan.forget, vec![first.name.clone()]);
+        assert_eq!(plan.consolidate.len(), 1, "{plan:?}");
+
+        let repo = Repo::open(&repo_path).unwrap();
+        let data = repo.record(&first.name).unwrap();
+        assert_eq!(data.status, Status::Data);
+        let kept: Vec<&Line> = data.lines.iter().filter(|l| l.loc.is_some()).collect();
+        assert!(kept.len() >= 3, "{kept:?}");
+        assert!(!kept.iter().any(|l| l.entry.path == b"b.txt"), "the replaced file is gone");
+        for l in kept {
+            let old = old_rec.lines.iter().find(|o| o.member_name() == l.member_name() && o.loc.is_some()).unwrap();
+            assert_eq!(
+                member_bytes(&old_path, l.loc.as_ref().unwrap().offset),
+                member_bytes(&saved, old.loc.as_ref().unwrap().offset),
+                "member of {}",
+                String::from_utf8_lossy(&l.entry.path)
+            );
+        }
+        let dest = t.path().join("restored");
+        let r = crate::restore(&repo_path, Some(&second.name), &dest, &xtar::ExtractOptions::default(), &xtar::Silent)
+            .unwrap();
+        assert!(r.is_clean());
+        for p in ["a.txt", "b.txt", "sub/deeper/c.bin", "sub/copy.bin"] {
+            assert_eq!(std::fs::read(dest.join(p)).unwrap(), std::fs::read(src.join(p)).unwrap(), "{p}");
+        }
+        let check = crate::check(&repo_path, true, &xtar::Silent).unwrap();
+        assert!(check.is_clean(), "{check:?}");
+    }
 
     #[test]
     fn retention_buckets() {

@@ -95,9 +95,44 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
-    /// A request that cannot be carried out as given.
-    #[error("{0}")]
-    Usage(String),
+    /// `init` was given a directory that holds other things.
+    #[error("{} exists and is neither empty nor a pybackup repository; refusing to use it", path.display())]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The source of a backup is the repository itself.
+    #[error("the repository {} is the source directory", path.display())]
+    SourceIsRepo {
+        /// The repository.
+        path: PathBuf,
+    },
+    /// A worker thread stopped without an answer.
+    #[error("a worker thread panicked while {task}")]
+    WorkerPanicked {
+        /// What it was doing.
+        task: &'static str,
+    },
+    /// A retention policy without any rule would forget every snapshot.
+    #[error("no retention rule given; forget will not remove every snapshot")]
+    NoRetentionRule,
+    /// A snapshot refers to an archive that is not in the repository.
+    #[error("snapshots that are kept refer to archive {archive}, which is missing")]
+    MissingArchive {
+        /// The archive.
+        archive: String,
+    },
+    /// An archive does not hold a member a snapshot refers to.
+    #[error(
+        "archive {archive} does not hold the member `{}` that the snapshot refers to",
+        String::from_utf8_lossy(member)
+    )]
+    MissingMember {
+        /// The archive.
+        archive: String,
+        /// The member's path.
+        member: Vec<u8>,
+    },
 }
 
 /// The result type of this crate.

@@ -70,10 +70,7 @@ impl Repo {
         let archives = root.join(ARCHIVES);
         if !archives.is_dir() {
             if root.exists() && std::fs::read_dir(root).map_err(io_err(root))?.next().is_some() {
-                return Err(Error::Usage(format!(
-                    "{} exists and is neither empty nor a pybackup repository; refusing to use it",
-                    root.display()
-                )));
+                return Err(Error::NotEmpty { path: root.to_path_buf() });
             }
             std::fs::create_dir_all(&archives).map_err(io_err(&archives))?;
         }

@@ -41,10 +41,20 @@ impl Read for At<'_> {
 /// offset of its data.
 pub(crate) fn locate(repo: &Repo, f: &File, archive: &str, member: &[u8], offset: u64) -> Result<(u64, u64)> {
     let path = repo.archive_path(archive);
+    let start = member_start(repo, f, archive, member, offset)?;
+    let (_, size, data) = xtar::read::member_at(f, &path, start)?;
+    Ok((size, data))
+}
+
+/// Where the member of `member` starts in archive `archive` (open as `f`):
+/// at `offset`, the hint a record gives, or else where the archive's own
+/// record says.
+pub(crate) fn member_start(repo: &Repo, f: &File, archive: &str, member: &[u8], offset: u64) -> Result<u64> {
+    let path = repo.archive_path(archive);
     let want = xtar::format::file_member_name(member);
-    if let Ok((name, size, data)) = xtar::read::member_at(f, &path, offset) {
+    if let Ok((name, _, _)) = xtar::read::member_at(f, &path, offset) {
         if name == want {
-            return Ok((size, data));
+            return Ok(offset);
         }
     }
     let own = repo.record(archive)?;
@@ -55,15 +65,12 @@ pub(crate) fn locate(repo: &Repo, f: &File, archive: &str, member: &[u8], offset
         .map(|i| &own.lines[i])
         .filter(|l| l.loc.as_ref().is_some_and(|loc| loc.archive == archive && loc.member.is_none()));
     if let Some(loc) = line.and_then(|l| l.loc.as_ref()) {
-        let (name, size, data) = xtar::read::member_at(f, &path, loc.offset)?;
+        let (name, _, _) = xtar::read::member_at(f, &path, loc.offset)?;
         if name == want {
-            return Ok((size, data));
+            return Ok(loc.offset);
         }
     }
-    Err(Error::Usage(format!(
-        "archive {archive} does not hold the member `{}` that the snapshot refers to",
-        String::from_utf8_lossy(member)
-    )))
+    Err(Error::MissingMember { archive: archive.to_string(), member: member.to_vec() })
 }
 
 /// Whether `path` is one of `paths` or below one (all when empty).

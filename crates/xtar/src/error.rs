@@ -106,6 +106,14 @@ pub enum Error {
         /// What kind it is.
         kind: &'static str,
     },
+    /// An archive writer was asked for something out of order.
+    #[error("cannot add `{member}` to the archive here: {reason}")]
+    WriteOrder {
+        /// The member or path.
+        member: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Walking the source tree failed on one entry.
     #[error(transparent)]
     Walk(#[from] walk::Error),

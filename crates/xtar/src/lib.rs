@@ -39,13 +39,14 @@ pub mod read;
 mod salvage;
 mod structure;
 pub mod volumes;
-mod write;
+mod writer;
 
 use std::fs::File;
 use std::io::{Seek, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+pub use compress::Compressed;
 pub use error::{Error, Result};
 pub use extract::Restorer;
 pub use extract::{expand, extract, verify, ExtractOptions, ExtractReport, Fate, Verified};
@@ -54,8 +55,9 @@ pub use list::{archive_manifest, list, Listed};
 pub use progress::{Observer, Silent};
 pub use salvage::{salvage, FileState, SalvageOptions, SalvageReport, SalvagedFile};
 pub use structure::expand_structure;
-pub use write::{
-    walk_source, write_archive, write_entries, CompressOptions, CompressSummary, ExtraMembers, Select, Written,
+pub use writer::{
+    plan, root_label, walk_source, write_archive, write_entries, ArchiveWriter, CompressOptions, CompressSummary,
+    Select, Step, Stored, Written,
 };
 
 /// Compresses `src` into a new archive at `out`.

@@ -24,8 +24,7 @@ use crate::extract::{ExtractOptions, ExtractReport, Restorer};
 use crate::format::tar::{self as tarfmt, Block, BLOCK};
 use crate::format::{self, MemberName, TAIL_GUARD, VOLUMES_NAME};
 use crate::read::{Item, Scanner};
-use crate::write::{write_entries_from, PartCopy, Reuse};
-use crate::{CompressOptions, CompressSummary, Error, Observer, Result, Silent};
+use crate::{ArchiveWriter, CompressOptions, CompressSummary, Error, Observer, Result};
 
 /// First line of the table, before the version.
 pub const VOLUMES_MAGIC: &str = "#xtar-volumes";
@@ -260,8 +259,12 @@ pub fn compress_volumes(
         opts.skip_inodes.push((m.dev(), m.ino()));
     }
     let (walked, walk_warnings) = crate::walk_source(src, &opts, obs)?;
-    let staged =
-        write_entries_from(src, walked.clone(), stage.as_file(), &stage_path, &opts, obs, &mut |_| Vec::new(), None)?;
+    let root_label = crate::root_label(src, &opts);
+    let staged = {
+        let mut w = ArchiveWriter::new(stage.as_file(), &stage_path, &root_label, &opts)?;
+        crate::write_entries(&mut w, src, &walked, obs)?;
+        w.finish()?
+    };
     let mut summary = staged.summary.clone();
     summary.warnings += walk_warnings;
     let sf = stage.as_file();
@@ -274,9 +277,6 @@ pub fn compress_volumes(
             members.insert(path.clone(), Staged { at, len, data_at, data_len: size });
         }
     }
-    let root_label = opts.root_label.clone().unwrap_or_else(|| {
-        src.canonicalize().unwrap_or_else(|_| src.to_path_buf()).into_os_string().into_encoded_bytes()
-    });
 
     // 2. Plan, with room for a table as large as the last plan's.
     let line_len = |e: &Entry| {
@@ -309,10 +309,7 @@ pub fn compress_volumes(
     let (mut table, body) = table;
 
     // 3. Write the volumes, copying the staged members.
-    let reuse_members: HashMap<Vec<u8>, (u64, u64, Entry)> = members
-        .iter()
-        .filter_map(|(p, m)| by_path.get(&p[..]).map(|e| (p.clone(), (m.at, m.len, (*e).clone()))))
-        .collect();
+    let stage_src = StagedArchive { file: sf, path: &stage_path, src, by_path: &by_path, members: &members };
     let count = plans.len() as u32;
     if !vopts.overwrite {
         if let Some(p) = (1..=count).map(|k| volume_path(base, k)).find(|p| p.symlink_metadata().is_ok()) {
@@ -330,18 +327,11 @@ pub fn compress_volumes(
         let entries: Vec<walk::Entry> =
             std::iter::once(0).chain(p.entries.iter().copied()).map(|i| walked[i].clone()).collect();
         let path = volume_path(base, k);
-        let reuse = Reuse { file: sf, path: &stage_path, members: &reuse_members, parts: &p.parts };
         let written = crate::write_new_file(&path, vopts.overwrite, |file, out_path| {
-            let w = write_entries_from(
-                src,
-                entries,
-                file,
-                out_path,
-                &vol_opts,
-                &Silent,
-                &mut |_| vec![(VOLUMES_NAME.to_vec(), text.clone())],
-                Some(&reuse),
-            )?;
+            let mut w = ArchiveWriter::new(file, out_path, &root_label, &vol_opts)?;
+            stage_src.write_volume(&mut w, &entries, &p.parts)?;
+            w.add_extra(VOLUMES_NAME, &text)?;
+            let w = w.finish()?;
             if w.summary.bytes_out > vopts.size {
                 return Err(Error::Volumes {
                     path: out_path.to_path_buf(),
@@ -366,6 +356,93 @@ pub fn compress_volumes(
     out.summary.bytes_out = bytes;
     drop(stage);
     Ok(out)
+}
+
+/// A part of a file member, copied from the staged archive into a member
+/// of its own (`PATH.zip.K.xtar-part`) before the manifest.
+#[derive(Debug, Clone)]
+struct PartCopy {
+    /// The file's path.
+    path: Vec<u8>,
+    /// Part number, from 1.
+    k: u32,
+    /// Offset in the staged archive of the first byte of the part.
+    from: u64,
+    /// Bytes in the part.
+    len: u64,
+    /// Modification time for the tar header.
+    mtime: i64,
+}
+
+/// The staged archive of the whole tree, whose members the volumes copy.
+struct StagedArchive<'a> {
+    file: &'a File,
+    path: &'a Path,
+    /// The tree archived.
+    src: &'a Path,
+    /// Its manifest entries.
+    by_path: &'a HashMap<&'a [u8], &'a Entry>,
+    /// Its file members.
+    members: &'a HashMap<Vec<u8>, Staged>,
+}
+
+impl StagedArchive<'_> {
+    /// Writes the tree of one volume (`entries`, the root first, in walk
+    /// order) and its parts into `w`, copying the staged members. A
+    /// further name of a file whose first name is in another volume is
+    /// stored as a file of its own, read again from the source.
+    fn write_volume(&self, w: &mut ArchiveWriter<'_>, entries: &[walk::Entry], parts: &[PartCopy]) -> Result<()> {
+        let steps = crate::plan(entries.iter().map(|e| (e.path.as_slice(), e.kind == walk::Kind::Dir)));
+        let links = crate::writer::HardLinks::find(entries, &steps);
+        let mut heads: HashMap<usize, Entry> = HashMap::new();
+        for step in steps {
+            let i = match step {
+                crate::Step::Open(i) => {
+                    w.open_dir(&Entry::from_walk(&entries[i]))?;
+                    continue;
+                }
+                crate::Step::Close => {
+                    w.close_dir()?;
+                    continue;
+                }
+                crate::Step::Add(i) => i,
+            };
+            let e = &entries[i];
+            let stored = match e.kind {
+                walk::Kind::Symlink => {
+                    w.add_symlink(&Entry::from_walk(e))?;
+                    continue;
+                }
+                walk::Kind::File => {
+                    if let Some(head) = links.later.get(&i).and_then(|f| heads.get(f)) {
+                        let mut le = head.clone();
+                        le.path = e.path.clone();
+                        le.kind = Kind::HardLink;
+                        le.target = Some(entries[links.later[&i]].path.clone());
+                        w.add_record(&le)?;
+                        continue;
+                    }
+                    let staged = self.by_path.get(&e.path[..]).filter(|s| s.kind == Kind::File);
+                    match (staged, self.members.get(&e.path)) {
+                        (Some(entry), Some(m)) => w.copy_member(entry, self.file, self.path, m.at)?,
+                        _ => crate::writer::store_file(w, &Entry::from_walk(e), &walk::join(self.src, &e.path))?,
+                    }
+                }
+                walk::Kind::Dir => continue,
+                _ => {
+                    w.add_record(&Entry::from_walk(e))?;
+                    continue;
+                }
+            };
+            if links.heads.contains(&i) {
+                heads.insert(i, stored.entry);
+            }
+        }
+        for p in parts {
+            w.add_extra_copy(&format::part_name(&p.path, p.k), p.mtime, self.file, self.path, p.from, p.len)?;
+        }
+        Ok(())
+    }
 }
 
 fn hex(b: &[u8]) -> String {

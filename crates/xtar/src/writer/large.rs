@@ -1,0 +1,139 @@
+//! Streaming a file from disk into a member, its chunks compressed in
+//! parallel (pigz style), with the zip and tar headers patched at the end.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use manifest::Timestamp;
+
+use super::bytes::Out;
+use crate::compress::{LargeFile, CHUNK};
+
+use crate::format;
+use crate::format::zip::{EntryInfo, S_IFREG};
+use crate::{Error, Observer, Result};
+
+/// What was read of a file streamed into the archive.
+pub(crate) struct Streamed {
+    pub mode: u32,
+    pub mtime: Timestamp,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    /// It changed while it was read.
+    pub changed: bool,
+}
+
+/// Opens a regular file for reading, and its metadata as of then.
+pub(crate) fn open_regular(path: &Path, follow: bool) -> Result<(File, walk::Meta)> {
+    let read_err = |source| Error::Read { path: path.to_path_buf(), source };
+    // O_NONBLOCK: a file replaced by a fifo since the walk must not hang us.
+    // O_NOFOLLOW: nor one replaced by a symlink, unless links are followed.
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_err)?;
+    let m = f.metadata().map_err(read_err)?;
+    if !m.is_file() {
+        return Err(read_err(std::io::Error::other("no longer a regular file")));
+    }
+    Ok((f, walk::Meta::from_std(&m)))
+}
+
+/// Whether the open file `f` no longer has the metadata `before`.
+pub(crate) fn changed_since(f: &File, before: &walk::Meta) -> bool {
+    match f.metadata() {
+        Ok(m) => {
+            m.size() != before.size
+                || m.mtime() != before.mtime
+                || m.mtime_nsec() as u32 != before.mtime_nsec
+                || m.ctime() != before.ctime
+                || m.ctime_nsec() as u32 != before.ctime_nsec
+        }
+        Err(_) => true,
+    }
+}
+
+/// Streams the file at `disk` into a member named for `name`. Read errors
+/// are [`Error::Read`]; the caller drops what was written of the member.
+pub(crate) fn store(
+    w: &mut Out<'_>,
+    pool: &rayon::ThreadPool,
+    disk: &Path,
+    name: &[u8],
+    level: u32,
+    follow: bool,
+    obs: &dyn Observer,
+) -> Result<Streamed> {
+    let read_err = |source| Error::Read { path: disk.to_path_buf(), source };
+    let (f, meta) = open_regular(disk, follow)?;
+    let mut reader = f.take(meta.size);
+    let batch_len = pool.current_num_threads().max(1) * 2;
+    let read_chunk = |r: &mut std::io::Take<File>| -> Result<Vec<u8>> {
+        let mut c = Vec::with_capacity(CHUNK);
+        r.by_ref().take(CHUNK as u64).read_to_end(&mut c).map_err(read_err)?;
+        Ok(c)
+    };
+    let first = read_chunk(&mut reader)?;
+    let mut lf = LargeFile::new(level, &first);
+    let mut info = EntryInfo {
+        name: name.to_vec(),
+        method: lf.method(),
+        crc: 0,
+        csize: 0,
+        usize: meta.size,
+        mtime: meta.mtime,
+        unix_mode: S_IFREG | meta.mode,
+        zip64: EntryInfo::needs_zip64(meta.size),
+    };
+    let (header_pos, block) = w.open_header(&format::file_member_name(name), meta.mtime, 0o644)?;
+    let local_pos = w.pos;
+    let local_len = info.local_header().len() as u64;
+    w.write(&info.local_header())?;
+
+    let mut eof = first.len() < CHUNK || reader.limit() == 0;
+    let mut pending = vec![first];
+    let mut csize = 0u64;
+    loop {
+        while !eof && pending.len() < batch_len {
+            let c = read_chunk(&mut reader)?;
+            eof = c.len() < CHUNK || reader.limit() == 0;
+            if !c.is_empty() {
+                pending.push(c);
+            }
+        }
+        let read: u64 = pending.iter().map(|c| c.len() as u64).sum();
+        let out = pool.install(|| lf.batch(&pending, eof)).map_err(read_err)?;
+        for o in &out {
+            w.write(o)?;
+            csize += o.len() as u64;
+        }
+        obs.advance(read);
+        pending.clear();
+        if eof {
+            break;
+        }
+    }
+    let (crc, sha256, size) = lf.finish();
+    let mut rest = [0u8; 1];
+    let mut file = reader.into_inner();
+    let grew = file.read(&mut rest).unwrap_or(0) > 0;
+    info.crc = crc;
+    info.csize = csize;
+    info.usize = size;
+    let trailer = info.trailer();
+    w.write(&trailer)?;
+    let local = info.local_header();
+    if local.len() as u64 != local_len {
+        return Err(w.err(std::io::Error::other("zip header length changed")));
+    }
+    w.patch(local_pos, &local)?;
+    let member_len = local_len + csize + trailer.len() as u64;
+    w.patch_header(header_pos, block, member_len)?;
+    w.padding(member_len)?;
+    let changed = size != meta.size || grew || changed_since(&file, &meta);
+    Ok(Streamed { mode: meta.mode, mtime: Timestamp::new(meta.mtime, meta.mtime_nsec), size, sha256, changed })
+}
