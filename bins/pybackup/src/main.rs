@@ -34,9 +34,41 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("pybackup: error: {e:#}");
+            if let Some(h) = hint(&e) {
+                eprintln!("pybackup: hint: {h}");
+            }
             ExitCode::from(2)
         }
     }
+}
+
+/// What the user can do about an error, in terms of this program's flags
+/// and commands (the libraries' messages name neither).
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain().find_map(|c| {
+        if let Some(fsutil::Error::Exists { .. }) = c.downcast_ref::<fsutil::Error>() {
+            return Some("use --overwrite to replace it");
+        }
+        if let Some(parity::Error::Exists(_)) = c.downcast_ref::<parity::Error>() {
+            return Some("use --overwrite to replace it");
+        }
+        if let Some(x) = c.downcast_ref::<xtar::Error>() {
+            return match x {
+                xtar::Error::Exists { .. } => Some("use --overwrite to replace it"),
+                _ => None,
+            };
+        }
+        match c.downcast_ref::<repo::Error>()? {
+            repo::Error::NoRetentionRule => {
+                Some("give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly")
+            }
+            repo::Error::MissingArchive { .. } | repo::Error::MissingMember { .. } => {
+                Some("run `pybackup check REPO` to see what the repository lacks; nothing was deleted")
+            }
+            repo::Error::Xtar(xtar::Error::Exists { .. }) => Some("use --overwrite to replace it"),
+            _ => None,
+        }
+    })
 }
 
 /// 0 when clean, 1 when something was skipped or damaged.

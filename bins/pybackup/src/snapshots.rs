@@ -25,23 +25,9 @@ fn tree_manifest(dir: &Path, walk: walk::Options, hash: bool, jobs: usize, ui: &
     Ok((m, problems))
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, then rename).
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
 fn write_file(path: &Path, bytes: &[u8], overwrite: bool) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pybackup-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
-    if overwrite {
-        tmp.persist(path).with_context(|| format!("cannot write `{}`", path.display()))?;
-    } else {
-        tmp.persist_noclobber(path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("refusing to overwrite existing `{}` (use --overwrite)", path.display()))?;
-    }
-    Ok(())
+    Ok(fsutil::write_bytes(path, bytes, overwrite)?)
 }
 
 pub fn manifest_cmd(a: &ManifestArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
@@ -110,8 +96,7 @@ pub fn diff_cmd(a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> 
     let rules = walk_options(&a.walk)?.rules;
     let paths = a.paths.iter().map(|p| normalize_request(p)).collect::<anyhow::Result<Vec<_>>>()?;
     let keep = |e: &Entry| {
-        let in_paths = paths.is_empty()
-            || paths.iter().any(|p| e.path == *p || (e.path.starts_with(p) && e.path.get(p.len()) == Some(&b'/')));
+        let in_paths = paths.is_empty() || paths.iter().any(|p| manifest::is_within(&e.path, p));
         in_paths && rules.keeps(&e.path, e.kind == Kind::Dir)
     };
     let changes = manifest::diff(&ma, &mb, keep);

@@ -165,6 +165,26 @@ pub fn parent_of(path: &[u8]) -> &[u8] {
     }
 }
 
+/// Whether `path` is `base` or below it (`/`-separated, relative paths;
+/// the empty path is the root and holds everything).
+pub fn is_within(path: &[u8], base: &[u8]) -> bool {
+    base.is_empty() || path == base || (path.starts_with(base) && path.get(base.len()) == Some(&b'/'))
+}
+
+/// The civil date (year, month 1–12, day 1–31, proleptic Gregorian) of a
+/// day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 /// The canonical order of paths: component by component, each compared as
 /// raw bytes. A directory sorts right before its contents, so `a`, `a/b`,
 /// `a.txt` is the order (plain byte order would put `a.txt` before `a/b`).
@@ -193,5 +213,27 @@ mod tests {
         let mut v: Vec<&[u8]> = vec![b"a.txt", b"a/b", b"a", b"", b"a/b/c", b"a-b"];
         v.sort_by(|x, y| cmp_paths(x, y));
         assert_eq!(v, vec![&b""[..], b"a", b"a/b", b"a/b/c", b"a-b", b"a.txt"]);
+    }
+}
+
+#[cfg(test)]
+mod date_and_path_tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_786), (2026, 11, 29));
+    }
+
+    #[test]
+    fn within() {
+        assert!(is_within(b"a/b", b"a"));
+        assert!(is_within(b"a", b"a"));
+        assert!(is_within(b"a", b""));
+        assert!(!is_within(b"ab", b"a"));
+        assert!(!is_within(b"a", b"a/b"));
     }
 }

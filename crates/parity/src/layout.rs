@@ -79,10 +79,10 @@ impl Layout {
     /// `percent`, with blocks of `block` bytes.
     pub fn plan(names: Vec<Vec<u8>>, sizes: &[u64], shas: Vec<[u8; 32]>, block: u64, percent: u32) -> Result<Layout> {
         if !(1..=1000).contains(&percent) {
-            return Err(Error::Usage(format!("redundancy {percent}% is outside 1..=1000")));
+            return Err(Error::Redundancy(percent));
         }
         if block == 0 || !block.is_multiple_of(64) {
-            return Err(Error::Usage(format!("block size {block} is not a multiple of 64")));
+            return Err(Error::BlockSize(block));
         }
         let mut files = Vec::new();
         let mut first = 0;
@@ -92,15 +92,12 @@ impl Layout {
         }
         let n = first;
         if n == 0 {
-            return Err(Error::Usage("nothing to protect: the files are empty".into()));
+            return Err(Error::NothingToProtect);
         }
         let groups = n.div_ceil(GROUP_MAX).max(1);
         let per_group = (n.div_ceil(groups) * u64::from(percent)).div_ceil(100).max(1);
         if !reed_solomon_simd::ReedSolomonEncoder::supports(n.div_ceil(groups) as usize, per_group as usize) {
-            return Err(Error::Usage(format!(
-                "{percent}% of {} blocks per group is beyond what GF(2^16) allows",
-                n.div_ceil(groups)
-            )));
+            return Err(Error::TooManyBlocks { percent, blocks: n.div_ceil(groups) });
         }
         Ok(Layout { set: [0; 16], block, groups, per_group, percent, files, parity: Vec::new() })
     }
@@ -125,11 +122,7 @@ impl Layout {
                 None => total,
             };
             if per == 0 {
-                return Err(Error::Usage(format!(
-                    "a parity volume of {} bytes cannot hold one recovery block and its metadata ({} bytes)",
-                    max_size.unwrap_or(0),
-                    head + meta + self.block
-                )));
+                return Err(Error::VolumeTooSmall { size: max_size.unwrap_or(0), needed: head + meta + self.block });
             }
             if per * volumes >= total {
                 // Spread evenly.

@@ -71,9 +71,47 @@ pub enum Error {
     /// No usable descriptor was found in any parity volume.
     #[error("no readable recovery descriptor in {}", list(.0))]
     NoDescriptor(Vec<PathBuf>),
-    /// The parameters cannot be used.
-    #[error("{0}")]
-    Usage(String),
+    /// A file to protect is not a regular file.
+    #[error("`{}` is not a regular file", .0.display())]
+    NotAFile(PathBuf),
+    /// Two files to protect have the same name (they must sit side by
+    /// side to be repaired).
+    #[error("two files named `{}`", .0.display())]
+    DuplicateName(PathBuf),
+    /// A redundancy outside 1..=1000 percent.
+    #[error("redundancy {0}% is outside 1..=1000")]
+    Redundancy(u32),
+    /// A block size that is not a positive multiple of 64.
+    #[error("block size {0} is not a multiple of 64")]
+    BlockSize(u64),
+    /// Every file to protect is empty.
+    #[error("nothing to protect: the files are empty")]
+    NothingToProtect,
+    /// More recovery blocks per group than GF(2^16) allows.
+    #[error("{percent}% of {blocks} blocks per group is beyond what GF(2^16) allows")]
+    TooManyBlocks {
+        /// The redundancy asked for.
+        percent: u32,
+        /// Data blocks per group.
+        blocks: u64,
+    },
+    /// A parity volume too small for one block and the metadata.
+    #[error("a parity volume of {size} bytes cannot hold one recovery block and its metadata ({needed} bytes)")]
+    VolumeTooSmall {
+        /// The largest size allowed.
+        size: u64,
+        /// What one block and the metadata need.
+        needed: u64,
+    },
+    /// The Reed–Solomon encoder or decoder refused a group.
+    #[error("Reed-Solomon coding of group {group} failed")]
+    Coding {
+        /// The group.
+        group: u64,
+        /// The coder's error.
+        #[source]
+        source: reed_solomon_simd::Error,
+    },
     /// An output file exists already.
     #[error("`{}` exists; not overwritten", .0.display())]
     Exists(PathBuf),
@@ -112,4 +150,14 @@ pub fn find_parity(base: &Path) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
+}
+
+impl From<fsutil::Error> for Error {
+    fn from(e: fsutil::Error) -> Error {
+        match e {
+            fsutil::Error::Exists { path } => Error::Exists(path),
+            fsutil::Error::Write { path, source } => Error::Write { path, source },
+            other => Error::Write { path: PathBuf::new(), source: std::io::Error::other(other.to_string()) },
+        }
+    }
 }

@@ -60,11 +60,11 @@ pub fn protect(files: &[PathBuf], base: &Path, opts: &ProtectOptions) -> Result<
     for f in files {
         let m = std::fs::metadata(f).map_err(|source| Error::Read { path: f.clone(), source })?;
         if !m.is_file() {
-            return Err(Error::Usage(format!("`{}` is not a regular file", f.display())));
+            return Err(Error::NotAFile(f.clone()));
         }
         let name = f.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
         if names.contains(&name) {
-            return Err(Error::Usage(format!("two files named `{}`", f.display())));
+            return Err(Error::DuplicateName(f.clone()));
         }
         names.push(name);
         sizes.push(m.len());
@@ -81,14 +81,13 @@ pub fn protect(files: &[PathBuf], base: &Path, opts: &ProtectOptions) -> Result<
     id.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
     layout.set.copy_from_slice(&id.finalize()[..16]);
 
-    let dir = dir_of(base);
     let outs: Vec<PathBuf> = (1..=layout.parity.len()).map(|k| crate::parity_name(base, k)).collect();
     if !opts.overwrite {
         if let Some(p) = outs.iter().find(|p| p.symlink_metadata().is_ok()) {
             return Err(Error::Exists(p.clone()));
         }
     }
-    let temps = outs.iter().map(|o| temp_beside(o, &dir)).collect::<Result<Vec<_>>>()?;
+    let temps = outs.iter().map(|o| fsutil::temp_beside(o).map_err(Error::from)).collect::<Result<Vec<_>>>()?;
     let targets: Vec<Option<&File>> = temps.iter().map(|t| Some(t.as_file())).collect();
     let (crcs, shas, passes) = encode_into(&layout, files, &targets, &outs, opts.memory)?;
     for (f, sha) in layout.files.iter_mut().zip(shas) {
@@ -100,50 +99,13 @@ pub fn protect(files: &[PathBuf], base: &Path, opts: &ProtectOptions) -> Result<
     let mut parity_bytes = 0;
     for (t, out) in temps.into_iter().zip(&outs) {
         parity_bytes += t.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-        persist(t, out, opts.overwrite)?;
+        fsutil::persist(t, out, opts.overwrite)?;
     }
-    sync_dir(&dir);
     Ok(ProtectReport { data_bytes: sizes.iter().sum(), layout, parity_files: outs, parity_bytes, passes })
 }
 
 fn dir_of(p: &Path) -> PathBuf {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn temp_beside(out: &Path, dir: &Path) -> Result<tempfile::NamedTempFile> {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|source| Error::Write { path: out.to_path_buf(), source })
-}
-
-fn persist(t: tempfile::NamedTempFile, out: &Path, overwrite: bool) -> Result<()> {
-    let err = |source| Error::Write { path: out.to_path_buf(), source };
-    t.as_file().sync_all().map_err(err)?;
-    if overwrite {
-        t.persist(out).map_err(|e| err(e.error))?;
-    } else {
-        t.persist_noclobber(out).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Exists(out.to_path_buf())
-            } else {
-                err(e.error)
-            }
-        })?;
-    }
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    fsutil::dir_of(p).to_path_buf()
 }
 
 /// Reads the data files in passes, computing block CRCs and file SHA-256s,
@@ -177,7 +139,7 @@ fn encode_into(
         for g in g0..g1 {
             let j = (g - g0) as usize;
             let (count, rec) = (l.group_len(g) as usize, l.per_group as usize);
-            let e = |e: reed_solomon_simd::Error| Error::Usage(format!("group {g}: {e}"));
+            let e = |source| Error::Coding { group: g, source };
             match encs.get_mut(j) {
                 Some(enc) => enc.reset(count, rec, b).map_err(e)?,
                 None => encs.push(reed_solomon_simd::ReedSolomonEncoder::new(count, rec, b).map_err(e)?),
@@ -203,7 +165,7 @@ fn encode_into(
                             &pad
                         };
                         if let Err(e) = encs[(g - g0) as usize].add_original_shard(shard) {
-                            add_err.get_or_insert(Error::Usage(format!("group {g}: {e}")));
+                            add_err.get_or_insert(Error::Coding { group: g, source: e });
                         }
                     }
                 }
@@ -219,7 +181,7 @@ fn encode_into(
             .par_iter_mut()
             .enumerate()
             .map(|(j, enc)| {
-                let res = enc.encode().map_err(|e| Error::Usage(format!("group {}: {e}", g0 + j as u64)))?;
+                let res = enc.encode().map_err(|source| Error::Coding { group: g0 + j as u64, source })?;
                 Ok(res.recovery_iter().map(|r| r.to_vec()).collect())
             })
             .collect();
@@ -596,7 +558,7 @@ pub fn repair(parity: &[PathBuf], opts: &RepairOptions) -> Result<RepairReport> 
                 .par_iter()
                 .zip(have)
                 .map(|(&g, originals)| {
-                    let e = |m: reed_solomon_simd::Error| Error::Usage(format!("group {g}: {m}"));
+                    let e = |source| Error::Coding { group: g, source };
                     let mut dec =
                         reed_solomon_simd::ReedSolomonDecoder::new(l.group_len(g) as usize, l.per_group as usize, b)
                             .map_err(e)?;
@@ -671,7 +633,7 @@ pub fn repair(parity: &[PathBuf], opts: &RepairOptions) -> Result<RepairReport> 
         let temps: Vec<Option<tempfile::NamedTempFile>> = ppaths
             .iter()
             .zip(&damaged_pv)
-            .map(|(p, d)| if *d { temp_beside(p, &parity_dir).map(Some) } else { Ok(None) })
+            .map(|(p, d)| if *d { fsutil::temp_beside(p).map(Some).map_err(Error::from) } else { Ok(None) })
             .collect::<Result<_>>()?;
         let targets: Vec<Option<&File>> = temps.iter().map(|t| t.as_ref().map(|t| t.as_file())).collect();
         let (crcs, _, _) = encode_into(&l, &files, &targets, &ppaths, opts.memory)?;
@@ -679,10 +641,9 @@ pub fn repair(parity: &[PathBuf], opts: &RepairOptions) -> Result<RepairReport> 
         for (v, t) in temps.into_iter().enumerate() {
             if let Some(t) = t {
                 write_meta(&l, v, &crcs, t.as_file(), &ppaths[v])?;
-                persist(t, &ppaths[v], true)?;
+                fsutil::persist(t, &ppaths[v], true)?;
             }
         }
-        sync_dir(&parity_dir);
     }
     for (v, p) in ppaths.iter().enumerate() {
         let state = match (damaged_pv[v], volumes[v].is_some()) {
@@ -787,9 +748,8 @@ fn write_fixed(
     if fixed.is_empty() {
         return Ok(Err(None));
     }
-    let dir = dir_of(path);
     let werr = |source| Error::Write { path: path.to_path_buf(), source };
-    let t = temp_beside(path, &dir)?;
+    let t = fsutil::temp_beside(path)?;
     // Whether the copy holds every byte of the original that could be read.
     let mut copied = !present;
     if present {
@@ -833,8 +793,7 @@ fn write_fixed(
     if whole {
         let sum = each_chunk(t.path(), f.size, block as usize, true, |_, _| {})?;
         if sum == Some(f.sha256) {
-            persist(t, path, true)?;
-            sync_dir(&dir);
+            fsutil::persist(t, path, true)?;
             return Ok(Ok(if present {
                 FileState::Repaired { blocks: fixed.len() as u64 }
             } else {
@@ -846,14 +805,13 @@ fn write_fixed(
     if present && copied {
         // Better than before: the blocks that could be rebuilt are, and
         // every byte that could be read is kept.
-        persist(t, path, true)?;
-        sync_dir(&dir);
+        fsutil::persist(t, path, true)?;
         Ok(Err(None))
     } else {
         let mut partial = path.as_os_str().to_os_string();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
-        persist(t, &partial, true)?;
+        fsutil::persist(t, &partial, true)?;
         Ok(Err(Some(partial)))
     }
 }

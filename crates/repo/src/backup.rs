@@ -122,10 +122,7 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
         Some(rel) if !rel.as_os_str().is_empty() => {
             use std::os::unix::ffi::OsStrExt;
             let rel = rel.as_os_str().as_bytes();
-            walked
-                .into_iter()
-                .filter(|e| !(e.path == rel || (e.path.starts_with(rel) && e.path.get(rel.len()) == Some(&b'/'))))
-                .collect()
+            walked.into_iter().filter(|e| !manifest::is_within(&e.path, rel)).collect()
         }
         Some(_) => return Err(crate::Error::SourceIsRepo { path: repo.root().to_path_buf() }),
         None => walked,

@@ -43,18 +43,6 @@ pub struct ForgetPlan {
     pub unreadable: Vec<String>,
 }
 
-fn civil_from_days(z: i64) -> (i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m)
-}
-
 /// The snapshots a policy keeps, from names sorted oldest first.
 fn keep(names: &[String], p: &Policy) -> BTreeSet<String> {
     let mut kept = BTreeSet::new();
@@ -65,7 +53,7 @@ fn keep(names: &[String], p: &Policy) -> BTreeSet<String> {
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs() as i64);
         let days = secs.div_euclid(86_400);
-        let (y, m) = civil_from_days(days);
+        let (y, m, _) = manifest::civil_from_days(days);
         // Day 0 was a Thursday; ISO weeks start on Monday.
         let buckets = [None, Some(days), Some((days + 3).div_euclid(7)), Some(y * 12 + m)];
         for (rule, bucket) in rules.iter_mut().zip(buckets) {

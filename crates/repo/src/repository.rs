@@ -119,20 +119,12 @@ impl Repo {
     /// Removes temporary files that killed runs left in `Archives`
     /// (`.NAME.xtar.XXXXXX.partial`). Call with the lock held.
     pub fn remove_stale(&self) {
-        let dir = self.root.join(ARCHIVES);
-        let Ok(rd) = std::fs::read_dir(&dir) else { return };
-        for e in rd.flatten() {
-            let n = e.file_name();
-            let Some(n) = n.to_str() else { continue };
-            let ours = n
-                .strip_prefix('.')
-                .and_then(|n| n.strip_suffix(".partial"))
-                .and_then(|n| n.rsplit_once(".xtar."))
-                .is_some_and(|(name, rand)| valid_name(name) && rand.len() == 6);
-            if ours {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+        fsutil::remove_matching(&self.root.join(ARCHIVES), |n| {
+            fsutil::partial_target(n)
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .and_then(|t| t.strip_suffix(".xtar"))
+                .is_some_and(valid_name)
+        });
     }
 
     /// A new archive name: the current UTC time, later than every
@@ -287,12 +279,7 @@ impl Repo {
                 _ => Ok(()),
             },
             Some(name) => {
-                let tmp = tempfile::NamedTempFile::new_in(&self.root).map_err(io_err(&path))?;
-                std::fs::write(tmp.path(), format!("{name}\n")).map_err(io_err(&path))?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644)).map_err(io_err(&path))?;
-                tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
-                Ok(())
+                fsutil::write_bytes(&path, format!("{name}\n").as_bytes(), true).map_err(|e| Error::Xtar(e.into()))
             }
         }
     }

@@ -75,8 +75,7 @@ pub(crate) fn member_start(repo: &Repo, f: &File, archive: &str, member: &[u8], 
 
 /// Whether `path` is one of `paths` or below one (all when empty).
 fn selected(paths: &[Vec<u8>], path: &[u8]) -> bool {
-    paths.is_empty()
-        || paths.iter().any(|p| path == p.as_slice() || (path.starts_with(p) && path.get(p.len()) == Some(&b'/')))
+    paths.is_empty() || paths.iter().any(|p| manifest::is_within(path, p))
 }
 
 /// Restores the snapshot `snapshot` (`None`: the newest) of the repository

@@ -23,25 +23,6 @@ pub(crate) struct Dest {
     pub(crate) created: bool,
 }
 
-/// Removes what an interrupted run left in `dir`: files named `PREFIX`,
-/// six random letters or digits (as `tempfile` makes them), then `SUFFIX`.
-/// Nothing else can match, so no user file is touched unless it has
-/// exactly such a name. Errors are ignored: this only tidies up.
-pub(crate) fn remove_stale(dir: &Path, prefix: &[u8], suffix: &[u8]) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let n = name.as_bytes();
-        let ours = n.len() == prefix.len() + 6 + suffix.len()
-            && n.starts_with(prefix)
-            && n.ends_with(suffix)
-            && n[prefix.len()..prefix.len() + 6].iter().all(u8::is_ascii_alphanumeric);
-        if ours && e.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
 /// Whether an I/O error means that no further writes can succeed.
 pub(crate) fn is_fatal(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS) | Some(libc::EFBIG))
@@ -52,7 +33,7 @@ impl Dest {
         let created = !root.exists();
         std::fs::create_dir_all(root).map_err(|source| Error::Write { path: root.to_path_buf(), source })?;
         if !created {
-            remove_stale(root, b".xtar-tmp-", b"");
+            fsutil::remove_stale(root, b".xtar-tmp-", b"");
         }
         let mut safe = HashSet::new();
         safe.insert(Vec::new());
@@ -97,7 +78,9 @@ impl Dest {
             }
             let abs = self.abs(prefix);
             match std::fs::symlink_metadata(&abs) {
-                Ok(m) if m.is_dir() => remove_stale(&abs, b".xtar-tmp-", b""),
+                Ok(m) if m.is_dir() => {
+                    fsutil::remove_stale(&abs, b".xtar-tmp-", b"");
+                }
                 Ok(m) => {
                     let what = if m.file_type().is_symlink() { "a symbolic link" } else { "not a directory" };
                     return Err(Error::Unsafe {

@@ -87,7 +87,7 @@ pub enum Error {
         message: String,
     },
     /// A file exists where a member would be written.
-    #[error("refusing to overwrite existing `{}` (use --overwrite)", path.display())]
+    #[error("refusing to overwrite existing `{}`", path.display())]
     Exists {
         /// The existing file.
         path: PathBuf,
@@ -146,4 +146,14 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+impl From<fsutil::Error> for Error {
+    fn from(e: fsutil::Error) -> Error {
+        match e {
+            fsutil::Error::Exists { path } => Error::Exists { path },
+            fsutil::Error::Write { path, source } => Error::Write { path, source },
+            other => Error::Write { path: PathBuf::new(), source: std::io::Error::other(other.to_string()) },
+        }
+    }
 }

@@ -400,7 +400,7 @@ impl<'a> Engine<'a> {
         }
         let mut any = false;
         for (i, p) in self.opts.paths.iter().enumerate() {
-            if path == p.as_slice() || (path.starts_with(p) && path.get(p.len()) == Some(&b'/')) {
+            if manifest::is_within(path, p) {
                 self.matched.insert(i);
                 any = true;
             }

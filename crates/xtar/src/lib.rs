@@ -43,7 +43,7 @@ mod writer;
 
 use std::fs::File;
 use std::io::{Seek, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 pub use compress::Compressed;
@@ -82,50 +82,11 @@ pub fn compress_to_path(
     })
 }
 
-/// Creates the file `out` through `write`, which gets a new, empty file
-/// and the final path (for messages). The file is written under a
-/// temporary name (`.NAME.XXXXXX.partial`) in the same directory, synced,
-/// and renamed to `out` only when `write` succeeded, so `out` never holds a
-/// partial file. Temporary files that an earlier, killed run left for the
-/// same name are removed first. An existing `out` is replaced only if
+/// Creates the file `out` through `write`, atomically: see
+/// [`fsutil::write_new`]. An existing `out` is replaced only if
 /// `overwrite`.
 pub fn write_new_file<T>(out: &Path, overwrite: bool, write: impl FnOnce(&File, &Path) -> Result<T>) -> Result<T> {
-    let write_err = |source| Error::Write { path: out.to_path_buf(), source };
-    if !overwrite && out.symlink_metadata().is_ok() {
-        return Err(Error::Exists { path: out.to_path_buf() });
-    }
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // A run killed earlier left its temporary file: it was never renamed,
-    // so it is incomplete by construction.
-    dest::remove_stale(dir, format!(".{name}.").as_bytes(), b".partial");
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(write_err)?;
-    let value = write(tmp.as_file(), out)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    if overwrite {
-        tmp.persist(out).map_err(|e| write_err(e.error))?;
-    } else {
-        tmp.persist_noclobber(out).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Exists { path: out.to_path_buf() }
-            } else {
-                write_err(e.error)
-            }
-        })?;
-    }
-    // Make the rename itself durable.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(value)
+    fsutil::write_new(out, overwrite, write)
 }
 
 /// Compresses `src` and copies the archive to `w` (for example standard

@@ -829,9 +829,7 @@ pub struct SetReport {
 }
 
 fn wanted_by(paths: &[Vec<u8>]) -> impl Fn(&[u8]) -> bool + '_ {
-    move |p: &[u8]| {
-        paths.is_empty() || paths.iter().any(|w| p == &w[..] || (p.starts_with(w) && p.get(w.len()) == Some(&b'/')))
-    }
+    move |p: &[u8]| paths.is_empty() || paths.iter().any(|w| manifest::is_within(p, w))
 }
 
 /// Restores a whole set into `dest` (or only checks it when `dest` is

@@ -242,9 +242,10 @@ fn forget_keeps_what_newer_snapshots_need() {
     let out = pybackup().arg("forget").arg(&repo).arg("--keep-last").arg("2").arg("--dry-run").output().expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(snapshots(&repo).len(), 4);
-    // No rule: refused.
+    // No rule: refused, and the binary (not the library) names the flags.
     let out = pybackup().arg("forget").arg(&repo).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("hint: give at least one of --keep-last"), "{}", stderr(&out));
 
     let out = pybackup().arg("forget").arg(&repo).arg("--keep-last").arg("2").output().expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));

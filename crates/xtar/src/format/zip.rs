@@ -93,8 +93,9 @@ impl EntryInfo {
         u32::try_from(self.mtime).ok().filter(|&t| t <= i32::MAX as u32)
     }
 
-    /// The local file header, with its extra fields.
-    pub fn local_header(&self) -> Vec<u8> {
+    /// The extra fields, the same in the local header and the central
+    /// directory: the mtime (UT) and, for large files, the zip64 sizes.
+    fn extra_fields(&self) -> Vec<u8> {
         let mut extra = Vec::new();
         if let Some(t) = self.ut_mtime() {
             put16(&mut extra, EXTRA_UT);
@@ -108,6 +109,12 @@ impl EntryInfo {
             put64(&mut extra, self.usize);
             put64(&mut extra, self.csize);
         }
+        extra
+    }
+
+    /// The local file header, with its extra fields.
+    pub fn local_header(&self) -> Vec<u8> {
+        let extra = self.extra_fields();
         let (time, date) = dos_time(self.mtime);
         let mut h = Vec::with_capacity(30 + self.name.len() + extra.len());
         put32(&mut h, LOCAL_SIG);
@@ -129,19 +136,7 @@ impl EntryInfo {
     /// The central directory and end records that follow the data.
     pub fn trailer(&self) -> Vec<u8> {
         let cd_offset = self.local_header().len() as u64 + self.csize;
-        let mut extra = Vec::new();
-        if let Some(t) = self.ut_mtime() {
-            put16(&mut extra, EXTRA_UT);
-            put16(&mut extra, 5);
-            extra.push(1);
-            put32(&mut extra, t);
-        }
-        if self.zip64 {
-            put16(&mut extra, EXTRA_ZIP64);
-            put16(&mut extra, 16);
-            put64(&mut extra, self.usize);
-            put64(&mut extra, self.csize);
-        }
+        let extra = self.extra_fields();
         let (time, date) = dos_time(self.mtime);
         let mut t = Vec::with_capacity(46 + self.name.len() + extra.len() + 98);
         put32(&mut t, CENTRAL_SIG);
@@ -215,24 +210,10 @@ fn dos_time(t: i64) -> (u16, u16) {
     let t = t.clamp(min, max);
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = manifest::civil_from_days(days);
     let time = ((secs / 3600) << 11) | (((secs % 3600) / 60) << 5) | ((secs % 60) / 2);
     let date = ((y - 1980) << 9) | (m << 5) | d;
     (time as u16, date as u16)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// A parsed local file header.
@@ -377,8 +358,8 @@ mod tests {
 
     #[test]
     fn dos_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(manifest::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(manifest::civil_from_days(19_723), (2024, 1, 1));
         let (_, date) = dos_time(1_700_000_000); // 2023-11-14
         assert_eq!(date, ((2023 - 1980) << 9) | (11 << 5) | 14);
     }

@@ -1,0 +1,255 @@
+//! File-system primitives that every writer in the workspace shares, so
+//! that each has one home:
+//!
+//! - [`write_new`] and [`write_bytes`]: create or replace a file
+//!   atomically. The content goes to a temporary file beside the target
+//!   (`.NAME.XXXXXX.partial`), which is fsynced, renamed over the target
+//!   (or linked without replacing, when overwriting was not asked for),
+//!   and the directory is fsynced, so after a crash the target holds
+//!   either its old content or the whole new content, never a part.
+//! - [`remove_stale`]: remove the temporary files that a killed run left.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let out = dir.path().join("Latest");
+//! fsutil::write_bytes(&out, b"20261129T000000Z\n", false).unwrap();
+//! assert!(matches!(fsutil::write_bytes(&out, b"x", false), Err(fsutil::Error::Exists { .. })));
+//! fsutil::write_bytes(&out, b"20261130T000000Z\n", true).unwrap();
+//! assert_eq!(std::fs::read(&out).unwrap(), b"20261130T000000Z\n");
+//! ```
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The target exists and replacing it was not asked for.
+    #[error("refusing to overwrite existing `{}`", path.display())]
+    Exists {
+        /// The target.
+        path: PathBuf,
+    },
+    /// Writing, syncing or renaming failed.
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        /// The target.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Suffix of the temporary files of [`write_new`].
+pub const PARTIAL_SUFFIX: &str = ".partial";
+
+/// The directory a path is in (`.` for a bare name).
+pub fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates the file `out` through `write`, which gets a new, empty file
+/// (readable and writable, mode 0666 less the umask) and the final path,
+/// for messages. The file is written under a temporary name in the same
+/// directory, fsynced, and moved to `out` only when `write` succeeded;
+/// then the directory is fsynced, so the rename is durable too. Temporary
+/// files that an earlier, killed run left for the same name are removed
+/// first. An existing `out` is replaced only if `overwrite`; otherwise
+/// [`Error::Exists`], even if `out` appeared while `write` ran.
+pub fn write_new<T, E: From<Error>>(
+    out: &Path,
+    overwrite: bool,
+    write: impl FnOnce(&File, &Path) -> Result<T, E>,
+) -> Result<T, E> {
+    let write_err = |source| Error::Write { path: out.to_path_buf(), source };
+    if !overwrite && out.symlink_metadata().is_ok() {
+        return Err(Error::Exists { path: out.to_path_buf() }.into());
+    }
+    let dir = dir_of(out);
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // A run killed earlier left its temporary file: it was never renamed,
+    // so it is incomplete by construction.
+    remove_stale(dir, format!(".{name}.").as_bytes(), PARTIAL_SUFFIX.as_bytes());
+    let tmp = temp_beside(out)?;
+    let value = write(tmp.as_file(), out)?;
+    persist(tmp, out, overwrite)?;
+    sync_dir(dir).map_err(write_err)?;
+    Ok(value)
+}
+
+/// A new temporary file beside `out`, named `.NAME.XXXXXX.partial`
+/// (mode 0666 less the umask), for [`persist`]; it is removed if dropped.
+pub fn temp_beside(out: &Path) -> Result<tempfile::NamedTempFile> {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(PARTIAL_SUFFIX)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir_of(out))
+        .map_err(|source| Error::Write { path: out.to_path_buf(), source })
+}
+
+/// Fsyncs the complete temporary file `tmp` and moves it to `out` (in
+/// the same directory), replacing an existing `out` only if `overwrite`;
+/// then fsyncs the directory.
+pub fn persist(tmp: tempfile::NamedTempFile, out: &Path, overwrite: bool) -> Result<()> {
+    let write_err = |source| Error::Write { path: out.to_path_buf(), source };
+    tmp.as_file().sync_all().map_err(write_err)?;
+    if overwrite {
+        tmp.persist(out).map_err(|e| write_err(e.error))?;
+    } else {
+        tmp.persist_noclobber(out).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Exists { path: out.to_path_buf() }
+            } else {
+                write_err(e.error)
+            }
+        })?;
+    }
+    sync_dir(dir_of(out)).map_err(write_err)
+}
+
+/// Writes `bytes` to `out` atomically, as [`write_new`] does.
+pub fn write_bytes(out: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
+    write_new(out, overwrite, |mut f, out| {
+        f.write_all(bytes).map_err(|source| Error::Write { path: out.to_path_buf(), source })
+    })
+}
+
+/// Fsyncs a directory, so that renames and removals in it are durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Removes the files in `dir` named `PREFIX`, six random letters or
+/// digits (as `tempfile` makes them), then `SUFFIX`. Nothing else can
+/// match, so no user file is touched unless it has exactly such a name.
+/// Errors are ignored: this only tidies up. Returns how many were removed.
+pub fn remove_stale(dir: &Path, prefix: &[u8], suffix: &[u8]) -> usize {
+    remove_matching(dir, |n| {
+        n.len() == prefix.len() + 6 + suffix.len()
+            && n.starts_with(prefix)
+            && n.ends_with(suffix)
+            && n[prefix.len()..prefix.len() + 6].iter().all(u8::is_ascii_alphanumeric)
+    })
+}
+
+/// The final name a temporary file of [`write_new`] was for
+/// (`.NAME.XXXXXX.partial` → `NAME`), if the name is one.
+pub fn partial_target(file_name: &[u8]) -> Option<&[u8]> {
+    let rest = file_name.strip_prefix(b".")?.strip_suffix(PARTIAL_SUFFIX.as_bytes())?;
+    let (name, rand) = rest.split_at(rest.len().checked_sub(7)?);
+    let rand = rand.strip_prefix(b".")?;
+    (!name.is_empty() && rand.iter().all(u8::is_ascii_alphanumeric)).then_some(name)
+}
+
+/// Removes the regular files in `dir` whose names `stale` accepts.
+/// Errors are ignored. Returns how many were removed.
+pub fn remove_matching(dir: &Path, stale: impl Fn(&[u8]) -> bool) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if stale(name.as_bytes()) && e.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(e.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[derive(Debug)]
+    enum Outer {
+        Fs,
+        Failed,
+    }
+    impl From<Error> for Outer {
+        fn from(_: Error) -> Outer {
+            Outer::Fs
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("a.xtar");
+        std::fs::write(&out, b"old").unwrap();
+        let r: Result<(), Outer> = write_new(&out, true, |mut f, _| {
+            f.write_all(b"half of the new").unwrap();
+            Err(Outer::Failed)
+        });
+        assert!(matches!(r, Err(Outer::Failed)));
+        assert_eq!(std::fs::read(&out).unwrap(), b"old");
+        assert_eq!(names(t.path()), vec!["a.xtar"]);
+    }
+
+    #[test]
+    fn replaces_only_when_asked_and_the_new_file_is_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("Latest");
+        write_bytes(&out, b"one", false).unwrap();
+        let e = write_bytes(&out, b"two", false).unwrap_err();
+        assert!(matches!(e, Error::Exists { .. }), "{e}");
+        assert_eq!(std::fs::read(&out).unwrap(), b"one");
+        write_bytes(&out, b"two", true).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"two");
+        assert_eq!(names(t.path()), vec!["Latest"]);
+    }
+
+    #[test]
+    fn a_file_that_appears_meanwhile_is_not_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("x");
+        let r: Result<(), Error> = write_new(&out, false, |mut f, out| {
+            std::fs::write(out, b"someone else's").unwrap();
+            f.write_all(b"ours").map_err(|source| Error::Write { path: out.into(), source })
+        });
+        assert!(matches!(r, Err(Error::Exists { .. })));
+        assert_eq!(std::fs::read(&out).unwrap(), b"someone else's");
+        assert_eq!(names(t.path()), vec!["x"]);
+    }
+
+    #[test]
+    fn stale_temporaries_of_the_same_name_go_and_nothing_else() {
+        let t = tempfile::tempdir().unwrap();
+        for n in [".a.xtar.Ab12Cd.partial", ".a.xtar.toolong7.partial", ".b.xtar.Ab12Cd.partial", "a.xtar.partial"] {
+            std::fs::write(t.path().join(n), b"x").unwrap();
+        }
+        write_bytes(&t.path().join("a.xtar"), b"new", false).unwrap();
+        assert_eq!(
+            names(t.path()),
+            vec![".a.xtar.toolong7.partial", ".b.xtar.Ab12Cd.partial", "a.xtar", "a.xtar.partial"]
+        );
+    }
+
+    #[test]
+    fn partial_targets() {
+        assert_eq!(partial_target(b".a.xtar.Ab12Cd.partial"), Some(&b"a.xtar"[..]));
+        assert_eq!(partial_target(b".a.xtar.Ab1.partial"), None);
+        assert_eq!(partial_target(b"a.xtar.Ab12Cd.partial"), None);
+        assert_eq!(partial_target(b"..Ab12Cd.partial"), None);
+        assert_eq!(partial_target(b".x.Ab-2Cd.partial"), None);
+    }
+}
