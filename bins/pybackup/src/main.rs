@@ -118,8 +118,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     };
                     if let Some(size) = a.volume_size {
                         let base = volumes::base_of_output(&out);
-                        let vopts = xtar::volumes::VolumeOptions { size, overwrite: a.overwrite };
-                        let v = xtar::volumes::compress_volumes(&a.src, &base, &opts, &vopts, &ui)
+                        let vopts = ::volumes::VolumeOptions { size, overwrite: a.overwrite };
+                        let v = ::volumes::compress_volumes(&a.src, &base, &opts, &vopts, &ui)
                             .with_context(|| format!("cannot compress `{}`", a.src.display()))?;
                         let files: Vec<PathBuf> = v.volumes.iter().map(|(p, _)| p.clone()).collect();
                         if let Some(percent) = a.redundancy {

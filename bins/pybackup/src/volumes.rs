@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use ::volumes::{self as vols, Place, SetReport, VolumeSet};
 use anyhow::Context;
 use serde_json::json;
-use xtar::volumes::{self, Place, SetReport, VolumeSet};
 
 use crate::code;
 use crate::output::{json_path, write_display_path};
@@ -20,7 +20,7 @@ pub fn set_of(archive: &Path, single: bool) -> anyhow::Result<Option<VolumeSet>>
     if single || archive == Path::new("-") {
         return Ok(None);
     }
-    let found = volumes::find_set(&[archive.to_path_buf()])
+    let found = vols::find_set(&[archive.to_path_buf()])
         .with_context(|| format!("cannot read the volume set of `{}`", archive.display()))?;
     Ok(found.ok())
 }
@@ -56,7 +56,7 @@ pub fn extract_cmd(
     verbose: bool,
     ui: &Ui,
 ) -> anyhow::Result<ExitCode> {
-    let r = volumes::extract_set(set, Some(dest), opts, ui)
+    let r = vols::extract_set(set, Some(dest), opts, ui)
         .with_context(|| format!("cannot extract the volume set of `{}`", archive.display()))?;
     ui.finish();
     say_lost(ui, set, &r);
@@ -66,7 +66,7 @@ pub fn extract_cmd(
 
 pub fn verify_cmd(set: &VolumeSet, archive: &Path, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     let opts = xtar::ExtractOptions { jobs, ..Default::default() };
-    let r = volumes::extract_set(set, None, &opts, ui)
+    let r = vols::extract_set(set, None, &opts, ui)
         .with_context(|| format!("cannot verify the volume set of `{}`", archive.display()))?;
     ui.finish();
     say_lost(ui, set, &r);
@@ -134,7 +134,7 @@ pub fn list_cmd(set: &VolumeSet, as_json: bool, ui: &Ui) -> anyhow::Result<ExitC
 
 pub fn salvage_cmd(set: &VolumeSet, a: &crate::cli::SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     let opts = xtar::SalvageOptions { overwrite: a.overwrite, keep_damaged: a.keep_damaged, jobs };
-    let (reports, joined) = volumes::salvage_set(set, &a.dest, &opts, ui)
+    let (reports, joined) = vols::salvage_set(set, &a.dest, &opts, ui)
         .with_context(|| format!("cannot salvage the volume set of `{}`", a.archive.display()))?;
     ui.finish();
     let mut text = Vec::new();

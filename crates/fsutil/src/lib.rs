@@ -119,6 +119,26 @@ pub fn persist(tmp: tempfile::NamedTempFile, out: &Path, overwrite: bool) -> Res
     sync_dir(dir_of(out)).map_err(write_err)
 }
 
+/// Like [`persist`], for a temporary file already closed (kept by its
+/// path, which holds no file descriptor): it is opened again to be
+/// fsynced first.
+pub fn persist_path(tmp: tempfile::TempPath, out: &Path, overwrite: bool) -> Result<()> {
+    let write_err = |source| Error::Write { path: out.to_path_buf(), source };
+    File::open(&tmp).and_then(|f| f.sync_all()).map_err(write_err)?;
+    if overwrite {
+        tmp.persist(out).map_err(|e| write_err(e.error))?;
+    } else {
+        tmp.persist_noclobber(out).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Exists { path: out.to_path_buf() }
+            } else {
+                write_err(e.error)
+            }
+        })?;
+    }
+    sync_dir(dir_of(out)).map_err(write_err)
+}
+
 /// Writes `bytes` to `out` atomically, as [`write_new`] does.
 pub fn write_bytes(out: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     write_new(out, overwrite, |mut f, out| {

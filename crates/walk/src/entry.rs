@@ -26,7 +26,7 @@ pub enum Kind {
 }
 
 /// The `lstat` metadata a backup needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Meta {
     /// All 12 permission bits (`0o7777`), without the file type.
     pub mode: u32,

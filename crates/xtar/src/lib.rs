@@ -38,7 +38,7 @@ mod progress;
 pub mod read;
 mod salvage;
 mod structure;
-pub mod volumes;
+
 mod writer;
 
 use std::fs::File;
@@ -56,8 +56,8 @@ pub use progress::{Observer, Silent};
 pub use salvage::{salvage, FileState, SalvageOptions, SalvageReport, SalvagedFile};
 pub use structure::expand_structure;
 pub use writer::{
-    plan, root_label, walk_source, write_archive, write_entries, ArchiveWriter, CompressOptions, CompressSummary,
-    Select, Step, Stored, Written,
+    plan, root_label, stream_zip, walk_source, write_archive, write_entries, ArchiveWriter, CompressOptions,
+    CompressSummary, Select, Step, Stored, Streamed, TreeSink, Written,
 };
 
 /// Compresses `src` into a new archive at `out`.

@@ -68,8 +68,8 @@ struct OpenDir {
 ///
 /// Every byte is written once, in order; container sizes are patched in
 /// place, so the output must be a new, empty, seekable file.
-pub struct ArchiveWriter<'a> {
-    out: Out<'a>,
+pub struct ArchiveWriter {
+    out: Out,
     pool: Arc<rayon::ThreadPool>,
     level: u32,
     follow_links: bool,
@@ -79,26 +79,43 @@ pub struct ArchiveWriter<'a> {
     stack: Vec<OpenDir>,
     root_closed: bool,
     written: Written,
+    /// Bytes of the manifest text so far.
+    manifest_len: u64,
+    /// An extra member being streamed: where its last header block is,
+    /// that block, and where its data starts.
+    extra: Option<(u64, [u8; BLOCK], u64)>,
 }
 
-impl<'a> ArchiveWriter<'a> {
+impl ArchiveWriter {
     /// Starts an archive in `file` (new and empty; `path` names it in
     /// errors), recording `root` as the source path. Files added from disk
     /// are compressed at `opts.level` with `opts.jobs` threads, and opened
     /// through symlinks only if `opts.walk.follow_links`.
-    pub fn new(file: &'a File, path: &'a Path, root: &[u8], opts: &CompressOptions) -> Result<ArchiveWriter<'a>> {
+    pub fn new(file: &File, path: &Path, root: &[u8], opts: &CompressOptions) -> Result<ArchiveWriter> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.jobs.max(1))
             .build()
             .map_err(|e| Error::Write { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
-        let mut out = Out::new(file, path);
+        ArchiveWriter::with_pool(file, path, root, opts, Arc::new(pool))
+    }
+
+    /// Like [`new`](Self::new), compressing on `pool` (shared with other
+    /// writers) instead of a pool of its own.
+    pub fn with_pool(
+        file: &File,
+        path: &Path,
+        root: &[u8],
+        opts: &CompressOptions,
+        pool: Arc<rayon::ThreadPool>,
+    ) -> Result<ArchiveWriter> {
+        let mut out = Out::new(file, path)?;
         let mut header = format!("{HEADER_MAGIC} {FORMAT_VERSION}\n#root ").into_bytes();
         manifest::escape_path(&mut header, root);
         header.push(b'\n');
         out.member(format::HEADER_NAME, &header, 0, 0o644)?;
         Ok(ArchiveWriter {
             out,
-            pool: Arc::new(pool),
+            pool,
             level: opts.level,
             follow_links: opts.walk.follow_links,
             root: root.to_vec(),
@@ -106,6 +123,8 @@ impl<'a> ArchiveWriter<'a> {
             stack: Vec::new(),
             root_closed: false,
             written: Written::default(),
+            manifest_len: Manifest::new(root.to_vec()).to_text().len() as u64,
+            extra: None,
         })
     }
 
@@ -116,12 +135,12 @@ impl<'a> ArchiveWriter<'a> {
 
     /// The path of the archive being written, for messages.
     pub fn path(&self) -> &Path {
-        self.out.path
+        &self.out.path
     }
 
     /// The deflate level and whether symlinks are followed, for files
     /// added from disk.
-    pub(crate) fn file_options(&self) -> (u32, bool) {
+    pub fn file_options(&self) -> (u32, bool) {
         (self.level, self.follow_links)
     }
 
@@ -140,6 +159,68 @@ impl<'a> ArchiveWriter<'a> {
     pub fn written(&mut self) -> &Written {
         self.written.entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
         &self.written
+    }
+
+    /// An upper bound of the bytes that closing every open container and
+    /// [`finish`](Self::finish) would still add, without further members:
+    /// the indexes not written yet, the manifest, the tail guard and the
+    /// end of the archive.
+    pub fn finish_cost(&self) -> u64 {
+        let block = BLOCK as u64;
+        let header = |name: &[u8]| {
+            let mut v = Vec::new();
+            tarfmt::write_member_header(&mut v, name, 0, 0, 0o644);
+            v.len() as u64
+        };
+        let indexes: u64 = self
+            .stack
+            .iter()
+            .filter(|d| !d.indexed)
+            .map(|d| header(&format::index_name(&d.path)) + d.index.len() as u64 + block)
+            .sum();
+        let manifest = block + self.manifest_len + block;
+        indexes + (manifest + 2 * block).max(format::TAIL_GUARD + block)
+    }
+
+    /// Starts an extra member (see [`add_extra`](Self::add_extra)) whose
+    /// data is given in pieces by [`extra_data`](Self::extra_data) and
+    /// ended by [`end_extra`](Self::end_extra). Returns the offset its
+    /// data starts at.
+    pub fn begin_extra(&mut self, name: &[u8], mtime: i64) -> Result<u64> {
+        if self.extra.is_some() {
+            return Err(order(name, "another extra member is still open"));
+        }
+        self.before_extra(name)?;
+        let (at, block) = self.out.open_header(name, mtime, 0o644)?;
+        self.extra = Some((at, block, self.out.pos));
+        Ok(self.out.pos)
+    }
+
+    /// More data of the extra member begun last.
+    pub fn extra_data(&mut self, data: &[u8]) -> Result<()> {
+        if self.extra.is_none() {
+            return Err(order(b"", "no extra member is open"));
+        }
+        self.out.write(data)
+    }
+
+    /// Overwrites bytes of the open extra member's data, from `at` (an
+    /// offset in the archive) on.
+    pub fn patch_extra(&mut self, at: u64, data: &[u8]) -> Result<()> {
+        match self.extra {
+            Some((_, _, start)) if at >= start && at + data.len() as u64 <= self.out.pos => self.out.patch(at, data),
+            _ => Err(order(b"", "a patch must fall inside the open extra member")),
+        }
+    }
+
+    /// Ends the extra member begun last: sets its size and pads it.
+    pub fn end_extra(&mut self) -> Result<()> {
+        let Some((at, block, start)) = self.extra.take() else {
+            return Err(order(b"", "no extra member is open"));
+        };
+        let len = self.out.pos - start;
+        self.out.patch_header(at, block, len)?;
+        self.out.padding(len)
     }
 
     /// Opens the container of directory `entry`: the root (empty path)
@@ -176,7 +257,9 @@ impl<'a> ArchiveWriter<'a> {
             manifest::escape_path(&mut index, &e.path);
         }
         index.push(b'\n');
+        let before = index.len();
         manifest::write_entry_line(&mut index, &e);
+        self.manifest_len += (index.len() - before) as u64;
         self.written.entries.push(e);
         self.stack.push(OpenDir { path: entry.path.clone(), header, mtime, index, indexed: false });
         self.written.summary.dirs += 1;
@@ -253,6 +336,24 @@ impl<'a> ArchiveWriter<'a> {
         self.stored_file(e, start, None)
     }
 
+    /// Adds a regular file whose one-entry zip (named `entry.path`, made
+    /// by [`stream_zip`](crate::stream_zip)) is the `len` bytes at `at` of
+    /// `from` (`from_path` names it in errors); `entry` is what the index
+    /// and manifest record.
+    pub fn add_zip_copy(&mut self, entry: &Entry, from: &File, from_path: &Path, at: u64, len: u64) -> Result<Stored> {
+        self.check_child(&entry.path)?;
+        let start = self.out.pos;
+        let mut hdr = Vec::new();
+        tarfmt::write_member_header(&mut hdr, &format::file_member_name(&entry.path), len, entry.mtime.sec, 0o644);
+        self.out.write(&hdr)?;
+        self.out.copy_from(from, from_path, at, len)?;
+        self.out.padding(len)?;
+        let mut e = entry.clone();
+        e.kind = Kind::File;
+        e.target = None;
+        self.stored_file(e, start, None)
+    }
+
     /// Adds a symbolic link (`entry.target` is where it points).
     pub fn add_symlink(&mut self, entry: &Entry) -> Result<u64> {
         self.check_child(&entry.path)?;
@@ -324,12 +425,20 @@ impl<'a> ArchiveWriter<'a> {
     }
 
     /// Adds a member that readers skip or that has a meaning of its own
-    /// outside the tree (`.xtar-snapshot`, `.xtar-volumes`): after every
-    /// container, before the manifest. Open containers are closed first.
+    /// outside the tree (`.xtar-snapshot`, `.xtar-volumes`, a part of a
+    /// file cut across volumes): after every container, before the
+    /// manifest, closing open containers first; or, before the root
+    /// directory opens, directly after the header.
     pub fn add_extra(&mut self, name: &[u8], data: &[u8]) -> Result<()> {
         self.before_extra(name)?;
         let mtime = self.mtime.unwrap_or(0);
         self.out.member(name, data, mtime, 0o644)
+    }
+
+    /// Whether the root directory was opened and closed again: only extra
+    /// members can follow.
+    pub fn tree_closed(&self) -> bool {
+        self.root_closed
     }
 
     /// Like [`add_extra`](Self::add_extra), with the member's data copied
@@ -355,6 +464,9 @@ impl<'a> ArchiveWriter<'a> {
     /// Writes the manifest, the tail guard (format §7) and the end of the
     /// archive, closing open containers first, and flushes.
     pub fn finish(mut self) -> Result<Written> {
+        if self.extra.is_some() {
+            self.end_extra()?;
+        }
         while !self.stack.is_empty() {
             self.close_dir()?;
         }
@@ -383,14 +495,20 @@ impl<'a> ArchiveWriter<'a> {
     }
 
     fn before_extra(&mut self, name: &[u8]) -> Result<()> {
+        if self.extra.is_some() {
+            return Err(order(name, "another extra member is still open"));
+        }
         if !matches!(MemberName::parse(name), MemberName::Other(_) | MemberName::Volumes | MemberName::Part(..)) {
             return Err(order(name, "an extra member may not take a name of the tree or the format"));
         }
+        if self.mtime.is_none() {
+            // Before the root opens: a leading extra member, directly
+            // after the header (the continuation of a file cut at the end
+            // of the previous volume).
+            return Ok(());
+        }
         while !self.stack.is_empty() {
             self.close_dir()?;
-        }
-        if self.mtime.is_none() {
-            return Err(order(name, "an archive needs its root directory first"));
         }
         Ok(())
     }
@@ -398,6 +516,9 @@ impl<'a> ArchiveWriter<'a> {
     /// Checks that `path` may be added now: a child of the directory open
     /// last, before its subdirectories.
     fn check_child(&self, path: &[u8]) -> Result<()> {
+        if self.extra.is_some() {
+            return Err(order(path, "an extra member is still open"));
+        }
         match self.stack.last() {
             Some(top) if top.indexed => Err(order(path, "files come before their directory's subdirectories")),
             Some(top) if !path.is_empty() && manifest::parent_of(path) == top.path.as_slice() => Ok(()),
@@ -415,7 +536,9 @@ impl<'a> ArchiveWriter<'a> {
 
     fn push_child(&mut self, e: Entry) {
         if let Some(top) = self.stack.last_mut() {
+            let before = top.index.len();
             manifest::write_entry_line(&mut top.index, &e);
+            self.manifest_len += (top.index.len() - before) as u64;
         }
         self.written.entries.push(e);
     }

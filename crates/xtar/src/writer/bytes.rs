@@ -5,27 +5,29 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::format;
 use crate::format::tar::{self as tarfmt, BLOCK};
 use crate::format::zip::EntryInfo;
 use crate::{Error, Result};
 
-pub(crate) struct Out<'a> {
-    w: BufWriter<&'a File>,
+pub(crate) struct Out {
+    w: BufWriter<File>,
     pub(crate) pos: u64,
-    pub(crate) path: &'a Path,
+    pub(crate) path: PathBuf,
 }
 
-impl<'a> Out<'a> {
-    /// Writes from the start of `file`, which must be new and empty.
-    pub(crate) fn new(file: &'a File, path: &'a Path) -> Out<'a> {
-        Out { w: BufWriter::with_capacity(1 << 20, file), pos: 0, path }
+impl Out {
+    /// Writes from the start of `file`, which must be new and empty,
+    /// through a handle of its own.
+    pub(crate) fn new(file: &File, path: &Path) -> Result<Out> {
+        let own = file.try_clone().map_err(|source| Error::Write { path: path.to_path_buf(), source })?;
+        Ok(Out { w: BufWriter::with_capacity(1 << 20, own), pos: 0, path: path.to_path_buf() })
     }
 
     pub(crate) fn err(&self, source: std::io::Error) -> Error {
-        Error::Write { path: self.path.to_path_buf(), source }
+        Error::Write { path: self.path.clone(), source }
     }
 
     pub(crate) fn write(&mut self, b: &[u8]) -> Result<()> {
@@ -44,10 +46,8 @@ impl<'a> Out<'a> {
     /// finished), so the archive never holds a half member.
     pub(crate) fn truncate(&mut self, at: u64) -> Result<()> {
         self.w.flush().map_err(|e| self.err(e))?;
-        let f = *self.w.get_ref();
-        f.set_len(at).map_err(|e| self.err(e))?;
-        let mut f: &File = f;
-        f.seek(SeekFrom::Start(at)).map_err(|e| self.err(e))?;
+        self.w.get_ref().set_len(at).map_err(|e| self.err(e))?;
+        self.w.get_mut().seek(SeekFrom::Start(at)).map_err(|e| self.err(e))?;
         self.pos = at;
         Ok(())
     }

@@ -15,14 +15,23 @@ use crate::format;
 use crate::format::zip::{EntryInfo, S_IFREG};
 use crate::{Error, Observer, Result};
 
-/// What was read of a file streamed into the archive.
-pub(crate) struct Streamed {
+/// What was read of a file streamed into an archive.
+#[derive(Debug, Clone)]
+pub struct Streamed {
+    /// Its permission bits, when it was opened.
     pub mode: u32,
+    /// Its mtime, when it was opened.
     pub mtime: Timestamp,
+    /// Bytes read.
     pub size: u64,
+    /// SHA-256 of the bytes read.
     pub sha256: [u8; 32],
     /// It changed while it was read.
     pub changed: bool,
+    /// The final local header of the zip.
+    pub local_header: Vec<u8>,
+    /// Bytes of the whole zip.
+    pub zip_len: u64,
 }
 
 /// Opens a regular file for reading, and its metadata as of then.
@@ -60,7 +69,7 @@ pub(crate) fn changed_since(f: &File, before: &walk::Meta) -> bool {
 /// Streams the file at `disk` into a member named for `name`. Read errors
 /// are [`Error::Read`]; the caller drops what was written of the member.
 pub(crate) fn store(
-    w: &mut Out<'_>,
+    w: &mut Out,
     pool: &rayon::ThreadPool,
     disk: &Path,
     name: &[u8],
@@ -68,8 +77,53 @@ pub(crate) fn store(
     follow: bool,
     obs: &dyn Observer,
 ) -> Result<Streamed> {
-    let read_err = |source| Error::Read { path: disk.to_path_buf(), source };
     let (f, meta) = open_regular(disk, follow)?;
+    let (header_pos, block) = w.open_header(&format::file_member_name(name), meta.mtime, 0o644)?;
+    let local_pos = w.pos;
+    let s = zip_stream(f, meta, disk, name, level, pool, obs, &mut |b| w.write(b))?;
+    w.patch(local_pos, &s.local_header)?;
+    w.patch_header(header_pos, block, s.zip_len)?;
+    w.padding(s.zip_len)?;
+    Ok(s)
+}
+
+/// Opens the file at `disk` and compresses it into a one-entry zip named
+/// `name`, whose bytes go to `emit` in order (see [`Streamed`] for the
+/// local header to patch afterwards); large files are compressed in
+/// parallel chunks on `pool`. For writers that place a file member
+/// themselves (cut across volumes).
+#[allow(clippy::too_many_arguments)]
+pub fn stream_zip(
+    disk: &Path,
+    name: &[u8],
+    level: u32,
+    follow: bool,
+    pool: &rayon::ThreadPool,
+    obs: &dyn Observer,
+    emit: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<Streamed> {
+    let (f, meta) = open_regular(disk, follow)?;
+    zip_stream(f, meta, disk, name, level, pool, obs, emit)
+}
+
+/// Compresses the open file `f` (with its metadata `meta`, read at open;
+/// `disk` names it in errors) into the bytes of a one-entry zip named
+/// `name`, handed to `emit` in order: a provisional local header, the
+/// data, compressed in chunks on `pool`, and the trailer. The caller must
+/// overwrite the first `local_header.len()` bytes with the returned
+/// `local_header`, which has the same length and the final sizes and CRC.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn zip_stream(
+    f: File,
+    meta: walk::Meta,
+    disk: &Path,
+    name: &[u8],
+    level: u32,
+    pool: &rayon::ThreadPool,
+    obs: &dyn Observer,
+    emit: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<Streamed> {
+    let read_err = |source| Error::Read { path: disk.to_path_buf(), source };
     let mut reader = f.take(meta.size);
     let batch_len = pool.current_num_threads().max(1) * 2;
     let read_chunk = |r: &mut std::io::Take<File>| -> Result<Vec<u8>> {
@@ -89,10 +143,8 @@ pub(crate) fn store(
         unix_mode: S_IFREG | meta.mode,
         zip64: EntryInfo::needs_zip64(meta.size),
     };
-    let (header_pos, block) = w.open_header(&format::file_member_name(name), meta.mtime, 0o644)?;
-    let local_pos = w.pos;
-    let local_len = info.local_header().len() as u64;
-    w.write(&info.local_header())?;
+    let local_len = info.local_header().len();
+    emit(&info.local_header())?;
 
     let mut eof = first.len() < CHUNK || reader.limit() == 0;
     let mut pending = vec![first];
@@ -108,7 +160,7 @@ pub(crate) fn store(
         let read: u64 = pending.iter().map(|c| c.len() as u64).sum();
         let out = pool.install(|| lf.batch(&pending, eof)).map_err(read_err)?;
         for o in &out {
-            w.write(o)?;
+            emit(o)?;
             csize += o.len() as u64;
         }
         obs.advance(read);
@@ -125,15 +177,23 @@ pub(crate) fn store(
     info.csize = csize;
     info.usize = size;
     let trailer = info.trailer();
-    w.write(&trailer)?;
-    let local = info.local_header();
-    if local.len() as u64 != local_len {
-        return Err(w.err(std::io::Error::other("zip header length changed")));
+    emit(&trailer)?;
+    let local_header = info.local_header();
+    if local_header.len() != local_len {
+        return Err(Error::Write {
+            path: disk.to_path_buf(),
+            source: std::io::Error::other("zip header length changed"),
+        });
     }
-    w.patch(local_pos, &local)?;
-    let member_len = local_len + csize + trailer.len() as u64;
-    w.patch_header(header_pos, block, member_len)?;
-    w.padding(member_len)?;
+    let zip_len = local_len as u64 + csize + trailer.len() as u64;
     let changed = size != meta.size || grew || changed_since(&file, &meta);
-    Ok(Streamed { mode: meta.mode, mtime: Timestamp::new(meta.mtime, meta.mtime_nsec), size, sha256, changed })
+    Ok(Streamed {
+        mode: meta.mode,
+        mtime: Timestamp::new(meta.mtime, meta.mtime_nsec),
+        size,
+        sha256,
+        changed,
+        local_header,
+        zip_len,
+    })
 }

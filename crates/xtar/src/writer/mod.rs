@@ -16,6 +16,8 @@ mod plan;
 mod tree;
 
 pub use builder::{ArchiveWriter, Stored, Written};
+pub use large::{stream_zip, Streamed};
 pub use plan::{plan, Step};
-pub use tree::{root_label, walk_source, write_archive, write_entries, CompressOptions, CompressSummary, Select};
-pub(crate) use tree::{store_file, HardLinks};
+pub use tree::{
+    root_label, walk_source, write_archive, write_entries, CompressOptions, CompressSummary, Select, TreeSink,
+};

@@ -107,7 +107,7 @@ impl Window {
     }
 }
 
-pub(crate) fn compress_job(path: &Path, level: u32, follow: bool) -> Result<Job> {
+fn compress_job(path: &Path, level: u32, follow: bool) -> Result<Job> {
     let (mut f, meta) = open_regular(path, follow)?;
     let (compressed, short) = compress::compress_small(&mut f, meta.size, level)
         .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;

@@ -7,9 +7,12 @@ use std::path::Path;
 
 use manifest::{Entry, Kind, Timestamp};
 
+use std::sync::Arc;
+
 use super::builder::{ArchiveWriter, Stored};
 use super::pipeline::{Input, Next, Window};
 use super::plan::{plan, Step};
+use crate::compress::Compressed;
 use crate::{Error, Observer, Result};
 
 /// How to build an archive.
@@ -160,12 +163,72 @@ pub fn walk_source(src: &Path, opts: &CompressOptions, obs: &dyn Observer) -> Re
     Ok((entries, warnings))
 }
 
+/// What [`write_entries`] writes a tree into: one archive
+/// ([`ArchiveWriter`]) or anything that places the same members
+/// elsewhere (the volumes of a set). The verbs are those of
+/// [`ArchiveWriter`], which documents them.
+pub trait TreeSink {
+    /// Opens a directory's container.
+    fn open_dir(&mut self, entry: &Entry) -> Result<()>;
+    /// Closes the directory opened last.
+    fn close_dir(&mut self) -> Result<()>;
+    /// Adds a file compressed in memory.
+    fn add_compressed(&mut self, entry: &Entry, data: &Compressed) -> Result<Stored>;
+    /// Adds a file streamed from disk; [`Error::Read`] means it was left out.
+    fn add_file(&mut self, entry: &Entry, disk: &Path, obs: &dyn Observer) -> Result<Stored>;
+    /// Adds a symbolic link.
+    fn add_symlink(&mut self, entry: &Entry) -> Result<()>;
+    /// Records an entry without a member (hard link, fifo, socket, device).
+    fn add_record(&mut self, entry: &Entry) -> Result<()>;
+    /// The pool that compresses files.
+    fn pool(&self) -> Arc<rayon::ThreadPool>;
+    /// The deflate level and whether symlinks are followed.
+    fn file_options(&self) -> (u32, bool);
+    /// Counts problems reported to the observer.
+    fn count_warnings(&mut self, n: u64);
+    /// The output, for messages.
+    fn path(&self) -> &Path;
+}
+
+impl TreeSink for ArchiveWriter {
+    fn open_dir(&mut self, entry: &Entry) -> Result<()> {
+        ArchiveWriter::open_dir(self, entry)
+    }
+    fn close_dir(&mut self) -> Result<()> {
+        ArchiveWriter::close_dir(self)
+    }
+    fn add_compressed(&mut self, entry: &Entry, data: &Compressed) -> Result<Stored> {
+        ArchiveWriter::add_compressed(self, entry, data)
+    }
+    fn add_file(&mut self, entry: &Entry, disk: &Path, obs: &dyn Observer) -> Result<Stored> {
+        ArchiveWriter::add_file(self, entry, disk, obs)
+    }
+    fn add_symlink(&mut self, entry: &Entry) -> Result<()> {
+        ArchiveWriter::add_symlink(self, entry).map(|_| ())
+    }
+    fn add_record(&mut self, entry: &Entry) -> Result<()> {
+        ArchiveWriter::add_record(self, entry)
+    }
+    fn pool(&self) -> Arc<rayon::ThreadPool> {
+        ArchiveWriter::pool(self)
+    }
+    fn file_options(&self) -> (u32, bool) {
+        ArchiveWriter::file_options(self)
+    }
+    fn count_warnings(&mut self, n: u64) {
+        ArchiveWriter::count_warnings(self, n)
+    }
+    fn path(&self) -> &Path {
+        ArchiveWriter::path(self)
+    }
+}
+
 /// Writes the tree of `entries` (from [`walk_source`], in walk order, the
 /// root first) of the directory `src` into `w`, which has no directory
 /// open yet; small files are compressed on the writer's pool, ahead of it.
 /// A file that cannot be read is reported to `obs` and left out; the
 /// caller may add extra members and must [`finish`](ArchiveWriter::finish).
-pub fn write_entries(w: &mut ArchiveWriter<'_>, src: &Path, entries: &[walk::Entry], obs: &dyn Observer) -> Result<()> {
+pub fn write_entries(w: &mut dyn TreeSink, src: &Path, entries: &[walk::Entry], obs: &dyn Observer) -> Result<()> {
     match entries.first() {
         Some(root) if root.kind == walk::Kind::Dir && root.path.is_empty() => {}
         _ => return Err(Error::Read { path: src.to_path_buf(), source: std::io::Error::other("not a directory") }),
@@ -266,32 +329,16 @@ pub fn write_entries(w: &mut ArchiveWriter<'_>, src: &Path, entries: &[walk::Ent
     })
 }
 
-/// Stores the file at `disk` as `entry` (its size as walked decides the
-/// way), compressed on the calling
-/// thread (small files) or streamed (large ones), as [`write_entries`]
-/// would have stored it.
-pub(crate) fn store_file(w: &mut ArchiveWriter<'_>, entry: &Entry, disk: &Path) -> Result<Stored> {
-    let (level, follow) = w.file_options();
-    if entry.size > crate::compress::SMALL_MAX {
-        return w.add_file(entry, disk, &crate::Silent);
-    }
-    let job = super::pipeline::compress_job(disk, level, follow)?;
-    let mut e = entry.clone();
-    e.mode = job.meta.mode;
-    e.mtime = Timestamp::new(job.meta.mtime, job.meta.mtime_nsec);
-    w.add_compressed(&e, &job.compressed)
-}
-
 /// Hard links: the first name in write order keeps the data.
-pub(crate) struct HardLinks {
+struct HardLinks {
     /// Entries that are a later name of a file: the first name's number.
-    pub later: HashMap<usize, usize>,
+    later: HashMap<usize, usize>,
     /// Entries that are the first name of a file with later names.
-    pub heads: std::collections::HashSet<usize>,
+    heads: std::collections::HashSet<usize>,
 }
 
 impl HardLinks {
-    pub(crate) fn find(entries: &[walk::Entry], steps: &[Step]) -> HardLinks {
+    fn find(entries: &[walk::Entry], steps: &[Step]) -> HardLinks {
         let mut first: HashMap<(u64, u64), usize> = HashMap::new();
         let mut links = HardLinks { later: HashMap::new(), heads: Default::default() };
         for step in steps {

@@ -1,0 +1,4 @@
+//! The integration tests of volume sets: one test binary.
+
+mod golden;
+mod one_pass;
