@@ -162,10 +162,12 @@ pub struct CompressArgs {
     /// OUT.002.xtar, … (OUT without `.xtar`), each a complete archive.
     #[arg(long, value_name = "SIZE", value_parser = parse_medium)]
     pub volume_size: Option<u64>,
-    /// Add this much Reed-Solomon recovery data (percent of the archive) as
-    /// parity volumes beside OUT, as `pybackup protect` does.
-    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub redundancy: Option<u32>,
+    /// Add Reed-Solomon recovery data as parity volumes beside OUT, as
+    /// `pybackup protect` does: a percentage of the data for scattered
+    /// damage (`10`), whole volumes that may be lost (`1vol`), or both
+    /// (`1vol+5%`). With --volume-size, parity volumes are cut to that size.
+    #[arg(long, value_name = "REDUNDANCY")]
+    pub redundancy: Option<parity::Redundancy>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -444,9 +446,11 @@ pub struct ProtectArgs {
     /// be in one directory, with the parity volumes beside them.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Recovery data, in percent of the data.
-    #[arg(short, long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub redundancy: u32,
+    /// Recovery data: a percentage of the data for scattered damage (`10`),
+    /// whole files that may be lost (`1vol`: any one of the files or parity
+    /// volumes), or both (`1vol+5%`).
+    #[arg(short, long, value_name = "REDUNDANCY", default_value = "10")]
+    pub redundancy: parity::Redundancy,
     /// Name of the parity volumes, BASE.p01.xtar-rs, ... [default: the first
     /// file without `.xtar` (and a volume number)].
     #[arg(short, long, value_name = "BASE")]

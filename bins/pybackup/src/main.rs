@@ -122,8 +122,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         let v = ::volumes::compress_volumes(&a.src, &base, &opts, &vopts, &ui)
                             .with_context(|| format!("cannot compress `{}`", a.src.display()))?;
                         let files: Vec<PathBuf> = v.volumes.iter().map(|(p, _)| p.clone()).collect();
-                        if let Some(percent) = a.redundancy {
-                            protect::after_compress(&files, &base, percent, a.overwrite, &ui)?;
+                        if let Some(r) = a.redundancy {
+                            protect::after_compress(&files, &base, r, Some(size), a.overwrite, &ui)?;
                         }
                         let name = format!(
                             "{} volumes `{}` … `{}` ({} split files)",
@@ -136,11 +136,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     } else {
                         let s = xtar::compress_to_path(&a.src, &out, &opts, a.overwrite, &ui)
                             .with_context(|| format!("cannot compress `{}`", a.src.display()))?;
-                        if let Some(percent) = a.redundancy {
+                        if let Some(r) = a.redundancy {
                             protect::after_compress(
                                 std::slice::from_ref(&out),
                                 &protect::base_of(&out),
-                                percent,
+                                r,
+                                None,
                                 a.overwrite,
                                 &ui,
                             )?;

@@ -28,10 +28,10 @@ pub fn base_of(file: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn say_protected(r: &parity::ProtectReport, ui: &Ui, took: f64) {
+fn say_protected(r: &parity::ProtectReport, asked: parity::Redundancy, ui: &Ui, took: f64) {
     ui.say(&format!(
         "pybackup: {} recovery data for {} ({}): {} in {} parity volume(s), {} blocks of {} bytes in {} group(s), {:.2} % overhead, in {:.1} s",
-        format_args!("{}%", r.layout.percent),
+        asked,
         if r.layout.files.len() == 1 { "1 file".to_string() } else { format!("{} files", r.layout.files.len()) },
         human(r.data_bytes),
         human(r.parity_bytes),
@@ -42,16 +42,35 @@ fn say_protected(r: &parity::ProtectReport, ui: &Ui, took: f64) {
         r.parity_bytes as f64 / r.data_bytes.max(1) as f64 * 100.0,
         took
     ));
+    let p = r.promise;
+    let scattered = p.scattered_percent.floor();
+    ui.say(&match p.volumes {
+        0 => format!(
+            "pybackup: the recovery data rebuilds up to {scattered:.0} % of scattered sectors, but not one whole lost volume (ask for 1vol)"
+        ),
+        n => format!(
+            "pybackup: any {n} of the {} volumes (data and parity alike) can be lost, or {scattered:.0} % of scattered sectors: `pybackup repair` rebuilds them",
+            p.of
+        ),
+    });
 }
 
 /// `compress --redundancy`: protects the archive just written.
-pub fn after_compress(files: &[PathBuf], base: &Path, percent: u32, overwrite: bool, ui: &Ui) -> anyhow::Result<()> {
+/// With volumes, parity volumes are cut to the same size (`volume_size`).
+pub fn after_compress(
+    files: &[PathBuf],
+    base: &Path,
+    redundancy: parity::Redundancy,
+    volume_size: Option<u64>,
+    overwrite: bool,
+    ui: &Ui,
+) -> anyhow::Result<()> {
     let started = Instant::now();
-    let opts = ProtectOptions { percent, overwrite, ..ProtectOptions::default() };
+    let opts = ProtectOptions { redundancy, volume_size, overwrite, ..ProtectOptions::default() };
     let r = parity::protect(files, base, &opts)
         .with_context(|| format!("cannot add recovery data to `{}`", files[0].display()))?;
     if !ui.quiet() {
-        say_protected(&r, ui, started.elapsed().as_secs_f64());
+        say_protected(&r, redundancy, ui, started.elapsed().as_secs_f64());
     }
     Ok(())
 }
@@ -60,7 +79,7 @@ pub fn protect_cmd(a: &ProtectArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let base = a.output.clone().unwrap_or_else(|| base_of(&a.files[0]));
     let opts = ProtectOptions {
-        percent: a.redundancy,
+        redundancy: a.redundancy,
         block: a.block_size,
         volume_size: a.volume_size,
         overwrite: a.overwrite,
@@ -73,6 +92,12 @@ pub fn protect_cmd(a: &ProtectArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             json!({
                 "parity_files": r.parity_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
                 "percent": r.layout.percent,
+                "redundancy": a.redundancy.to_string(),
+                "promise": {
+                    "volumes": r.promise.volumes,
+                    "of": r.promise.of,
+                    "scattered_percent": r.promise.scattered_percent,
+                },
                 "block_size": r.layout.block,
                 "groups": r.layout.groups,
                 "data_blocks": r.layout.data_blocks(),
@@ -84,7 +109,7 @@ pub fn protect_cmd(a: &ProtectArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             })
         );
     } else if !ui.quiet() {
-        say_protected(&r, ui, started.elapsed().as_secs_f64());
+        say_protected(&r, a.redundancy, ui, started.elapsed().as_secs_f64());
     }
     Ok(ExitCode::SUCCESS)
 }

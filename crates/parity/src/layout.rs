@@ -1,6 +1,6 @@
 //! Where every block and recovery block is, and the descriptor that says so.
 
-use crate::{Error, Result, SECTOR};
+use crate::{Error, Redundancy, Result, SECTOR};
 
 /// Version of the descriptor and parity volume layout.
 pub const VERSION: u32 = 1;
@@ -76,9 +76,12 @@ impl Layout {
     }
 
     /// Plans a set: groups and recovery blocks for files of `sizes` at
-    /// `percent`, with blocks of `block` bytes.
-    pub fn plan(names: Vec<Vec<u8>>, sizes: &[u64], shas: Vec<[u8; 32]>, block: u64, percent: u32) -> Result<Layout> {
-        if !(1..=1000).contains(&percent) {
+    /// redundancy `r`, with blocks of `block` bytes: `r.percent` of a
+    /// group's data blocks, plus what the `r.volumes` largest files hold
+    /// in one group (so that they can be lost whole).
+    pub fn plan(names: Vec<Vec<u8>>, sizes: &[u64], shas: Vec<[u8; 32]>, block: u64, r: Redundancy) -> Result<Layout> {
+        let percent = r.percent;
+        if percent > 1000 || (percent == 0 && r.volumes == 0) {
             return Err(Error::Redundancy(percent));
         }
         if block == 0 || !block.is_multiple_of(64) {
@@ -95,11 +98,18 @@ impl Layout {
             return Err(Error::NothingToProtect);
         }
         let groups = n.div_ceil(GROUP_MAX).max(1);
-        let per_group = (n.div_ceil(groups) * u64::from(percent)).div_ceil(100).max(1);
-        if !reed_solomon_simd::ReedSolomonEncoder::supports(n.div_ceil(groups) as usize, per_group as usize) {
-            return Err(Error::TooManyBlocks { percent, blocks: n.div_ceil(groups) });
+        let mut l = Layout { set: [0; 16], block, groups, per_group: 0, percent, files, parity: Vec::new() };
+        l.per_group = ((n.div_ceil(groups) * u64::from(percent)).div_ceil(100) + l.whole_file_blocks(r.volumes)).max(1);
+        l.check_rate()?;
+        Ok(l)
+    }
+
+    /// Whether GF(2^16) allows the set's recovery blocks per group.
+    pub(crate) fn check_rate(&self) -> Result<()> {
+        if !reed_solomon_simd::ReedSolomonEncoder::supports(self.group_max() as usize, self.per_group as usize) {
+            return Err(Error::TooManyBlocks { percent: self.percent, blocks: self.group_max() });
         }
-        Ok(Layout { set: [0; 16], block, groups, per_group, percent, files, parity: Vec::new() })
+        Ok(())
     }
 
     /// Spreads the recovery blocks over parity volumes of at most
@@ -233,15 +243,14 @@ impl Layout {
     }
 }
 
-/// The block size for files of `sizes` at `percent`: the divisor of the
+/// The block size for files of `sizes` at redundancy `r`: the divisor of the
 /// sector size (512, 1024 or 2048 bytes) that gives the least recovery
 /// data plus metadata; a larger block wins a tie. A damaged sector then
 /// costs whole blocks only.
-pub fn choose_block_size(sizes: &[u64], percent: u32) -> u64 {
+pub fn choose_block_size(sizes: &[u64], r: Redundancy) -> u64 {
     let mut best: Option<(u64, u64)> = None;
     for block in [2048u64, 1024, 512] {
-        let Ok(mut l) = Layout::plan(vec![Vec::new(); sizes.len()], sizes, vec![[0; 32]; sizes.len()], block, percent)
-        else {
+        let Ok(mut l) = Layout::plan(vec![Vec::new(); sizes.len()], sizes, vec![[0; 32]; sizes.len()], block, r) else {
             continue;
         };
         if l.place_parity(b"x", None).is_err() {
@@ -270,6 +279,33 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    fn pct(percent: u32) -> Redundancy {
+        Redundancy { volumes: 0, percent }
+    }
+
+    #[test]
+    fn one_whole_volume_is_promised_and_sized_by_the_largest_file() {
+        // Seven "volumes" of 10 MB and a last of 3 MB, in 2048-byte blocks.
+        let sizes = [10_000_000u64, 10_000_000, 10_000_000, 10_000_000, 10_000_000, 10_000_000, 10_000_000, 3_000_000];
+        let names = (0..sizes.len()).map(|i| format!("s.{:03}.xtar", i + 1).into_bytes()).collect();
+        let mut l =
+            Layout::plan(names, &sizes, vec![[0; 32]; sizes.len()], 2048, Redundancy { volumes: 1, percent: 0 })
+                .expect("plan");
+        l.place_parity(b"s", Some(10_000_000)).expect("place");
+        let p = l.promise();
+        assert_eq!(p.volumes, 1, "{p:?}");
+        assert_eq!(p.of as usize, sizes.len() + l.parity.len());
+        // One volume's blocks, spread over the groups: about 1/8 of the data.
+        let blocks: u64 = sizes.iter().map(|s| s.div_ceil(2048)).sum();
+        assert!(l.recovery_blocks() * 100 / blocks < 15, "{} of {blocks}", l.recovery_blocks());
+        // Percent alone at the same cost does not promise a whole volume.
+        let names = (0..sizes.len()).map(|i| format!("s.{:03}.xtar", i + 1).into_bytes()).collect();
+        let mut q = Layout::plan(names, &sizes, vec![[0; 32]; sizes.len()], 2048, pct(10)).expect("plan");
+        q.place_parity(b"s", Some(10_000_000)).expect("place");
+        assert_eq!(q.promise().volumes, 0);
+        assert!((q.promise().scattered_percent - 100.0 / 11.0).abs() < 0.2, "{:?}", q.promise());
+    }
+
     #[test]
     fn descriptors_round_trip() {
         let mut l = Layout::plan(
@@ -277,7 +313,7 @@ mod tests {
             &[10_000_000, 5],
             vec![[3; 32], [4; 32]],
             2048,
-            10,
+            pct(10),
         )
         .expect("plan");
         l.set = [9; 16];
@@ -291,9 +327,9 @@ mod tests {
 
     #[test]
     fn block_size_follows_the_size() {
-        assert_eq!(choose_block_size(&[300 << 20], 10), 2048);
+        assert_eq!(choose_block_size(&[300 << 20], pct(10)), 2048);
         // A small file: smaller blocks keep the rounding of the recovery
         // block count from dominating.
-        assert!(choose_block_size(&[40_000], 10) < 2048);
+        assert!(choose_block_size(&[40_000], pct(10)) < 2048);
     }
 }

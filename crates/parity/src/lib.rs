@@ -32,11 +32,13 @@
 
 mod layout;
 mod packet;
+mod promise;
 mod rs;
 
 use std::path::{Path, PathBuf};
 
 pub use layout::{choose_block_size, Layout};
+pub use promise::{Promise, Redundancy};
 pub use rs::{
     protect, repair, BlockRange, FileOutcome, FileState, ProtectOptions, ProtectReport, RepairOptions, RepairReport,
 };
@@ -78,8 +80,8 @@ pub enum Error {
     /// side to be repaired).
     #[error("two files named `{}`", .0.display())]
     DuplicateName(PathBuf),
-    /// A redundancy outside 1..=1000 percent.
-    #[error("redundancy {0}% is outside 1..=1000")]
+    /// A redundancy outside 0..=1000 percent, or none at all.
+    #[error("redundancy {0}% is outside 0..=1000, or no recovery data was asked for")]
     Redundancy(u32),
     /// A block size that is not a positive multiple of 64.
     #[error("block size {0} is not a multiple of 64")]

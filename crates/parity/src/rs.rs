@@ -17,8 +17,9 @@ use crate::{Error, Result};
 /// How to protect.
 #[derive(Debug, Clone)]
 pub struct ProtectOptions {
-    /// Redundancy in percent of the data blocks.
-    pub percent: u32,
+    /// How much recovery data: whole files that may be lost, and percent
+    /// of the data blocks for scattered damage.
+    pub redundancy: crate::Redundancy,
     /// Block size; chosen by [`crate::choose_block_size`] if `None`.
     pub block: Option<u64>,
     /// The largest parity volume; one volume if `None`.
@@ -32,7 +33,13 @@ pub struct ProtectOptions {
 
 impl Default for ProtectOptions {
     fn default() -> Self {
-        ProtectOptions { percent: 10, block: None, volume_size: None, memory: 256 << 20, overwrite: false }
+        ProtectOptions {
+            redundancy: crate::Redundancy::default(),
+            block: None,
+            volume_size: None,
+            memory: 256 << 20,
+            overwrite: false,
+        }
     }
 }
 
@@ -49,6 +56,8 @@ pub struct ProtectReport {
     pub parity_bytes: u64,
     /// Passes made over the data.
     pub passes: u64,
+    /// What the recovery data can rebuild.
+    pub promise: crate::Promise,
 }
 
 /// Adds recovery data for `files` as parity volumes `BASE.pNN.xtar-rs`.
@@ -69,10 +78,21 @@ pub fn protect(files: &[PathBuf], base: &Path, opts: &ProtectOptions) -> Result<
         names.push(name);
         sizes.push(m.len());
     }
-    let block = opts.block.unwrap_or_else(|| crate::choose_block_size(&sizes, opts.percent));
-    let mut layout = Layout::plan(names, &sizes, vec![[0; 32]; files.len()], block, opts.percent)?;
+    let block = opts.block.unwrap_or_else(|| crate::choose_block_size(&sizes, opts.redundancy));
+    let mut layout = Layout::plan(names, &sizes, vec![[0; 32]; files.len()], block, opts.redundancy)?;
     let base_name = base.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
     layout.place_parity(&base_name, opts.volume_size)?;
+    // Losing whole files may take parity volumes with them: add recovery
+    // blocks until the promise holds whichever files are lost.
+    let step = layout.whole_file_blocks(1).max(1);
+    for _ in 0..16 {
+        if layout.promise().volumes >= opts.redundancy.volumes {
+            break;
+        }
+        layout.per_group += step;
+        layout.check_rate()?;
+        layout.place_parity(&base_name, opts.volume_size)?;
+    }
     let mut id = Sha256::new();
     for f in &layout.files {
         id.update(&f.name);
@@ -101,7 +121,8 @@ pub fn protect(files: &[PathBuf], base: &Path, opts: &ProtectOptions) -> Result<
         parity_bytes += t.as_file().metadata().map(|m| m.len()).unwrap_or(0);
         fsutil::persist(t, out, opts.overwrite)?;
     }
-    Ok(ProtectReport { data_bytes: sizes.iter().sum(), layout, parity_files: outs, parity_bytes, passes })
+    let promise = layout.promise();
+    Ok(ProtectReport { data_bytes: sizes.iter().sum(), layout, parity_files: outs, parity_bytes, passes, promise })
 }
 
 fn dir_of(p: &Path) -> PathBuf {

@@ -50,7 +50,8 @@ fn damage(path: &Path, sector: usize, pick: impl Fn(usize) -> bool) -> Vec<usize
 fn a_missing_volume_is_rebuilt_byte_exact() {
     let dir = tempfile::tempdir().expect("tmp");
     let (paths, data) = set(dir.path(), &[700_000, 700_000, 300_001]);
-    let opts = ProtectOptions { percent: 45, ..ProtectOptions::default() };
+    let opts =
+        ProtectOptions { redundancy: parity::Redundancy { volumes: 0, percent: 45 }, ..ProtectOptions::default() };
     let made = protect(&paths, &dir.path().join("set"), &opts).expect("protect");
     std::fs::remove_file(&paths[1]).expect("rm");
     let dry = repair(&made.parity_files, &RepairOptions { dry_run: true, ..RepairOptions::default() }).expect("check");
@@ -93,7 +94,11 @@ fn damage_beyond_the_redundancy_is_reported_exactly_and_the_rest_repaired() {
     let dir = tempfile::tempdir().expect("tmp");
     // 512-byte blocks: 20,000 blocks, so 3 groups (block i in group i % 3).
     let (paths, data) = set(dir.path(), &[10_240_000]);
-    let opts = ProtectOptions { percent: 5, block: Some(512), ..ProtectOptions::default() };
+    let opts = ProtectOptions {
+        redundancy: parity::Redundancy { volumes: 0, percent: 5 },
+        block: Some(512),
+        ..ProtectOptions::default()
+    };
     let made = protect(&paths, &dir.path().join("set"), &opts).expect("protect");
     assert_eq!((made.layout.block, made.layout.groups), (512, 3));
     // Group 0 loses 8 % of its blocks (beyond 5 %), group 1 loses 2 %.
@@ -122,8 +127,12 @@ fn damage_beyond_the_redundancy_is_reported_exactly_and_the_rest_repaired() {
 fn several_parity_volumes_and_passes_give_the_same_recovery() {
     let dir = tempfile::tempdir().expect("tmp");
     let (paths, data) = set(dir.path(), &[9_000_000, 9_000_000]);
-    let opts =
-        ProtectOptions { percent: 80, volume_size: Some(4_000_000), memory: 1 << 20, ..ProtectOptions::default() };
+    let opts = ProtectOptions {
+        redundancy: parity::Redundancy { volumes: 0, percent: 80 },
+        volume_size: Some(4_000_000),
+        memory: 1 << 20,
+        ..ProtectOptions::default()
+    };
     let made = protect(&paths, &dir.path().join("set"), &opts).expect("protect");
     assert!(made.parity_files.len() >= 3 && made.passes > 1, "{} {}", made.parity_files.len(), made.passes);
     for p in &made.parity_files {
