@@ -257,7 +257,7 @@ pub fn extract_set(
                         found.entry(path).or_default().push((part, k, offset, size));
                     }
                     Item::Volumes { text } => {
-                        let id = text.split(|&b| b == b'\n').nth(1).and_then(|l| l.strip_prefix(b"#set "));
+                        let id = Table::set_id_in(&text);
                         if id != Some(set.table.set_id.as_bytes()) {
                             return Err(xtar::Error::Volumes {
                                 path: vol.clone(),

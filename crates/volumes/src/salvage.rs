@@ -1,75 +1,45 @@
 //! Salvaging a set: every volume present, then the files cut into parts.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use manifest::{Entry, Kind};
-use xtar::format::tar::{self as tarfmt, Block, BLOCK};
 use xtar::format::{self, MemberName};
+use xtar::scan::{BlockScan, Scanned};
 use xtar::{ExtractOptions, Observer, Restorer};
 
 use crate::read::{join_parts, FoundParts, SetReport, VolumeSet};
-use crate::table::{lossy, Place};
+use crate::table::{lossy, Place, Table};
 use crate::Result;
 
-/// Finds the part members of a volume by their tar headers alone, as
-/// salvage does: damage elsewhere in the volume does not hide them.
-/// Says `false` (and stops) when the volume's table names another set.
+/// Finds the part members of a volume by their tar headers alone, with
+/// the same damage-tolerant scan as salvage: damage elsewhere in the
+/// volume does not hide them. Says `false` (and stops) when the volume's
+/// table names another set.
 fn scan_parts(path: &Path, k: u32, set_id: &str, found: &mut FoundParts) -> Result<bool> {
-    let read_err = |source| xtar::Error::Read { path: path.to_path_buf(), source };
-    let f = File::open(path).map_err(read_err)?;
-    let len = f.metadata().map_err(read_err)?.len();
-    let mut r = std::io::BufReader::with_capacity(1 << 20, f);
-    let mut pos = 0u64;
-    let mut long: Option<(Vec<u8>, u64)> = None;
-    let mut block = [0u8; BLOCK];
-    let io = |source| xtar::Error::Read { path: path.to_path_buf(), source };
-    while pos + BLOCK as u64 <= len {
-        r.read_exact(&mut block).map_err(io)?;
-        pos += BLOCK as u64;
-        let Block::Header(h) = tarfmt::parse_block(&block) else { continue };
-        let data = pos;
-        let next = data + h.size + tarfmt::padding(h.size) as u64;
-        if next > len {
+    let mut scan = BlockScan::open(path)?;
+    while let Some(block) = scan.next_block()? {
+        let Scanned::Member(f) = block else { continue };
+        if !f.regular || !f.fits {
             continue;
         }
-        if h.is_long_name() && h.size <= 64 << 10 {
-            let mut name = vec![0u8; h.size as usize];
-            r.read_exact(&mut name).map_err(io)?;
-            while name.last() == Some(&0) {
-                name.pop();
+        match MemberName::parse(&f.name) {
+            MemberName::Part(p, part) => {
+                found.entry(p).or_default().push((part, k, f.data, f.size));
             }
-            r.seek_relative((next - data - h.size) as i64).map_err(io)?;
-            pos = next;
-            long = Some((name, next));
-            continue;
-        }
-        let name = match long.take() {
-            Some((n, at)) if at == data - BLOCK as u64 => n,
-            _ => h.name.clone(),
-        };
-        // Containers are stepped into: their members follow their header.
-        match (h.is_regular(), MemberName::parse(&name)) {
-            (true, MemberName::Part(p, part)) => {
-                found.entry(p).or_default().push((part, k, data, h.size));
-            }
-            (true, MemberName::Volumes) => {
+            MemberName::Volumes => {
                 // The set id is on the second line, near the start.
-                let mut head = vec![0u8; h.size.min(256) as usize];
-                r.read_exact(&mut head).map_err(io)?;
-                r.seek_relative(-(head.len() as i64)).map_err(io)?;
-                let id = head.split(|&b| b == b'\n').nth(1).and_then(|l| l.strip_prefix(b"#set "));
-                if id.is_some_and(|id| id != set_id.as_bytes()) {
+                let head = scan.read_up_to(f.size.min(256))?;
+                if Table::set_id_in(&head).is_some_and(|id| id != set_id.as_bytes()) {
                     return Ok(false);
                 }
             }
-            _ => continue,
+            // Containers are stepped into: their members follow.
+            MemberName::Container(_) => continue,
+            _ => {}
         }
-        r.seek_relative((next - data) as i64).map_err(io)?;
-        pos = next;
+        scan.seek_to(f.next)?;
     }
     Ok(true)
 }

@@ -95,6 +95,12 @@ impl Table {
         out
     }
 
+    /// The set id a table's text declares (its `#set` line, the second),
+    /// read from as little as its first lines.
+    pub fn set_id_in(text: &[u8]) -> Option<&[u8]> {
+        text.split(|&b| b == b'\n').nth(1).and_then(|l| l.strip_prefix(b"#set "))
+    }
+
     /// The set id of a table whose body is `body` (volumes.md §3).
     pub fn set_id_of(body: &[u8]) -> String {
         sha2::Sha256::digest(body)[..16].iter().map(|x| format!("{x:02x}")).collect()

@@ -37,6 +37,7 @@ mod list;
 mod progress;
 pub mod read;
 mod salvage;
+pub mod scan;
 mod structure;
 
 mod writer;

@@ -28,6 +28,7 @@ use crate::extract::{Book, Engine, ExtractOptions, Fate, Verified};
 use crate::format::tar::{self as tarfmt, Block, BLOCK};
 use crate::format::zip::{self, Method};
 use crate::format::{self, MemberName, HEADER_MAGIC, INDEX_MAGIC};
+use crate::scan::{BlockScan, Scanned};
 use crate::{Error, Observer, Result};
 
 /// Metadata members larger than this are not read.
@@ -120,35 +121,6 @@ impl SalvageReport {
     /// of all files known.
     pub fn is_complete(&self) -> bool {
         self.names_complete && self.files.iter().all(|f| matches!(f.state, FileState::Intact(_)))
-    }
-}
-
-/// The archive file, read forward with its position known.
-struct Reader {
-    inner: BufReader<File>,
-    pos: u64,
-}
-
-impl Read for Reader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Reader {
-    fn seek_to(&mut self, to: u64) -> io::Result<()> {
-        let delta = i64::try_from(to).map_err(io::Error::other)? - i64::try_from(self.pos).map_err(io::Error::other)?;
-        self.inner.seek_relative(delta)?;
-        self.pos = to;
-        Ok(())
-    }
-
-    fn read_up_to(&mut self, n: u64) -> io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        self.take(n).read_to_end(&mut v)?;
-        Ok(v)
     }
 }
 
@@ -256,7 +228,7 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
     }
     let len = meta.len();
     obs.start(len);
-    let mut r = Reader { inner: BufReader::with_capacity(1 << 20, file), pos: 0 };
+    let mut r = BlockScan::new(file, len, archive);
     check_first_header(&mut r, archive)?;
 
     let eopts = ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new() };
@@ -285,14 +257,14 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
         if scan.inside_claimed(at) {
             continue;
         }
-        r.seek_to(at).map_err(|source| Error::ReadArchive { path: archive.to_path_buf(), offset: at, source })?;
+        r.seek_to(at)?;
         let Ok(local) = zip::read_local_header(&mut r) else { continue };
         if engine.expects(&local.name).is_none() {
             continue;
         }
         // Local header, data, and a trailer of at most 4 KiB.
         let size = (local.len + local.csize + 4096).min(len - at);
-        r.seek_to(at).map_err(|source| Error::ReadArchive { path: archive.to_path_buf(), offset: at, source })?;
+        r.seek_to(at)?;
         if engine.candidate(&local.name, size, &mut (&mut r).take(size))? {
             scan.members.insert(local.name.clone(), (at, size));
             by_zip += 1;
@@ -357,14 +329,14 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
 /// Refuses an archive whose first member is an `.xtar-header` of a version
 /// this program does not read. A damaged or missing header is no reason to
 /// stop: the indexes say the version too.
-fn check_first_header(r: &mut Reader, archive: &Path) -> Result<()> {
+fn check_first_header(r: &mut BlockScan, archive: &Path) -> Result<()> {
     let mut b = [0u8; BLOCK];
     if r.read_exact(&mut b).is_err() {
         return Err(Error::NotXtar { path: archive.to_path_buf(), message: "too short to be a tar archive".into() });
     }
     if let Block::Header(h) = tarfmt::parse_block(&b) {
         if MemberName::parse(&h.name) == MemberName::Header && h.size < 4096 {
-            let text = r.read_up_to(h.size).unwrap_or_default();
+            let text = r.read_up_to(h.size).ok().unwrap_or_default();
             let first = text.split(|&c| c == b'\n').next().unwrap_or_default();
             if let Some(v) = first.strip_prefix(HEADER_MAGIC.as_bytes()).and_then(|v| v.strip_prefix(b" ")) {
                 let v = String::from_utf8_lossy(v).into_owned();
@@ -378,32 +350,31 @@ fn check_first_header(r: &mut Reader, archive: &Path) -> Result<()> {
             }
         }
     }
-    r.seek_to(0).map_err(|source| Error::ReadArchive { path: archive.to_path_buf(), offset: 0, source })
+    r.seek_to(0)
 }
 
 /// Pass over every block of the archive.
 fn scan_blocks(
-    r: &mut Reader,
+    r: &mut BlockScan,
     scan: &mut Scan,
     engine: &mut Engine<'_>,
     archive: &Path,
     obs: &dyn Observer,
 ) -> Result<()> {
-    let io_err = |offset, source| Error::ReadArchive { path: archive.to_path_buf(), offset, source };
     let len = scan.len;
-    let mut long: Option<(Vec<u8>, u64)> = None;
     let mut reported = 0u64;
     let mut zeros: Option<u64> = None;
-    while r.pos + BLOCK as u64 <= len {
-        if r.pos - reported >= 1 << 20 {
-            obs.advance(r.pos - reported);
-            reported = r.pos;
+    loop {
+        if r.pos() - reported >= 1 << 20 {
+            obs.advance(r.pos() - reported);
+            reported = r.pos();
         }
-        let at = r.pos;
-        let mut block = [0u8; BLOCK];
-        r.read_exact(&mut block).map_err(|e| io_err(at, e))?;
-        let parsed = tarfmt::parse_block(&block);
-        if let Some(z) = zeros.take_if(|_| parsed != Block::Zero) {
+        let Some(block) = r.next_block()? else { break };
+        let at = match &block {
+            Scanned::Member(f) => f.start,
+            Scanned::Zero(at) | Scanned::Invalid { at, .. } => *at,
+        };
+        if let Some(z) = zeros.take_if(|_| !matches!(block, Scanned::Zero(_))) {
             // A run of zero blocks that does not reach the end: zeroed sectors.
             let mut b = z;
             while b < at {
@@ -411,45 +382,27 @@ fn scan_blocks(
                 b += BLOCK as u64;
             }
         }
-        let h = match parsed {
-            Block::Header(h) => h,
-            Block::Zero => {
+        let f = match block {
+            Scanned::Member(f) => f,
+            Scanned::Zero(at) => {
                 zeros.get_or_insert(at);
                 continue;
             }
-            Block::Invalid => {
-                if block.starts_with(b"PK\x03\x04") {
+            Scanned::Invalid { at, zip_start } => {
+                if zip_start {
                     scan.candidates.push(at);
                 }
                 scan.bad_block(at);
                 continue;
             }
         };
-        let data = r.pos;
-        let fits = h.size <= len - data;
-        let next = data + h.size + tarfmt::padding(h.size) as u64;
-        if h.is_long_name() {
-            if h.size <= 64 << 10 && fits {
-                let mut name = r.read_up_to(h.size).map_err(|e| io_err(data, e))?;
-                while name.last() == Some(&0) {
-                    name.pop();
-                }
-                r.seek_to(next).map_err(|e| io_err(data, e))?;
-                long = Some((name, next));
+        if !f.regular {
+            if f.fits {
+                r.seek_to(f.next)?;
             }
             continue;
         }
-        let name = match long.take() {
-            Some((n, expected_at)) if expected_at == at => n,
-            _ => h.name.clone(),
-        };
-        if !h.is_regular() {
-            if fits {
-                r.seek_to(next).map_err(|e| io_err(data, e))?;
-            }
-            continue;
-        }
-        match MemberName::parse(&name) {
+        match MemberName::parse(&f.name) {
             MemberName::Container(dir) => {
                 // Step in: its members follow.
                 scan.found = true;
@@ -457,36 +410,36 @@ fn scan_blocks(
             }
             MemberName::File(path) => {
                 scan.found = true;
-                if !fits {
+                if !f.fits {
                     engine.damaged(&path, "the archive ends inside its member (truncated)")?;
                     continue;
                 }
-                scan.claimed.push((data, data + h.size));
-                scan.members.insert(path.clone(), (data, h.size));
-                engine.member(path, h.size, &mut (&mut *r).take(h.size))?;
-                r.seek_to(next).map_err(|e| io_err(data, e))?;
+                scan.claimed.push((f.data, f.data + f.size));
+                scan.members.insert(path.clone(), (f.data, f.size));
+                engine.member(path, f.size, &mut (&mut *r).take(f.size))?;
+                r.seek_to(f.next)?;
             }
             kind @ (MemberName::Header | MemberName::Manifest | MemberName::Index(_)) => {
-                if !fits || h.size > MAX_META {
+                if !f.fits || f.size > MAX_META {
                     continue;
                 }
                 scan.found = true;
-                scan.claimed.push((data, data + h.size));
-                let text = r.read_up_to(h.size).map_err(|e| io_err(data, e))?;
-                r.seek_to(next).map_err(|e| io_err(data, e))?;
-                metadata(kind, &text, scan, engine, archive, data, obs)?;
+                scan.claimed.push((f.data, f.data + f.size));
+                let text = r.read_up_to(f.size)?;
+                r.seek_to(f.next)?;
+                metadata(kind, &text, scan, engine, archive, f.data, obs)?;
             }
             MemberName::Other(_) | MemberName::Pad | MemberName::Part(..) | MemberName::Volumes => {
-                if fits {
-                    scan.claimed.push((data, data + h.size));
-                    r.seek_to(next).map_err(|e| io_err(data, e))?;
+                if f.fits {
+                    scan.claimed.push((f.data, f.data + f.size));
+                    r.seek_to(f.next)?;
                 }
             }
         }
         engine.collect(false)?;
     }
-    if r.pos < len {
-        scan.bad_block(r.pos);
+    if r.pos() < len {
+        scan.bad_block(r.pos());
     }
     obs.advance(len.saturating_sub(reported));
     Ok(())
@@ -551,7 +504,7 @@ fn metadata(
 /// damaged sectors are wrong), or the output of a deflated one up to the
 /// first error.
 fn keep_damaged(
-    r: &mut Reader,
+    r: &mut BlockScan,
     at: u64,
     size: u64,
     path: &[u8],
@@ -560,7 +513,7 @@ fn keep_damaged(
 ) -> Option<PathBuf> {
     let kept = [path, b".damaged"].concat();
     let res: Result<PathBuf> = (|| {
-        r.seek_to(at).map_err(|source| Error::Read { path: PathBuf::from(lossy(path)), source })?;
+        r.seek_to(at)?;
         let mut member = (&mut *r).take(size);
         let local = zip::read_local_header(&mut member)
             .map_err(|m| Error::Member { member: lossy(path), message: format!("nothing to keep: {m}") })?;
