@@ -103,28 +103,21 @@ pub fn temp_beside(out: &Path) -> Result<tempfile::NamedTempFile> {
 /// the same directory), replacing an existing `out` only if `overwrite`;
 /// then fsyncs the directory.
 pub fn persist(tmp: tempfile::NamedTempFile, out: &Path, overwrite: bool) -> Result<()> {
-    let write_err = |source| Error::Write { path: out.to_path_buf(), source };
-    tmp.as_file().sync_all().map_err(write_err)?;
-    if overwrite {
-        tmp.persist(out).map_err(|e| write_err(e.error))?;
-    } else {
-        tmp.persist_noclobber(out).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Exists { path: out.to_path_buf() }
-            } else {
-                write_err(e.error)
-            }
-        })?;
-    }
-    sync_dir(dir_of(out)).map_err(write_err)
+    tmp.as_file().sync_all().map_err(|source| Error::Write { path: out.to_path_buf(), source })?;
+    rename_into_place(tmp.into_temp_path(), out, overwrite)
 }
 
 /// Like [`persist`], for a temporary file already closed (kept by its
 /// path, which holds no file descriptor): it is opened again to be
 /// fsynced first.
 pub fn persist_path(tmp: tempfile::TempPath, out: &Path, overwrite: bool) -> Result<()> {
+    File::open(&tmp).and_then(|f| f.sync_all()).map_err(|source| Error::Write { path: out.to_path_buf(), source })?;
+    rename_into_place(tmp, out, overwrite)
+}
+
+/// Renames a synced temporary file to `out` and fsyncs the directory.
+fn rename_into_place(tmp: tempfile::TempPath, out: &Path, overwrite: bool) -> Result<()> {
     let write_err = |source| Error::Write { path: out.to_path_buf(), source };
-    File::open(&tmp).and_then(|f| f.sync_all()).map_err(write_err)?;
     if overwrite {
         tmp.persist(out).map_err(|e| write_err(e.error))?;
     } else {

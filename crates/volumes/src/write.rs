@@ -489,16 +489,7 @@ impl TreeSink for SetWriter {
         stored.kind = Kind::File;
         stored.size = data.size;
         stored.sha256 = Some(data.sha256);
-        let info = EntryInfo {
-            name: entry.path.clone(),
-            method: data.method,
-            crc: data.crc,
-            csize: data.data.len() as u64,
-            usize: data.size,
-            mtime: entry.mtime.sec,
-            unix_mode: S_IFREG | entry.mode,
-            zip64: EntryInfo::needs_zip64(data.size),
-        };
+        let info = data.entry_info(&entry.path, entry.mode, entry.mtime.sec);
         let len = member_len(&entry.path, info.total_len()) + 2 * line_len(&stored);
         match self.find_room(&entry.path, len, true)? {
             Placement::Cut { .. } => {

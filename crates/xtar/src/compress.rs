@@ -36,6 +36,24 @@ pub struct Compressed {
     pub size: u64,
 }
 
+impl Compressed {
+    /// The zip entry of this data, named `name` (a path), for a file of
+    /// permission bits `mode` and mtime `mtime` (seconds).
+    pub fn entry_info(&self, name: &[u8], mode: u32, mtime: i64) -> crate::format::zip::EntryInfo {
+        use crate::format::zip::{EntryInfo, S_IFREG};
+        EntryInfo {
+            name: name.to_vec(),
+            method: self.method,
+            crc: self.crc,
+            csize: self.data.len() as u64,
+            usize: self.size,
+            mtime,
+            unix_mode: S_IFREG | mode,
+            zip64: EntryInfo::needs_zip64(self.size),
+        }
+    }
+}
+
 /// Reads at most `limit` bytes of `file` (its size when it was opened) and
 /// compresses them. Returns the result and whether the file held a
 /// different number of bytes than `limit`.

@@ -11,7 +11,7 @@ use super::bytes::Out;
 use super::tree::{CompressOptions, CompressSummary};
 use crate::compress::Compressed;
 use crate::format::tar::{self as tarfmt, BLOCK};
-use crate::format::zip::{EntryInfo, Method, S_IFLNK, S_IFREG};
+use crate::format::zip::{EntryInfo, Method, S_IFLNK};
 use crate::format::{self, MemberName, FORMAT_VERSION, HEADER_MAGIC, INDEX_MAGIC};
 use crate::{Error, Observer, Result};
 
@@ -317,16 +317,7 @@ impl ArchiveWriter {
     pub fn add_compressed(&mut self, entry: &Entry, data: &Compressed) -> Result<Stored> {
         self.check_child(&entry.path)?;
         let start = self.out.pos;
-        let info = EntryInfo {
-            name: entry.path.clone(),
-            method: data.method,
-            crc: data.crc,
-            csize: data.data.len() as u64,
-            usize: data.size,
-            mtime: entry.mtime.sec,
-            unix_mode: S_IFREG | entry.mode,
-            zip64: EntryInfo::needs_zip64(data.size),
-        };
+        let info = data.entry_info(&entry.path, entry.mode, entry.mtime.sec);
         self.out.zip_member(&info, &data.data, entry.mtime.sec)?;
         let mut e = entry.clone();
         e.kind = Kind::File;
