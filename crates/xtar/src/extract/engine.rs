@@ -1,254 +1,27 @@
-//! Restoring files: from an archive (`extract`) or from a launched tree of
-//! members (`expand`). Both feed the same engine.
+//! The engine every restore runs on: entries and members in any order, files unpacked on a pool, checked, and written safely.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::mpsc;
 
 use filetime::FileTime;
-use flate2::bufread::DeflateDecoder;
 use manifest::{Entry, Kind};
 use sha2::{Digest, Sha256};
-use tempfile::TempPath;
 
 use crate::dest::{is_fatal, Dest};
 use crate::error::lossy;
-use crate::format::zip::{self, Method, S_IFLNK};
-use crate::format::{self, MemberName};
-use crate::read::{parse_index, Item, Scanner};
+use crate::format::{self};
 use crate::{Error, Observer, Result};
+
+use super::{unpack, unpack_as, ExtractOptions, ExtractReport, Unpacked};
 
 /// Members up to this size are read into memory and unpacked by a worker;
 /// larger ones are streamed by the reading thread.
 const IN_MEMORY_MAX: u64 = 16 << 20;
 /// Compressed bytes handed to workers and not yet finished, at most.
 const WINDOW_BYTES: u64 = 64 << 20;
-
-/// How to restore.
-#[derive(Debug, Clone, Default)]
-pub struct ExtractOptions {
-    /// Replace existing files.
-    pub overwrite: bool,
-    /// Worker threads (0: rayon's default).
-    pub jobs: usize,
-    /// Restore only these paths and what is below them (all when empty).
-    pub paths: Vec<Vec<u8>>,
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExtractReport {
-    /// Regular files restored and verified.
-    pub files: u64,
-    /// Directories restored.
-    pub dirs: u64,
-    /// Symlinks and hard links restored.
-    pub links: u64,
-    /// Bytes of file content restored.
-    pub bytes: u64,
-    /// Files damaged, missing, refused or not restored; each was reported
-    /// through [`Observer::warning`].
-    pub problems: u64,
-}
-
-impl ExtractReport {
-    /// Whether everything asked for was restored intact.
-    pub fn is_clean(&self) -> bool {
-        self.problems == 0
-    }
-}
-
-/// Restores an archive (or `-` for standard input) into `dest`.
-pub fn extract(archive: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Result<ExtractReport> {
-    let mut scanner = Scanner::open(archive)?;
-    if let Ok(m) = std::fs::metadata(archive) {
-        obs.start(m.len());
-    }
-    let mut engine = Engine::new(Some(dest), opts, obs)?;
-    if let Err(e) = run_scanner(&mut scanner, &mut engine, obs) {
-        // Let the workers finish, so their temporary files are removed.
-        let _ = engine.drain();
-        return Err(e);
-    }
-    engine.finish().map(|(r, _)| r)
-}
-
-/// Decompresses every member of an archive and checks its CRC-32, size and
-/// SHA-256 against the index, writing nothing. Each damaged or missing
-/// file is reported through `obs` and counted in `problems`.
-pub fn verify(archive: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Result<ExtractReport> {
-    let mut scanner = Scanner::open(archive)?;
-    if let Ok(m) = std::fs::metadata(archive) {
-        obs.start(m.len());
-    }
-    let mut engine = Engine::new(None, opts, obs)?;
-    if let Err(e) = run_scanner(&mut scanner, &mut engine, obs) {
-        let _ = engine.drain();
-        return Err(e);
-    }
-    engine.finish().map(|(r, _)| r)
-}
-
-fn run_scanner(scanner: &mut Scanner, engine: &mut Engine<'_>, obs: &dyn Observer) -> Result<()> {
-    while let Some(item) = scanner.next(obs)? {
-        match item {
-            Item::File { path, size, .. } => {
-                let r = engine.member(path, size, &mut scanner.data());
-                engine.fatal_or_problem(r)?;
-                obs.advance(size);
-            }
-            Item::Index { dir, entries, .. } => {
-                let r = engine.index(&dir, entries);
-                engine.fatal_or_problem(r)?;
-            }
-            // Parts of files split across volumes belong to the set, not to
-            // this volume's own tree (see `volumes`).
-            Item::Header { .. }
-            | Item::Container { .. }
-            | Item::Manifest { .. }
-            | Item::Other { .. }
-            | Item::Part { .. }
-            | Item::Volumes { .. } => {}
-        }
-        engine.collect(false)?;
-    }
-    Ok(())
-}
-
-/// Restores a tree of launched members (see [`crate::launch`]) into `dest`.
-pub fn expand(launched: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Result<ExtractReport> {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    walk::walk(
-        launched,
-        &walk::Options::default(),
-        |e| files.push((e.path.clone(), e.kind, e.meta.size)),
-        |e| errors.push(e),
-    )?;
-    let mut engine = Engine::new(Some(dest), opts, obs)?;
-    for e in errors {
-        engine.problem(Error::Walk(e));
-    }
-    obs.start(files.iter().map(|f| f.2).sum());
-    for (rel, kind, size) in files {
-        if kind != walk::Kind::File {
-            continue;
-        }
-        let abs = walk::join(launched, &rel);
-        let read_err = |source| Error::Read { path: abs.clone(), source };
-        match MemberName::parse(&rel) {
-            MemberName::File(path) => {
-                let mut f = File::open(&abs).map_err(read_err)?;
-                let r = engine.member(path, size, &mut f);
-                engine.fatal_or_problem(r)?;
-                obs.advance(size);
-            }
-            MemberName::Index(dir) => {
-                let text = std::fs::read(&abs).map_err(read_err)?;
-                match parse_index(&text, &dir) {
-                    Ok(entries) => {
-                        let r = engine.index(&dir, entries);
-                        engine.fatal_or_problem(r)?;
-                    }
-                    Err(source) => {
-                        engine.problem(Error::Manifest { what: format!("index `{}`", abs.display()), source })
-                    }
-                }
-            }
-            MemberName::Header => {
-                let text = std::fs::read(&abs).map_err(read_err)?;
-                let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-                let version = first
-                    .strip_prefix(format::HEADER_MAGIC.as_bytes())
-                    .and_then(|v| v.strip_prefix(b" "))
-                    .and_then(|v| std::str::from_utf8(v).ok());
-                if !version.is_some_and(format::version_supported) {
-                    return Err(Error::Version { path: abs, found: lossy(first), supported: format::FORMAT_VERSION });
-                }
-            }
-            MemberName::Manifest | MemberName::Pad | MemberName::Volumes => {}
-            MemberName::Part(..) => {
-                engine.problem(Error::Member {
-                    member: lossy(&rel),
-                    message: "part of a file split across volumes: extract the whole volume set".into(),
-                });
-            }
-            MemberName::Container(_) | MemberName::Other(_) => {
-                engine.problem(Error::Member { member: lossy(&rel), message: "not a launched member; skipped".into() });
-            }
-        }
-        engine.collect(false)?;
-    }
-    engine.finish().map(|(r, _)| r)
-}
-
-/// A member unpacked into a temporary file (or a symlink target).
-pub(crate) enum Unpacked {
-    File { tmp: Option<TempPath>, sha256: [u8; 32], size: u64, zip_mode: Option<u32>, zip_mtime: Option<i64> },
-    Symlink { target: Vec<u8>, zip_mtime: Option<i64> },
-}
-
-/// Restores a tree whose entries and members come from anywhere (for
-/// example from several archives of a backup set): give it the entries,
-/// then the member of each file that has content, then finish. It writes
-/// as safely as [`extract`] does, and checks every file against its entry.
-pub struct Restorer<'a> {
-    engine: Engine<'a>,
-}
-
-impl<'a> Restorer<'a> {
-    /// Restores into `dest`, or only checks when `dest` is `None`.
-    pub fn new(dest: Option<&Path>, opts: &'a ExtractOptions, obs: &'a dyn Observer) -> Result<Restorer<'a>> {
-        Ok(Restorer { engine: Engine::new(dest, opts, obs)? })
-    }
-
-    /// Takes the entries of the tree (any order). Directories are created
-    /// now; symlinks and empty files are recreated from their entry; other
-    /// files wait for [`Restorer::member`]. Entries of a path already
-    /// taken are ignored.
-    pub fn entries(&mut self, entries: Vec<Entry>) -> Result<()> {
-        let mut rest = Vec::with_capacity(entries.len());
-        let mut sorted = entries;
-        sorted.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
-        for e in sorted {
-            let from_entry = match e.kind {
-                Kind::Symlink => true,
-                Kind::File => e.size == 0,
-                _ => false,
-            };
-            if from_entry && self.engine.selected(&e.path) && self.engine.seen.insert(e.path.clone()) {
-                let r = self.engine.recreate_from_index(&e);
-                self.engine.settle(&e.path, r, Fate::Missing)?;
-            } else if !from_entry {
-                rest.push(e);
-            }
-        }
-        self.engine.index(b"", rest)
-    }
-
-    /// Takes the member (`size` bytes read from `r`) that holds the file
-    /// `path`; `stored` is the name its zip entry carries when the member
-    /// was stored for another path with the same content.
-    pub fn member(&mut self, path: &[u8], stored: Option<&[u8]>, size: u64, r: &mut dyn Read) -> Result<()> {
-        let res = self.engine.member_as(path.to_vec(), stored.map(<[u8]>::to_vec), size, r);
-        self.engine.fatal_or_problem(res)?;
-        self.engine.collect(false)
-    }
-
-    /// Books a file whose member could not be found or read.
-    pub fn missing(&mut self, path: &[u8], message: &str) -> Result<()> {
-        self.engine.damaged(path, message)
-    }
-
-    /// Waits for the workers, makes the links, applies directory metadata,
-    /// and reports every file that did not come back.
-    pub fn finish(self) -> Result<ExtractReport> {
-        self.engine.finish().map(|(r, _)| r)
-    }
-}
 
 /// How a restored file was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +78,7 @@ pub(crate) struct Engine<'a> {
     arrived: HashMap<Vec<u8>, Unpacked>,
     /// Paths of every index entry taken so far (an entry may come twice:
     /// from its directory's index and from the manifest).
-    seen: HashSet<Vec<u8>>,
+    pub(super) seen: HashSet<Vec<u8>>,
     dirs: Vec<Entry>,
     hardlinks: Vec<Entry>,
     symlinks: Vec<(Vec<u8>, Vec<u8>, FileTime, Verified)>,
@@ -342,7 +115,7 @@ impl<'a> Engine<'a> {
         })
     }
 
-    fn problem(&mut self, e: Error) {
+    pub(super) fn problem(&mut self, e: Error) {
         self.report.problems += 1;
         self.obs.warning(&e);
     }
@@ -362,7 +135,7 @@ impl<'a> Engine<'a> {
 
     /// Books the outcome for one file: `Ok(None)` means it is not settled
     /// yet. Fatal errors stop the run.
-    fn settle(&mut self, path: &[u8], r: Result<Option<Verified>>, fate: Fate) -> Result<()> {
+    pub(super) fn settle(&mut self, path: &[u8], r: Result<Option<Verified>>, fate: Fate) -> Result<()> {
         match r {
             Ok(None) => Ok(()),
             Ok(Some(v)) => {
@@ -394,7 +167,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Whether `path` is to be restored; records which request matched.
-    fn selected(&mut self, path: &[u8]) -> bool {
+    pub(super) fn selected(&mut self, path: &[u8]) -> bool {
         if self.opts.paths.is_empty() {
             return true;
         }
@@ -485,7 +258,7 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    fn arrive(&mut self, path: Vec<u8>, res: Result<Unpacked>) -> Result<Option<Verified>> {
+    pub(super) fn arrive(&mut self, path: Vec<u8>, res: Result<Unpacked>) -> Result<Option<Verified>> {
         let unpacked = match res {
             Ok(u) => u,
             Err(e) => {
@@ -590,7 +363,7 @@ impl<'a> Engine<'a> {
 
     /// Checks an unpacked member against its index entry, applies the
     /// metadata and moves it into place.
-    fn finalize(&mut self, path: &[u8], u: Unpacked, entry: Option<&Entry>) -> Result<Option<Verified>> {
+    pub(super) fn finalize(&mut self, path: &[u8], u: Unpacked, entry: Option<&Entry>) -> Result<Option<Verified>> {
         let damaged = |message: String| Error::Member { member: lossy(path), message };
         match u {
             Unpacked::Symlink { target, zip_mtime } => {
@@ -647,13 +420,13 @@ impl<'a> Engine<'a> {
 
     /// Whether a member without an index entry is foreign: its directory's
     /// index, or the manifest, was read whole and does not list it.
-    fn foreign(&self, path: &[u8]) -> bool {
+    pub(super) fn foreign(&self, path: &[u8]) -> bool {
         self.book.as_ref().is_some_and(|b| b.manifest_complete || b.complete_dirs.contains(manifest::parent_of(path)))
     }
 
     /// Restores, from its index entry alone, a file that needs no data:
     /// a symlink, or an empty file.
-    fn recreate_from_index(&mut self, e: &Entry) -> Result<Option<Verified>> {
+    pub(super) fn recreate_from_index(&mut self, e: &Entry) -> Result<Option<Verified>> {
         let empty: [u8; 32] = Sha256::digest(b"").into();
         match e.kind {
             Kind::Symlink if e.target.is_some() => {
@@ -764,7 +537,7 @@ impl<'a> Engine<'a> {
         Ok((self.report, self.book))
     }
 
-    fn hard_link(&mut self, e: &Entry) -> Result<()> {
+    pub(super) fn hard_link(&mut self, e: &Entry) -> Result<()> {
         let target = e.target.clone().unwrap_or_default();
         let Some(dest) = self.dest.as_mut() else { return Ok(()) };
         dest.prepare(&e.path)?;
@@ -781,7 +554,7 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    fn symlink(&mut self, path: &[u8], target: &[u8], mtime: FileTime) -> Result<()> {
+    pub(super) fn symlink(&mut self, path: &[u8], target: &[u8], mtime: FileTime) -> Result<()> {
         use std::os::unix::ffi::OsStrExt;
         let Some(dest) = self.dest.as_mut() else { return Ok(()) };
         dest.prepare(path)?;
@@ -792,144 +565,4 @@ impl<'a> Engine<'a> {
         self.report.links += 1;
         Ok(())
     }
-}
-
-/// Unpacks one zip member read from `r` (exactly `size` bytes) into a
-/// temporary file in `dir`, checking its name, CRC-32 and size.
-fn path_buf(p: &[u8]) -> std::path::PathBuf {
-    std::path::PathBuf::from(lossy(p))
-}
-
-pub(crate) fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: Option<&Path>) -> Result<Unpacked> {
-    unpack_as(path, None, r, size, dir)
-}
-
-/// Like [`unpack`], for the file `path` stored under the name `stored`
-/// (its zip entry's name), when that differs.
-fn unpack_as(path: &[u8], stored: Option<&[u8]>, r: &mut dyn Read, size: u64, dir: Option<&Path>) -> Result<Unpacked> {
-    let damaged = |message: String| Error::Member { member: lossy(path), message };
-    let mut r = r.take(size);
-    let local = zip::read_local_header(&mut r).map_err(damaged)?;
-    if local.name != stored.unwrap_or(path) {
-        return Err(damaged(format!(
-            "its zip entry is named `{}`; refusing a member whose names disagree",
-            lossy(&local.name)
-        )));
-    }
-    if local.len + local.csize > size {
-        return Err(damaged(format!("zip data ({} bytes) overruns the member ({size} bytes)", local.csize)));
-    }
-    // Symlinks are small and stored; look at the trailer to know the type,
-    // which needs the data first, so keep small stored data in memory.
-    let mut data = (&mut r).take(local.csize);
-    let mut hasher = Sha256::new();
-    let mut crc = crc32fast::Hasher::new();
-    let mut head = Vec::new();
-    let inline_limit: u64 = 64 << 10;
-    let mut tmp_file: Option<(BufWriter<File>, TempPath)> = None;
-    let mut written: u64 = 0;
-    let mut sink =
-        |chunk: &[u8], tmp_file: &mut Option<(BufWriter<File>, TempPath)>, head: &mut Vec<u8>| -> io::Result<()> {
-            hasher.update(chunk);
-            crc.update(chunk);
-            written += chunk.len() as u64;
-            if written > local.usize {
-                return Err(io::Error::other("data is longer than its declared size"));
-            }
-            if tmp_file.is_none() && (head.len() + chunk.len()) as u64 <= inline_limit {
-                head.extend_from_slice(chunk);
-                return Ok(());
-            }
-            let Some(dir) = dir else {
-                // Verifying only: nothing to keep beyond the head.
-                return Ok(());
-            };
-            if tmp_file.is_none() {
-                let t = tempfile::Builder::new().prefix(".xtar-tmp-").tempfile_in(dir)?;
-                let (f, p) = t.into_parts();
-                let mut w = BufWriter::with_capacity(1 << 16, f);
-                w.write_all(head)?;
-                head.clear();
-                *tmp_file = Some((w, p));
-            }
-            if let Some((w, _)) = tmp_file.as_mut() {
-                // All-zero chunks become holes: a sparse file stays sparse.
-                if chunk.iter().all(|&b| b == 0) {
-                    w.seek(io::SeekFrom::Current(chunk.len() as i64))?;
-                } else {
-                    w.write_all(chunk)?;
-                }
-            }
-            Ok(())
-        };
-    let mut buf = vec![0u8; 1 << 16];
-    let result: io::Result<()> = (|| {
-        match local.method {
-            Method::Stored => loop {
-                let n = data.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                sink(&buf[..n], &mut tmp_file, &mut head)?;
-            },
-            Method::Deflated => {
-                let mut dec = DeflateDecoder::new(io::BufReader::new(&mut data));
-                loop {
-                    let n = dec.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    sink(&buf[..n], &mut tmp_file, &mut head)?;
-                }
-            }
-        }
-        Ok(())
-    })();
-    result.map_err(|e| match e.kind() {
-        io::ErrorKind::Other
-        | io::ErrorKind::InvalidInput
-        | io::ErrorKind::InvalidData
-        | io::ErrorKind::UnexpectedEof
-            if !is_fatal(&e) =>
-        {
-            damaged(format!("cannot decompress: {e}"))
-        }
-        _ => Error::Write { path: dir.map_or_else(|| path_buf(path), Path::to_path_buf), source: e },
-    })?;
-    if written != local.usize {
-        return Err(damaged(format!("holds {written} bytes but declares {}", local.usize)));
-    }
-    if crc.finalize() != local.crc {
-        return Err(damaged("CRC-32 mismatch".into()));
-    }
-    // Skip what is left of the compressed data, then read the trailer.
-    io::copy(&mut data, &mut io::sink()).map_err(|e| damaged(format!("cannot read member: {e}")))?;
-    let mut trailer = Vec::new();
-    (&mut r).take(4096).read_to_end(&mut trailer).map_err(|e| damaged(format!("cannot read member: {e}")))?;
-    let zip_mode = zip::central_unix_mode(&trailer);
-    if zip_mode.is_some_and(|m| m & 0o170_000 == S_IFLNK) {
-        if tmp_file.is_some() || written > inline_limit || head.is_empty() {
-            return Err(damaged("implausible symlink target".into()));
-        }
-        return Ok(Unpacked::Symlink { target: head, zip_mtime: local.mtime });
-    }
-    let tmp = match (tmp_file, dir) {
-        (_, None) => None,
-        (Some((mut w, p)), _) => {
-            w.flush().map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
-            // Trailing holes need the length set explicitly.
-            w.get_ref().set_len(written).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
-            Some(p)
-        }
-        (None, Some(dir)) => {
-            let t = tempfile::Builder::new()
-                .prefix(".xtar-tmp-")
-                .tempfile_in(dir)
-                .map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
-            let (mut f, p) = t.into_parts();
-            f.write_all(&head).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
-            Some(p)
-        }
-    };
-    Ok(Unpacked::File { tmp, sha256: hasher.finalize().into(), size: written, zip_mode, zip_mtime: local.mtime })
 }
