@@ -30,18 +30,19 @@
 //! assert_eq!(std::fs::read(&file).unwrap()[100_000], (100_000u32 * 7 % 251) as u8);
 //! ```
 
+mod blocks;
 mod layout;
 mod packet;
 mod promise;
-mod rs;
+mod protect;
+mod repair;
 
 use std::path::{Path, PathBuf};
 
 pub use layout::{choose_block_size, Layout};
 pub use promise::{Promise, Redundancy};
-pub use rs::{
-    protect, repair, BlockRange, FileOutcome, FileState, ProtectOptions, ProtectReport, RepairOptions, RepairReport,
-};
+pub use protect::{protect, ProtectOptions, ProtectReport};
+pub use repair::{repair, BlockRange, FileOutcome, FileState, RepairOptions, RepairReport};
 
 /// The file name suffix of parity volumes.
 pub const SUFFIX: &str = ".xtar-rs";
