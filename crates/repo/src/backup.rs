@@ -52,197 +52,312 @@ pub struct BackupReport {
     pub warnings: u64,
 }
 
-/// The parent snapshot's record and the checkpoints written after it.
-type Earlier = (Option<Arc<Record>>, Vec<Arc<Record>>);
+/// What earlier runs left: the newest complete snapshot, and the
+/// checkpoints that interrupted runs wrote after it.
+struct Earlier {
+    parent: Option<Arc<Record>>,
+    pending: Vec<Arc<Record>>,
+}
+
+impl Earlier {
+    fn read(repo: &Repo) -> Result<Earlier> {
+        let mut parent = None;
+        let mut pending = Vec::new();
+        for name in repo.archives()?.into_iter().rev() {
+            match repo.record(&name) {
+                Ok(r) if r.status == Status::Complete => {
+                    parent = Some(r);
+                    break;
+                }
+                Ok(r) if r.status == Status::Partial => pending.push(r),
+                _ => {}
+            }
+        }
+        pending.reverse();
+        Ok(Earlier { parent, pending })
+    }
+
+    fn pending_names(&self) -> HashSet<String> {
+        self.pending.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// Content by SHA-256: (archive, member name, offset).
+    fn by_sha(&self) -> HashMap<[u8; 32], (&str, &[u8], u64)> {
+        let mut by_sha = HashMap::new();
+        for rec in self.parent.iter().chain(&self.pending) {
+            for l in &rec.lines {
+                if let (Some(loc), Some(sha), Some(member)) = (&l.loc, l.entry.sha256, l.member_name()) {
+                    by_sha.insert(sha, (loc.archive.as_str(), member, loc.offset));
+                }
+            }
+        }
+        by_sha
+    }
+}
+
+/// Looks up what earlier runs recorded of a path: the checkpoints' lines
+/// by path (usually none), the parent's by walking them alongside the
+/// tree, both in canonical order.
+struct Known<'r> {
+    pending: HashMap<&'r [u8], &'r Line>,
+    parent: &'r [Line],
+    cursor: usize,
+}
+
+impl<'r> Known<'r> {
+    fn new(earlier: &'r Earlier) -> Known<'r> {
+        let mut pending: HashMap<&[u8], &Line> = HashMap::new();
+        for rec in &earlier.pending {
+            for l in &rec.lines {
+                pending.insert(&l.entry.path, l);
+            }
+        }
+        Known { pending, parent: earlier.parent.as_ref().map_or(&[], |p| &p.lines), cursor: 0 }
+    }
+
+    /// The line of `path`; paths must be asked in canonical order.
+    fn get(&mut self, path: &[u8]) -> Option<&'r Line> {
+        if let Some(l) = self.pending.get(path) {
+            return Some(*l);
+        }
+        while self.cursor < self.parent.len()
+            && manifest::cmp_paths(&self.parent[self.cursor].entry.path, path) == std::cmp::Ordering::Less
+        {
+            self.cursor += 1;
+        }
+        self.parent.get(self.cursor).filter(|l| l.entry.path == path)
+    }
+}
 
 /// Backs up `src` into the repository at `repo` (created if needed).
 pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Observer) -> Result<BackupReport> {
     let repo = Repo::init(repo)?;
     let _lock = repo.lock()?;
     repo.remove_stale();
-    let mut report = BackupReport::default();
-
-    // 1. What earlier archives hold: the newest complete snapshot, and
-    //    the checkpoints that interrupted runs wrote after it. Read while
-    //    the tree is walked.
     let mut copts = opts.compress.clone();
     copts.select = None;
-    let (records, walked) = std::thread::scope(|scope| {
-        let records = scope.spawn(|| -> Result<Earlier> {
-            let mut parent = None;
-            let mut pending = Vec::new();
-            for name in repo.archives()?.into_iter().rev() {
-                match repo.record(&name) {
-                    Ok(r) if r.status == Status::Complete => {
-                        parent = Some(r);
-                        break;
-                    }
-                    Ok(r) if r.status == Status::Partial => pending.push(r),
-                    _ => {}
-                }
-            }
-            pending.reverse();
-            Ok((parent, pending))
-        });
-        let walked = xtar::walk_source(src, &copts, obs);
-        let records = records.join().unwrap_or(Err(crate::Error::WorkerPanicked { task: "reading records" }));
-        (records, walked)
-    });
-    let (parent, pending) = records?;
-    let (walked, walk_warnings) = walked?;
-    report.warnings += walk_warnings;
-    // Lines of checkpoints by path (usually none); the parent's lines are
-    // looked up by walking them alongside the tree, both in canonical order.
-    let mut pending_lines: HashMap<&[u8], &Line> = HashMap::new();
-    for rec in &pending {
-        for l in &rec.lines {
-            pending_lines.insert(&l.entry.path, l);
-        }
-    }
-    let parent_lines: &[Line] = parent.as_ref().map_or(&[], |p| &p.lines);
-    let mut cursor = 0usize;
-    let mut known = |path: &[u8]| -> Option<&Line> {
-        if let Some(l) = pending_lines.get(path) {
-            return Some(*l);
-        }
-        while cursor < parent_lines.len()
-            && manifest::cmp_paths(&parent_lines[cursor].entry.path, path) == std::cmp::Ordering::Less
-        {
-            cursor += 1;
-        }
-        parent_lines.get(cursor).filter(|l| l.entry.path == path)
-    };
-    let pending_names: HashSet<String> = pending.iter().map(|r| r.name.clone()).collect();
-    report.parent = parent.as_ref().map(|p| p.name.clone());
-
-    // 2. Never back up the repository into itself.
-    let repo_canon = repo.root().canonicalize().ok();
+    let (earlier, walked, walk_warnings) = read_earlier_while_walking(&repo, src, &copts, obs)?;
     let src_canon = src.canonicalize().map_err(crate::io_err(src))?;
-    let walked: Vec<walk::Entry> = match repo_canon.as_deref().and_then(|r| r.strip_prefix(&src_canon).ok()) {
+    let walked = without_repository(&repo, &src_canon, walked)?;
+    let mut run = Run {
+        repo: &repo,
+        src,
+        src_root: src_canon.as_os_str().as_encoded_bytes().to_vec(),
+        copts,
+        opts,
+        obs,
+        report: BackupReport { warnings: walk_warnings, ..Default::default() },
+        walked,
+        earlier,
+        lines: Vec::new(),
+    };
+    run.report.parent = run.earlier.parent.as_ref().map(|p| p.name.clone());
+    let candidates = run.classify();
+    let to_store = run.hash(&candidates);
+    run.store(&to_store)?;
+    repo.set_latest(Some(&run.report.name))?;
+    Ok(run.report)
+}
+
+/// Reads what earlier archives hold while the tree is walked.
+fn read_earlier_while_walking(
+    repo: &Repo,
+    src: &Path,
+    copts: &xtar::CompressOptions,
+    obs: &dyn xtar::Observer,
+) -> Result<(Earlier, Vec<walk::Entry>, u64)> {
+    let (earlier, walked) = std::thread::scope(|scope| {
+        let earlier = scope.spawn(|| Earlier::read(repo));
+        let walked = xtar::walk_source(src, copts, obs);
+        let earlier = earlier.join().unwrap_or(Err(crate::Error::WorkerPanicked { task: "reading records" }));
+        (earlier, walked)
+    });
+    let (walked, warnings) = walked?;
+    Ok((earlier?, walked, warnings))
+}
+
+/// Never backs up the repository into itself: it is left out of the walk
+/// when it is inside the source, and refused when it is the source.
+fn without_repository(repo: &Repo, src_canon: &Path, walked: Vec<walk::Entry>) -> Result<Vec<walk::Entry>> {
+    let repo_canon = repo.root().canonicalize().ok();
+    match repo_canon.as_deref().and_then(|r| r.strip_prefix(src_canon).ok()) {
         Some(rel) if !rel.as_os_str().is_empty() => {
             use std::os::unix::ffi::OsStrExt;
             let rel = rel.as_os_str().as_bytes();
-            walked.into_iter().filter(|e| !manifest::is_within(&e.path, rel)).collect()
+            Ok(walked.into_iter().filter(|e| !manifest::is_within(&e.path, rel)).collect())
         }
-        Some(_) => return Err(crate::Error::SourceIsRepo { path: repo.root().to_path_buf() }),
-        None => walked,
-    };
+        Some(_) => Err(crate::Error::SourceIsRepo { path: repo.root().to_path_buf() }),
+        None => Ok(walked),
+    }
+}
 
-    // 3. Decide, for every file, whether its content is known.
-    let mut lines: Vec<Option<Line>> = Vec::with_capacity(walked.len());
-    let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut candidates: Vec<usize> = Vec::new();
-    let empty_sha: [u8; 32] = sha2::Sha256::digest(b"").into();
-    for (i, e) in walked.iter().enumerate() {
-        let mut entry = Entry::from_walk(e);
-        let stat = Some(Stat { ctime: Timestamp::new(e.meta.ctime, e.meta.ctime_nsec), ino: e.meta.ino });
-        match e.kind {
-            walk::Kind::File if e.meta.nlink > 1 && first_of.contains_key(&(e.meta.dev, e.meta.ino)) => {
-                entry.kind = Kind::HardLink;
-                entry.target = Some(walked[first_of[&(e.meta.dev, e.meta.ino)]].path.clone());
-                lines.push(Some(Line { entry, loc: None, stat: None }));
-            }
-            walk::Kind::File => {
-                if e.meta.nlink > 1 {
-                    first_of.insert((e.meta.dev, e.meta.ino), i);
+/// One backup run, stage by stage: classify the walked entries, hash the
+/// candidates, store what is new.
+struct Run<'a> {
+    repo: &'a Repo,
+    src: &'a Path,
+    src_root: Vec<u8>,
+    copts: xtar::CompressOptions,
+    opts: &'a BackupOptions,
+    obs: &'a dyn xtar::Observer,
+    report: BackupReport,
+    walked: Vec<walk::Entry>,
+    earlier: Earlier,
+    /// The new record's line of each walked entry (`None`: left out).
+    lines: Vec<Option<Line>>,
+}
+
+impl Run<'_> {
+    /// Decides, for every file, whether its content is known (same size,
+    /// mtime, ctime and inode as an earlier run recorded); returns the
+    /// files to hash.
+    fn classify(&mut self) -> Vec<usize> {
+        let walked = &self.walked;
+        let mut known = Known::new(&self.earlier);
+        let mut lines: Vec<Option<Line>> = Vec::with_capacity(walked.len());
+        let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut candidates: Vec<usize> = Vec::new();
+        let empty_sha: [u8; 32] = sha2::Sha256::digest(b"").into();
+        for (i, e) in walked.iter().enumerate() {
+            let mut entry = Entry::from_walk(e);
+            let stat = Some(Stat { ctime: Timestamp::new(e.meta.ctime, e.meta.ctime_nsec), ino: e.meta.ino });
+            match e.kind {
+                walk::Kind::File if e.meta.nlink > 1 && first_of.contains_key(&(e.meta.dev, e.meta.ino)) => {
+                    entry.kind = Kind::HardLink;
+                    entry.target = Some(walked[first_of[&(e.meta.dev, e.meta.ino)]].path.clone());
+                    lines.push(Some(Line { entry, loc: None, stat: None }));
                 }
-                if e.meta.size == 0 {
-                    entry.sha256 = Some(empty_sha);
-                    lines.push(Some(Line { entry, loc: None, stat }));
-                    continue;
-                }
-                let same = known(&e.path).filter(|k| {
-                    !opts.checksum
-                        && k.loc.is_some()
-                        && k.entry.kind == Kind::File
-                        && k.entry.size == e.meta.size
-                        && k.entry.mtime == entry.mtime
-                        && k.stat == stat
-                });
-                match same {
-                    Some(k) => {
-                        entry.sha256 = k.entry.sha256;
-                        lines.push(Some(Line { entry, loc: k.loc.clone(), stat }));
+                walk::Kind::File => {
+                    if e.meta.nlink > 1 {
+                        first_of.insert((e.meta.dev, e.meta.ino), i);
                     }
-                    None => {
-                        candidates.push(i);
+                    if e.meta.size == 0 {
+                        entry.sha256 = Some(empty_sha);
                         lines.push(Some(Line { entry, loc: None, stat }));
+                        continue;
+                    }
+                    let same = known.get(&e.path).filter(|k| {
+                        !self.opts.checksum
+                            && k.loc.is_some()
+                            && k.entry.kind == Kind::File
+                            && k.entry.size == e.meta.size
+                            && k.entry.mtime == entry.mtime
+                            && k.stat == stat
+                    });
+                    match same {
+                        Some(k) => {
+                            entry.sha256 = k.entry.sha256;
+                            lines.push(Some(Line { entry, loc: k.loc.clone(), stat }));
+                        }
+                        None => {
+                            candidates.push(i);
+                            lines.push(Some(Line { entry, loc: None, stat }));
+                        }
+                    }
+                }
+                _ => lines.push(Some(Line { entry, loc: None, stat: None })),
+            }
+        }
+        self.lines = lines;
+        candidates
+    }
+
+    /// Hashes the candidates; content already stored is not stored again.
+    /// Returns the files to store.
+    fn hash(&mut self, candidates: &[usize]) -> Vec<usize> {
+        let by_sha = if candidates.is_empty() { HashMap::new() } else { self.earlier.by_sha() };
+        self.report.hashed = candidates.len() as u64;
+        type Hashed = (usize, std::io::Result<([u8; 32], u64)>);
+        let (src, walked) = (self.src, &self.walked);
+        let hashes: Vec<Hashed> =
+            candidates.par_iter().map(|&i| (i, manifest::hash_file(&walk::join(src, &walked[i].path)))).collect();
+        let mut to_store: Vec<usize> = Vec::new();
+        for (i, h) in hashes {
+            let Some(line) = self.lines[i].as_mut() else { continue };
+            match h {
+                Ok((sha, size)) if size == line.entry.size => match by_sha.get(&sha) {
+                    Some(&(archive, member, offset)) => {
+                        line.entry.sha256 = Some(sha);
+                        let member = (member != &line.entry.path[..]).then(|| member.to_vec());
+                        line.loc = Some(Location { archive: archive.to_string(), member, offset });
+                    }
+                    None => to_store.push(i),
+                },
+                Ok(_) => to_store.push(i), // it changed while read: store what is there
+                Err(source) => {
+                    self.report.warnings += 1;
+                    self.obs.warning(&xtar::Error::Read { path: walk::join(src, &walked[i].path), source });
+                    self.lines[i] = None;
+                }
+            }
+        }
+        to_store
+    }
+
+    /// Stores the files `to_store`, in checkpoints of about
+    /// `checkpoint_bytes` each: every archive but the last holds a partial
+    /// record of what it stored, the last the whole snapshot's record.
+    fn store(&mut self, to_store: &[usize]) -> Result<()> {
+        let batches = self.batches(to_store);
+        let last = batches.len() - 1;
+        let pending_names = self.earlier.pending_names();
+        // Archives whose content counts as stored by this run.
+        let mut run_names = pending_names.clone();
+        for (b, batch) in batches.into_iter().enumerate() {
+            let name = self.repo.new_name()?;
+            run_names.insert(name.clone());
+            let written = self.write_archive(&name, &batch, b == last, &run_names, &pending_names)?;
+            // Files the writer could not read were warned about and left out.
+            for &i in &batch {
+                if let Some(slot) = self.lines.get_mut(i) {
+                    if slot.as_ref().is_some_and(|l| l.loc.is_none()) {
+                        *slot = None;
                     }
                 }
             }
-            _ => lines.push(Some(Line { entry, loc: None, stat: None })),
+            self.report.warnings += written.summary.warnings;
+            self.report.bytes_written += written.summary.bytes_out;
+            self.report.archives.push(name.clone());
+            self.report.name = name;
         }
+        Ok(())
     }
 
-    // 4. Hash the candidates; content already stored is not stored again.
-    // Content by SHA-256: (archive, member name, offset).
-    let mut by_sha: HashMap<[u8; 32], (&str, &[u8], u64)> = HashMap::new();
-    if !candidates.is_empty() {
-        for rec in parent.iter().chain(&pending) {
-            for l in &rec.lines {
-                if let (Some(loc), Some(sha), Some(member)) = (&l.loc, l.entry.sha256, l.member_name()) {
-                    by_sha.insert(sha, (&loc.archive, member, loc.offset));
-                }
+    /// The files to store, cut into checkpoints (at least one, maybe empty).
+    fn batches(&self, to_store: &[usize]) -> Vec<Vec<usize>> {
+        let mut batches: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut batch_bytes = 0u64;
+        for &i in to_store {
+            if batch_bytes >= self.opts.checkpoint_bytes.max(1) {
+                batches.push(Vec::new());
+                batch_bytes = 0;
+            }
+            batch_bytes += self.walked[i].meta.size;
+            if let Some(b) = batches.last_mut() {
+                b.push(i);
             }
         }
-    }
-    report.hashed = candidates.len() as u64;
-    type Hashed = (usize, std::io::Result<([u8; 32], u64)>);
-    let hashes: Vec<Hashed> =
-        candidates.par_iter().map(|&i| (i, manifest::hash_file(&walk::join(src, &walked[i].path)))).collect();
-    let mut to_store: Vec<usize> = Vec::new();
-    for (i, h) in hashes {
-        let Some(line) = lines[i].as_mut() else { continue };
-        match h {
-            Ok((sha, size)) if size == line.entry.size => match by_sha.get(&sha) {
-                Some(&(archive, member, offset)) => {
-                    line.entry.sha256 = Some(sha);
-                    let member = (member != &line.entry.path[..]).then(|| member.to_vec());
-                    line.loc = Some(Location { archive: archive.to_string(), member, offset });
-                }
-                None => to_store.push(i),
-            },
-            Ok(_) => to_store.push(i), // it changed while read: store what is there
-            Err(source) => {
-                report.warnings += 1;
-                obs.warning(&xtar::Error::Read { path: walk::join(src, &walked[i].path), source });
-                lines[i] = None;
-            }
-        }
+        batches
     }
 
-    // 5. Store them, in checkpoints of about `checkpoint_bytes` each.
-    let mut batches: Vec<Vec<usize>> = vec![Vec::new()];
-    let mut batch_bytes = 0u64;
-    for &i in &to_store {
-        if batch_bytes >= opts.checkpoint_bytes.max(1) {
-            batches.push(Vec::new());
-            batch_bytes = 0;
-        }
-        batch_bytes += walked[i].meta.size;
-        if let Some(b) = batches.last_mut() {
-            b.push(i);
-        }
-    }
-    let src_root = src_canon.as_os_str().as_encoded_bytes().to_vec();
-    let last = batches.len() - 1;
-    let parent_name = report.parent.clone();
-    // Archives whose content counts as stored by this run.
-    let mut run_names = pending_names.clone();
-    let mut final_stats = Stats::default();
-    let mut resumed = 0;
-    for (b, batch) in batches.into_iter().enumerate() {
-        let name = repo.new_name()?;
-        run_names.insert(name.clone());
-        let selected: HashSet<Vec<u8>> = batch.iter().map(|&i| walked[i].path.clone()).collect();
-        let by_path: HashMap<Vec<u8>, usize> = batch.iter().map(|&i| (walked[i].path.clone(), i)).collect();
+    /// Writes archive `name` with the files of `batch` and its record.
+    fn write_archive(
+        &mut self,
+        name: &str,
+        batch: &[usize],
+        complete: bool,
+        run_names: &HashSet<String>,
+        pending_names: &HashSet<String>,
+    ) -> Result<xtar::Written> {
+        let selected: HashSet<Vec<u8>> = batch.iter().map(|&i| self.walked[i].path.clone()).collect();
+        let by_path: HashMap<Vec<u8>, usize> = batch.iter().map(|&i| (self.walked[i].path.clone(), i)).collect();
         let entries = if batch.is_empty() {
-            walked.iter().take(1).cloned().collect()
+            self.walked.iter().take(1).cloned().collect()
         } else {
-            xtar::Select::Paths(selected).apply(walked.clone())
+            xtar::Select::Paths(selected).apply(self.walked.clone())
         };
-        let out = repo.archive_path(&name);
-        let complete = b == last;
+        let out = self.repo.archive_path(name);
+        let (src, copts, obs) = (self.src, self.copts.clone(), self.obs);
         let written = xtar::write_new_file(&out, false, |file, out| {
             let mut writer = xtar::ArchiveWriter::new(file, out, &xtar::root_label(src, &copts), &copts)?;
             xtar::write_entries(&mut writer, src, &entries, obs)?;
@@ -251,45 +366,16 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
                 // Book where each stored file now is.
                 for e in &w.entries {
                     let (Some(&i), Some(&offset)) = (by_path.get(&e.path), w.offsets.get(&e.path)) else { continue };
-                    if let Some(line) = lines[i].as_mut() {
+                    if let Some(line) = self.lines[i].as_mut() {
                         line.entry = e.clone();
-                        line.loc = Some(Location { archive: name.clone(), member: None, offset });
+                        line.loc = Some(Location { archive: name.to_string(), member: None, offset });
                     }
                 }
-                let rec = if complete {
-                    let mut rec = Record {
-                        name: name.clone(),
-                        status: Status::Complete,
-                        parent: parent_name.clone(),
-                        root: src_root.clone(),
-                        stats: Stats::default(),
-                        // The last archive: the lines are not needed after it.
-                        lines: std::mem::take(&mut lines).into_iter().flatten().collect(),
-                    };
-                    rec.lines.retain(|l| l.entry.kind != Kind::File || l.entry.size == 0 || l.loc.is_some());
-                    // A hard link whose first name could not be read goes too.
-                    if rec.lines.iter().any(|l| l.entry.kind == Kind::HardLink) {
-                        let present: HashSet<Vec<u8>> = rec.lines.iter().map(|l| l.entry.path.clone()).collect();
-                        rec.lines.retain(|l| {
-                            l.entry.kind != Kind::HardLink
-                                || l.entry.target.as_ref().is_some_and(|t| present.contains(t))
-                        });
-                    }
-                    rec
-                } else {
-                    Record {
-                        name: name.clone(),
-                        status: Status::Partial,
-                        parent: parent_name.clone(),
-                        root: src_root.clone(),
-                        stats: Stats::default(),
-                        lines: batch.iter().filter_map(|&i| lines[i].clone()).filter(|l| l.loc.is_some()).collect(),
-                    }
-                };
-                let rec = finish_record(rec, parent.as_deref(), &run_names);
+                let rec = self.record(name, batch, complete);
+                let rec = finish_record(rec, self.earlier.parent.as_deref(), run_names);
                 if complete {
-                    final_stats = rec.stats;
-                    resumed = rec
+                    self.report.stats = rec.stats;
+                    self.report.resumed = rec
                         .lines
                         .iter()
                         .filter(|l| l.loc.as_ref().is_some_and(|loc| pending_names.contains(&loc.archive)))
@@ -300,25 +386,35 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
             writer.add_extra(RECORD_NAME, &text)?;
             writer.finish()
         })?;
-        // Files the writer could not read were warned about and left out.
-        for &i in &batch {
-            if let Some(slot) = lines.get_mut(i) {
-                if slot.as_ref().is_some_and(|l| l.loc.is_none()) {
-                    *slot = None;
-                }
-            }
-        }
-        report.warnings += written.summary.warnings;
-        report.bytes_written += written.summary.bytes_out;
-        report.archives.push(name.clone());
-        report.name = name;
+        Ok(written)
     }
 
-    // 6. The counts, as written, and `Latest`.
-    report.stats = final_stats;
-    report.resumed = resumed;
-    repo.set_latest(Some(&report.name))?;
-    Ok(report)
+    /// The record of archive `name`: the whole snapshot when `complete`
+    /// (the lines are not needed after it), else what `batch` stored.
+    fn record(&mut self, name: &str, batch: &[usize], complete: bool) -> Record {
+        let mut rec = Record {
+            name: name.to_string(),
+            status: if complete { Status::Complete } else { Status::Partial },
+            parent: self.report.parent.clone(),
+            root: self.src_root.clone(),
+            stats: Stats::default(),
+            lines: Vec::new(),
+        };
+        if !complete {
+            rec.lines = batch.iter().filter_map(|&i| self.lines[i].clone()).filter(|l| l.loc.is_some()).collect();
+            return rec;
+        }
+        rec.lines = std::mem::take(&mut self.lines).into_iter().flatten().collect();
+        rec.lines.retain(|l| l.entry.kind != Kind::File || l.entry.size == 0 || l.loc.is_some());
+        // A hard link whose first name could not be read goes too.
+        if rec.lines.iter().any(|l| l.entry.kind == Kind::HardLink) {
+            let present: HashSet<Vec<u8>> = rec.lines.iter().map(|l| l.entry.path.clone()).collect();
+            rec.lines.retain(|l| {
+                l.entry.kind != Kind::HardLink || l.entry.target.as_ref().is_some_and(|t| present.contains(t))
+            });
+        }
+        rec
+    }
 }
 
 /// Sorts the lines and computes the counts of a record.
