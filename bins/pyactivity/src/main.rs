@@ -23,7 +23,7 @@ pub struct Cli {
     pub paths: Vec<PathBuf>,
     /// Files further apart in time than this start a new group (`30m`, `1h`,
     /// `2d`).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = cli::parse_duration)]
     pub radius: std::time::Duration,
     /// Only files changed since this: a duration back from now (`7d`) or a
     /// date (`2026-11-01`, `2026-11-01 14:30`, RFC 3339).
@@ -35,15 +35,9 @@ pub struct Cli {
     /// Which time of each file to use.
     #[arg(long, value_enum, default_value_t = TimeField::Mtime)]
     pub time: TimeField,
-    /// Skip every file or directory with exactly this name, at any depth.
-    #[arg(long, value_name = "NAME")]
-    pub exclude: Vec<String>,
-    /// Skip paths matching this glob (as in pybackup: the longest pattern wins).
-    #[arg(long, value_name = "PATTERN")]
-    pub exclude_glob: Vec<String>,
-    /// Keep only paths matching this glob.
-    #[arg(long, value_name = "PATTERN")]
-    pub include_glob: Vec<String>,
+    /// Which files to scan.
+    #[command(flatten)]
+    pub walk: cli::WalkArgs,
     /// Hide groups with fewer files than this.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub min_files: u64,
@@ -82,10 +76,6 @@ pub enum TimeField {
     Atime,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30m, 1h or 2d: {e}"))
-}
-
 /// A point in time from `7d` (ago), a date, or a date and time (local time
 /// zone), or RFC 3339; nanoseconds since the epoch.
 pub fn parse_when(s: &str, now: jiff::Timestamp) -> anyhow::Result<i64> {
@@ -107,36 +97,15 @@ pub fn parse_when(s: &str, now: jiff::Timestamp) -> anyhow::Result<i64> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("pyactivity: error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    let args = Cli::parse();
+    cli::exit("pyactivity", run(args), |_| None)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let now = jiff::Timestamp::now();
     let since = cli.since.as_deref().map(|s| parse_when(s, now)).transpose()?;
     let until = cli.until.as_deref().map(|s| parse_when(s, now)).transpose()?;
-    let mut rules = walk::Rules::default();
-    for n in &cli.exclude {
-        rules.exclude_name(n);
-    }
-    for g in &cli.exclude_glob {
-        rules.exclude_glob(g.clone());
-    }
-    for g in &cli.include_glob {
-        rules.include_glob(g.clone());
-    }
-    let opts = walk::Options { follow_links: false, one_file_system: false, rules: rules.build()? };
+    let opts = cli.walk.options()?;
     let roots = if cli.paths.is_empty() { vec![PathBuf::from(".")] } else { cli.paths.clone() };
 
     let mut records = activity::Records::default();
@@ -168,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
             |err| {
                 warnings += 1;
-                eprintln!("pyactivity: warning: {}", chain(&err));
+                eprintln!("pyactivity: warning: {}", cli::error_chain(&err));
             },
         )
         .with_context(|| format!("cannot scan `{}`", root.display()))?;
@@ -204,16 +173,4 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         std::fs::write(svg, tl.svg()).with_context(|| format!("cannot write `{}`", svg.display()))?;
     }
     Ok(if warnings == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-/// The error and its sources on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }

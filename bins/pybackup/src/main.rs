@@ -3,7 +3,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod cli;
+mod flags;
 mod output;
 mod protect;
 mod salvage;
@@ -20,26 +20,12 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command, WalkArgs};
+use flags::{Cli, Command, WalkArgs};
 use ui::{human, Ui};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("pybackup: error: {e:#}");
-            if let Some(h) = hint(&e) {
-                eprintln!("pybackup: hint: {h}");
-            }
-            ExitCode::from(2)
-        }
-    }
+    let args = Cli::parse();
+    cli::exit("pybackup", run(args), hint)
 }
 
 /// What the user can do about an error, in terms of this program's flags
@@ -71,14 +57,7 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
     })
 }
 
-/// 0 when clean, 1 when something was skipped or damaged.
-pub(crate) fn code(clean: bool) -> ExitCode {
-    if clean {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
+pub(crate) use cli::code;
 
 fn jobs(n: Option<usize>) -> usize {
     n.filter(|&n| n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -255,7 +234,7 @@ pub(crate) fn report_restore(ui: &Ui, verbose: bool, r: &xtar::ExtractReport) {
 }
 
 /// The selection asked for with --files-from or --changed-within.
-fn selection(a: &cli::CompressArgs, ui: &Ui) -> anyhow::Result<Option<xtar::Select>> {
+fn selection(a: &flags::CompressArgs, ui: &Ui) -> anyhow::Result<Option<xtar::Select>> {
     use std::os::unix::ffi::OsStrExt;
     if let Some(d) = a.changed_within {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -310,20 +289,7 @@ fn lexical(p: &Path) -> PathBuf {
 
 /// Turns the walk flags into walk options, checking every glob.
 pub(crate) fn walk_options(a: &WalkArgs) -> anyhow::Result<walk::Options> {
-    let mut rules = walk::Rules::default();
-    for n in &a.exclude {
-        if n.is_empty() || n.contains('/') {
-            bail!("--exclude takes a file or directory name without `/`, got `{n}` (use --exclude-glob for paths)");
-        }
-        rules.exclude_name(n);
-    }
-    for g in &a.exclude_glob {
-        rules.exclude_glob(g.clone());
-    }
-    for g in &a.include_glob {
-        rules.include_glob(g.clone());
-    }
-    Ok(walk::Options { follow_links: a.follow_symlinks, one_file_system: a.one_file_system, rules: rules.build()? })
+    a.options()
 }
 
 /// NAME.xtar in the current directory, or beside SRC when the current

@@ -8,7 +8,7 @@ use anyhow::Context;
 use parity::{FileState, ProtectOptions, RepairOptions};
 use serde_json::json;
 
-use crate::cli::{ProtectArgs, RepairArgs};
+use crate::flags::{ProtectArgs, RepairArgs};
 use crate::ui::{human, Ui};
 
 /// The set name of an archive or volume: without `.xtar` and a `.NNN`

@@ -7,8 +7,8 @@ use anyhow::Context;
 use serde_json::json;
 use xtar::{FileState, SalvageReport, Verified};
 
-use crate::cli::SalvageArgs;
 use crate::code;
+use crate::flags::SalvageArgs;
 use crate::output::{json_path, write_display_path};
 use crate::ui::{human, Ui};
 

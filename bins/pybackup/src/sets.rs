@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::cli::{BackupArgs, CheckArgs, ForgetArgs, RestoreArgs, SnapshotsArgs};
+use crate::flags::{BackupArgs, CheckArgs, ForgetArgs, RestoreArgs, SnapshotsArgs};
 use crate::ui::{human, Ui};
 use crate::{code, normalize_request, report_restore, walk_options};
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use manifest::{Change, Entry, Kind, Manifest};
 use serde_json::json;
 
-use crate::cli::{DiffArgs, ManifestArgs, StructCommand, VerifyArgs};
+use crate::flags::{DiffArgs, ManifestArgs, StructCommand, VerifyArgs};
 use crate::output::{iso_time, json_path};
 use crate::ui::{chain, human, Ui};
 use crate::{code, normalize_request, walk_options};

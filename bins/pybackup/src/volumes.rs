@@ -132,7 +132,7 @@ pub fn list_cmd(set: &VolumeSet, as_json: bool, ui: &Ui) -> anyhow::Result<ExitC
     Ok(code(missing.is_empty()))
 }
 
-pub fn salvage_cmd(set: &VolumeSet, a: &crate::cli::SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
+pub fn salvage_cmd(set: &VolumeSet, a: &crate::flags::SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     let opts = xtar::SalvageOptions { overwrite: a.overwrite, keep_damaged: a.keep_damaged, jobs };
     let (reports, joined) = vols::salvage_set(set, &a.dest, &opts, ui)
         .with_context(|| format!("cannot salvage the volume set of `{}`", a.archive.display()))?;

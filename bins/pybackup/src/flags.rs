@@ -98,31 +98,7 @@ pub enum Command {
     Man,
 }
 
-/// Which entries of the tree to take.
-#[derive(Debug, Args, Clone, Default)]
-pub struct WalkArgs {
-    /// Skip every file or directory with exactly this name, at any depth.
-    #[arg(long, value_name = "NAME")]
-    pub exclude: Vec<String>,
-    /// Skip paths matching this glob. A pattern without `/` matches names at
-    /// any depth (`*.pyc`); with `/` it matches the path from SRC
-    /// (`build/**`). When several rules match, the longest pattern wins.
-    #[arg(long, value_name = "PATTERN")]
-    pub exclude_glob: Vec<String>,
-    /// Keep only paths matching this glob (and the directories above them).
-    /// Combine with --exclude-glob: the longest matching pattern wins, so
-    /// `--include-glob 'photos/**' --exclude-glob 'photos/private/**'` keeps
-    /// photos except the private ones.
-    #[arg(long, value_name = "PATTERN")]
-    pub include_glob: Vec<String>,
-    /// Do not descend into directories on other file systems.
-    #[arg(short = 'x', long)]
-    pub one_file_system: bool,
-    /// Follow symbolic links and archive what they point to (default: store
-    /// links as links).
-    #[arg(short = 'L', long)]
-    pub follow_symlinks: bool,
-}
+pub use cli::WalkArgs;
 
 #[derive(Debug, Args)]
 pub struct CompressArgs {
@@ -155,7 +131,7 @@ pub struct CompressArgs {
     pub null: bool,
     /// Archive only files changed within this long before now (`2d`, `12h`),
     /// with the directories above them.
-    #[arg(long, value_name = "DURATION", conflicts_with = "files_from", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", conflicts_with = "files_from", value_parser = cli::parse_duration)]
     pub changed_within: Option<std::time::Duration>,
     /// Cut the archive into volumes of at most SIZE: bytes with a unit, or
     /// a medium: cd650, cd700, dvd, dvd-dl, bd25, bd50. Writes OUT.001.xtar,
@@ -168,10 +144,6 @@ pub struct CompressArgs {
     /// (`1vol+5%`). With --volume-size, parity volumes are cut to that size.
     #[arg(long, value_name = "REDUNDANCY")]
     pub redundancy: Option<parity::Redundancy>,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 12h or 2d: {e}"))
 }
 
 /// Compression level: `-0` stores, `-1` is fastest, `-9` smallest; default 6.
