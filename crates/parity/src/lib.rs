@@ -44,6 +44,24 @@ pub use promise::{Promise, Redundancy};
 pub use protect::{protect, ProtectOptions, ProtectReport};
 pub use repair::{repair, BlockRange, FileOutcome, FileState, RepairOptions, RepairReport};
 
+/// The name of the parity volumes of a file (an archive `NAME.xtar`, a
+/// volume `NAME.NNN.xtar`, or a parity volume `NAME.pNN.xtar-rs`): `NAME`,
+/// so that the parity volumes are `NAME.p01.xtar-rs`, …
+pub fn base_of(file: &Path) -> PathBuf {
+    let s = file.as_os_str().to_string_lossy();
+    let s = s
+        .strip_suffix(SUFFIX)
+        .map(|r| r.trim_end_matches(|c: char| c.is_ascii_digit()))
+        .and_then(|r| r.strip_suffix(".p"))
+        .unwrap_or(&s);
+    let s = s.strip_suffix(".xtar").unwrap_or(s);
+    let s = match s.rsplit_once('.') {
+        Some((head, num)) if num.len() == 3 && num.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => s,
+    };
+    PathBuf::from(s)
+}
+
 /// The file name suffix of parity volumes.
 pub const SUFFIX: &str = ".xtar-rs";
 /// The sector size of CD, DVD and BD media: blocks never straddle one.
@@ -161,6 +179,24 @@ impl From<fsutil::Error> for Error {
             fsutil::Error::Exists { path } => Error::Exists(path),
             fsutil::Error::Write { path, source } => Error::Write { path, source },
             other => Error::Write { path: PathBuf::new(), source: std::io::Error::other(other.to_string()) },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_names() {
+        for (f, b) in [
+            ("d/a.xtar", "d/a"),
+            ("d/a.003.xtar", "d/a"),
+            ("d/a.p02.xtar-rs", "d/a"),
+            ("a.tar", "a.tar"),
+            ("a.1.xtar", "a.1"),
+        ] {
+            assert_eq!(base_of(Path::new(f)), PathBuf::from(b), "{f}");
         }
     }
 }

@@ -7,6 +7,9 @@ pub enum Error {
     /// Reading or writing one volume as an archive.
     #[error(transparent)]
     Xtar(#[from] xtar::Error),
+    /// Making the recovery data.
+    #[error(transparent)]
+    Parity(#[from] parity::Error),
     /// A volume or a set that cannot be read as given.
     #[error("volume set `{}`: {message}", path.display())]
     Set {

@@ -11,6 +11,7 @@
 //! volume is pure arithmetic ([`plan`]); [`read`] and [`salvage`] read
 //! sets back.
 
+mod compress;
 mod error;
 pub mod plan;
 pub mod read;
@@ -18,8 +19,9 @@ pub mod salvage;
 pub mod table;
 pub mod write;
 
+pub use compress::{compress, Job, Outcome, Output};
 pub use error::{Error, Result};
 pub use read::{extract_set, find_set, open_set, SetReport, VolumeSet};
 pub use salvage::salvage_set;
-pub use table::{volume_base, volume_path, Place, Table, VOLUMES_MAGIC, VOLUMES_VERSION};
+pub use table::{set_base, volume_base, volume_path, Place, Table, VOLUMES_MAGIC, VOLUMES_VERSION};
 pub use write::{compress_volumes, VolumeOptions, VolumeSummary};

@@ -19,6 +19,15 @@ pub fn volume_path(base: &Path, k: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The set's base for an output named `out`: `NAME.xtar` and `NAME` both
+/// give `NAME` (volumes `NAME.001.xtar`, …).
+pub fn set_base(out: &Path) -> PathBuf {
+    match out.to_str().and_then(|s| s.strip_suffix(".xtar")) {
+        Some(s) if !s.is_empty() => PathBuf::from(s),
+        _ => out.to_path_buf(),
+    }
+}
+
 /// Splits a volume's path into the set's base and the volume number, when
 /// it is named like one (`BASE.NNN.xtar`, three digits or more).
 pub fn volume_base(path: &Path) -> Option<(PathBuf, u32)> {

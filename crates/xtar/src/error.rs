@@ -106,6 +106,14 @@ pub enum Error {
         /// What kind it is.
         kind: &'static str,
     },
+    /// A path asked for inside an archive that cannot be one.
+    #[error("`{}`: {reason}", path.display())]
+    BadRequest {
+        /// The path as given.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// An archive writer was asked for something out of order.
     #[error("cannot add `{member}` to the archive here: {reason}")]
     WriteOrder {

@@ -57,8 +57,8 @@ pub use progress::{Observer, Silent};
 pub use salvage::{salvage, FileState, SalvageOptions, SalvageReport, SalvagedFile};
 pub use structure::expand_structure;
 pub use writer::{
-    plan, root_label, stream_zip, walk_source, write_archive, write_entries, ArchiveWriter, CompressOptions,
-    CompressSummary, Select, Step, Stored, Streamed, TreeSink, Written,
+    plan, request_path, root_label, stream_zip, walk_source, write_archive, write_entries, ArchiveWriter,
+    CompressOptions, CompressSummary, ListSkip, Select, Step, Stored, Streamed, TreeSink, Written,
 };
 
 /// Compresses `src` into a new archive at `out`.

@@ -19,5 +19,6 @@ pub use builder::{ArchiveWriter, Stored, Written};
 pub use large::{stream_zip, Streamed};
 pub use plan::{plan, Step};
 pub use tree::{
-    root_label, walk_source, write_archive, write_entries, CompressOptions, CompressSummary, Select, TreeSink,
+    request_path, root_label, walk_source, write_archive, write_entries, CompressOptions, CompressSummary, ListSkip,
+    Select, TreeSink,
 };

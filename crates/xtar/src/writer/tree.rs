@@ -44,7 +44,42 @@ pub enum Select {
     ChangedSince(i64, u32),
 }
 
+/// Why a path of a selection list was left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListSkip {
+    /// Nothing is there.
+    Missing,
+    /// It is not inside the source.
+    Outside,
+}
+
 impl Select {
+    /// The selection of a list of paths (`--files-from`): `list` holds
+    /// paths separated by `sep` (newline or NUL), relative to `cwd` or
+    /// absolute, which must be inside `src`. Returns the selection, and
+    /// each path left out with the reason.
+    pub fn from_list(src: &Path, cwd: &Path, list: &[u8], sep: u8) -> (Select, Vec<(std::path::PathBuf, ListSkip)>) {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let src_abs = lexical(&cwd.join(src));
+        let src_canon = src.canonicalize().unwrap_or_else(|_| src_abs.clone());
+        let mut set = std::collections::HashSet::new();
+        let mut skipped = Vec::new();
+        for raw in list.split(|&b| b == sep).filter(|l| !l.is_empty()) {
+            let p = lexical(&cwd.join(std::ffi::OsString::from_vec(raw.to_vec())));
+            let rel = p.strip_prefix(&src_abs).or_else(|_| p.strip_prefix(&src_canon));
+            match rel {
+                Ok(r) if p.symlink_metadata().is_ok() => {
+                    if !r.as_os_str().is_empty() {
+                        set.insert(r.as_os_str().as_bytes().to_vec());
+                    }
+                }
+                Ok(_) => skipped.push((p, ListSkip::Missing)),
+                Err(_) => skipped.push((p, ListSkip::Outside)),
+            }
+        }
+        (Select::Paths(set), skipped)
+    }
+
     /// Keeps the selected entries of a walk (in walk order) and the
     /// directories above them; the root is always kept.
     pub fn apply(&self, entries: Vec<walk::Entry>) -> Vec<walk::Entry> {
@@ -358,4 +393,42 @@ impl HardLinks {
         }
         links
     }
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system.
+fn lexical(p: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A path asked for inside an archive (`extract ARCHIVE DEST PATH`), as
+/// the archive spells it: relative, `/`-separated, without `.` or `..`.
+pub fn request_path(p: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => parts.push(n.as_bytes()),
+            std::path::Component::CurDir => {}
+            _ => {
+                return Err(Error::BadRequest {
+                    path: p.to_path_buf(),
+                    reason: "give paths relative to the archive root, without `..`",
+                })
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Err(Error::BadRequest { path: p.to_path_buf(), reason: "it names no path inside the archive" });
+    }
+    Ok(parts.join(&b'/'))
 }

@@ -1,20 +1,19 @@
-//! `pybackup salvage`: the report of what was recovered.
+//! `pybackup salvage`: every intact file of a damaged archive or set, and the report of what was recovered.
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use ::volumes::{Place, VolumeSet};
 use anyhow::Context;
 use serde_json::json;
 use xtar::{FileState, SalvageReport, Verified};
 
-use crate::code;
-use crate::flags::SalvageArgs;
-use crate::output::{json_path, write_display_path};
+use crate::cmd::*;
 use crate::ui::{human, Ui};
 
-pub fn salvage_cmd(a: &SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
-    if let Some(set) = crate::volumes::set_of(&a.archive, a.single_volume)? {
-        return crate::volumes::salvage_cmd(&set, a, jobs, ui);
+pub fn run(a: &SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
+    if let Some(set) = set_of(&a.archive, a.single_volume)? {
+        return run_set(&set, a, jobs, ui);
     }
     let opts = xtar::SalvageOptions { overwrite: a.overwrite, keep_damaged: a.keep_damaged, jobs };
     let r = xtar::salvage(&a.archive, &a.dest, &opts, ui)
@@ -36,6 +35,57 @@ pub fn salvage_cmd(a: &SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<Exit
         if r.names_complete { "" } else { "; some names may be lost (manifest and indexes damaged)" }
     ));
     Ok(code(r.is_complete()))
+}
+
+pub fn run_set(set: &VolumeSet, a: &crate::flags::SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
+    let opts = xtar::SalvageOptions { overwrite: a.overwrite, keep_damaged: a.keep_damaged, jobs };
+    let (reports, joined) = ::volumes::salvage_set(set, &a.dest, &opts, ui)
+        .with_context(|| format!("cannot salvage the volume set of `{}`", a.archive.display()))?;
+    ui.finish();
+    let mut text = Vec::new();
+    let mut complete = joined.report.is_clean();
+    for (k, r) in &reports {
+        write_report(&mut text, r, a.json)?;
+        let (intact, damaged, missing, refused) = r.counts();
+        complete &= r.is_complete();
+        let line = format!(
+            "volume {k}: {intact} intact, {damaged} damaged, {missing} missing, {refused} not written; {} unreadable",
+            human(r.bad_bytes)
+        );
+        if a.json {
+            serde_json::to_writer(&mut text, &json!({"type": "volume", "volume": k, "summary": line}))?;
+            text.push(b'\n');
+        } else {
+            text.extend_from_slice(format!("{line}\n").as_bytes());
+        }
+    }
+    for (path, gone) in &joined.lost {
+        if a.json {
+            serde_json::to_writer(&mut text, &json!({"type": "lost", "path": json_path(path), "volumes": gone}))?;
+            text.push(b'\n');
+        } else {
+            text.extend_from_slice(b"lost     ");
+            write_display_path(&mut text, path)?;
+            text.extend_from_slice(
+                format!("  (on missing volume {})\n", crate::cmd::list::place_text(&Place::Parts(gone.clone())))
+                    .as_bytes(),
+            );
+        }
+    }
+    std::io::stdout().lock().write_all(&text)?;
+    if let Some(path) = &a.report {
+        std::fs::write(path, &text).with_context(|| format!("cannot write the report to `{}`", path.display()))?;
+    }
+    complete &= joined.missing_volumes.is_empty();
+    ui.say(&format!(
+        "pybackup: salvage of the volume set of `{}`: {} of {} volumes present, {} split files joined, {} files lost with missing volumes",
+        a.archive.display(),
+        set.table.count as usize - joined.missing_volumes.len(),
+        set.table.count,
+        joined.report.files,
+        joined.lost.len()
+    ));
+    Ok(code(complete))
 }
 
 fn state_name(s: &FileState) -> &'static str {

@@ -1,73 +1,21 @@
-//! The snapshot commands: manifest, struct, diff, verify.
+//! `pybackup diff`: what changed between two snapshots of a tree.
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
+use ::manifest::{Change, Entry, Kind, Manifest};
 use anyhow::Context;
-use manifest::{Change, Entry, Kind, Manifest};
 use serde_json::json;
 
-use crate::flags::{DiffArgs, ManifestArgs, StructCommand, VerifyArgs};
-use crate::output::{iso_time, json_path};
-use crate::ui::{chain, human, Ui};
-use crate::{code, normalize_request, walk_options};
-
-/// Takes the manifest of a directory, reporting unreadable entries.
-fn tree_manifest(dir: &Path, walk: walk::Options, hash: bool, jobs: usize, ui: &Ui) -> anyhow::Result<(Manifest, u64)> {
-    let mut problems = 0;
-    let opts = manifest::BuildOptions { walk, hash, jobs };
-    let m = manifest::build(dir, &opts, |e| {
-        problems += 1;
-        ui.say_warning(&chain(&e));
-    })
-    .with_context(|| format!("cannot read `{}`", dir.display()))?;
-    Ok((m, problems))
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
-fn write_file(path: &Path, bytes: &[u8], overwrite: bool) -> anyhow::Result<()> {
-    Ok(fsutil::write_bytes(path, bytes, overwrite)?)
-}
-
-pub fn manifest_cmd(a: &ManifestArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let (m, problems) = tree_manifest(&a.dir, walk_options(&a.walk)?, !a.no_hash, jobs, ui)?;
-    let text = m.to_text();
-    match &a.output {
-        Some(p) => write_file(p, &text, a.overwrite)?,
-        None => std::io::stdout().lock().write_all(&text)?,
-    }
-    Ok(code(problems == 0))
-}
-
-pub fn struct_cmd(c: &StructCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
-    match c {
-        StructCommand::Store { dir, file, overwrite, walk } => {
-            let (mut m, problems) = tree_manifest(dir, walk_options(walk)?, false, 1, ui)?;
-            m.entries.retain(|e| e.kind == Kind::Dir);
-            write_file(file, &m.to_text(), *overwrite)?;
-            if !ui.quiet() {
-                ui.say(&format!("pybackup: {} directories saved to `{}`", m.entries.len(), file.display()));
-            }
-            Ok(code(problems == 0))
-        }
-        StructCommand::Expand { dest, file } => {
-            let text = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
-            let m = Manifest::parse(&text).with_context(|| format!("cannot parse `{}`", file.display()))?;
-            let r = xtar::expand_structure(&m, dest, ui)?;
-            if !ui.quiet() {
-                ui.say(&format!("pybackup: {} directories recreated under `{}`", r.dirs, dest.display()));
-            }
-            Ok(code(r.is_clean()))
-        }
-    }
-}
+use crate::cmd::*;
+use crate::ui::{human, Ui};
 
 /// Loads one side of a diff: a directory, a manifest file, or an archive.
 fn load_side(p: &Path, a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<(Manifest, u64)> {
     if !p.exists() {
         if let Some(s) = p.to_str() {
-            if let (repo, Some(snap)) = crate::sets::split_spec(s) {
+            if let (repo, Some(snap)) = split_spec(s) {
                 let m = repo::snapshot_manifest(&repo, Some(&snap))
                     .with_context(|| format!("cannot read snapshot `{s}`"))?;
                 return Ok((m, 0));
@@ -75,13 +23,13 @@ fn load_side(p: &Path, a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<(Ma
         }
     }
     if p.is_dir() {
-        return tree_manifest(p, walk_options(&a.walk)?, !a.no_hash, jobs, ui);
+        return tree_manifest(p, a.walk.options()?, !a.no_hash, jobs, ui);
     }
     let mut head = [0u8; 14];
     let n = std::fs::File::open(p)
         .and_then(|mut f| f.read(&mut head))
         .with_context(|| format!("cannot read `{}`", p.display()))?;
-    if head[..n].starts_with(manifest::MAGIC.as_bytes()) {
+    if head[..n].starts_with(::manifest::MAGIC.as_bytes()) {
         let text = std::fs::read(p).with_context(|| format!("cannot read `{}`", p.display()))?;
         let m = Manifest::parse(&text).with_context(|| format!("cannot parse manifest `{}`", p.display()))?;
         return Ok((m, 0));
@@ -90,16 +38,16 @@ fn load_side(p: &Path, a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<(Ma
     Ok((m, 0))
 }
 
-pub fn diff_cmd(a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
+pub fn run(a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     let (ma, pa) = load_side(&a.a, a, jobs, ui)?;
     let (mb, pb) = load_side(&a.b, a, jobs, ui)?;
-    let rules = walk_options(&a.walk)?.rules;
-    let paths = a.paths.iter().map(|p| normalize_request(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let rules = a.walk.options()?.rules;
+    let paths = a.paths.iter().map(|p| request_path(p)).collect::<anyhow::Result<Vec<_>>>()?;
     let keep = |e: &Entry| {
-        let in_paths = paths.is_empty() || paths.iter().any(|p| manifest::is_within(&e.path, p));
+        let in_paths = paths.is_empty() || paths.iter().any(|p| ::manifest::is_within(&e.path, p));
         in_paths && rules.keeps(&e.path, e.kind == Kind::Dir)
     };
-    let changes = manifest::diff(&ma, &mb, keep);
+    let changes = ::manifest::diff(&ma, &mb, keep);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for c in &changes {
         if a.json {
@@ -119,7 +67,7 @@ pub fn diff_cmd(a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> 
     Ok(code(changes.is_empty()))
 }
 
-fn summary(changes: &[Change]) -> String {
+pub fn summary(changes: &[Change]) -> String {
     if changes.is_empty() {
         return "pybackup: no differences".into();
     }
@@ -155,7 +103,7 @@ fn write_path(out: &mut impl Write, p: &[u8]) -> std::io::Result<()> {
 }
 
 /// One aligned line: change, detail, path.
-fn write_change(out: &mut impl Write, c: &Change) -> std::io::Result<()> {
+pub fn write_change(out: &mut impl Write, c: &Change) -> std::io::Result<()> {
     let detail = match c {
         Change::Added(e) => {
             format!("{} {}", kind_word(e), if e.kind == Kind::Dir { String::new() } else { signed(i128::from(e.size)) })
@@ -225,39 +173,4 @@ fn change_json(c: &Change) -> serde_json::Value {
             json!({"type": c.word(), "path": json_path(&new.path), "old": side(old), "new": side(new)})
         }
     }
-}
-
-pub fn verify_cmd(a: &VerifyArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
-    if let Some(set) = crate::volumes::set_of(&a.archive, a.single_volume || a.against.is_some())? {
-        return crate::volumes::verify_cmd(&set, &a.archive, jobs, ui);
-    }
-    let opts = xtar::ExtractOptions { jobs, ..Default::default() };
-    let r = xtar::verify(&a.archive, &opts, ui).with_context(|| format!("cannot verify `{}`", a.archive.display()))?;
-    ui.finish();
-    let mut clean = r.is_clean();
-    if !ui.quiet() {
-        ui.say(&format!(
-            "pybackup: {} files ({}) verified, {} links, {} dirs; {} damaged or missing",
-            r.files,
-            human(r.bytes),
-            r.links,
-            r.dirs,
-            r.problems
-        ));
-    }
-    if let Some(dir) = &a.against {
-        let archived = xtar::archive_manifest(&a.archive, ui)?;
-        let (live, problems) = tree_manifest(dir, walk::Options::default(), true, jobs, ui)?;
-        let changes = manifest::diff(&archived, &live, |_| true);
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        for c in &changes {
-            write_change(&mut out, c)?;
-        }
-        out.flush()?;
-        if !ui.quiet() {
-            ui.say(&summary(&changes).replace("no differences", "the tree matches the archive"));
-        }
-        clean &= changes.is_empty() && problems == 0;
-    }
-    Ok(code(clean))
 }

@@ -1,118 +1,13 @@
-//! `protect`, `repair`, and `compress --redundancy`.
+//! `pybackup repair`: damaged or missing files rebuilt from their recovery data.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use anyhow::Context;
-use parity::{FileState, ProtectOptions, RepairOptions};
+use parity::{FileState, RepairOptions};
 use serde_json::json;
 
-use crate::flags::{ProtectArgs, RepairArgs};
+use crate::cmd::*;
 use crate::ui::{human, Ui};
-
-/// The set name of an archive or volume: without `.xtar` and a `.NNN`
-/// volume number.
-pub fn base_of(file: &Path) -> PathBuf {
-    let s = file.as_os_str().to_string_lossy();
-    let s = s
-        .strip_suffix(parity::SUFFIX)
-        .map(|r| r.trim_end_matches(|c: char| c.is_ascii_digit()))
-        .and_then(|r| r.strip_suffix(".p"))
-        .unwrap_or(&s);
-    let s = s.strip_suffix(".xtar").unwrap_or(s);
-    let s = match s.rsplit_once('.') {
-        Some((head, num)) if num.len() == 3 && num.bytes().all(|b| b.is_ascii_digit()) => head,
-        _ => s,
-    };
-    PathBuf::from(s)
-}
-
-fn say_protected(r: &parity::ProtectReport, asked: parity::Redundancy, ui: &Ui, took: f64) {
-    ui.say(&format!(
-        "pybackup: {} recovery data for {} ({}): {} in {} parity volume(s), {} blocks of {} bytes in {} group(s), {:.2} % overhead, in {:.1} s",
-        asked,
-        if r.layout.files.len() == 1 { "1 file".to_string() } else { format!("{} files", r.layout.files.len()) },
-        human(r.data_bytes),
-        human(r.parity_bytes),
-        r.parity_files.len(),
-        r.layout.recovery_blocks(),
-        r.layout.block,
-        r.layout.groups,
-        r.parity_bytes as f64 / r.data_bytes.max(1) as f64 * 100.0,
-        took
-    ));
-    let p = r.promise;
-    let scattered = p.scattered_percent.floor();
-    ui.say(&match p.volumes {
-        0 => format!(
-            "pybackup: the recovery data rebuilds up to {scattered:.0} % of scattered sectors, but not one whole lost volume (ask for 1vol)"
-        ),
-        n => format!(
-            "pybackup: any {n} of the {} volumes (data and parity alike) can be lost, or {scattered:.0} % of scattered sectors: `pybackup repair` rebuilds them",
-            p.of
-        ),
-    });
-}
-
-/// `compress --redundancy`: protects the archive just written.
-/// With volumes, parity volumes are cut to the same size (`volume_size`).
-pub fn after_compress(
-    files: &[PathBuf],
-    base: &Path,
-    redundancy: parity::Redundancy,
-    volume_size: Option<u64>,
-    overwrite: bool,
-    ui: &Ui,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let opts = ProtectOptions { redundancy, volume_size, overwrite, ..ProtectOptions::default() };
-    let r = parity::protect(files, base, &opts)
-        .with_context(|| format!("cannot add recovery data to `{}`", files[0].display()))?;
-    if !ui.quiet() {
-        say_protected(&r, redundancy, ui, started.elapsed().as_secs_f64());
-    }
-    Ok(())
-}
-
-pub fn protect_cmd(a: &ProtectArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let base = a.output.clone().unwrap_or_else(|| base_of(&a.files[0]));
-    let opts = ProtectOptions {
-        redundancy: a.redundancy,
-        block: a.block_size,
-        volume_size: a.volume_size,
-        overwrite: a.overwrite,
-        ..ProtectOptions::default()
-    };
-    let r = parity::protect(&a.files, &base, &opts)?;
-    if a.json {
-        println!(
-            "{}",
-            json!({
-                "parity_files": r.parity_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-                "percent": r.layout.percent,
-                "redundancy": a.redundancy.to_string(),
-                "promise": {
-                    "volumes": r.promise.volumes,
-                    "of": r.promise.of,
-                    "scattered_percent": r.promise.scattered_percent,
-                },
-                "block_size": r.layout.block,
-                "groups": r.layout.groups,
-                "data_blocks": r.layout.data_blocks(),
-                "recovery_blocks": r.layout.recovery_blocks(),
-                "data_bytes": r.data_bytes,
-                "parity_bytes": r.parity_bytes,
-                "passes": r.passes,
-                "seconds": started.elapsed().as_secs_f64(),
-            })
-        );
-    } else if !ui.quiet() {
-        say_protected(&r, a.redundancy, ui, started.elapsed().as_secs_f64());
-    }
-    Ok(ExitCode::SUCCESS)
-}
 
 fn describe(state: &FileState) -> String {
     match state {
@@ -154,17 +49,17 @@ fn state_json(state: &FileState) -> serde_json::Value {
     }
 }
 
-pub fn repair_cmd(a: &RepairArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+pub fn run(a: &RepairArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let mut parity_files: Vec<PathBuf> = Vec::new();
     for f in &a.files {
         let found = if f.to_string_lossy().ends_with(parity::SUFFIX) {
-            let mut v = parity::find_parity(&base_of(f));
+            let mut v = parity::find_parity(&parity::base_of(f));
             if !v.contains(f) {
                 v.insert(0, f.clone());
             }
             v
         } else {
-            parity::find_parity(&base_of(f))
+            parity::find_parity(&parity::base_of(f))
         };
         for p in found {
             if !parity_files.contains(&p) {
@@ -229,5 +124,5 @@ pub fn repair_cmd(a: &RepairArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             ));
         }
     }
-    Ok(crate::code(if a.dry_run { all_intact } else { r.is_complete() }))
+    Ok(code(if a.dry_run { all_intact } else { r.is_complete() }))
 }

@@ -1,0 +1,143 @@
+//! One module per command: each turns its flags into library calls and
+//! the results into output and an exit code. What several share is here.
+
+use std::path::{Path, PathBuf};
+
+use ::manifest::Manifest;
+use ::volumes::{SetReport, VolumeSet};
+use anyhow::Context;
+
+use crate::flags::*;
+use crate::output::*;
+use crate::ui::{chain, human, Ui};
+
+pub mod backup;
+pub mod check;
+pub mod compress;
+pub mod diff;
+pub mod expand;
+pub mod extract;
+pub mod forget;
+pub mod launch;
+pub mod list;
+pub mod manifest;
+pub mod protect;
+pub mod repair;
+pub mod restore;
+pub mod salvage;
+pub mod snapshots;
+pub mod structure;
+pub mod verify;
+
+/// A path asked for inside an archive or snapshot, as it spells it.
+pub fn request_path(p: &Path) -> anyhow::Result<Vec<u8>> {
+    Ok(xtar::request_path(p)?)
+}
+
+/// Worker threads: `-j`, or one per CPU.
+pub fn jobs(g: &Global) -> usize {
+    g.jobs.filter(|&n| n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+pub use cli::code;
+
+pub fn report_restore(ui: &Ui, verbose: bool, r: &xtar::ExtractReport) {
+    if verbose || r.problems > 0 {
+        ui.say(&format!(
+            "pybackup: {} files ({}), {} dirs, {} links restored; {} problems",
+            r.files,
+            human(r.bytes),
+            r.dirs,
+            r.links,
+            r.problems
+        ));
+    }
+}
+
+/// Takes the manifest of a directory, reporting unreadable entries.
+pub fn tree_manifest(
+    dir: &Path,
+    walk: walk::Options,
+    hash: bool,
+    jobs: usize,
+    ui: &Ui,
+) -> anyhow::Result<(Manifest, u64)> {
+    let mut problems = 0;
+    let opts = ::manifest::BuildOptions { walk, hash, jobs };
+    let m = ::manifest::build(dir, &opts, |e| {
+        problems += 1;
+        ui.say_warning(&chain(&e));
+    })
+    .with_context(|| format!("cannot read `{}`", dir.display()))?;
+    Ok((m, problems))
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
+pub fn write_file(path: &Path, bytes: &[u8], overwrite: bool) -> anyhow::Result<()> {
+    Ok(fsutil::write_bytes(path, bytes, overwrite)?)
+}
+
+/// Splits `REPO@SNAPSHOT`; a path that exists as given is a repository
+/// with no snapshot named.
+pub fn split_spec(s: &str) -> (PathBuf, Option<String>) {
+    if Path::new(s).exists() {
+        return (PathBuf::from(s), None);
+    }
+    match s.rsplit_once('@') {
+        Some((repo, snap)) if !repo.is_empty() => (PathBuf::from(repo), Some(snap.to_string())),
+        _ => (PathBuf::from(s), None),
+    }
+}
+
+/// The volume set `archive` belongs to, unless it is to be read alone
+/// (`--single-volume`, standard input, not named like a volume, or no
+/// set table found: a plain archive).
+pub fn set_of(archive: &Path, single: bool) -> anyhow::Result<Option<VolumeSet>> {
+    if single || archive == Path::new("-") {
+        return Ok(None);
+    }
+    let found = ::volumes::find_set(&[archive.to_path_buf()])
+        .with_context(|| format!("cannot read the volume set of `{}`", archive.display()))?;
+    Ok(found.ok())
+}
+
+/// Says which volumes are missing and which files they take with them.
+pub fn say_lost(ui: &Ui, set: &VolumeSet, r: &SetReport) {
+    for k in &r.missing_volumes {
+        ui.say_warning(&format!(
+            "volume {k} of {} (`{}`) is missing",
+            set.table.count,
+            set.names[*k as usize - 1].display()
+        ));
+    }
+    if !r.lost.is_empty() {
+        ui.say_warning(&format!("{} files are lost with the missing volumes (named above)", r.lost.len()));
+    }
+}
+
+pub fn say_protected(r: &parity::ProtectReport, asked: parity::Redundancy, ui: &Ui, took: f64) {
+    ui.say(&format!(
+        "pybackup: {} recovery data for {} ({}): {} in {} parity volume(s), {} blocks of {} bytes in {} group(s), {:.2} % overhead, in {:.1} s",
+        asked,
+        if r.layout.files.len() == 1 { "1 file".to_string() } else { format!("{} files", r.layout.files.len()) },
+        human(r.data_bytes),
+        human(r.parity_bytes),
+        r.parity_files.len(),
+        r.layout.recovery_blocks(),
+        r.layout.block,
+        r.layout.groups,
+        r.parity_bytes as f64 / r.data_bytes.max(1) as f64 * 100.0,
+        took
+    ));
+    let p = r.promise;
+    let scattered = p.scattered_percent.floor();
+    ui.say(&match p.volumes {
+        0 => format!(
+            "pybackup: the recovery data rebuilds up to {scattered:.0} % of scattered sectors, but not one whole lost volume (ask for 1vol)"
+        ),
+        n => format!(
+            "pybackup: any {n} of the {} volumes (data and parity alike) can be lost, or {scattered:.0} % of scattered sectors: `pybackup repair` rebuilds them",
+            p.of
+        ),
+    });
+}

@@ -1,0 +1,19 @@
+//! `pybackup restore`: a snapshot, or part of it, restored.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cmd::*;
+use crate::ui::Ui;
+
+pub fn run(a: &RestoreArgs, jobs: usize, verbose: bool, ui: &Ui) -> anyhow::Result<ExitCode> {
+    let (repo, snap) = split_spec(&a.source);
+    let paths = a.paths.iter().map(|p| request_path(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs, paths };
+    let r = repo::restore(&repo, snap.as_deref(), &a.dest, &opts, ui)
+        .with_context(|| format!("cannot restore `{}`", a.source))?;
+    ui.finish();
+    report_restore(ui, verbose, &r);
+    Ok(code(r.is_clean()))
+}
