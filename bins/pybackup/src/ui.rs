@@ -62,17 +62,7 @@ impl Ui {
     }
 }
 
-/// The error and its sources on one line, as anyhow's `{:#}` prints them.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
+pub use cli::error_chain as chain;
 
 impl Ui {
     fn print(&self, msg: &str) {

@@ -704,6 +704,38 @@ mod tests {
     }
 
     #[test]
+    fn finish_cost_bounds_what_finishing_adds() {
+        let t = tempfile::tempdir().unwrap();
+        for (files, deep) in [(0usize, false), (3, false), (400, true)] {
+            let path = t.path().join(format!("a{files}.xtar"));
+            let file = File::create(&path).unwrap();
+            let mut w = ArchiveWriter::new(&file, &path, b"/a/rather/long/root", &CompressOptions::default()).unwrap();
+            w.open_dir(&dir_entry("")).unwrap();
+            if deep {
+                w.open_dir(&dir_entry("d")).unwrap();
+                w.open_dir(&dir_entry(&format!("d/{}", "x".repeat(150)))).unwrap();
+            }
+            let parent = if deep { format!("d/{}/", "x".repeat(150)) } else { String::new() };
+            let c = Compressed {
+                method: Method::Stored,
+                data: b"x".to_vec(),
+                crc: crc32fast::hash(b"x"),
+                sha256: [1; 32],
+                size: 1,
+            };
+            for i in 0..files {
+                w.add_compressed(&file_entry(&format!("{parent}f{i:04}")), &c).unwrap();
+            }
+            let (at, bound) = (w.position(), w.finish_cost());
+            let written = w.finish().unwrap();
+            let added = written.summary.bytes_out - at;
+            assert!(added <= bound, "{files} files: finishing added {added}, bound {bound}");
+            // The tail guard alone is 64 KiB: the bound is not wildly more.
+            assert!(bound <= added + 8192, "{files} files: bound {bound} for {added}");
+        }
+    }
+
+    #[test]
     fn unreadable_file_leaves_no_trace() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("a.xtar");
