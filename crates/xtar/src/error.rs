@@ -106,6 +106,12 @@ pub enum Error {
         /// What kind it is.
         kind: &'static str,
     },
+    /// A worker thread panicked (a bug): the archive is not finished.
+    #[error("a worker thread panicked while it compressed `{}`", path.display())]
+    WorkerPanicked {
+        /// The file it was compressing.
+        path: PathBuf,
+    },
     /// A path asked for inside an archive that cannot be one.
     #[error("`{}`: {reason}", path.display())]
     BadRequest {

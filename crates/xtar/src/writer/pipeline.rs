@@ -77,7 +77,12 @@ impl Window {
                 let tx = self.tx.clone();
                 let (path, level, follow, n) = (input.disk.clone(), self.level, self.follow, self.next_submit);
                 scope.spawn(move |_| {
-                    let _ = tx.send((n, compress_job(&path, level, follow)));
+                    // A worker that panics still answers, so the writer,
+                    // which waits for every file in turn, never hangs.
+                    let r =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compress_job(&path, level, follow)))
+                            .unwrap_or_else(|_| Err(Error::WorkerPanicked { path: path.clone() }));
+                    let _ = tx.send((n, r));
                 });
             }
             self.next_submit += 1;
