@@ -5,8 +5,9 @@ of damage discs suffer.
 Archives of one tree are made with pybackup, `tar czf`, `zip -r -6` and
 `dar -z6`. Copies of each are damaged in the same deterministic ways
 (random 2048-byte sectors overwritten with noise: 0.1 %, 1 % and 5 % of
-them; one 1 MiB burst; the first 64 KiB; the last 64 KiB; a truncation at
-50 %), then recovered with each tool's own means, and the files that come
+them; one 1 MiB burst, of noise and of zeros at the same place; the first
+64 KiB; the last 64 KiB; the last 5, 20, 50 and 80 % cut off, and the last
+20 % zeroed), then recovered with each tool's own means, and the files that come
 back bit-exact (same path, same SHA-256 as the source) are counted.
 
 For pybackup the script also computes the optimum: the number of files
@@ -127,7 +128,9 @@ def member_ranges(path):
 
 
 def patterns(size, seed):
-    """name -> (list of damaged [start, end) ranges, truncation length or None)."""
+    """name -> (list of damaged [start, end) ranges, truncation length or
+    None); ranges in a pattern whose name starts with `zero` are zeroed,
+    the others overwritten with noise."""
     sectors = size // SECTOR
     out = {}
     for pct in (0.1, 1, 5):
@@ -138,19 +141,24 @@ def patterns(size, seed):
     rng = random.Random(f"{seed}-burst")
     b = rng.randrange(0, max(1, size - (1 << 20))) // SECTOR * SECTOR
     out["burst 1M"] = ([(b, b + (1 << 20))], None)
+    out["zero 1M"] = ([(b, b + (1 << 20))], None)
     out["head 64K"] = ([(0, 64 << 10)], None)
     out["tail 64K"] = ([(max(0, size - (64 << 10)), size)], None)
-    out["trunc 50%"] = ([], size // 2 // SECTOR * SECTOR)
+    # Discs fail from the outer edge, where the end of the data is.
+    for lost in (5, 20, 50, 80):
+        out[f"cut {lost}%"] = ([], size * (100 - lost) // 100 // SECTOR * SECTOR)
+    z = size * 80 // 100 // SECTOR * SECTOR
+    out["zero 20%"] = ([(z, size)], None)
     return out
 
 
-def damage(src, dst, ranges, truncate, seed):
+def damage(src, dst, ranges, truncate, seed, zero=False):
     shutil.copyfile(src, dst)
     rng = random.Random(f"{seed}-bytes")
     with open(dst, "r+b") as f:
         for s, e in ranges:
             f.seek(s)
-            f.write(rng.randbytes(e - s))
+            f.write(bytes(e - s) if zero else rng.randbytes(e - s))
         if truncate is not None:
             f.truncate(truncate)
 
@@ -195,10 +203,13 @@ def main():
     def zip_ff(a, d):
         fixed = a + ".fixed.zip"
         # Not -q: with it, zip -FF writes an empty archive (zip 3.0).
-        # zip -FF can loop forever on damaged input (seen here with zip
+        # When the end of the archive is lost, zip -FF asks whether it is a
+        # single-disk archive and then which split to read: answer `y`,
+        # then `e` (end the archive), as a user would; on no input it
+        # loops. It can still loop on damaged input (seen here with zip
         # 3.0): give it a fixed budget, then unzip whatever it wrote.
         try:
-            sh(["zip", "-FF", a, "--out", fixed], stdin=subprocess.DEVNULL, timeout=FF_TIMEOUT)
+            sh(["zip", "-FF", a, "--out", fixed], input=b"y\ne\ne\ne\n", timeout=FF_TIMEOUT)
         except subprocess.TimeoutExpired:
             HUNG.append(os.path.basename(a))
         if os.path.exists(fixed):
@@ -245,7 +256,7 @@ def main():
             dmg, trunc = pats[kind][pname]
             # Same extension as the original: zip -FF insists on `.zip`.
             d_arch = os.path.join(work, "d" + os.path.basename(arch[kind])[1:])
-            damage(arch[kind], d_arch, dmg, trunc, args.seed)
+            damage(arch[kind], d_arch, dmg, trunc, args.seed, zero=pname.startswith("zero"))
             dest = os.path.join(work, "out")
             shutil.rmtree(dest, ignore_errors=True)
             os.makedirs(dest)

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Where the bytes of an .xtar go: tar headers (with long-name records),
+padding, zip headers and trailers, file data, indexes, the manifest, and
+the end. For choosing what a smaller format must attack (issue: format
+version 3). Reads the archive as the reader does, stepping into nested
+containers; it trusts the archive (run it on undamaged ones).
+
+    python3 benches/overhead.py ARCHIVE.xtar
+"""
+
+import struct
+import sys
+
+
+def main():
+    path = sys.argv[1]
+    data = open(path, "rb").read()
+    n = len(data)
+    cat = {k: 0 for k in ("tar headers", "padding", "zip headers", "file data", "indexes", "manifest",
+                          "end and pad", "other")}
+    files = 0
+    pos = 0
+    long = None
+    while pos + 512 <= n:
+        h = data[pos:pos + 512]
+        if h == bytes(512):
+            cat["end and pad"] += 512
+            pos += 512
+            continue
+        name = h[0:100].rstrip(b"\0")
+        prefix = h[345:500].rstrip(b"\0")
+        if h[124] & 0x80:
+            size = int.from_bytes(h[125:136], "big")
+        else:
+            size = int(h[124:136].rstrip(b"\0 ") or b"0", 8)
+        kind = h[156:157]
+        full = prefix + b"/" + name if prefix else name
+        cat["tar headers"] += 512
+        pos += 512
+        pad = -size % 512
+        if kind == b"L":
+            cat["tar headers"] += size + pad
+            long = data[pos:pos + size].rstrip(b"\0")
+            pos += size + pad
+            continue
+        if long is not None:
+            full, long = long, None
+        if full.endswith(b".xtar"):
+            continue  # a container: its members follow
+        body = data[pos:pos + size]
+        if full.endswith(b".zip"):
+            files += 1
+            name_len, extra_len = struct.unpack("<HH", body[26:30])
+            csize = struct.unpack("<I", body[18:22])[0]
+            if csize == 0xFFFFFFFF:
+                extra = body[30 + name_len:30 + name_len + extra_len]
+                i = 0
+                while i < len(extra):
+                    hid, hl = struct.unpack("<HH", extra[i:i + 4])
+                    if hid == 1:
+                        csize = struct.unpack("<Q", extra[i + 12:i + 20])[0]
+                    i += 4 + hl
+            cat["file data"] += csize
+            cat["zip headers"] += size - csize
+        elif full.endswith(b".xtar-index"):
+            cat["indexes"] += size
+        elif full == b".xtar-manifest":
+            cat["manifest"] += size
+        elif full == b".xtar-pad":
+            cat["end and pad"] += size
+        else:
+            cat["other"] += size
+        cat["padding"] += pad
+        pos += size + pad
+    print(f"{path}: {n} bytes, {files} file members")
+    for k, v in cat.items():
+        print(f"  {k:12} {v / 1e6:9.2f} MB  {100 * v / n:5.1f} %  {v / max(files, 1):8.1f} B/file")
+
+
+if __name__ == "__main__":
+    main()
