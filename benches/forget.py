@@ -24,6 +24,8 @@ import sysconfig
 import tempfile
 import time
 
+from backup import files_of  # the same tree listing as the backup benchmark
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GNU_TIME = "/usr/bin/time"
@@ -39,17 +41,6 @@ def timed(cmd):
         sys.stderr.write(err)
         raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}")
     return dt, int(err.strip().splitlines()[-1])
-
-
-def files_of(tree):
-    out = []
-    for d, dirs, files in os.walk(tree):
-        dirs.sort()
-        for f in sorted(files):
-            p = os.path.join(d, f)
-            if os.path.isfile(p) and not os.path.islink(p):
-                out.append(p)
-    return out
 
 
 def main():

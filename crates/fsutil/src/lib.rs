@@ -71,20 +71,23 @@ pub fn write_new<T, E: From<Error>>(
     overwrite: bool,
     write: impl FnOnce(&File, &Path) -> Result<T, E>,
 ) -> Result<T, E> {
-    let write_err = |source| Error::Write { path: out.to_path_buf(), source };
     if !overwrite && out.symlink_metadata().is_ok() {
         return Err(Error::Exists { path: out.to_path_buf() }.into());
     }
-    let dir = dir_of(out);
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // A run killed earlier left its temporary file: it was never renamed,
-    // so it is incomplete by construction.
-    remove_stale(dir, format!(".{name}.").as_bytes(), PARTIAL_SUFFIX.as_bytes());
+    remove_stale_temps(out);
     let tmp = temp_beside(out)?;
     let value = write(tmp.as_file(), out)?;
+    // Fsyncs the file, renames it, fsyncs the directory.
     persist(tmp, out, overwrite)?;
-    sync_dir(dir).map_err(write_err)?;
     Ok(value)
+}
+
+/// Removes the temporary files that runs killed earlier left for `out`
+/// (`.NAME.XXXXXX.partial` beside it): never renamed, they are incomplete
+/// by construction. Returns how many were removed.
+pub fn remove_stale_temps(out: &Path) -> usize {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    remove_stale(dir_of(out), format!(".{name}.").as_bytes(), PARTIAL_SUFFIX.as_bytes())
 }
 
 /// A new temporary file beside `out`, named `.NAME.XXXXXX.partial`

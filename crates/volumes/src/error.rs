@@ -30,13 +30,13 @@ pub enum Error {
     },
     /// The volume size leaves no room for a volume's own metadata.
     #[error(
-        "a volume of {size} bytes is too small: the table of the set and the archive's own metadata take {fixed} bytes of each volume"
+        "a volume of {size} bytes is too small: the table of the set, the archive's own metadata and room for one part need {least} bytes"
     )]
     TooSmall {
         /// The volume size asked for.
         size: u64,
-        /// What each volume needs besides its files.
-        fixed: u64,
+        /// The least volume size for this tree.
+        least: u64,
     },
     /// An entry whose metadata alone does not fit in an empty volume.
     #[error("`{}`: its metadata alone does not fit in a volume of {size} bytes", String::from_utf8_lossy(path))]

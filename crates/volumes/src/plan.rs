@@ -80,8 +80,9 @@ fn line_len(e: &Entry) -> u64 {
 /// bounded from the walk (a file's size may grow by two digits while it
 /// is read; a further name of a hard link names another path of the same
 /// inode); the place columns from the bound on the number of volumes.
-/// `None` when the volume size leaves no room for files.
-pub fn table_room(entries: &[walk::Entry], root: &[u8], size: u64) -> Option<(u64, u64)> {
+/// `Err(least)` when the volume size leaves no room for files: each volume
+/// needs at least `least` bytes.
+pub fn table_room(entries: &[walk::Entry], root: &[u8], size: u64) -> Result<(u64, u64), u64> {
     let mut longest_alias: HashMap<(u64, u64), usize> = HashMap::new();
     for e in entries.iter().filter(|e| e.kind == walk::Kind::File && e.meta.nlink > 1) {
         let l = longest_alias.entry((e.meta.dev, e.meta.ino)).or_default();
@@ -119,14 +120,14 @@ pub fn table_room(entries: &[walk::Entry], root: &[u8], size: u64) -> Option<(u6
         // Refused as the writer would fail: no room for one part.
         let least = fixed_per_volume + table_cost(room) + MIN_PART + 4096;
         if least > size {
-            return None;
+            return Err(least);
         }
         // Every volume but the last is filled to within a part's worth
         // (a member starts the next volume only then).
         let payload = (size - least).max(4096);
         let volumes = data.div_ceil(payload) + 1;
         if digits(2 * volumes) <= d {
-            return Some((room, volumes));
+            return Ok((room, volumes));
         }
         d = digits(2 * volumes);
     }
@@ -220,7 +221,8 @@ mod tests {
     #[test]
     fn volumes_too_small_for_their_own_metadata_are_refused() {
         let es = vec![entry("", walk::Kind::Dir, 0), entry("f", walk::Kind::File, 10)];
-        assert!(table_room(&es, b"/src", 100 << 10).is_none());
-        assert!(table_room(&es, b"/src", 1 << 20).is_some());
+        let least = table_room(&es, b"/src", 100 << 10).unwrap_err();
+        assert!(least > 100 << 10, "{least}");
+        assert!(table_room(&es, b"/src", least).is_ok());
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use manifest::{Entry, Kind};
 use xtar::format::tar::BLOCK;
-use xtar::format::zip::{EntryInfo, S_IFREG};
+use xtar::format::zip::{EntryInfo, S_IFLNK, S_IFREG};
 use xtar::format::{self, VOLUMES_NAME};
 use xtar::{ArchiveWriter, CompressOptions, CompressSummary, Compressed, Observer, Stored, TreeSink};
 
@@ -65,10 +65,8 @@ pub fn compress_volumes(
     }
     let (walked, walk_warnings) = xtar::walk_source(src, &opts, obs)?;
     let root = xtar::root_label(src, &opts);
-    let Some((table_room, _)) = plan::table_room(&walked, &root, vopts.size) else {
-        let fixed = plan::fixed_cost(&root) + plan::table_cost(64 * walked.len() as u64) + plan::MIN_PART;
-        return Err(Error::TooSmall { size: vopts.size, fixed });
-    };
+    let (table_room, _) =
+        plan::table_room(&walked, &root, vopts.size).map_err(|least| Error::TooSmall { size: vopts.size, least })?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
@@ -83,7 +81,6 @@ pub fn compress_volumes(
         cur: None,
         done: Vec::new(),
         stack: Vec::new(),
-        root_mtime: 0,
         root_entry: None,
         table: Vec::new(),
         whole_in: HashMap::new(),
@@ -136,6 +133,12 @@ struct Cut {
     start: (u32, u64),
 }
 
+impl Cut {
+    fn new(path: &[u8], mtime: i64) -> Cut {
+        Cut { path: path.to_vec(), mtime, part: 1, left: 0, vols: Vec::new(), start: (0, 0) }
+    }
+}
+
 /// Where the bytes of a cut file come from: given where to write them,
 /// writes the whole zip and returns its final local header when the first
 /// bytes written were a provisional one.
@@ -153,7 +156,7 @@ struct SetWriter {
     done: Vec<Done>,
     /// The directories open in the tree, the root first.
     stack: Vec<Entry>,
-    root_mtime: i64,
+    /// The root directory's entry: every volume opens it.
     root_entry: Option<Entry>,
     /// The set's table: every entry and where its content is.
     table: Vec<(Place, Entry)>,
@@ -180,17 +183,13 @@ impl SetWriter {
     /// Turns an error of the set into one the tree writer passes on: the
     /// original is kept and returned by [`compress_volumes`].
     fn carry(&mut self, e: Error) -> xtar::Error {
-        let carried = match &e {
-            Error::Xtar(_) => None,
-            other => Some(xtar::Error::Volumes { path: self.base.clone(), message: other.to_string() }),
-        };
-        match (e, carried) {
-            (Error::Xtar(x), _) => x,
-            (e, Some(c)) => {
-                self.failed = Some(e);
-                c
+        match e {
+            Error::Xtar(x) => x,
+            other => {
+                let carried = xtar::Error::Volumes { path: self.base.clone(), message: other.to_string() };
+                self.failed = Some(other);
+                carried
             }
-            (e, None) => xtar::Error::Volumes { path: self.base.clone(), message: e.to_string() },
         }
     }
 
@@ -198,11 +197,7 @@ impl SetWriter {
         if self.cur.is_none() {
             let k = self.done.len() as u32 + 1;
             let path = volume_path(&self.base, k);
-            fsutil::remove_stale(
-                fsutil::dir_of(&path),
-                format!(".{}.", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()).as_bytes(),
-                fsutil::PARTIAL_SUFFIX.as_bytes(),
-            );
+            fsutil::remove_stale_temps(&path);
             let tmp = fsutil::temp_beside(&path)?;
             let w = ArchiveWriter::with_pool(tmp.as_file(), &path, &self.root, &self.opts, Arc::clone(&self.pool))?;
             self.cur = Some(Volume { k, tmp, w, depth: 0, fresh: true, rooted: false });
@@ -260,7 +255,8 @@ impl SetWriter {
                 v.w.open_dir(root)?;
             }
         }
-        let table_at = v.w.begin_extra(VOLUMES_NAME, self.root_mtime)?;
+        let root_mtime = self.root_entry.as_ref().map_or(0, |r| r.mtime.sec);
+        let table_at = v.w.begin_extra(VOLUMES_NAME, root_mtime)?;
         let fill = vec![b'\n'; 64 << 10];
         let mut left = self.table_room;
         while left > 0 {
@@ -347,36 +343,45 @@ impl SetWriter {
     /// its zip bytes come from `fill`, which writes them through the
     /// closure it is given. Returns the table's place.
     fn cut(&mut self, path: &[u8], mtime: i64, fill: &mut Fill<'_>) -> xtar::Result<Place> {
-        let mut cut = Cut { path: path.to_vec(), mtime, part: 1, left: 0, vols: Vec::new(), start: (0, 0) };
+        let mut cut = Cut::new(path, mtime);
         self.begin_part(&mut cut)?;
         let local = {
             let me = &mut *self;
             let c = &mut cut;
             fill(&mut |b| me.part_data(c, b))
         };
-        let local = match local {
-            Ok(l) => l,
+        match local {
+            Ok(local) => self.end_cut(cut, local.as_deref()),
             Err(e) => {
-                // What was written stays, as parts no table names: end
-                // the open part so the volume stays whole.
-                if let Some(v) = self.cur.as_mut() {
-                    let _ = v.w.end_extra();
-                }
-                return Err(e);
+                self.abandon_cut();
+                Err(e)
             }
-        };
-        // The zip's local header, final now, at the start of part 1: in
-        // the part still open, or in a finished volume.
+        }
+    }
+
+    /// Ends a cut file: its zip's local header, final now, goes to the
+    /// start of part 1 (in the part still open, or in a finished volume),
+    /// and the last part is closed. Returns the table's place.
+    fn end_cut(&mut self, cut: Cut, local: Option<&[u8]>) -> xtar::Result<Place> {
         if let Some(local) = local {
             let (k, at) = cut.start;
             match self.cur.as_mut() {
-                Some(v) if v.k == k => v.w.patch_extra(at, &local)?,
-                _ => patch_path(&self.done[k as usize - 1].tmp, at, &local)?,
+                Some(v) if v.k == k => v.w.patch_extra(at, local)?,
+                _ => patch_path(&self.done[k as usize - 1].tmp, at, local)?,
             }
         }
         self.volume()?.w.end_extra()?;
         self.split_files += 1;
         Ok(Place::Parts(cut.vols))
+    }
+
+    /// A file that could not be read while it was cut: what was written of
+    /// it stays, as parts no table names; the open part is ended so the
+    /// volume stays whole.
+    fn abandon_cut(&mut self) {
+        if let Some(v) = self.cur.as_mut() {
+            let _ = v.w.end_extra();
+        }
     }
 
     /// Writes out the set: the table into every volume, then every volume
@@ -440,7 +445,6 @@ fn patch_path(path: &Path, at: u64, data: &[u8]) -> xtar::Result<()> {
 impl TreeSink for SetWriter {
     fn open_dir(&mut self, entry: &Entry) -> xtar::Result<()> {
         if entry.path.is_empty() {
-            self.root_mtime = entry.mtime.sec;
             self.root_entry = Some(entry.clone());
         }
         let cost = plan::header_cost(&format::container_name(&entry.path))
@@ -493,9 +497,11 @@ impl TreeSink for SetWriter {
         let len = member_len(&entry.path, info.total_len()) + 2 * line_len(&stored);
         match self.find_room(&entry.path, len, true)? {
             Placement::Cut { .. } => {
-                let zip = [info.local_header(), data.data.clone(), info.trailer()].concat();
+                let (local, trailer) = (info.local_header(), info.trailer());
                 let place = self.cut(&entry.path, entry.mtime.sec, &mut |emit| {
-                    emit(&zip)?;
+                    emit(&local)?;
+                    emit(&data.data)?;
+                    emit(&trailer)?;
                     Ok(None)
                 })?;
                 self.booked(stored.clone(), place);
@@ -552,7 +558,7 @@ impl TreeSink for SetWriter {
             csize: target.len() as u64,
             usize: target.len() as u64,
             mtime: entry.mtime.sec,
-            unix_mode: 0o120_777,
+            unix_mode: S_IFLNK | 0o777,
             zip64: false,
         };
         let len = member_len(&entry.path, info.total_len()) + 2 * line_len(entry);
@@ -639,14 +645,7 @@ impl SetWriter {
                 if cut.is_none() {
                     // Too large for this volume: the spill is the start
                     // of the first part.
-                    let mut c = Cut {
-                        path: entry.path.clone(),
-                        mtime: entry.mtime.sec,
-                        part: 1,
-                        left: 0,
-                        vols: Vec::new(),
-                        start: (0, 0),
-                    };
+                    let mut c = Cut::new(&entry.path, entry.mtime.sec);
                     me.begin_part(&mut c)?;
                     let mut buf = vec![0u8; 1 << 20];
                     let mut done = 0u64;
@@ -667,11 +666,8 @@ impl SetWriter {
         let s = match streamed {
             Ok(s) => s,
             Err(e) => {
-                // Parts written of a file that could not be read stay,
-                // named in no table; end the open one so the volume stays
-                // whole.
-                if let (Some(_), Some(v)) = (&cut, self.cur.as_mut()) {
-                    let _ = v.w.end_extra();
+                if cut.is_some() {
+                    self.abandon_cut();
                 }
                 return Err(e);
             }
@@ -694,14 +690,8 @@ impl SetWriter {
                 Ok(Stored { changed, ..stored })
             }
             Some(c) => {
-                let (k, at) = c.start;
-                match self.cur.as_mut() {
-                    Some(v) if v.k == k => v.w.patch_extra(at, &s.local_header)?,
-                    _ => patch_path(&self.done[k as usize - 1].tmp, at, &s.local_header)?,
-                }
-                self.volume()?.w.end_extra()?;
-                self.split_files += 1;
-                self.booked(e.clone(), Place::Parts(c.vols));
+                let place = self.end_cut(c, Some(&s.local_header))?;
+                self.booked(e.clone(), place);
                 Ok(Stored { entry: e, offset: 0, changed })
             }
         }

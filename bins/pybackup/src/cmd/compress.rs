@@ -22,15 +22,14 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
         root_label: None,
     };
     let started = Instant::now();
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
+    let mut stdout = None;
     let output = match a.output.as_deref() {
         Some(p) if p == Path::new("-") => {
             if a.redundancy.is_some() || a.volume_size.is_some() {
                 bail!("--redundancy and --volume-size need an output file, not standard output");
             }
             let work_dir = a.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-            ::volumes::Output::Stream { to: &mut lock, work_dir }
+            ::volumes::Output::Stream { to: stdout.insert(std::io::stdout().lock()), work_dir }
         }
         out => {
             let out = match out {

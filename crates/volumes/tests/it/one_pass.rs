@@ -193,3 +193,21 @@ fn an_existing_volume_is_not_replaced_unless_asked() {
     compress_volumes(&src, &base, &opts(1), &v, &Silent).expect("overwrite");
     assert_ne!(std::fs::read(volume_path(&base, 1)).expect("read"), b"precious");
 }
+
+#[test]
+fn a_later_volume_in_the_way_stops_the_set_and_leaves_nothing_of_it() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let base = out.join("set");
+    // Volume 2 of an unrelated set is in the way: found only once the set
+    // is written, after volume 1 was.
+    std::fs::write(volume_path(&base, 2), b"someone else's").expect("write");
+    let e = compress_volumes(&src, &base, &opts(2), &VolumeOptions { size: 1 << 20, overwrite: false }, &Silent)
+        .expect_err("refused");
+    assert!(e.to_string().contains("set.002.xtar"), "{e}");
+    assert_eq!(files_in(&out), vec!["set.002.xtar".to_string()]);
+    assert_eq!(std::fs::read(volume_path(&base, 2)).expect("read"), b"someone else's");
+}
