@@ -52,6 +52,16 @@ pub enum Error {
         /// Why not.
         message: String,
     },
+    /// This operation does not handle the archive's format version.
+    #[error("`{}` is xtar format version {version}; {what}", path.display())]
+    VersionNotHandled {
+        /// The archive.
+        path: PathBuf,
+        /// Its version.
+        version: u32,
+        /// What cannot be done, and what to do instead.
+        what: &'static str,
+    },
     /// The archive has a format version this program does not read.
     #[error("`{}` is xtar format version {found}; this program reads versions {} to {supported}", path.display(), crate::format::OLDEST_VERSION)]
     Version {

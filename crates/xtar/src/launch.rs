@@ -29,6 +29,14 @@ pub fn launch(archive: &Path, dir: &Path, overwrite: bool, obs: &dyn Observer) -
     let mut dest = Dest::new(dir, overwrite)?;
     let mut report = LaunchReport::default();
     while let Some(item) = scanner.next(obs)? {
+        if scanner.version() >= 3 {
+            return Err(Error::VersionNotHandled {
+                path: archive.to_path_buf(),
+                version: scanner.version(),
+                what: "launch writes the members of the nested layout (versions 1 and 2); \
+                       use `extract`, or `tar -xf` and `unzip` as in the format's recovery recipe",
+            });
+        }
         let result = match item {
             Item::File { path, size, .. } => {
                 let name = format::file_member_name(&path);
@@ -54,6 +62,7 @@ pub fn launch(archive: &Path, dir: &Path, overwrite: bool, obs: &dyn Observer) -
             }
             Item::Volumes { text } => write_member(&mut dest, format::VOLUMES_NAME, &mut &text[..], text.len() as u64),
             Item::Container { path } => dest.ensure_dir(&path, &[&path[..], CONTAINER_SUFFIX].concat()),
+            Item::Entries { .. } => continue,
             Item::Other { name } => {
                 obs.warning(&Error::Member { member: lossy(&name), message: "unknown member; skipped".into() });
                 report.problems += 1;

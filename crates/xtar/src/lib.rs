@@ -58,7 +58,8 @@ pub use salvage::{salvage, FileState, SalvageOptions, SalvageReport, SalvagedFil
 pub use structure::expand_structure;
 pub use writer::{
     plan, request_path, root_label, stream_zip, walk_source, write_archive, write_entries, ArchiveWriter,
-    CompressOptions, CompressSummary, ListSkip, Select, Step, Stored, Streamed, TreeSink, Written,
+    CompressOptions, CompressSummary, ListSkip, PackedWriter, Select, Step, Stored, Streamed, TreeSink, Written,
+    PACK_BYTES, PACK_FILES,
 };
 
 /// Compresses `src` into a new archive at `out`.

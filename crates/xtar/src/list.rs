@@ -19,12 +19,17 @@ pub struct Listed {
     pub stored: Option<u64>,
 }
 
-/// Calls `f` for every entry of the archive, in archive order: each
-/// directory, then its files, then its subdirectories. Returns the number
-/// of problems reported through `obs` (members without index entries).
+/// Calls `f` for every entry of the archive: in archive order for the
+/// nested layout (each directory, then its files, then its
+/// subdirectories), in canonical path order for version 3. Returns the
+/// number of problems reported through `obs` (members without index
+/// entries).
 pub fn list(archive: &Path, obs: &dyn Observer, mut f: impl FnMut(Listed)) -> Result<u64> {
     let mut scanner = Scanner::open(archive)?;
     let mut stored: HashMap<Vec<u8>, u64> = HashMap::new();
+    // Version 3: the entries, by path (the manifest's, then what the
+    // indexes add when the manifest was damaged).
+    let mut v3: std::collections::BTreeMap<Vec<u8>, Entry> = Default::default();
     while let Some(item) = scanner.next(obs)? {
         match item {
             Item::File { path, size, .. } => {
@@ -36,8 +41,24 @@ pub fn list(archive: &Path, obs: &dyn Observer, mut f: impl FnMut(Listed)) -> Re
                     f(Listed { entry, stored: s });
                 }
             }
+            Item::Manifest { text } if scanner.version() >= 3 => {
+                for e in crate::read::parse_entries(&text).0 {
+                    v3.insert(e.path.clone(), e);
+                }
+            }
+            Item::Entries { entries, .. } => {
+                for e in entries {
+                    v3.entry(e.path.clone()).or_insert(e);
+                }
+            }
             _ => {}
         }
+    }
+    let mut v3: Vec<Entry> = v3.into_values().collect();
+    v3.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+    for entry in v3 {
+        let s = stored.remove(&entry.path);
+        f(Listed { entry, stored: s });
     }
     let mut problems = 0;
     let mut orphans: Vec<_> = stored.into_keys().collect();
@@ -59,7 +80,7 @@ pub fn archive_manifest(archive: &Path, obs: &dyn Observer) -> Result<manifest::
     while let Some(item) = scanner.next(obs)? {
         match item {
             Item::Header { root: r, .. } => root = r,
-            Item::Index { entries, .. } => from_indexes.extend(entries),
+            Item::Index { entries, .. } | Item::Entries { entries, .. } => from_indexes.extend(entries),
             Item::Manifest { text } => match manifest::Manifest::parse(&text) {
                 Ok(m) => trailer = Some(m),
                 Err(source) => obs.warning(&Error::Manifest { what: "`.xtar-manifest`".into(), source }),

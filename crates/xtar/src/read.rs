@@ -118,6 +118,14 @@ pub enum Item {
         /// Its text.
         text: Vec<u8>,
     },
+    /// Version 3: an index of entries anywhere in the tree (a pack's
+    /// files, or everything that is not a regular file).
+    Entries {
+        /// Its entries.
+        entries: Vec<manifest::Entry>,
+        /// Whether every line of it was read (no damaged gzip member).
+        complete: bool,
+    },
     /// A member this version does not know; it was skipped.
     Other {
         /// Its tar name.
@@ -136,6 +144,13 @@ pub struct Scanner {
     containers: Vec<u64>,
     started: bool,
     ended: bool,
+    /// The format version from the header (0 before it is read).
+    version: u32,
+    /// Version 3: inside a pack, where it ends and its padding.
+    pack: Option<(u64, u64)>,
+    /// Bytes of the current member already read (a pack entry's local
+    /// header), handed out before the rest of its data.
+    prefix: Vec<u8>,
 }
 
 impl Scanner {
@@ -150,7 +165,15 @@ impl Scanner {
             containers: Vec::new(),
             started: false,
             ended: false,
+            version: 0,
+            pack: None,
+            prefix: Vec::new(),
         }
+    }
+
+    /// The format version the header gave (0 if no header was read).
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// Opens an archive file (or `-` for standard input).
@@ -177,6 +200,7 @@ impl Scanner {
     }
 
     fn finish_member(&mut self) -> Result<()> {
+        self.prefix.clear();
         let n = self.remaining + self.padding;
         if n > 0 {
             self.src.skip(n).map_err(|e| self.io_err(e))?;
@@ -218,6 +242,15 @@ impl Scanner {
         self.finish_member()?;
         if self.ended {
             return Ok(None);
+        }
+        if let Some((end, pad)) = self.pack {
+            if let Some(item) = self.pack_entry(end, obs)? {
+                return Ok(Some(item));
+            }
+            self.pack = None;
+            self.remaining = end.saturating_sub(self.pos);
+            self.padding = pad;
+            self.finish_member()?;
         }
         let mut long_name: Option<Vec<u8>> = None;
         let mut resyncing: Option<u64> = None;
@@ -282,7 +315,7 @@ impl Scanner {
             self.remaining = header.size;
             self.padding = tarfmt::padding(header.size) as u64;
             let data_at = self.pos;
-            let kind = MemberName::parse(&name);
+            let kind = if self.version >= 3 { MemberName::parse_v3(&name) } else { MemberName::parse(&name) };
             if !self.started {
                 self.started = true;
                 if kind != MemberName::Header {
@@ -306,6 +339,31 @@ impl Scanner {
                 MemberName::Header => {
                     let text = self.meta_data(header.size)?;
                     Item::Header { root: self.check_header(&text)?, text }
+                }
+                MemberName::ManifestGz => {
+                    let z = self.meta_data(header.size)?;
+                    let d = crate::format::gz::decode(&z);
+                    if !d.complete {
+                        obs.warning(&self.damaged(data_at, "the manifest is damaged; reading what is left of it"));
+                    }
+                    Item::Manifest { text: d.text }
+                }
+                MemberName::Pack(_) => {
+                    // Step into the pack: its zip entries follow.
+                    self.pack = Some((data_at + header.size, tarfmt::padding(header.size) as u64));
+                    self.remaining = 0;
+                    self.padding = 0;
+                    return self.next(obs);
+                }
+                MemberName::TreeTar => {
+                    let z = self.meta_data(header.size)?;
+                    let (entries, complete) = crate::format::tree::read(&z);
+                    if !complete {
+                        obs.warning(
+                            &self.damaged(data_at, "`.xtar-tree.tar.gz` is damaged; reading what is left of it"),
+                        );
+                    }
+                    Item::Entries { entries, complete }
                 }
                 MemberName::Manifest => Item::Manifest { text: self.meta_data(header.size)? },
                 MemberName::Index(dir) => {
@@ -336,6 +394,39 @@ impl Scanner {
         }
     }
 
+    /// The next entry of the pack that ends at `end`, or `None` when its
+    /// central directory (or damage) is reached.
+    fn pack_entry(&mut self, end: u64, obs: &dyn Observer) -> Result<Option<Item>> {
+        let at = self.pos;
+        if end < at + 30 {
+            return Ok(None);
+        }
+        let mut head = Vec::new();
+        let local = {
+            let mut tee = TeeRead { inner: (&mut self.src).take(end - at), copy: &mut head };
+            crate::format::zip::read_local_header(&mut tee)
+        };
+        self.pos += head.len() as u64;
+        match local {
+            Ok(l) if l.len + l.csize <= end - at => {
+                self.remaining = l.csize;
+                self.padding = 0;
+                self.prefix = head;
+                Ok(Some(Item::File { path: l.name, size: l.len + l.csize, offset: at }))
+            }
+            Ok(_) => {
+                obs.warning(&self.damaged(at, "a zip entry overruns its pack; skipping the rest of the pack"));
+                Ok(None)
+            }
+            // The central directory: the pack's entries are done.
+            Err(_) if head.starts_with(b"PK\x01\x02") => Ok(None),
+            Err(m) => {
+                obs.warning(&self.damaged(at, format!("{m}; skipping the rest of the pack")));
+                Ok(None)
+            }
+        }
+    }
+
     fn meta_data(&mut self, size: u64) -> Result<Vec<u8>> {
         if size > MAX_META {
             return Err(self.damaged(self.pos, format!("metadata member claims {size} bytes")));
@@ -350,7 +441,7 @@ impl Scanner {
         Ok(text)
     }
 
-    fn check_header(&self, text: &[u8]) -> Result<Vec<u8>> {
+    fn check_header(&mut self, text: &[u8]) -> Result<Vec<u8>> {
         let mut lines = text.split(|&b| b == b'\n');
         let first = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
         let version = first
@@ -364,6 +455,7 @@ impl Scanner {
                 supported: FORMAT_VERSION,
             });
         }
+        self.version = version.parse().unwrap_or(0);
         let root = lines
             .find_map(|l| l.strip_prefix(b"#root "))
             .and_then(|r| manifest::unescape_path(r).ok())
@@ -385,7 +477,7 @@ pub fn parse_index(text: &[u8], dir: &[u8]) -> manifest::Result<Vec<manifest::En
                 .and_then(|l| l.strip_prefix(INDEX_MAGIC))
                 .and_then(|l| l.strip_prefix(' '));
             match v {
-                Some(v) if version_supported(v) => continue,
+                Some(v) if crate::format::nested_version(v) => continue,
                 Some(v) => return Err(manifest::Error::Version { found: v.to_string() }),
                 None => return Err(syntax(1, "not an index")),
             }
@@ -408,6 +500,43 @@ pub fn parse_index(text: &[u8], dir: &[u8]) -> manifest::Result<Vec<manifest::En
     Ok(entries)
 }
 
+/// Parses the lines of a version 3 index or manifest text, keeping every
+/// line that parses (and its path is safe); returns them in canonical
+/// order and the number of lines refused.
+pub fn parse_entries(text: &[u8]) -> (Vec<manifest::Entry>, usize) {
+    let mut entries = Vec::new();
+    let mut bad = 0;
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() || line.starts_with(b"#") {
+            if n == 0 && !line.starts_with(INDEX_MAGIC.as_bytes()) && !line.starts_with(manifest::MAGIC.as_bytes()) {
+                bad += 1;
+            }
+            continue;
+        }
+        match manifest::parse_entry_line(line, n + 1) {
+            Ok(e) if e.path.is_empty() || crate::format::check_member_path(&e.path).is_ok() => entries.push(e),
+            _ => bad += 1,
+        }
+    }
+    entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+    entries.dedup_by(|a, b| a.path == b.path);
+    (entries, bad)
+}
+
+/// Reads through to `inner`, keeping a copy of what was read.
+struct TeeRead<'a, R> {
+    inner: R,
+    copy: &'a mut Vec<u8>,
+}
+
+impl<R: Read> Read for TeeRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// The data of the current file member.
 pub struct MemberData<'a> {
     s: &'a mut Scanner,
@@ -415,6 +544,12 @@ pub struct MemberData<'a> {
 
 impl Read for MemberData<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.s.prefix.is_empty() {
+            let n = buf.len().min(self.s.prefix.len());
+            buf[..n].copy_from_slice(&self.s.prefix[..n]);
+            self.s.prefix.drain(..n);
+            return Ok(n);
+        }
         let max = buf.len().min(usize::try_from(self.s.remaining).unwrap_or(usize::MAX));
         if max == 0 {
             return Ok(0);

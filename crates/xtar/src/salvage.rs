@@ -340,6 +340,14 @@ fn check_first_header(r: &mut BlockScan, archive: &Path) -> Result<()> {
             let first = text.split(|&c| c == b'\n').next().unwrap_or_default();
             if let Some(v) = first.strip_prefix(HEADER_MAGIC.as_bytes()).and_then(|v| v.strip_prefix(b" ")) {
                 let v = String::from_utf8_lossy(v).into_owned();
+                if format::version_supported(&v) && !format::nested_version(&v) {
+                    return Err(Error::VersionNotHandled {
+                        path: archive.to_path_buf(),
+                        version: v.parse().unwrap_or(0),
+                        what: "salvage reads versions 1 and 2 so far; use `extract` (it steps over damage) \
+                               or the format's recovery recipe",
+                    });
+                }
                 if !format::version_supported(&v) {
                     return Err(Error::Version {
                         path: archive.to_path_buf(),
@@ -429,7 +437,13 @@ fn scan_blocks(
                 r.seek_to(f.next)?;
                 metadata(kind, &text, scan, engine, archive, f.data, obs)?;
             }
-            MemberName::Other(_) | MemberName::Pad | MemberName::Part(..) | MemberName::Volumes => {
+            MemberName::Other(_)
+            | MemberName::Pad
+            | MemberName::Part(..)
+            | MemberName::Volumes
+            | MemberName::ManifestGz
+            | MemberName::TreeTar
+            | MemberName::Pack(_) => {
                 if f.fits {
                     scan.claimed.push((f.data, f.data + f.size));
                     r.seek_to(f.next)?;
@@ -461,7 +475,7 @@ fn metadata(
         _ => return Ok(()),
     };
     let version_ok = match (&kind, lines.version.as_deref()) {
-        (MemberName::Index(_), Some(v)) => format::version_supported(v),
+        (MemberName::Index(_), Some(v)) => format::nested_version(v),
         (MemberName::Manifest, Some(v)) => v == manifest::FORMAT_VERSION.to_string(),
         (_, None) => true, // a damaged first line: the lines still parse
         _ => false,

@@ -20,7 +20,11 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
         skip_inodes: Vec::new(),
         select,
         root_label: None,
+        version: a.format_version,
     };
+    if a.format_version >= 3 && a.volume_size.is_some() {
+        bail!("volume sets are written in format version 2; drop --format-version 3 or --volume-size");
+    }
     let started = Instant::now();
     let mut stdout = None;
     let output = match a.output.as_deref() {

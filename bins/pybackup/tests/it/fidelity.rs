@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::support::*;
 
 /// A tree with every kind of thing a backup must keep.
-fn rich_tree(root: &Path) {
+pub(crate) fn rich_tree(root: &Path) {
     write(root, b"plain.txt", b"hello\n");
     write(root, b"empty", b"");
     std::fs::create_dir_all(root.join("empty-dir/nested-empty")).expect("mkdir");

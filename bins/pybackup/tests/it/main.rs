@@ -11,4 +11,5 @@ mod salvage;
 mod sets;
 mod snapshots;
 mod support;
+mod v3;
 mod volumes;

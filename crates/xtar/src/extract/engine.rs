@@ -85,6 +85,9 @@ pub(crate) struct Engine<'a> {
     matched: HashSet<usize>,
     /// Salvaging: outcomes are booked per file instead of warned about.
     pub(crate) book: Option<Book>,
+    /// Version 3: symlinks and empty files have no member; their index
+    /// entry is all there is.
+    pub(crate) links_in_index: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -112,6 +115,7 @@ impl<'a> Engine<'a> {
             symlinks: Vec::new(),
             matched: HashSet::new(),
             book: None,
+            links_in_index: false,
         })
     }
 
@@ -301,6 +305,15 @@ impl<'a> Engine<'a> {
                         }
                     }
                     self.dirs.push(e);
+                }
+                Kind::Symlink if self.links_in_index => {
+                    let r = self.recreate_from_index(&e);
+                    self.settle(&e.path, r, Fate::Missing)?;
+                }
+                // Version 3: an empty file has no member either.
+                Kind::File if self.links_in_index && e.size == 0 => {
+                    let r = self.recreate_from_index(&e);
+                    self.settle(&e.path, r, Fate::Missing)?;
                 }
                 Kind::File | Kind::Symlink
                     if self.book.as_ref().is_some_and(|b| b.outcomes.contains_key(&e.path))

@@ -95,6 +95,20 @@ fn run_scanner(scanner: &mut Scanner, engine: &mut Engine<'_>, obs: &dyn Observe
                 let r = engine.index(&dir, entries);
                 engine.fatal_or_problem(r)?;
             }
+            // Version 3: the manifest comes first and has every SHA-256;
+            // the indexes are second copies (taken for what the manifest
+            // lost to damage).
+            Item::Entries { entries, .. } => {
+                engine.links_in_index = true;
+                let r = engine.index(b"", entries);
+                engine.fatal_or_problem(r)?;
+            }
+            Item::Manifest { text } if scanner.version() >= 3 => {
+                engine.links_in_index = true;
+                let (entries, _) = crate::read::parse_entries(&text);
+                let r = engine.index(b"", entries);
+                engine.fatal_or_problem(r)?;
+            }
             // Parts of files split across volumes belong to the set, not to
             // this volume's own tree (see `volumes`).
             Item::Header { .. }
@@ -160,7 +174,12 @@ pub fn expand(launched: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
                     return Err(Error::Version { path: abs, found: lossy(first), supported: format::FORMAT_VERSION });
                 }
             }
-            MemberName::Manifest | MemberName::Pad | MemberName::Volumes => {}
+            MemberName::Manifest
+            | MemberName::Pad
+            | MemberName::Volumes
+            | MemberName::ManifestGz
+            | MemberName::TreeTar
+            | MemberName::Pack(_) => {}
             MemberName::Part(..) => {
                 engine.problem(Error::Member {
                     member: lossy(&rel),

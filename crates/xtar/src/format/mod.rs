@@ -1,16 +1,36 @@
 //! The bytes on disk. `docs/format/xtar.md` is the normative description;
 //! this module implements it and nothing else.
 
+pub mod gz;
 pub mod tar;
+pub mod tree;
 pub mod zip;
 
-/// Format version written in `.xtar-header` and in every index.
-pub const FORMAT_VERSION: u32 = 2;
+/// The newest format version this program reads and writes.
+pub const FORMAT_VERSION: u32 = 3;
+/// The version of the nested layout (one container per directory), which
+/// [`crate::ArchiveWriter`] writes: volume sets and backup sets use it.
+pub const NESTED_VERSION: u32 = 2;
 /// The oldest format version readers accept.
 pub const OLDEST_VERSION: u32 = 1;
 /// Whether a version string from an archive is one this program reads.
 pub fn version_supported(v: &str) -> bool {
     v.parse::<u32>().is_ok_and(|v| (OLDEST_VERSION..=FORMAT_VERSION).contains(&v))
+}
+/// Whether a version string names the nested layout (versions 1 and 2).
+pub fn nested_version(v: &str) -> bool {
+    v.parse::<u32>().is_ok_and(|v| (OLDEST_VERSION..=NESTED_VERSION).contains(&v))
+}
+/// Version 3: the guard between the manifest and the first index.
+pub const GUARD: u64 = 64 << 10;
+/// Version 3: the manifest, a chain of gzip members, after the header.
+pub const MANIFEST_GZ_NAME: &[u8] = b".xtar-manifest.gz";
+/// Version 3: everything without data (directories, symlinks, hard links,
+/// empty files, fifos) as a gzip-compressed tar, at the end.
+pub const TREE_TAR_NAME: &[u8] = b".xtar-tree.tar.gz";
+/// Version 3: the name of pack `k`, a zip of regular files.
+pub fn pack_name(k: u32) -> Vec<u8> {
+    format!(".xtar-pack.{k:06}.zip").into_bytes()
 }
 /// Bytes at the end of an archive that hold no index (version 2 on): the
 /// manifest and, for small archives, a pad member fill them.
@@ -57,12 +77,40 @@ pub enum MemberName {
     Part(Vec<u8>, u32),
     /// `.xtar-volumes` at the root: the table of a volume set.
     Volumes,
+    /// Version 3: `.xtar-manifest.gz`.
+    ManifestGz,
+    /// Version 3: `.xtar-tree.tar.gz`.
+    TreeTar,
+    /// Version 3: `.xtar-pack.K.zip`, pack `K`.
+    Pack(u32),
     /// Anything else; readers skip it.
     Other(Vec<u8>),
 }
 
 impl MemberName {
-    /// Classifies a tar member name.
+    /// Classifies a tar member name of a version 3 archive, whose members
+    /// all have names of the format (no user name is a tar name).
+    pub fn parse_v3(name: &[u8]) -> MemberName {
+        let numbered = |prefix: &[u8], suffix: &[u8]| -> Option<u32> {
+            let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+            if digits.len() < 6 || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(digits).ok()?.parse::<u32>().ok().filter(|&k| k > 0)
+        };
+        match name {
+            HEADER_NAME => MemberName::Header,
+            PAD_NAME => MemberName::Pad,
+            MANIFEST_GZ_NAME => MemberName::ManifestGz,
+            TREE_TAR_NAME => MemberName::TreeTar,
+            _ => match numbered(b".xtar-pack.", b".zip") {
+                Some(k) => MemberName::Pack(k),
+                None => MemberName::Other(name.to_vec()),
+            },
+        }
+    }
+
+    /// Classifies a tar member name of a version 1 or 2 archive.
     pub fn parse(name: &[u8]) -> MemberName {
         if name == HEADER_NAME {
             return MemberName::Header;
@@ -170,6 +218,19 @@ mod tests {
         assert_eq!(MemberName::parse(b"x.xtar-part.zip"), MemberName::File(b"x.xtar-part".to_vec()));
         for odd in [&b"a.zip.0.xtar-part"[..], b"a.zip.x.xtar-part", b".zip.1.xtar-part", b"a.1.xtar-part"] {
             assert_eq!(MemberName::parse(odd), MemberName::Other(odd.to_vec()), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn version_3_names_classify() {
+        assert_eq!(MemberName::parse_v3(&pack_name(7)), MemberName::Pack(7));
+        assert_eq!(MemberName::parse_v3(&pack_name(1_234_567)), MemberName::Pack(1_234_567));
+        assert_eq!(MemberName::parse_v3(b".xtar-manifest.gz"), MemberName::ManifestGz);
+        assert_eq!(MemberName::parse_v3(b".xtar-tree.tar.gz"), MemberName::TreeTar);
+        for odd in
+            [&b".xtar-pack.000000.zip"[..], b".xtar-pack.12.zip", b"a/.xtar-pack.000001.zip", b"x.zip", b".xtar-index"]
+        {
+            assert_eq!(MemberName::parse_v3(odd), MemberName::Other(odd.to_vec()), "{odd:?}");
         }
     }
 

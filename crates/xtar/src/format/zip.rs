@@ -187,10 +187,89 @@ impl EntryInfo {
         t
     }
 
+    /// The central directory header of this entry in a pack (version 3),
+    /// whose local header is at `offset` in the zip. Unlike the one of
+    /// [`EntryInfo::trailer`], it carries no UT field: Info-ZIP `unzip`
+    /// takes the time from the local header.
+    pub fn central_header(&self, offset: u64) -> Vec<u8> {
+        let mut extra = Vec::new();
+        let big_offset = offset >= u64::from(u32::MAX);
+        if self.zip64 || big_offset {
+            let mut body = Vec::new();
+            if self.zip64 {
+                put64(&mut body, self.usize);
+                put64(&mut body, self.csize);
+            }
+            if big_offset {
+                put64(&mut body, offset);
+            }
+            put16(&mut extra, EXTRA_ZIP64);
+            put16(&mut extra, body.len() as u16);
+            extra.extend_from_slice(&body);
+        }
+        let (time, date) = dos_time(self.mtime);
+        let mut t = Vec::with_capacity(46 + self.name.len() + extra.len());
+        put32(&mut t, CENTRAL_SIG);
+        put16(&mut t, (3 << 8) | self.version_needed().max(30));
+        put16(&mut t, self.version_needed());
+        put16(&mut t, self.flags());
+        put16(&mut t, self.method.code());
+        put16(&mut t, time);
+        put16(&mut t, date);
+        put32(&mut t, self.crc);
+        put32(&mut t, if self.zip64 { u32::MAX } else { self.csize as u32 });
+        put32(&mut t, if self.zip64 { u32::MAX } else { self.usize as u32 });
+        put16(&mut t, self.name.len() as u16);
+        put16(&mut t, extra.len() as u16);
+        put16(&mut t, 0); // comment
+        put16(&mut t, 0); // disk
+        put16(&mut t, 0); // internal attributes
+        put32(&mut t, self.unix_mode << 16);
+        put32(&mut t, if big_offset { u32::MAX } else { offset as u32 });
+        t.extend_from_slice(&self.name);
+        t.extend_from_slice(&extra);
+        t
+    }
+
     /// Total length of the zip: local header, data and trailer.
     pub fn total_len(&self) -> u64 {
         self.local_header().len() as u64 + self.csize + self.trailer().len() as u64
     }
+}
+
+/// The end records of a zip of `count` entries whose central directory
+/// of `cd_size` bytes starts at `cd_offset`: the zip64 end record and
+/// locator when a value does not fit the classic one, then the end of
+/// central directory record.
+pub fn end_records(count: u64, cd_offset: u64, cd_size: u64) -> Vec<u8> {
+    let zip64 = count >= 0xFFFF || cd_offset >= u64::from(u32::MAX) || cd_size >= u64::from(u32::MAX);
+    let mut t = Vec::new();
+    if zip64 {
+        let eocd64_offset = cd_offset + cd_size;
+        put32(&mut t, ZIP64_EOCD_SIG);
+        put64(&mut t, 44);
+        put16(&mut t, (3 << 8) | 45);
+        put16(&mut t, 45);
+        put32(&mut t, 0);
+        put32(&mut t, 0);
+        put64(&mut t, count);
+        put64(&mut t, count);
+        put64(&mut t, cd_size);
+        put64(&mut t, cd_offset);
+        put32(&mut t, ZIP64_LOCATOR_SIG);
+        put32(&mut t, 0);
+        put64(&mut t, eocd64_offset);
+        put32(&mut t, 1);
+    }
+    put32(&mut t, EOCD_SIG);
+    put16(&mut t, 0);
+    put16(&mut t, 0);
+    put16(&mut t, count.min(0xFFFF) as u16);
+    put16(&mut t, count.min(0xFFFF) as u16);
+    put32(&mut t, cd_size.min(u64::from(u32::MAX)) as u32);
+    put32(&mut t, cd_offset.min(u64::from(u32::MAX)) as u32);
+    put16(&mut t, 0);
+    t
 }
 
 fn put16(v: &mut Vec<u8>, x: u16) {

@@ -12,7 +12,7 @@ use super::tree::{CompressOptions, CompressSummary};
 use crate::compress::Compressed;
 use crate::format::tar::{self as tarfmt, BLOCK};
 use crate::format::zip::{EntryInfo, Method, S_IFLNK};
-use crate::format::{self, MemberName, FORMAT_VERSION, HEADER_MAGIC, INDEX_MAGIC};
+use crate::format::{self, MemberName, HEADER_MAGIC, INDEX_MAGIC, NESTED_VERSION};
 use crate::{Error, Observer, Result};
 
 /// What an archive holds, as its writer finished it (or so far).
@@ -109,7 +109,7 @@ impl ArchiveWriter {
         pool: Arc<rayon::ThreadPool>,
     ) -> Result<ArchiveWriter> {
         let mut out = Out::new(file, path)?;
-        let mut header = format!("{HEADER_MAGIC} {FORMAT_VERSION}\n#root ").into_bytes();
+        let mut header = format!("{HEADER_MAGIC} {NESTED_VERSION}\n#root ").into_bytes();
         manifest::escape_path(&mut header, root);
         header.push(b'\n');
         out.member(format::HEADER_NAME, &header, 0, 0o644)?;
@@ -250,7 +250,7 @@ impl ArchiveWriter {
         let mut e = entry.clone();
         e.size = 0;
         e.sha256 = None;
-        let mut index = format!("{INDEX_MAGIC} {FORMAT_VERSION}\n#dir ").into_bytes();
+        let mut index = format!("{INDEX_MAGIC} {NESTED_VERSION}\n#dir ").into_bytes();
         if e.path.is_empty() {
             index.push(b'.');
         } else {

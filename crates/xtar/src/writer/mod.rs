@@ -11,12 +11,14 @@
 mod builder;
 mod bytes;
 mod large;
+mod packed;
 mod pipeline;
 mod plan;
 mod tree;
 
 pub use builder::{ArchiveWriter, Stored, Written};
 pub use large::{stream_zip, Streamed};
+pub use packed::{PackedWriter, PACK_BYTES, PACK_FILES};
 pub use plan::{plan, Step};
 pub use tree::{
     request_path, root_label, walk_source, write_archive, write_entries, CompressOptions, CompressSummary, ListSkip,

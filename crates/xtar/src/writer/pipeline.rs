@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use super::large::{changed_since, open_regular};
-use crate::compress::{self, Compressed, SMALL_MAX};
+use crate::compress::{self, Compressed, Encoder};
 use crate::{Error, Result};
 
 /// Input bytes of small files compressed ahead of the writer, at most.
@@ -44,6 +44,7 @@ pub(crate) struct Window {
     inputs: Vec<Input>,
     level: u32,
     follow: bool,
+    encoder: Encoder,
     next_submit: usize,
     taken: usize,
     inflight: u64,
@@ -53,9 +54,9 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    pub(crate) fn new(inputs: Vec<Input>, level: u32, follow: bool) -> Window {
+    pub(crate) fn new(inputs: Vec<Input>, level: u32, follow: bool, encoder: Encoder) -> Window {
         let (tx, rx) = mpsc::channel();
-        Window { inputs, level, follow, next_submit: 0, taken: 0, inflight: 0, tx, rx, ready: HashMap::new() }
+        Window { inputs, level, follow, encoder, next_submit: 0, taken: 0, inflight: 0, tx, rx, ready: HashMap::new() }
     }
 
     /// The next file, in order. Keeps the window of work ahead full.
@@ -72,23 +73,25 @@ impl Window {
             && (self.next_submit <= seq || (self.inflight < WINDOW_BYTES && self.next_submit < seq + WINDOW_FILES))
         {
             let input = &self.inputs[self.next_submit];
-            if input.size <= SMALL_MAX {
+            if input.size <= self.encoder.small_max() {
                 self.inflight += input.size;
                 let tx = self.tx.clone();
                 let (path, level, follow, n) = (input.disk.clone(), self.level, self.follow, self.next_submit);
+                let encoder = self.encoder;
                 scope.spawn(move |_| {
                     // A worker that panics still answers, so the writer,
                     // which waits for every file in turn, never hangs.
-                    let r =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compress_job(&path, level, follow)))
-                            .unwrap_or_else(|_| Err(Error::WorkerPanicked { path: path.clone() }));
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        compress_job(&path, level, follow, encoder)
+                    }))
+                    .unwrap_or_else(|_| Err(Error::WorkerPanicked { path: path.clone() }));
                     let _ = tx.send((n, r));
                 });
             }
             self.next_submit += 1;
         }
         self.taken += 1;
-        if size > SMALL_MAX {
+        if size > self.encoder.small_max() {
             return Ok(Next::Large);
         }
         let r = loop {
@@ -112,9 +115,9 @@ impl Window {
     }
 }
 
-fn compress_job(path: &Path, level: u32, follow: bool) -> Result<Job> {
+fn compress_job(path: &Path, level: u32, follow: bool, encoder: Encoder) -> Result<Job> {
     let (mut f, meta) = open_regular(path, follow)?;
-    let (compressed, short) = compress::compress_small(&mut f, meta.size, level)
+    let (compressed, short) = compress::compress_small(&mut f, meta.size, level, encoder)
         .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
     let changed = short || changed_since(&f, &meta);
     Ok(Job { compressed, meta, changed, path: path.to_path_buf() })

@@ -31,6 +31,9 @@ pub struct CompressOptions {
     /// The root recorded in the header and the manifest, instead of the
     /// canonical path of the source (for reproducible archives).
     pub root_label: Option<Vec<u8>>,
+    /// The format version [`write_archive`] writes: 3 (packs, smallest
+    /// first) or 2 (one container per directory).
+    pub version: u32,
 }
 
 /// A selection of entries to archive.
@@ -127,6 +130,7 @@ impl Default for CompressOptions {
             skip_inodes: Vec::new(),
             select: None,
             root_label: None,
+            version: crate::format::NESTED_VERSION,
         }
     }
 }
@@ -170,6 +174,16 @@ pub fn write_archive(
     obs: &dyn Observer,
 ) -> Result<CompressSummary> {
     let (entries, warnings) = walk_source(src, opts, obs)?;
+    if opts.version >= 3 {
+        let spill_dir = match out_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut w = super::PackedWriter::new(out, out_path, &root_label(src, opts), opts, spill_dir)?;
+        write_entries(&mut w, src, &entries, obs)?;
+        w.count_warnings(warnings);
+        return Ok(w.finish()?.summary);
+    }
     let mut w = ArchiveWriter::new(out, out_path, &root_label(src, opts), opts)?;
     write_entries(&mut w, src, &entries, obs)?;
     w.count_warnings(warnings);
@@ -219,6 +233,10 @@ pub trait TreeSink {
     fn pool(&self) -> Arc<rayon::ThreadPool>;
     /// The deflate level and whether symlinks are followed.
     fn file_options(&self) -> (u32, bool);
+    /// The encoder of files compressed whole.
+    fn encoder(&self) -> crate::compress::Encoder {
+        crate::compress::Encoder::Zlib
+    }
     /// Counts problems reported to the observer.
     fn count_warnings(&mut self, n: u64);
     /// The output, for messages.
@@ -282,7 +300,7 @@ pub fn write_entries(w: &mut dyn TreeSink, src: &Path, entries: &[walk::Entry], 
         })
         .collect();
     let (level, follow) = w.file_options();
-    let mut window = Window::new(inputs, level, follow);
+    let mut window = Window::new(inputs, level, follow, w.encoder());
     // Stored entries of files with further names, by entry number.
     let mut heads: HashMap<usize, Entry> = HashMap::new();
     let out_path = w.path().to_path_buf();

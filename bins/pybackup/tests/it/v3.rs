@@ -1,0 +1,238 @@
+//! Format version 3: what it keeps, and what stock readers make of it.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+const V3: &[&str] = &["--format-version", "3"];
+
+/// The recipe of docs/format/xtar.md, "Recovering without pybackup",
+/// version 3: GNU tar and Info-ZIP unzip.
+const RECIPE: &str = r#"
+set -u
+archive=$1 out=$2 stage=$2.stage
+mkdir -p "$stage" "$out"
+tar -i -xf "$archive" -C "$stage"
+for z in "$stage"/.xtar-pack.*.zip; do
+    [ -f "$z" ] && unzip -q -o -d "$out" "$z"
+done
+[ -f "$stage/.xtar-tree.tar.gz" ] && tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out"
+rm -rf "$stage"
+"#;
+
+/// The same with bsdtar alone (libarchive reads tar, zip and gzip).
+const BSDTAR: &str = r#"
+set -eu
+archive=$1 out=$2 stage=$2.stage
+mkdir -p "$stage" "$out"
+bsdtar -xf "$archive" -C "$stage"
+for z in "$stage"/.xtar-pack.*.zip; do bsdtar -xf "$z" -C "$out"; done
+bsdtar -xf "$stage/.xtar-tree.tar.gz" -C "$out"
+rm -rf "$stage"
+"#;
+
+/// The same with Python's standard library only.
+const PYTHON: &str = r#"
+import io, os, sys, tarfile, zipfile
+archive, out = sys.argv[1], sys.argv[2]
+os.makedirs(out)
+with tarfile.open(archive) as t:
+    for m in t.getmembers():
+        if m.name.startswith(".xtar-pack."):
+            with zipfile.ZipFile(io.BytesIO(t.extractfile(m).read())) as z:
+                for info in z.infolist():
+                    # Names without the UTF-8 flag are raw bytes, which
+                    # zipfile decodes as cp437: encode them back.
+                    raw = info.filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+                    path = os.path.join(os.fsencode(out), raw)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with open(path, "wb") as f:
+                        f.write(z.read(info))
+                    os.chmod(path, (info.external_attr >> 16) & 0o7777)
+    tree = t.extractfile(".xtar-tree.tar.gz").read()
+with tarfile.open(fileobj=io.BytesIO(tree), mode="r:gz") as tt:
+    if hasattr(tarfile, "fully_trusted_filter"):
+        tt.extractall(out, filter="fully_trusted")
+    else:
+        tt.extractall(out)
+"#;
+
+fn have(tool: &str, arg: &str) -> bool {
+    Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success())
+}
+
+/// A tree with files of many sizes, empty files and directories, links,
+/// odd names and a file large enough for the chunked path.
+fn tree(src: &Path) {
+    crate::fidelity::rich_tree(src);
+    let big: Vec<u8> =
+        (0..33u32 << 20).map(|i| b"0123456789abcdef\n"[(i % 17) as usize] ^ ((i >> 16) as u8 & 3)).collect();
+    write(src, b"big/over-32-mib.txt", &big);
+}
+
+/// A name, its kind, its content and its hard-link group.
+type Shape = (Vec<u8>, &'static str, Vec<u8>, Option<Vec<u8>>);
+
+/// Names, kinds, contents and hard-link groups of a tree.
+fn shape(root: &Path) -> Vec<Shape> {
+    snapshot(root, false).into_iter().map(|(k, v)| (k, v.kind, v.content, v.link_group)).collect()
+}
+
+/// Asserts that two shapes are equal, naming the first difference. With
+/// `plain_only`, names that are not UTF-8 or hold control characters are
+/// left out: Info-ZIP `unzip` translates the names of entries without the
+/// UTF-8 flag from CP437 and drops control characters (the format's recipe
+/// says so; the manifest keeps the exact bytes).
+fn same_shape(want: &Path, got: &Path, who: &str, plain_only: bool) {
+    let keep = |e: &Shape| !plain_only || std::str::from_utf8(&e.0).is_ok_and(|s| !s.chars().any(char::is_control));
+    let a: Vec<_> = shape(want).into_iter().filter(keep).collect();
+    let b: std::collections::BTreeMap<Vec<u8>, _> = shape(got).into_iter().map(|e| (e.0.clone(), e)).collect();
+    let show = |e: &Shape| {
+        format!(
+            "{} {} ({} bytes, link group {:?})",
+            String::from_utf8_lossy(&e.0),
+            e.1,
+            e.2.len(),
+            e.3.as_deref().map(String::from_utf8_lossy)
+        )
+    };
+    for x in &a {
+        match b.get(&x.0) {
+            Some(y) => assert!(x == y, "{who}: {} != {}", show(x), show(y)),
+            None => panic!("{who}: {} is missing", show(x)),
+        }
+    }
+    if !plain_only {
+        assert_eq!(a.len(), b.len(), "{who}: entry counts differ");
+    }
+}
+
+fn run_recipe(shell: &str, program: &str, archive: &Path, out: &Path) {
+    let res = Command::new(shell).arg("-c").arg(program).arg(shell).arg(archive).arg(out).output().expect(shell);
+    assert!(res.status.success(), "{shell} recipe failed: {}", String::from_utf8_lossy(&res.stderr));
+}
+
+#[test]
+fn every_kind_of_entry_round_trips_through_extract() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, V3);
+    let dest = t.path().join("dest");
+    extract(&archive, &dest);
+    assert_same_tree(&src, &dest);
+    let v = run(&[os("verify"), archive.as_os_str()]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}
+
+#[test]
+fn gnu_tar_and_unzip_recover_every_name_and_hard_link() {
+    assert!(have("unzip", "-v"), "Info-ZIP unzip is needed (.ci/run installs it)");
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, V3);
+    let out = t.path().join("out");
+    run_recipe("sh", RECIPE, &archive, &out);
+    same_shape(&src, &out, "GNU tar + unzip", true);
+    // Permission bits and mtimes to the second come back too (`unzip`
+    // drops setuid, setgid and sticky bits unless given -K).
+    let restored = snapshot(&out, false);
+    for (path, node) in snapshot(&src, false) {
+        let Some(got) = restored.get(&path) else { continue };
+        if node.kind != "symlink" {
+            assert_eq!(node.mode & 0o777, got.mode & 0o777, "mode of {}", String::from_utf8_lossy(&path));
+        }
+        if node.kind == "file" && node.mtime.0 >= 0 {
+            assert_eq!(node.mtime.0, got.mtime.0, "mtime of {}", String::from_utf8_lossy(&path));
+        }
+    }
+    let a = std::fs::metadata(out.join("plain.txt")).expect("stat");
+    let b = std::fs::metadata(out.join("long/hard-other-dir")).expect("stat");
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 3));
+}
+
+#[test]
+fn bsdtar_and_python_recover_every_name_and_hard_link() {
+    assert!(have("bsdtar", "--version"), "bsdtar is needed (.ci/run installs libarchive-tools)");
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, V3);
+    let out = t.path().join("bsdtar");
+    run_recipe("sh", BSDTAR, &archive, &out);
+    same_shape(&src, &out, "bsdtar", false);
+    let out = t.path().join("python");
+    let res = Command::new("python3").arg("-c").arg(PYTHON).arg(&archive).arg(&out).output().expect("python3");
+    assert!(res.status.success(), "python: {}", String::from_utf8_lossy(&res.stderr));
+    same_shape(&src, &out, "python", false);
+}
+
+#[test]
+fn the_stock_recipe_survives_head_and_tail_damage() {
+    assert!(have("unzip", "-v"), "Info-ZIP unzip is needed (.ci/run installs it)");
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    crate::salvage::build_tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, V3);
+    let bytes = std::fs::read(&archive).expect("read");
+    let len = bytes.len();
+    let source = snapshot(&src, false);
+    for (name, range) in [("head", 0..64 << 10), ("tail", len - (64 << 10)..len)] {
+        let mut d = bytes.clone();
+        d[range.clone()].copy_from_slice(&noise(64 << 10, 3));
+        let damaged = t.path().join(format!("{name}.xtar"));
+        std::fs::write(&damaged, &d).expect("write");
+        let out = t.path().join(name);
+        // tar reports the damage and exits 2; the recipe goes on.
+        let _ = Command::new("sh").arg("-c").arg(RECIPE).arg("sh").arg(&damaged).arg(&out).output().expect("sh");
+        let got = snapshot(&out, false);
+        // The guards keep both ends free of packs: every file with data
+        // comes back. The tail holds the tree tar, so there links and
+        // empty files are lost to stock tools (pybackup has them in the
+        // manifest).
+        for (path, node) in &source {
+            let has_data = node.kind == "file" && !node.content.is_empty() && node.link_group.is_none();
+            if name == "head" || has_data {
+                let g = got.get(path).map(|g| (g.kind, &g.content));
+                assert_eq!(g, Some((node.kind, &node.content)), "{name}: `{}`", String::from_utf8_lossy(path));
+            }
+        }
+    }
+}
+
+#[test]
+fn small_files_come_first_and_the_largest_last() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    for i in 0..300usize {
+        // Sizes in a scrambled order of names.
+        let n = (i * 7919) % 300;
+        write(&src, format!("d{}/f{i:03}", i % 7).as_bytes(), &noise(100 + n * 50, i as u64 + 1));
+    }
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, V3);
+    // Read the packs with the zip crate, in archive order.
+    let mut sizes = Vec::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&archive).expect("open"));
+    for e in ar.entries().expect("tar") {
+        let mut e = e.expect("entry");
+        if !e.path_bytes().starts_with(b".xtar-pack.") {
+            continue;
+        }
+        let mut z = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut z).expect("read");
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(z)).expect("zip");
+        for k in 0..zip.len() {
+            sizes.push(zip.by_index(k).expect("entry").compressed_size());
+        }
+    }
+    assert_eq!(sizes.len(), 300);
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "not ascending: {sizes:?}");
+}

@@ -1,0 +1,166 @@
+//! The tree tar of version 3 (`.xtar-tree.tar.gz`): every entry without
+//! data, as a gzip-compressed tar that GNU tar, bsdtar, 7-Zip and Python's
+//! `tarfile` extract. Directories (mode and mtime), symbolic links and
+//! empty regular files in canonical order, then the further names of
+//! hard links, which link to files already on disk (unzipped from the
+//! packs, or created earlier in this tar). It is also the second copy of
+//! these entries' lines, after the manifest; nanoseconds are in the
+//! manifest only.
+//!
+//! The tar is cut into pieces of about [`gz::PIECE`] bytes at entry
+//! boundaries, each its own gzip member, so that damage loses only the
+//! entries of the members it touches.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use manifest::{Entry, Kind, Timestamp};
+
+use super::gz;
+
+/// Whether `e` belongs in the tree tar.
+pub fn holds(e: &Entry) -> bool {
+    match e.kind {
+        Kind::Dir => !e.path.is_empty(),
+        Kind::Symlink | Kind::HardLink => true,
+        Kind::File => e.size == 0,
+        // Recorded in the manifest, never stored (format contract).
+        Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice => false,
+    }
+}
+
+/// The gzip-compressed tar of the entries of `entries` that [`holds`]
+/// accepts (`entries` in canonical order).
+pub fn write(entries: &[Entry]) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut cuts = vec![0usize];
+    let ordered = entries
+        .iter()
+        .filter(|e| holds(e) && e.kind != Kind::HardLink)
+        .chain(entries.iter().filter(|e| e.kind == Kind::HardLink));
+    for e in ordered {
+        let path = Path::new(OsStr::from_bytes(&e.path));
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(u64::try_from(e.mtime.sec).unwrap_or(0));
+        h.set_mode(e.mode);
+        h.set_size(0);
+        match e.kind {
+            Kind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                b.append_data(&mut h, path, std::io::empty())?;
+            }
+            Kind::File => {
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, path, std::io::empty())?;
+            }
+            Kind::Symlink | Kind::HardLink => {
+                let target = Path::new(OsStr::from_bytes(e.target.as_deref().unwrap_or_default()));
+                h.set_entry_type(if e.kind == Kind::Symlink { tar::EntryType::Symlink } else { tar::EntryType::Link });
+                if e.kind == Kind::Symlink {
+                    h.set_mode(0o777);
+                }
+                b.append_link(&mut h, path, target)?;
+            }
+            Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice => continue,
+        }
+        let len = b.get_ref().len();
+        if len - cuts.last().copied().unwrap_or(0) >= gz::PIECE {
+            cuts.push(len);
+        }
+    }
+    let tar = b.into_inner()?;
+    if cuts.last() != Some(&tar.len()) {
+        cuts.push(tar.len());
+    }
+    let pieces: Vec<&[u8]> = cuts.windows(2).map(|w| &tar[w[0]..w[1]]).collect();
+    let mut out = Vec::new();
+    gz::compress_pieces(&pieces, &mut out);
+    Ok(out)
+}
+
+/// The entries of a tree tar, as far as it can be read, and whether it
+/// was read whole. Paths that are not safe (absolute, `..`) are dropped.
+pub fn read(bytes: &[u8]) -> (Vec<Entry>, bool) {
+    let d = gz::decode(bytes);
+    let mut complete = d.complete;
+    let mut entries = Vec::new();
+    let mut a = tar::Archive::new(&d.text[..]);
+    let Ok(iter) = a.entries() else { return (entries, false) };
+    for item in iter {
+        let Ok(mut t) = item else {
+            complete = false;
+            break;
+        };
+        let path = t.path_bytes().into_owned();
+        let target = t.link_name_bytes().map(|l| l.into_owned());
+        let h = t.header();
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Symlink => Kind::Symlink,
+            tar::EntryType::Link => Kind::HardLink,
+            tar::EntryType::Regular if h.size().unwrap_or(1) == 0 => Kind::File,
+            _ => {
+                complete = false;
+                continue;
+            }
+        };
+        let path = path.strip_suffix(b"/").map(<[u8]>::to_vec).unwrap_or(path);
+        if super::check_member_path(&path).is_err() {
+            complete = false;
+            continue;
+        }
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = Timestamp::new(h.mtime().unwrap_or(0) as i64, 0);
+        let sha256 = (kind == Kind::File).then(|| sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new()).into());
+        let target = if matches!(kind, Kind::Symlink | Kind::HardLink) { target } else { None };
+        let _ = t.read(&mut [0u8; 0]);
+        entries.push(Entry { path, kind, mode, mtime, size: 0, sha256, target });
+    }
+    entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+    (entries, complete)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn e(path: &str, kind: Kind, target: Option<&str>) -> Entry {
+        Entry {
+            path: path.as_bytes().to_vec(),
+            kind,
+            mode: if kind == Kind::Dir { 0o750 } else { 0o640 },
+            mtime: Timestamp::new(1_700_000_000, 0),
+            size: 0,
+            sha256: None,
+            target: target.map(|t| t.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_long_names_survive() {
+        let long = format!("d/{}", "n".repeat(150));
+        let mut entries = vec![
+            e("", Kind::Dir, None),
+            e("d", Kind::Dir, None),
+            e(&long, Kind::Symlink, Some(&"t".repeat(140))),
+            e("d/empty", Kind::File, None),
+            e("d/fifo", Kind::Fifo, None),
+            e("d/link", Kind::HardLink, Some("d/x")),
+            e("d/sock", Kind::Socket, None),
+        ];
+        entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+        let z = write(&entries).unwrap();
+        let (back, complete) = read(&z);
+        assert!(complete);
+        let paths: Vec<String> = back.iter().map(|e| String::from_utf8_lossy(&e.path).into_owned()).collect();
+        assert_eq!(paths, ["d", "d/empty", "d/link", long.as_str()]);
+        let sym = back.iter().find(|e| e.kind == Kind::Symlink).unwrap();
+        assert_eq!(sym.target.as_deref(), Some("t".repeat(140).as_bytes()));
+        assert_eq!(back[0].mode, 0o750);
+    }
+}
