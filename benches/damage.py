@@ -2,8 +2,8 @@
 """Damage benchmark: how many files each format gives back after the kinds
 of damage discs suffer.
 
-Archives of one tree are made with pybackup, `tar czf`, `zip -r -6` and
-`dar -z6`. Copies of each are damaged in the same deterministic ways
+Archives of one tree are made with pybackup (format versions 3 and 2),
+`tar czf`, `zip -r -6` and `dar -z6`. Copies of each are damaged in the same deterministic ways
 (random 2048-byte sectors overwritten with noise: 0.1 %, 1 % and 5 % of
 them; one 1 MiB burst, of noise and of zeros at the same place; the first
 64 KiB; the last 64 KiB; the last 5, 20, 50 and 80 % cut off, and the last
@@ -11,8 +11,12 @@ them; one 1 MiB burst, of noise and of zeros at the same place; the first
 back bit-exact (same path, same SHA-256 as the source) are counted.
 
 For pybackup the script also computes the optimum: the number of files
-whose member bytes (tar header to end of data) were not hit, which is the
-most any format without parity can recover.
+whose member bytes (version 2: tar header to end of data; version 3: zip
+entry) were not hit, plus, for version 3, the files that need no data
+(recreated from the manifest), which is the most any format without parity
+can recover. For the cuts, it checks the promise of format version 3: at
+least (100 - X) % of the files by count, less one, when the last X % of
+the bytes are lost, and never fewer than tar.gz or zip -FF.
 
     python3 benches/damage.py [--tree PATH] [--seed N] [--only NAME ...]
 
@@ -36,8 +40,23 @@ SECTOR = 2048
 FF_TIMEOUT = 300
 HUNG = []
 
-# The spec's stock recipe (docs/format/xtar.md §9); the unzip step runs two
-# at a time through xargs, which changes nothing but the wall time.
+# The spec's stock recipe for version 3 (docs/format/xtar.md, A8).
+RECIPE3 = r"""
+archive=$1 out=$2 stage=$2.stage
+mkdir -p "$stage" "$out"
+tar -i -xf "$archive" -C "$stage" 2>/dev/null
+for z in "$stage"/.xtar-pack.*.zip; do
+    [ -f "$z" ] || continue
+    unzip -q -o -d "$out" "$z" >/dev/null 2>&1 || { [ -n "${FALLBACK:-}" ] && bsdtar -xf - -C "$out" < "$z" 2>/dev/null; }
+done
+[ -f "$stage/.xtar-tree.tar.gz" ] && tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null
+rm -rf "$stage"
+exit 0
+"""
+
+# The spec's stock recipe for versions 1 and 2 (docs/format/xtar.md §9);
+# the unzip step runs two at a time through xargs, which changes nothing but
+# the wall time.
 RECIPE = r"""
 archive=$1 out=$2 stage=$2.stage
 mkdir -p "$stage" "$out"
@@ -127,6 +146,36 @@ def member_ranges(path):
     return out
 
 
+def entry_ranges(path):
+    """Every zip entry in the packs of a version 3 archive: (path, start,
+    end), walking the tar members and each pack's local headers here (not
+    with the code under test)."""
+    with open(path, "rb") as f:
+        a = f.read()
+    cstr = lambda b: b.split(b"\0", 1)[0]
+    out, pos = [], 0
+    while pos + 512 <= len(a):
+        b = a[pos:pos + 512]
+        if b == bytes(512):
+            pos += 512
+            continue
+        size = int(cstr(b[124:136]).strip() or b"0", 8)
+        name = cstr(b[:100])
+        pos += 512
+        if name.startswith(b".xtar-pack."):
+            p, end = pos, pos + size
+            while p + 30 <= end and a[p:p + 4] == b"PK\x03\x04":
+                csize = int.from_bytes(a[p + 18:p + 22], "little")
+                n = int.from_bytes(a[p + 26:p + 28], "little")
+                x = int.from_bytes(a[p + 28:p + 30], "little")
+                if csize == 0xFFFFFFFF:  # zip64: the second 8 bytes of the field
+                    csize = int.from_bytes(a[p + 30 + n + 12:p + 30 + n + 20], "little")
+                out.append((a[p + 30:p + 30 + n], p, p + 30 + n + x + csize))
+                p += 30 + n + x + csize
+        pos += -(-size // 512) * 512
+    return out
+
+
 def patterns(size, seed):
     """name -> (list of damaged [start, end) ranges, truncation length or
     None); ranges in a pattern whose name starts with `zero` are zeroed,
@@ -182,12 +231,16 @@ def main():
     print(f"# tree {tree}: {len(src)} files; seed {args.seed}")
 
     arch = {
+        "xtar3": os.path.join(work, "a3.xtar"),
         "xtar": os.path.join(work, "a.xtar"),
         "tgz": os.path.join(work, "a.tar.gz"),
         "zip": os.path.join(work, "a.zip"),
         "dar": os.path.join(work, "a.1.dar"),
     }
-    subprocess.run([pyb, "-q", "--no-progress", "compress", tree, "-o", arch["xtar"]], check=True)
+    subprocess.run([pyb, "-q", "--no-progress", "compress", "--format-version", "3", tree, "-o", arch["xtar3"]],
+                   check=True)
+    subprocess.run([pyb, "-q", "--no-progress", "compress", "--format-version", "2", tree, "-o", arch["xtar"]],
+                   check=True)
     subprocess.run(["tar", "-czf", arch["tgz"], "-C", tree, "."], check=True)
     subprocess.run(["sh", "-c", 'cd "$1" && zip -q -y -r -6 "$2" .', "sh", tree, arch["zip"]], check=True)
     sh(["dar", "-Q", "-q", "-w", "-c", os.path.join(work, "a"), "-R", tree, "-z6"], check=True)
@@ -217,9 +270,16 @@ def main():
         if os.path.exists(fixed):
             os.remove(fixed)
 
+    def salvage(a, d):
+        sh([pyb, "-q", "--no-progress", "salvage", a, d], timeout=3600)
+
     methods = {
-        "pybackup salvage": ("xtar", lambda a, d: sh([pyb, "-q", "--no-progress", "salvage", a, d], timeout=3600)),
-        "xtar stock recipe": ("xtar", lambda a, d: sh(["sh", "-c", RECIPE, "sh", a, d], timeout=3600)),
+        "salvage v3": ("xtar3", salvage),
+        "stock v3 tar+unzip": ("xtar3", lambda a, d: sh(["sh", "-c", RECIPE3, "sh", a, d], timeout=3600)),
+        "stock v3 +bsdtar": ("xtar3", lambda a, d: sh(["sh", "-c", RECIPE3, "sh", a, d], timeout=3600,
+                                                      env=dict(os.environ, FALLBACK="1"))),
+        "salvage v2": ("xtar", salvage),
+        "stock recipe v2": ("xtar", lambda a, d: sh(["sh", "-c", RECIPE, "sh", a, d], timeout=3600)),
         "tar xzf": ("tgz", lambda a, d: sh(["tar", "-xzf", a, "-C", d], timeout=3600)),
         "unzip": ("zip", lambda a, d: sh(["unzip", "-q", "-o", a, "-d", d], timeout=3600)),
         "zip -FF + unzip": ("zip", zip_ff),
@@ -248,7 +308,15 @@ def main():
     # Files that need no member bytes (symlinks, empty files) are recreated
     # from the index even when their member is hit: count them as the
     # optimum does not.
-    print(f"# {len(ranges)} file members in the xtar archive")
+    print(f"# {len(ranges)} file members in the version 2 archive")
+    entries = entry_ranges(arch["xtar3"])
+    dataless = len(src) - len(entries)
+    optimum3 = {}
+    for pname, (dmg, trunc) in pats["xtar3"].items():
+        cut = sizes["xtar3"] if trunc is None else trunc
+        hit = sum(1 for _, s, e in entries if e > cut or any(s < b and a < e for a, b in dmg))
+        optimum3[pname] = len(entries) - hit + dataless
+    print(f"# {len(entries)} zip entries in the version 3 archive, {dataless} files without data")
 
     for mname, (kind, recover) in methods.items():
         results[mname] = {}
@@ -282,17 +350,29 @@ def main():
     print(f"{'method':22}" + "".join(f"{p:>{w}}" for p in names))
     for mname, row in results.items():
         print(f"{mname:22}" + "".join(f"{row[p] / total * 100:>{w - 1}.1f}%" for p in names))
-    print(f"{'xtar optimum':22}" + "".join(f"{optimum[p] / total * 100:>{w - 1}.1f}%" for p in names))
-    if "pybackup salvage" in results:
-        short = [p for p in names if results["pybackup salvage"][p] < optimum[p]]
-        print("\npybackup salvage reaches the optimum on every pattern" if not short
-              else f"\npybackup salvage is below the optimum on: {', '.join(short)}")
+    print(f"{'v3 optimum':22}" + "".join(f"{optimum3[p] / total * 100:>{w - 1}.1f}%" for p in names))
+    print(f"{'v2 optimum':22}" + "".join(f"{optimum[p] / total * 100:>{w - 1}.1f}%" for p in names))
+    for m, opt in (("salvage v3", optimum3), ("salvage v2", optimum)):
+        if m in results:
+            short = [p for p in names if results[m][p] < opt[p]]
+            print(f"\n{m} reaches the optimum on every pattern" if not short
+                  else f"\n{m} is below the optimum on: {', '.join(short)}")
+    if "salvage v3" in results:
+        for lost in (5, 20, 50):
+            p = f"cut {lost}%"
+            need = -(-total * (100 - lost) // 100) - 1
+            got = results["salvage v3"][p]
+            others = {m: results[m][p] for m in ("tar xzf", "zip -FF + unzip") if m in results}
+            ok = got >= need and all(got >= v for v in others.values())
+            print(f"{p}: salvage v3 {got} files, promise >= {need}"
+                  + "".join(f", {m} {v}" for m, v in others.items()) + (" ok" if ok else " MISSED"))
     for m, p in sorted(hung):
         print(f"note: {m} on {p} did not finish and was killed; what it wrote by then was counted")
     print("\ncounts:")
     for mname, row in results.items():
         print(f"{mname:22}" + "".join(f"{row[p]:>{w}}" for p in names))
-    print(f"{'xtar optimum':22}" + "".join(f"{optimum[p]:>{w}}" for p in names))
+    print(f"{'v3 optimum':22}" + "".join(f"{optimum3[p]:>{w}}" for p in names))
+    print(f"{'v2 optimum':22}" + "".join(f"{optimum[p]:>{w}}" for p in names))
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -145,10 +145,10 @@ pub struct CompressArgs {
     #[arg(long, value_name = "REDUNDANCY")]
     pub redundancy: Option<parity::Redundancy>,
     /// Archive format version: 3 (files in packs, smallest first, the
-    /// manifest first) or 2 (one container per directory). Volume sets are
-    /// written in version 2.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=3))]
-    pub format_version: u32,
+    /// manifest first) or 2 (one container per directory, as `launch`
+    /// expects) [default: 3; volume sets are written in version 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=3))]
+    pub format_version: Option<u32>,
 }
 
 /// Compression level: `-0` stores, `-1` is fastest, `-9` smallest; default 6.

@@ -31,6 +31,8 @@ use crate::format::{self, MemberName, HEADER_MAGIC, INDEX_MAGIC};
 use crate::scan::{BlockScan, Scanned};
 use crate::{Error, Observer, Result};
 
+mod packed;
+
 /// Metadata members larger than this are not read.
 const MAX_META: u64 = 1 << 30;
 /// Unrecognised regions listed in a report, at most.
@@ -98,8 +100,12 @@ pub struct SalvageReport {
     /// Whether every file that could have been lost is named: the
     /// manifest, or every directory's index, was read whole.
     pub names_complete: bool,
-    /// Members found without their tar header, by their zip header alone.
+    /// Members found without their tar header, by their zip header alone
+    /// (version 3: entries found by their signature alone).
     pub found_by_zip_header: u64,
+    /// Version 3: packs whose central directory was read whole, and packs
+    /// found.
+    pub packs: Option<(u64, u64)>,
 }
 
 impl SalvageReport {
@@ -229,7 +235,13 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
     let len = meta.len();
     obs.start(len);
     let mut r = BlockScan::new(file, len, archive);
-    check_first_header(&mut r, archive)?;
+    let packed = match check_first_header(&mut r, archive)? {
+        Some(v) => v >= 3,
+        None => looks_packed(&mut r)?,
+    };
+    if packed {
+        return packed::salvage_packed(archive, dest, opts, obs);
+    }
 
     let eopts = ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new() };
     let mut engine = Engine::new(Some(dest), &eopts, obs)?;
@@ -304,6 +316,7 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
         dirs_known: dirs.len() as u64,
         names_complete: manifest_complete || indexes_complete == dirs.len() as u64,
         found_by_zip_header: by_zip,
+        packs: None,
     };
     let mut keeper = if opts.keep_damaged { Some(Dest::new(dest, opts.overwrite)?) } else { None };
     let mut outcomes: Vec<_> = book.outcomes.into_iter().collect();
@@ -326,10 +339,36 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
     Ok(report)
 }
 
+/// Whether an archive whose header was lost has the version 3 layout: the
+/// first member header of the format found decides.
+fn looks_packed(r: &mut BlockScan) -> Result<bool> {
+    let mut answer = false;
+    while let Some(block) = r.next_block()? {
+        let Scanned::Member(f) = block else { continue };
+        match MemberName::parse_v3(&f.name) {
+            MemberName::ManifestGz | MemberName::Pack(_) | MemberName::TreeTar => {
+                answer = true;
+                break;
+            }
+            MemberName::Header | MemberName::Pad | MemberName::Other(_) => {}
+            _ => break,
+        }
+        if matches!(MemberName::parse(&f.name), MemberName::File(_) | MemberName::Container(_) | MemberName::Index(_)) {
+            break;
+        }
+        if f.fits {
+            r.seek_to(f.next)?;
+        }
+    }
+    r.seek_to(0)?;
+    Ok(answer)
+}
+
 /// Refuses an archive whose first member is an `.xtar-header` of a version
-/// this program does not read. A damaged or missing header is no reason to
-/// stop: the indexes say the version too.
-fn check_first_header(r: &mut BlockScan, archive: &Path) -> Result<()> {
+/// this program does not read, and returns the version it declares. A
+/// damaged or missing header is no reason to stop (`None`): the indexes
+/// say the version too.
+fn check_first_header(r: &mut BlockScan, archive: &Path) -> Result<Option<u32>> {
     let mut b = [0u8; BLOCK];
     if r.read_exact(&mut b).is_err() {
         return Err(Error::NotXtar { path: archive.to_path_buf(), message: "too short to be a tar archive".into() });
@@ -340,14 +379,6 @@ fn check_first_header(r: &mut BlockScan, archive: &Path) -> Result<()> {
             let first = text.split(|&c| c == b'\n').next().unwrap_or_default();
             if let Some(v) = first.strip_prefix(HEADER_MAGIC.as_bytes()).and_then(|v| v.strip_prefix(b" ")) {
                 let v = String::from_utf8_lossy(v).into_owned();
-                if format::version_supported(&v) && !format::nested_version(&v) {
-                    return Err(Error::VersionNotHandled {
-                        path: archive.to_path_buf(),
-                        version: v.parse().unwrap_or(0),
-                        what: "salvage reads versions 1 and 2 so far; use `extract` (it steps over damage) \
-                               or the format's recovery recipe",
-                    });
-                }
                 if !format::version_supported(&v) {
                     return Err(Error::Version {
                         path: archive.to_path_buf(),
@@ -355,10 +386,13 @@ fn check_first_header(r: &mut BlockScan, archive: &Path) -> Result<()> {
                         supported: format::FORMAT_VERSION,
                     });
                 }
+                r.seek_to(0)?;
+                return Ok(v.parse().ok());
             }
         }
     }
-    r.seek_to(0)
+    r.seek_to(0)?;
+    Ok(None)
 }
 
 /// Pass over every block of the archive.

@@ -20,9 +20,9 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
         skip_inodes: Vec::new(),
         select,
         root_label: None,
-        version: a.format_version,
+        version: a.format_version.unwrap_or(xtar::format::FORMAT_VERSION),
     };
-    if a.format_version >= 3 && a.volume_size.is_some() {
+    if a.format_version == Some(3) && a.volume_size.is_some() {
         bail!("volume sets are written in format version 2; drop --format-version 3 or --volume-size");
     }
     let started = Instant::now();

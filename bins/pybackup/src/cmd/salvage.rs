@@ -139,6 +139,8 @@ pub(crate) fn write_report(out: &mut impl Write, r: &SalvageReport, json: bool) 
             "dirs_known": r.dirs_known,
             "names_complete": r.names_complete,
             "found_by_zip_header": r.found_by_zip_header,
+            "packs_whole": r.packs.map(|p| p.0),
+            "packs_found": r.packs.map(|p| p.1),
             "complete": r.is_complete(),
         });
         return writeln!(out, "{o}");
@@ -158,14 +160,16 @@ pub(crate) fn write_report(out: &mut impl Write, r: &SalvageReport, json: bool) 
         }
         writeln!(out)?;
     }
+    let second = match r.packs {
+        Some((whole, seen)) => format!("{whole}/{seen} packs with their central directory"),
+        None => format!("{}/{} indexes whole", r.indexes_complete, r.dirs_known),
+    };
     writeln!(
         out,
         "# {intact} intact, {damaged} damaged, {missing} missing, {refused} refused; {} dirs; \
-         manifest {}; {}/{} indexes whole; {} of {} bytes unreadable",
+         manifest {}; {second}; {} of {} bytes unreadable",
         r.dirs,
         if r.manifest_complete { "whole" } else { "damaged or lost" },
-        r.indexes_complete,
-        r.dirs_known,
         r.bad_bytes,
         r.archive_bytes
     )

@@ -65,7 +65,7 @@ fn every_kind_of_entry_round_trips_through_launch_and_expand() {
     let src = t.path().join("src");
     rich_tree(&src);
     let archive = t.path().join("a.xtar");
-    compress(&src, &archive, &[]);
+    compress(&src, &archive, &["--format-version", "2"]);
     let launched = t.path().join("launched");
     let out = run(&[os("launch"), archive.as_os_str(), launched.as_os_str()]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -36,6 +36,59 @@ pub fn write_member_header(out: &mut Vec<u8>, name: &[u8], size: u64, mtime: i64
     at
 }
 
+/// The kind of a tree entry (version 3's tree tar): its type flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// An empty regular file (`0`).
+    Empty,
+    /// A hard link (`1`) to the name in `link`.
+    HardLink,
+    /// A symbolic link (`2`) to `link`.
+    Symlink,
+    /// A directory (`5`); its name ends with `/`.
+    Dir,
+}
+
+/// Writes the header block(s) of an entry without data: a GNU long-name
+/// record (`L`) when the name does not fit ustar, a GNU long-link record
+/// (`K`) when the link target is longer than 100 bytes, then the header.
+pub fn write_entry_header(out: &mut Vec<u8>, name: &[u8], kind: EntryKind, link: &[u8], mtime: i64, mode: u32) {
+    let name: Vec<u8> = if kind == EntryKind::Dir { [name, b"/"].concat() } else { name.to_vec() };
+    let record = |out: &mut Vec<u8>, flag: u8, value: &[u8]| {
+        let mut h = [0u8; BLOCK];
+        fill_header(&mut h, LONGLINK_NAME, b"", value.len() as u64 + 1, 0, 0, flag, true);
+        out.extend_from_slice(&h);
+        out.extend_from_slice(value);
+        out.push(0);
+        out.resize(out.len() + padding(value.len() as u64 + 1), 0);
+    };
+    let long_link = link.len() > 100;
+    if long_link {
+        record(out, b'K', link);
+    }
+    let (ustar_name, prefix) = match split_ustar(&name) {
+        // A long link needs GNU headers throughout: keep the name whole.
+        Some(split) if !long_link => split,
+        _ if name.len() <= 100 => (&name[..], &b""[..]),
+        _ => {
+            record(out, GNU_LONGNAME, &name);
+            (&name[..100], &b""[..])
+        }
+    };
+    let flag = match kind {
+        EntryKind::Empty => b'0',
+        EntryKind::HardLink => b'1',
+        EntryKind::Symlink => b'2',
+        EntryKind::Dir => b'5',
+    };
+    let mut h = [0u8; BLOCK];
+    fill_header(&mut h, ustar_name, prefix, 0, mtime, mode, flag, long_link);
+    let l = link.len().min(100);
+    h[157..157 + l].copy_from_slice(&link[..l]);
+    set_checksum(&mut h);
+    out.extend_from_slice(&h);
+}
+
 /// Splits a name into ustar `name` (≤ 100 bytes) and `prefix` (≤ 155
 /// bytes) fields at a `/`, if possible.
 fn split_ustar(name: &[u8]) -> Option<(&[u8], &[u8])> {

@@ -1,5 +1,6 @@
 //! The tree tar of version 3 (`.xtar-tree.tar.gz`): every entry without
-//! data, as a gzip-compressed tar that GNU tar, bsdtar, 7-Zip and Python's
+//! data, as a gzip-compressed tar (ustar headers, GNU long-name and
+//! long-link records, the raw bytes of every name) that GNU tar, bsdtar, 7-Zip and Python's
 //! `tarfile` extract. Directories (mode and mtime), symbolic links and
 //! empty regular files in canonical order, then the further names of
 //! hard links, which link to files already on disk (unzipped from the
@@ -11,10 +12,7 @@
 //! boundaries, each its own gzip member, so that damage loses only the
 //! entries of the members it touches.
 
-use std::ffi::OsStr;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use manifest::{Entry, Kind, Timestamp};
 
@@ -33,53 +31,36 @@ pub fn holds(e: &Entry) -> bool {
 
 /// The gzip-compressed tar of the entries of `entries` that [`holds`]
 /// accepts (`entries` in canonical order).
-pub fn write(entries: &[Entry]) -> std::io::Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
+pub fn write(entries: &[Entry]) -> Vec<u8> {
+    use super::tar::{write_entry_header, EntryKind, BLOCK};
+    let mut tar = Vec::new();
     let mut cuts = vec![0usize];
     let ordered = entries
         .iter()
         .filter(|e| holds(e) && e.kind != Kind::HardLink)
         .chain(entries.iter().filter(|e| e.kind == Kind::HardLink));
     for e in ordered {
-        let path = Path::new(OsStr::from_bytes(&e.path));
-        let mut h = tar::Header::new_gnu();
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(u64::try_from(e.mtime.sec).unwrap_or(0));
-        h.set_mode(e.mode);
-        h.set_size(0);
-        match e.kind {
-            Kind::Dir => {
-                h.set_entry_type(tar::EntryType::Directory);
-                b.append_data(&mut h, path, std::io::empty())?;
-            }
-            Kind::File => {
-                h.set_entry_type(tar::EntryType::Regular);
-                b.append_data(&mut h, path, std::io::empty())?;
-            }
-            Kind::Symlink | Kind::HardLink => {
-                let target = Path::new(OsStr::from_bytes(e.target.as_deref().unwrap_or_default()));
-                h.set_entry_type(if e.kind == Kind::Symlink { tar::EntryType::Symlink } else { tar::EntryType::Link });
-                if e.kind == Kind::Symlink {
-                    h.set_mode(0o777);
-                }
-                b.append_link(&mut h, path, target)?;
-            }
+        let (kind, mode) = match e.kind {
+            Kind::Dir => (EntryKind::Dir, e.mode),
+            Kind::File => (EntryKind::Empty, e.mode),
+            Kind::Symlink => (EntryKind::Symlink, 0o777),
+            Kind::HardLink => (EntryKind::HardLink, e.mode),
             Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice => continue,
-        }
-        let len = b.get_ref().len();
-        if len - cuts.last().copied().unwrap_or(0) >= gz::PIECE {
-            cuts.push(len);
+        };
+        let link = e.target.as_deref().unwrap_or_default();
+        write_entry_header(&mut tar, &e.path, kind, link, e.mtime.sec, mode);
+        if tar.len() - cuts.last().copied().unwrap_or(0) >= gz::PIECE {
+            cuts.push(tar.len());
         }
     }
-    let tar = b.into_inner()?;
+    tar.resize(tar.len() + 2 * BLOCK, 0);
     if cuts.last() != Some(&tar.len()) {
         cuts.push(tar.len());
     }
     let pieces: Vec<&[u8]> = cuts.windows(2).map(|w| &tar[w[0]..w[1]]).collect();
     let mut out = Vec::new();
     gz::compress_pieces(&pieces, &mut out);
-    Ok(out)
+    out
 }
 
 /// The entries of a tree tar, as far as it can be read, and whether it
@@ -154,7 +135,7 @@ mod tests {
             e("d/sock", Kind::Socket, None),
         ];
         entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
-        let z = write(&entries).unwrap();
+        let z = write(&entries);
         let (back, complete) = read(&z);
         assert!(complete);
         let paths: Vec<String> = back.iter().map(|e| String::from_utf8_lossy(&e.path).into_owned()).collect();

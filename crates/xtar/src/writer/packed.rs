@@ -178,7 +178,7 @@ impl PackedWriter {
         }
 
         let packs_end = self.out.pos;
-        let tree = self.pool.install(|| format::tree::write(&m.entries)).map_err(|e| self.out.err(e))?;
+        let tree = self.pool.install(|| format::tree::write(&m.entries));
         self.out.member(format::TREE_TAR_NAME, &tree, mtime, 0o644)?;
         // The tail guard: the last GUARD bytes hold no pack, so that losing
         // them costs stock tools no pack's central directory.

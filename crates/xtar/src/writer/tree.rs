@@ -32,7 +32,8 @@ pub struct CompressOptions {
     /// canonical path of the source (for reproducible archives).
     pub root_label: Option<Vec<u8>>,
     /// The format version [`write_archive`] writes: 3 (packs, smallest
-    /// first) or 2 (one container per directory).
+    /// first; the default) or 2 (one container per directory). Writers of
+    /// volume sets and backup sets write version 2 whatever this says.
     pub version: u32,
 }
 
@@ -130,7 +131,7 @@ impl Default for CompressOptions {
             skip_inodes: Vec::new(),
             select: None,
             root_label: None,
-            version: crate::format::NESTED_VERSION,
+            version: crate::format::FORMAT_VERSION,
         }
     }
 }

@@ -1,0 +1,465 @@
+//! Salvage of version 3 archives: packs of zip entries.
+//!
+//! The tar headers are found block by block, as for the nested layout.
+//! Inside a pack, entries are found three ways, so that no single header
+//! decides: from the pack's central directory (their offsets), by walking
+//! local headers one after another, and, in bytes that neither explains,
+//! by their `PK\3\4` signature at any offset. A pack whose tar header was
+//! lost is found by its end-of-central-directory record, which gives its
+//! start. Entries found by their central directory or walk are checked
+//! against their CRC-32 (and the manifest's SHA-256 when it survived);
+//! entries found by signature alone are taken only if the manifest or the
+//! tree tar expects them and their content matches exactly.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::{FileState, SalvageOptions, SalvageReport, SalvagedFile, MAX_META, MAX_REGIONS};
+use crate::dest::Dest;
+use crate::extract::{Book, Engine, ExtractOptions, Fate};
+use crate::format::tar::BLOCK;
+use crate::format::{self, gz, zip, MemberName};
+use crate::scan::{BlockScan, Scanned};
+use crate::{Error, Observer, Result};
+
+const LOCAL_SIG: &[u8; 4] = b"PK\x03\x04";
+const CENTRAL_SIG: &[u8; 4] = b"PK\x01\x02";
+const EOCD_SIG: &[u8; 4] = b"PK\x05\x06";
+/// Bytes read at a time when searching for signatures.
+const WINDOW: u64 = 4 << 20;
+
+/// Reads `[pos, end)` of a file through positioned reads.
+struct At<'a> {
+    f: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(usize::try_from(self.end.saturating_sub(self.pos)).unwrap_or(usize::MAX));
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.f.read_at(&mut buf[..n], self.pos)?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+/// An entry of a central directory: its name and where its local header is.
+struct Central {
+    name: Vec<u8>,
+    offset: u64,
+}
+
+struct State<'a, 'e> {
+    f: &'a File,
+    len: u64,
+    engine: &'a mut Engine<'e>,
+    /// Byte ranges explained (headers, metadata, entries, central
+    /// directories), by start: they do not overlap.
+    covered: std::collections::BTreeMap<u64, u64>,
+    /// Pack numbers seen, and whether each one's central directory read.
+    packs: Vec<(u32, bool)>,
+    found_by_signature: u64,
+    kept: std::collections::HashMap<Vec<u8>, (u64, u64)>,
+}
+
+impl State<'_, '_> {
+    fn read(&self, at: u64, n: u64) -> Vec<u8> {
+        let n = n.min(self.len.saturating_sub(at));
+        let mut v = vec![0u8; usize::try_from(n).unwrap_or(0)];
+        let mut done = 0;
+        while done < v.len() {
+            match self.f.read_at(&mut v[done..], at + done as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => done += k,
+            }
+        }
+        v.truncate(done);
+        v
+    }
+
+    fn is_covered(&self, at: u64) -> bool {
+        self.covered.range(..=at).next_back().is_some_and(|(_, &end)| at < end)
+    }
+
+    fn cover(&mut self, from: u64, to: u64) {
+        if to > from {
+            let e = self.covered.entry(from).or_insert(to);
+            *e = (*e).max(to);
+        }
+    }
+
+    /// The local header at `at`, if one parses there and its entry fits
+    /// before `end`.
+    fn local_at(&self, at: u64, end: u64) -> Option<zip::LocalHeader> {
+        let head = self.read(at, 30 + 2 * 0xFFFF);
+        let l = zip::read_local_header(&mut &head[..]).ok()?;
+        (format::check_member_path(&l.name).is_ok() && at + l.len + l.csize <= end).then_some(l)
+    }
+
+    /// Takes the entry at `at` (its local header parsed as `l`).
+    fn take_entry(&mut self, at: u64, l: &zip::LocalHeader) -> Result<()> {
+        let size = l.len + l.csize;
+        self.cover(at, at + size);
+        self.kept.insert(l.name.clone(), (at, size));
+        let mut r = At { f: self.f, pos: at, end: at + size };
+        self.engine.member(l.name.clone(), size, &mut r)?;
+        self.engine.collect(false)
+    }
+
+    /// Salvages the pack whose data is `[start, end)`; returns whether its
+    /// central directory was read whole.
+    fn pack(&mut self, start: u64, end: u64) -> Result<bool> {
+        let (central, cd_range) = self.central(start, end);
+        let cd_whole = central.is_some();
+        let mut starts: BTreeSet<u64> = BTreeSet::new();
+        let mut names: std::collections::HashMap<u64, Vec<u8>> = Default::default();
+        for c in central.unwrap_or_default() {
+            starts.insert(start + c.offset);
+            names.insert(start + c.offset, c.name);
+        }
+        // Walk the local headers from the start, as far as they go.
+        let mut at = start;
+        while let Some(l) = self.local_at(at, end) {
+            starts.insert(at);
+            at += l.len + l.csize;
+        }
+        let cd_start = cd_range.map_or(end, |r| r.0);
+        let mut taken = Vec::new();
+        for s in starts {
+            if self.is_covered(s) {
+                continue;
+            }
+            let Some(l) = self.local_at(s, cd_start) else { continue };
+            if names.get(&s).is_some_and(|n| *n != l.name) {
+                continue;
+            }
+            taken.push((s, s + l.len + l.csize));
+            self.take_entry(s, &l)?;
+        }
+        if let Some((a, b)) = cd_range {
+            self.cover(a, b);
+        }
+        // Bytes of the pack nothing explained: entries found by signature.
+        let mut at = start;
+        taken.push((cd_start, cd_start));
+        for (a, b) in taken {
+            if a > at {
+                self.search(at, a, false)?;
+            }
+            at = at.max(b);
+        }
+        Ok(cd_whole)
+    }
+
+    /// The central directory of the pack `[start, end)`, from its end
+    /// record, and the range it and the end records take.
+    fn central(&self, start: u64, end: u64) -> (Option<Vec<Central>>, Option<(u64, u64)>) {
+        let tail_len = (end - start).min(22 + 0xFFFF + 76);
+        let tail = self.read(end - tail_len, tail_len);
+        let Some(i) = tail.windows(4).rposition(|w| w == EOCD_SIG) else { return (None, None) };
+        let e = &tail[i..];
+        if e.len() < 22 {
+            return (None, None);
+        }
+        let u16_at = |o: usize| u64::from(u16::from_le_bytes([e[o], e[o + 1]]));
+        let u32_at = |o: usize| u64::from(u32::from_le_bytes([e[o], e[o + 1], e[o + 2], e[o + 3]]));
+        let (count, cd_size, cd_offset) = (u16_at(10), u32_at(12), u32_at(16));
+        if cd_offset == u64::from(u32::MAX) || start + cd_offset + cd_size > end {
+            return (None, None);
+        }
+        let cd = self.read(start + cd_offset, cd_size);
+        let range = Some((start + cd_offset, end));
+        (parse_central(&cd, count), range)
+    }
+
+    /// Looks for entries by their signature in `[from, to)`, outside what
+    /// is covered. With `packs`, end records there first reveal packs whose
+    /// tar header was lost (then their entries are found through their
+    /// central directory, and checked by CRC-32 alone if need be).
+    fn search(&mut self, from: u64, to: u64, packs: bool) -> Result<()> {
+        if packs {
+            for pos in self.find(from, to, EOCD_SIG) {
+                if !self.is_covered(pos) {
+                    if let Some((s, e)) = self.orphan_pack(pos) {
+                        self.pack(s, e)?;
+                    }
+                }
+            }
+        }
+        for pos in self.find(from, to, LOCAL_SIG) {
+            if self.is_covered(pos) {
+                continue;
+            }
+            let Some(l) = self.local_at(pos, self.len) else { continue };
+            if self.engine.expects(&l.name).is_none() {
+                continue;
+            }
+            let size = l.len + l.csize;
+            let mut r = At { f: self.f, pos, end: pos + size };
+            if self.engine.candidate(&l.name, size, &mut r)? {
+                self.found_by_signature += 1;
+                self.cover(pos, pos + size);
+                self.kept.insert(l.name.clone(), (pos, size));
+            }
+        }
+        Ok(())
+    }
+
+    /// Offsets in `[from, to)` where `sig` starts.
+    fn find(&self, from: u64, to: u64, sig: &[u8; 4]) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < to {
+            let chunk = self.read(at, (to - at).min(WINDOW + 3));
+            if chunk.len() < 4 {
+                break;
+            }
+            let step = (chunk.len() - 3) as u64;
+            out.extend(
+                chunk
+                    .windows(4)
+                    .enumerate()
+                    .filter(|&(i, w)| (i as u64) < step && w == sig)
+                    .map(|(i, _)| at + i as u64),
+            );
+            at += step;
+        }
+        out
+    }
+
+    /// The pack an end record at `eocd` closes, when its fields point back
+    /// to a central directory that parses: `[start, end)`.
+    fn orphan_pack(&self, eocd: u64) -> Option<(u64, u64)> {
+        let e = self.read(eocd, 22);
+        if e.len() < 22 {
+            return None;
+        }
+        let cd_size = u64::from(u32::from_le_bytes([e[12], e[13], e[14], e[15]]));
+        let cd_offset = u64::from(u32::from_le_bytes([e[16], e[17], e[18], e[19]]));
+        let start = eocd.checked_sub(cd_size)?.checked_sub(cd_offset)?;
+        let cd = self.read(eocd - cd_size, 4);
+        (cd == CENTRAL_SIG).then_some((start, eocd + 22))
+    }
+}
+
+/// Parses `count` central directory headers.
+fn parse_central(cd: &[u8], count: u64) -> Option<Vec<Central>> {
+    let mut out = Vec::new();
+    let mut p = 0usize;
+    for _ in 0..count {
+        let h = cd.get(p..p + 46)?;
+        if &h[..4] != CENTRAL_SIG {
+            return None;
+        }
+        let u16_at = |o: usize| usize::from(u16::from_le_bytes([h[o], h[o + 1]]));
+        let (n, x, c) = (u16_at(28), u16_at(30), u16_at(32));
+        let mut offset = u64::from(u32::from_le_bytes([h[42], h[43], h[44], h[45]]));
+        let name = cd.get(p + 46..p + 46 + n)?.to_vec();
+        if offset == u64::from(u32::MAX) {
+            // The zip64 field holds it, after any sizes marked 0xFFFFFFFF.
+            let mut extra = cd.get(p + 46 + n..p + 46 + n + x)?;
+            let skip = [24usize, 20].iter().filter(|&&o| h[o..o + 4] == [0xff; 4]).count() * 8;
+            while extra.len() >= 4 {
+                let id = u16::from_le_bytes([extra[0], extra[1]]);
+                let len = usize::from(u16::from_le_bytes([extra[2], extra[3]]));
+                if id == 1 {
+                    let v = extra.get(4 + skip..4 + skip + 8)?;
+                    offset = u64::from_le_bytes(v.try_into().ok()?);
+                }
+                extra = extra.get(4 + len..)?;
+            }
+        }
+        out.push(Central { name, offset });
+        p += 46 + n + x + c;
+    }
+    Some(out)
+}
+
+/// Recovers every intact file of a damaged version 3 `archive` into `dest`.
+pub(super) fn salvage_packed(
+    archive: &Path,
+    dest: &Path,
+    opts: &SalvageOptions,
+    obs: &dyn Observer,
+) -> Result<SalvageReport> {
+    let read_err = |source| Error::Read { path: archive.to_path_buf(), source };
+    let file = File::open(archive).map_err(read_err)?;
+    let len = file.metadata().map_err(read_err)?.len();
+    let eopts = ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new() };
+    let mut engine = Engine::new(Some(dest), &eopts, obs)?;
+    engine.book = Some(Book::default());
+    engine.links_in_index = true;
+    let mut st = State {
+        f: &file,
+        len,
+        engine: &mut engine,
+        covered: Default::default(),
+        packs: Vec::new(),
+        found_by_signature: 0,
+        kept: Default::default(),
+    };
+    let r = run(&mut st, archive, obs);
+    let (found_by_signature, packs, kept) = (st.found_by_signature, std::mem::take(&mut st.packs), st.kept.clone());
+    let covered: Vec<(u64, u64)> = std::mem::take(&mut st.covered).into_iter().collect();
+    let (manifest_complete, tree_complete) = match r {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = engine.drain();
+            return Err(e);
+        }
+    };
+    let (extracted, book) = engine.finish()?;
+    let book = book.unwrap_or_default();
+    if book.outcomes.is_empty() && packs.is_empty() && !manifest_complete {
+        return Err(Error::NotXtar {
+            path: archive.to_path_buf(),
+            message: "no xtar member found anywhere in it".into(),
+        });
+    }
+    // Names are complete when the manifest was read whole, or when every
+    // pack from the first to the last before the tree tar was found with
+    // its central directory, and the tree tar was read whole.
+    let mut numbers: Vec<u32> = packs.iter().map(|p| p.0).collect();
+    numbers.sort_unstable();
+    let contiguous = numbers.iter().enumerate().all(|(i, &k)| k as usize == i + 1);
+    let names_complete = manifest_complete || (tree_complete && contiguous && packs.iter().all(|p| p.1));
+    let (bad_regions, bad_bytes) = gaps(covered, len);
+    let dirs_known =
+        book.outcomes.keys().map(|p| manifest::parent_of(p).to_vec()).collect::<BTreeSet<_>>().len() as u64;
+    let mut report = SalvageReport {
+        files: Vec::with_capacity(book.outcomes.len()),
+        dirs: extracted.dirs,
+        archive_bytes: len,
+        bad_regions,
+        bad_bytes,
+        manifest_complete,
+        indexes_complete: 0,
+        dirs_known,
+        names_complete,
+        found_by_zip_header: found_by_signature,
+        packs: Some((packs.iter().filter(|p| p.1).count() as u64, packs.len() as u64)),
+    };
+    let mut keeper = if opts.keep_damaged { Some(Dest::new(dest, opts.overwrite)?) } else { None };
+    let mut scan = BlockScan::open(archive)?;
+    let mut outcomes: Vec<_> = book.outcomes.into_iter().collect();
+    outcomes.sort_by(|a, b| manifest::cmp_paths(&a.0, &b.0));
+    for (path, outcome) in outcomes {
+        let (state, detail) = match outcome {
+            Ok(v) => (FileState::Intact(v), String::new()),
+            Err((Fate::Damaged, m)) => (FileState::Damaged, m),
+            Err((Fate::Missing, m)) => (FileState::Missing, m),
+            Err((Fate::Refused, m)) => (FileState::Refused, m),
+        };
+        let mut kept_at = None;
+        if let (FileState::Damaged, Some(keeper), Some(&(at, size))) = (&state, keeper.as_mut(), kept.get(&path)) {
+            kept_at = super::keep_damaged(&mut scan, at, size, &path, keeper, obs);
+        }
+        report.files.push(SalvagedFile { path, state, detail, kept: kept_at });
+    }
+    Ok(report)
+}
+
+/// The passes: tar headers and metadata, packs, then what no header
+/// explains. Returns whether the manifest and the tree tar were whole.
+fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bool, bool)> {
+    let mut scan = BlockScan::open(archive)?;
+    let mut manifest_complete = false;
+    let mut tree_complete = false;
+    let mut packs: Vec<(u32, u64, u64)> = Vec::new();
+    let mut reported = 0u64;
+    while let Some(block) = scan.next_block()? {
+        if scan.pos() - reported >= 1 << 20 {
+            obs.advance(scan.pos() - reported);
+            reported = scan.pos();
+        }
+        let f = match block {
+            Scanned::Member(f) if f.regular => f,
+            Scanned::Member(_) | Scanned::Invalid { .. } => continue,
+            Scanned::Zero(at) => {
+                if at + 2 * BLOCK as u64 >= st.len {
+                    st.cover(at, at + BLOCK as u64);
+                }
+                continue;
+            }
+        };
+        let end = if f.fits { f.next } else { st.len };
+        let kind = MemberName::parse_v3(&f.name);
+        if matches!(kind, MemberName::Other(_)) {
+            // Not a header of ours: a block inside some data that happens
+            // to parse. Go on block by block.
+            continue;
+        }
+        st.cover(f.start, f.data);
+        match kind {
+            MemberName::ManifestGz | MemberName::TreeTar if f.fits && f.size <= MAX_META => {
+                let z = scan.read_up_to(f.size)?;
+                st.cover(f.data, end);
+                if kind == MemberName::ManifestGz {
+                    let d = gz::decode(&z);
+                    let (entries, bad) = crate::read::parse_entries(&d.text);
+                    manifest_complete = d.complete && bad == 0 && d.text.starts_with(manifest::MAGIC.as_bytes());
+                    if let Some(b) = st.engine.book.as_mut() {
+                        b.manifest_complete = manifest_complete;
+                    }
+                    st.engine.index(b"", entries)?;
+                } else {
+                    let (entries, complete) = format::tree::read(&z);
+                    tree_complete = complete;
+                    st.engine.index(b"", entries)?;
+                }
+            }
+            MemberName::Pack(k) => {
+                packs.push((k, f.data, f.data + f.size.min(st.len - f.data)));
+                st.cover(f.data + f.size, end);
+            }
+            _ => st.cover(f.data, end),
+        }
+        if f.fits {
+            scan.seek_to(f.next)?;
+        }
+    }
+    obs.advance(st.len.saturating_sub(reported));
+    for (k, start, end) in packs {
+        let whole = st.pack(start, end)?;
+        st.packs.push((k, whole));
+    }
+    // What no header explains: packs whose tar header was lost, and
+    // entries on their own.
+    let holes = gaps(st.covered.iter().map(|(&a, &b)| (a, b)).collect(), st.len).0;
+    for (a, b) in holes {
+        st.search(a, b, true)?;
+    }
+    Ok((manifest_complete, tree_complete))
+}
+
+/// The ranges of `[0, len)` that `covered` leaves out (at most
+/// [`MAX_REGIONS`] of them) and their total length.
+fn gaps(mut covered: Vec<(u64, u64)>, len: u64) -> (Vec<(u64, u64)>, u64) {
+    covered.sort_unstable();
+    let mut out = Vec::new();
+    let mut total = 0;
+    let mut at = 0u64;
+    for (a, b) in covered {
+        if a > at {
+            total += a - at;
+            if out.len() < MAX_REGIONS {
+                out.push((at, a));
+            }
+        }
+        at = at.max(b);
+    }
+    if at < len {
+        total += len - at;
+        if out.len() < MAX_REGIONS {
+            out.push((at, len));
+        }
+    }
+    (out, total)
+}
