@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Whole-process comparison of `pybackup compress` / `extract` against
-`tar czf`, `tar -I pigz`, `zip -r -6` and `dar -z6` on real trees.
+"""Whole-process comparison of `pybackup compress` / `extract` (format
+version 3, the default, and version 2) against `tar czf`, `tar -I pigz`,
+`zip -r -6`, `dar -z6` and `tar -I zstd` on real trees.
 
 Each tool runs in turn (A B C D E, then again), so that the noise of a shared
 machine hits all of them alike. Prints the median wall time, the median peak
@@ -8,7 +9,12 @@ RSS (from /usr/bin/time) and the output size of each, and their ratios to
 pigz. Nothing is downloaded: the trees are the Python standard library and
 the Rust documentation that every machine of this kind has.
 
-    python3 benches/compare.py [--rounds N] [--tree NAME=PATH ...]
+    python3 benches/compare.py [--rounds N] [--tree NAME=PATH ...] [--dest DIR]
+
+--dest puts the extracted trees elsewhere (for example /dev/shm): on a
+disk whose file system is busy allocating inodes (many files created and
+deleted a moment ago), kernel time dominates every tool's extract and
+hides their own cost.
 """
 
 import argparse
@@ -44,6 +50,10 @@ def tools(pyb, jobs):
             [pyb, "-q", "--no-progress", "-j", str(jobs), "compress", "{T}", "-o", "{O}"],
             [pyb, "-q", "--no-progress", "-j", str(jobs), "extract", "{O}", "{D}"],
             "out.xtar"),
+        "pyb-v2": (
+            [pyb, "-q", "--no-progress", "-j", str(jobs), "compress", "--format-version", "2", "{T}", "-o", "{O}"],
+            [pyb, "-q", "--no-progress", "-j", str(jobs), "extract", "{O}", "{D}"],
+            "out.xtar"),
         "tar-gz": (
             ["tar", "-czf", "{O}", "-C", "{T}", "."],
             ["tar", "-xzf", "{O}", "-C", "{D}"],
@@ -60,6 +70,10 @@ def tools(pyb, jobs):
             ["dar", "-Q", "-q", "-w", "-c", "{W}/out", "-R", "{T}", "-z6"],
             ["dar", "-Q", "-q", "-w", "-O", "-x", "{W}/out", "-R", "{D}"],
             "out.1.dar"),
+        "tar-zst": (
+            ["tar", "-I", "zstd -T0", "-cf", "{O}", "-C", "{T}", "."],
+            ["tar", "-I", "zstd", "-xf", "{O}", "-C", "{D}"],
+            "out.tar.zst"),
     }
 
 
@@ -90,6 +104,7 @@ def main():
     ap.add_argument("--tree", action="append", default=[], help="NAME=PATH")
     ap.add_argument("--only", action="append", default=[], help="run only these tools")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--dest", default=None, help="where to extract (default: in the scratch directory)")
     args = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "pybackup"], cwd=ROOT, check=True)
@@ -99,8 +114,10 @@ def main():
     names = [n for n in all_tools if not args.only or n in args.only or n == "tar-pigz"]
     for n in names:
         exe = all_tools[n][0][0] if all_tools[n][0][0] != "sh" else "zip"
+        if n == "tar-zst":
+            exe = "zstd"
         if shutil.which(exe) is None:
-            raise SystemExit(f"{exe} is missing: apt-get install -y pigz dar zip unzip")
+            raise SystemExit(f"{exe} is missing: apt-get install -y pigz dar zip unzip zstd")
 
     sys.stdout.reconfigure(line_buffering=True)
     print(f"# jobs={args.jobs} rounds={args.rounds} cpus={os.cpu_count()}")
@@ -116,7 +133,8 @@ def main():
                 shutil.rmtree(wdir, ignore_errors=True)
                 os.makedirs(wdir)
                 out = os.path.join(wdir, out_name)
-                dest = os.path.join(wdir, "dest")
+                dest = os.path.join(args.dest or wdir, f"dest-{n}")
+                shutil.rmtree(dest, ignore_errors=True)
                 os.makedirs(dest)
                 # Warm the tree again: this kernel reclaims cold pages
                 # proactively (DAMON), so a tree read minutes ago may be gone.
@@ -129,21 +147,24 @@ def main():
                 res[n]["xw"].append(w)
                 res[n]["xr"].append(r)
                 shutil.rmtree(wdir)
+                shutil.rmtree(dest, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
         base = res["tar-pigz"]
         med = statistics.median
         print(f"\n## {tree_name}: {tree}")
         print(f"{'tool':10} {'compress s':>10} {'x pigz':>7} {'extract s':>10} {'x pigz':>7} "
-              f"{'x tar xzf':>9} {'size MB':>8} {'x pigz':>7} {'x zip':>6} {'RSS c/x MiB':>12}")
+              f"{'x tar xzf':>9} {'size MB':>8} {'x pigz':>7} {'x zip':>6} {'x dar':>6} {'RSS c/x MiB':>12}")
         for n in names:
             r = res[n]
             zip_size = res["zip-6"]["size"] if "zip-6" in res else 0
+            dar_size = res["dar-z6"]["size"] if "dar-z6" in res else 0
             tgz_x = med(res["tar-gz"]["xw"]) if "tar-gz" in res else 0
             print(f"{n:10} {med(r['cw']):10.2f} {med(r['cw']) / med(base['cw']):7.2f} "
                   f"{med(r['xw']):10.2f} {med(r['xw']) / med(base['xw']):7.2f} "
                   f"{(med(r['xw']) / tgz_x) if tgz_x else 0:9.2f} "
                   f"{r['size'] / 1e6:8.1f} {r['size'] / base['size']:7.2f} "
                   f"{(r['size'] / zip_size) if zip_size else 0:6.2f} "
+                  f"{(r['size'] / dar_size) if dar_size else 0:6.2f} "
                   f"{med(r['cr']) / 1024:5.0f}/{med(r['xr']) / 1024:<5.0f}")
 
 

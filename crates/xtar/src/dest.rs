@@ -23,6 +23,35 @@ pub(crate) struct Dest {
     pub(crate) created: bool,
 }
 
+/// Moves finished files into a destination, from any thread.
+#[derive(Debug, Clone)]
+pub(crate) struct Placer {
+    root: PathBuf,
+    overwrite: bool,
+}
+
+impl Placer {
+    /// Moves a complete temporary file to its final name `rel`, refusing
+    /// to replace an existing file unless overwriting was asked for.
+    pub(crate) fn persist(&self, tmp: TempPath, rel: &[u8]) -> Result<()> {
+        let target = self.root.join(OsStr::from_bytes(rel));
+        if self.overwrite {
+            if target.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                return Err(Error::Exists { path: target });
+            }
+            tmp.persist(&target).map_err(|e| Error::Write { path: target.clone(), source: e.error })
+        } else {
+            tmp.persist_noclobber(&target).map_err(|e| {
+                if e.error.kind() == io::ErrorKind::AlreadyExists {
+                    Error::Exists { path: target.clone() }
+                } else {
+                    Error::Write { path: target.clone(), source: e.error }
+                }
+            })
+        }
+    }
+}
+
 /// Whether an I/O error means that no further writes can succeed.
 pub(crate) fn is_fatal(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS) | Some(libc::EFBIG))
@@ -105,24 +134,15 @@ impl Dest {
         Ok(())
     }
 
+    /// What a worker thread needs to move files into place.
+    pub(crate) fn placer(&self) -> Placer {
+        Placer { root: self.root.clone(), overwrite: self.overwrite }
+    }
+
     /// Moves a complete temporary file to its final name, refusing to
     /// replace an existing file unless overwriting was asked for.
     pub(crate) fn persist(&self, tmp: TempPath, rel: &[u8]) -> Result<()> {
-        let target = self.abs(rel);
-        if self.overwrite {
-            if target.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-                return Err(Error::Exists { path: target });
-            }
-            tmp.persist(&target).map_err(|e| Error::Write { path: target.clone(), source: e.error })
-        } else {
-            tmp.persist_noclobber(&target).map_err(|e| {
-                if e.error.kind() == io::ErrorKind::AlreadyExists {
-                    Error::Exists { path: target.clone() }
-                } else {
-                    Error::Write { path: target.clone(), source: e.error }
-                }
-            })
-        }
+        self.placer().persist(tmp, rel)
     }
 
     /// Makes room for a link at `rel`: fails if something is there, unless

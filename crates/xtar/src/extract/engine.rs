@@ -9,8 +9,9 @@ use std::sync::mpsc;
 use filetime::FileTime;
 use manifest::{Entry, Kind};
 use sha2::{Digest, Sha256};
+use tempfile::TempPath;
 
-use crate::dest::{is_fatal, Dest};
+use crate::dest::{is_fatal, Dest, Placer};
 use crate::error::lossy;
 use crate::format::{self};
 use crate::{Error, Observer, Result};
@@ -48,6 +49,45 @@ pub(crate) struct Book {
     pub(crate) complete_dirs: HashSet<Vec<u8>>,
     /// Whether the manifest was read whole.
     pub(crate) manifest_complete: bool,
+}
+
+/// Checks an unpacked file against its index entry (or takes its zip's
+/// metadata without one), sets its mode and mtime through its open handle
+/// and, with a destination, moves it into place.
+fn place(
+    path: &[u8],
+    tmp: Option<(TempPath, std::fs::File)>,
+    sha256: [u8; 32],
+    size: u64,
+    zip: (Option<u32>, Option<i64>),
+    entry: Option<&Entry>,
+    placer: Option<&Placer>,
+) -> Result<Verified> {
+    let damaged = |message: String| Error::Member { member: lossy(path), message };
+    let (mode, mtime, verified) = match entry {
+        Some(e) => {
+            if e.kind != Kind::File {
+                return Err(damaged(format!("the index says this is a {}, the member holds a file", e.kind.name())));
+            }
+            if e.size != size {
+                return Err(damaged(format!("size {size} disagrees with the index ({})", e.size)));
+            }
+            if e.sha256.is_some_and(|h| h != sha256) {
+                return Err(damaged("content does not match its SHA-256 in the index".into()));
+            }
+            let v = if e.sha256.is_some() { Verified::Sha256 } else { Verified::Crc32 };
+            (e.mode, FileTime::from_unix_time(e.mtime.sec, e.mtime.nsec), v)
+        }
+        None => (zip.0.map_or(0o644, |m| m & 0o7777), FileTime::from_unix_time(zip.1.unwrap_or(0), 0), Verified::Crc32),
+    };
+    if let (Some((tmp, file)), Some(placer)) = (tmp, placer) {
+        let write_err = |source| Error::Write { path: tmp.to_path_buf(), source };
+        file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(write_err)?;
+        filetime::set_file_handle_times(&file, None, Some(mtime)).map_err(write_err)?;
+        drop(file);
+        placer.persist(tmp, path)?;
+    }
+    Ok(verified)
 }
 
 /// Why a file was not restored.
@@ -227,9 +267,25 @@ impl<'a> Engine<'a> {
             }
             self.inflight += size;
             self.jobs += 1;
+            // With its entry known, the worker checks the file and moves
+            // it into place itself: the renames run in parallel.
+            let ahead = match (self.dest.as_ref(), self.expected.get(&path)) {
+                (Some(d), Some(e)) if e.kind == Kind::File => Some((d.placer(), e.clone())),
+                _ => None,
+            };
+            if ahead.is_some() {
+                self.expected.remove(&path);
+            }
             let tx = self.tx.clone();
             self.pool.spawn(move || {
                 let res = unpack_as(&path, stored.as_deref(), &mut &bytes[..], size, dir.as_deref());
+                let res = match (res, ahead) {
+                    (Ok(Unpacked::File { tmp, sha256, size, zip_mode, zip_mtime }), Some((placer, e))) => {
+                        place(&path, tmp, sha256, size, (zip_mode, zip_mtime), Some(&e), Some(&placer))
+                            .map(|verified| Unpacked::Done { verified, size })
+                    }
+                    (res, _) => res,
+                };
                 let _ = tx.send((path, size, res));
             });
             Ok(())
@@ -264,6 +320,12 @@ impl<'a> Engine<'a> {
 
     pub(super) fn arrive(&mut self, path: Vec<u8>, res: Result<Unpacked>) -> Result<Option<Verified>> {
         let unpacked = match res {
+            // A worker checked it against its entry and moved it into place.
+            Ok(Unpacked::Done { verified, size }) => {
+                self.report.files += 1;
+                self.report.bytes += size;
+                return Ok(Some(verified));
+            }
             Ok(u) => u,
             Err(e) => {
                 self.expected.remove(&path);
@@ -395,35 +457,13 @@ impl<'a> Engine<'a> {
                 Ok(None)
             }
             Unpacked::File { tmp, sha256, size, zip_mode, zip_mtime } => {
-                let (mode, mtime, verified) = match entry {
-                    Some(e) => {
-                        if e.kind != Kind::File {
-                            return Err(damaged(format!(
-                                "the index says this is a {}, the member holds a file",
-                                e.kind.name()
-                            )));
-                        }
-                        if e.size != size {
-                            return Err(damaged(format!("size {size} disagrees with the index ({})", e.size)));
-                        }
-                        if e.sha256.is_some_and(|h| h != sha256) {
-                            return Err(damaged("content does not match its SHA-256 in the index".into()));
-                        }
-                        let v = if e.sha256.is_some() { Verified::Sha256 } else { Verified::Crc32 };
-                        (e.mode, FileTime::from_unix_time(e.mtime.sec, e.mtime.nsec), v)
-                    }
-                    None => (
-                        zip_mode.map_or(0o644, |m| m & 0o7777),
-                        FileTime::from_unix_time(zip_mtime.unwrap_or(0), 0),
-                        Verified::Crc32,
-                    ),
-                };
-                if let (Some(tmp), Some(dest)) = (tmp, self.dest.as_ref()) {
-                    let write_err = |source| Error::Write { path: tmp.to_path_buf(), source };
-                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(write_err)?;
-                    filetime::set_file_mtime(&tmp, mtime).map_err(write_err)?;
-                    dest.persist(tmp, path)?;
-                }
+                let placer = self.dest.as_ref().map(Dest::placer);
+                let verified = place(path, tmp, sha256, size, (zip_mode, zip_mtime), entry, placer.as_ref())?;
+                self.report.files += 1;
+                self.report.bytes += size;
+                Ok(Some(verified))
+            }
+            Unpacked::Done { verified, size } => {
                 self.report.files += 1;
                 self.report.bytes += size;
                 Ok(Some(verified))
@@ -454,8 +494,9 @@ impl<'a> Engine<'a> {
                     .prefix(".xtar-tmp-")
                     .tempfile_in(&dir)
                     .map_err(|source| Error::Write { path: dir.clone(), source })?;
+                let (file, path) = t.into_parts();
                 let u = Unpacked::File {
-                    tmp: Some(t.into_temp_path()),
+                    tmp: Some((path, file)),
                     sha256: empty,
                     size: 0,
                     zip_mode: None,

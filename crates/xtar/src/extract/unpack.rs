@@ -15,8 +15,13 @@ use crate::{Error, Result};
 
 /// A member unpacked into a temporary file (or a symlink target).
 pub(crate) enum Unpacked {
-    File { tmp: Option<TempPath>, sha256: [u8; 32], size: u64, zip_mode: Option<u32>, zip_mtime: Option<i64> },
+    /// A file in a temporary file (`None` when verifying only), still open
+    /// so that its metadata is set through the handle.
+    File { tmp: Option<(TempPath, File)>, sha256: [u8; 32], size: u64, zip_mode: Option<u32>, zip_mtime: Option<i64> },
+    /// A symlink member (versions 1 and 2).
     Symlink { target: Vec<u8>, zip_mtime: Option<i64> },
+    /// A file a worker already checked and moved into place.
+    Done { verified: super::Verified, size: u64 },
 }
 
 /// Unpacks one zip member read from `r` (exactly `size` bytes) into a
@@ -146,11 +151,11 @@ pub(crate) fn unpack_as(
     }
     let tmp = match (tmp_file, dir) {
         (_, None) => None,
-        (Some((mut w, p)), _) => {
-            w.flush().map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
+        (Some((w, p)), _) => {
+            let f = w.into_inner().map_err(|e| Error::Write { path: p.to_path_buf(), source: e.into_error() })?;
             // Trailing holes need the length set explicitly.
-            w.get_ref().set_len(written).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
-            Some(p)
+            f.set_len(written).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
+            Some((p, f))
         }
         (None, Some(dir)) => {
             let t = tempfile::Builder::new()
@@ -159,7 +164,7 @@ pub(crate) fn unpack_as(
                 .map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
             let (mut f, p) = t.into_parts();
             f.write_all(&head).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
-            Some(p)
+            Some((p, f))
         }
     };
     Ok(Unpacked::File { tmp, sha256: hasher.finalize().into(), size: written, zip_mode, zip_mtime: local.mtime })
