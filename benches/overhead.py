@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Where the bytes of an .xtar go: tar headers (with long-name records),
-padding, zip headers and trailers, file data, indexes, the manifest, and
-the end. For choosing what a smaller format must attack (issue: format
-version 3). Reads the archive as the reader does, stepping into nested
-containers; it trusts the archive (run it on undamaged ones).
+padding, zip headers and trailers, file data, indexes, the manifest, the
+tree tar (version 3), and the end and pads. For choosing what a smaller
+format must attack. Reads the archive as the reader does, stepping into
+nested containers (version 2) and packs (version 3); it trusts the archive
+(run it on undamaged ones).
 
     python3 benches/overhead.py ARCHIVE.xtar
 """
@@ -17,7 +18,7 @@ def main():
     data = open(path, "rb").read()
     n = len(data)
     cat = {k: 0 for k in ("tar headers", "padding", "zip headers", "file data", "indexes", "manifest",
-                          "end and pad", "other")}
+                          "tree tar", "end and pad", "other")}
     files = 0
     pos = 0
     long = None
@@ -48,7 +49,24 @@ def main():
         if full.endswith(b".xtar"):
             continue  # a container: its members follow
         body = data[pos:pos + size]
-        if full.endswith(b".zip"):
+        if full.startswith(b".xtar-pack."):
+            # Version 3: local headers and data, then the central directory.
+            p = 0
+            while p + 30 <= size and body[p:p + 4] == b"PK\x03\x04":
+                files += 1
+                csize = struct.unpack("<I", body[p + 18:p + 22])[0]
+                name_len, extra_len = struct.unpack("<HH", body[p + 26:p + 30])
+                if csize == 0xFFFFFFFF:
+                    csize = struct.unpack("<Q", body[p + 30 + name_len + 12:p + 30 + name_len + 20])[0]
+                cat["file data"] += csize
+                cat["zip headers"] += 30 + name_len + extra_len
+                p += 30 + name_len + extra_len + csize
+            cat["zip headers"] += size - p
+        elif full == b".xtar-tree.tar.gz":
+            cat["tree tar"] += size
+        elif full == b".xtar-manifest.gz":
+            cat["manifest"] += size
+        elif full.endswith(b".zip"):
             files += 1
             name_len, extra_len = struct.unpack("<HH", body[26:30])
             csize = struct.unpack("<I", body[18:22])[0]

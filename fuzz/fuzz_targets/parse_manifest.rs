@@ -12,4 +12,11 @@ fuzz_target!(|data: &[u8]| {
     // Indexes use the same lines with their own rules.
     let _ = xtar::read::parse_index(data, b"a/b");
     let _ = xtar::read::parse_index(data, b"");
+    // Version 3: the chains of gzip members and the tree tar, as damaged
+    // as they come; what they give must be safe paths.
+    let d = xtar::format::gz::decode(data);
+    let (entries, _) = xtar::read::parse_entries(&d.text);
+    assert!(entries.iter().all(|e| e.path.is_empty() || xtar::format::check_member_path(&e.path).is_ok()));
+    let (tree, _) = xtar::format::tree::read(data);
+    assert!(tree.iter().all(|e| xtar::format::check_member_path(&e.path).is_ok()));
 });
