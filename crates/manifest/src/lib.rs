@@ -32,7 +32,7 @@ pub use diff::{diff, Change};
 
 pub use entry::{civil_from_days, cmp_paths, is_within, parent_of, Entry, Kind, Timestamp};
 pub use escape::{escape_path, unescape_path};
-pub use text::{parse_entry_line, push_time, push_u64, write_entry_line, FORMAT_VERSION, MAGIC};
+pub use text::{parse_entry_line, push_time, push_u64, write_entry_line, write_header, FORMAT_VERSION, MAGIC};
 
 /// A parse error in a manifest, with the line it was found on.
 #[derive(Debug, thiserror::Error)]

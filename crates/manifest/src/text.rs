@@ -9,7 +9,8 @@ pub const MAGIC: &str = "#xtar-manifest";
 /// The manifest format version this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
-pub(crate) fn write_header(out: &mut Vec<u8>, root: &[u8]) {
+/// Appends the header lines of a manifest taken at `root`.
+pub fn write_header(out: &mut Vec<u8>, root: &[u8]) {
     out.extend_from_slice(format!("{MAGIC} {FORMAT_VERSION}\n#root ").as_bytes());
     escape_path(out, root);
     out.push(b'\n');

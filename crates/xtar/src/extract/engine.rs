@@ -495,13 +495,8 @@ impl<'a> Engine<'a> {
                     .tempfile_in(&dir)
                     .map_err(|source| Error::Write { path: dir.clone(), source })?;
                 let (file, path) = t.into_parts();
-                let u = Unpacked::File {
-                    tmp: Some((path, file)),
-                    sha256: empty,
-                    size: 0,
-                    zip_mode: None,
-                    zip_mtime: None,
-                };
+                let u =
+                    Unpacked::File { tmp: Some((path, file)), sha256: empty, size: 0, zip_mode: None, zip_mtime: None };
                 self.finalize(&e.path, u, Some(e)).map(|_| Some(Verified::Index))
             }
             _ => Err(Error::Member {

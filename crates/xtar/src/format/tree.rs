@@ -31,14 +31,14 @@ pub fn holds(e: &Entry) -> bool {
 
 /// The gzip-compressed tar of the entries of `entries` that [`holds`]
 /// accepts (`entries` in canonical order).
-pub fn write(entries: &[Entry]) -> Vec<u8> {
+pub fn write<'a>(entries: impl Iterator<Item = &'a Entry> + Clone) -> Vec<u8> {
     use super::tar::{write_entry_header, EntryKind, BLOCK};
     let mut tar = Vec::new();
     let mut cuts = vec![0usize];
     let ordered = entries
-        .iter()
+        .clone()
         .filter(|e| holds(e) && e.kind != Kind::HardLink)
-        .chain(entries.iter().filter(|e| e.kind == Kind::HardLink));
+        .chain(entries.filter(|e| e.kind == Kind::HardLink));
     for e in ordered {
         let (kind, mode) = match e.kind {
             Kind::Dir => (EntryKind::Dir, e.mode),
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn entries_round_trip_and_long_names_survive() {
         let long = format!("d/{}", "n".repeat(150));
-        let mut entries = vec![
+        let mut entries = [
             e("", Kind::Dir, None),
             e("d", Kind::Dir, None),
             e(&long, Kind::Symlink, Some(&"t".repeat(140))),
@@ -135,7 +135,7 @@ mod tests {
             e("d/sock", Kind::Socket, None),
         ];
         entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
-        let z = write(&entries);
+        let z = write(entries.iter());
         let (back, complete) = read(&z);
         assert!(complete);
         let paths: Vec<String> = back.iter().map(|e| String::from_utf8_lossy(&e.path).into_owned()).collect();

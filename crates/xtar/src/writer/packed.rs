@@ -13,7 +13,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use manifest::{Entry, Kind, Manifest};
+use manifest::{Entry, Kind};
 
 use super::bytes::Out;
 use super::large::zip_stream;
@@ -36,11 +36,31 @@ pub const PACK_FILES: usize = 1024;
 /// A regular file whose compressed data waits in the spill file.
 struct Spilled {
     entry: Entry,
-    info: EntryInfo,
+    /// How its data is stored, its CRC-32 and compressed size.
+    method: zip::Method,
+    crc: u32,
+    csize: u64,
     /// Where its compressed data starts in the spill file.
     at: u64,
     /// Bytes of its local header and data in a pack.
     stored_len: u64,
+}
+
+impl Spilled {
+    /// Its zip entry (built when written: the entry keeps one copy of the
+    /// path).
+    fn info(&self) -> EntryInfo {
+        EntryInfo {
+            name: self.entry.path.clone(),
+            method: self.method,
+            crc: self.crc,
+            csize: self.csize,
+            usize: self.entry.size,
+            mtime: self.entry.mtime.sec,
+            unix_mode: S_IFREG | self.entry.mode,
+            zip64: EntryInfo::needs_zip64(self.entry.size),
+        }
+    }
 }
 
 /// Builds a version 3 archive from the calls of [`super::write_entries`].
@@ -109,7 +129,8 @@ impl PackedWriter {
         self.summary.files += 1;
         self.summary.bytes_in += entry.size;
         let stored_len = info.local_header().len() as u64 + info.csize;
-        self.files.push(Spilled { entry: entry.clone(), info, at, stored_len });
+        let (method, crc, csize) = (info.method, info.crc, info.csize);
+        self.files.push(Spilled { entry: entry.clone(), method, crc, csize, at, stored_len });
         Stored { entry, offset: 0, changed: None }
     }
 
@@ -136,9 +157,9 @@ impl PackedWriter {
         let mut others = std::mem::take(&mut self.others);
         others.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
 
-        let mut m = Manifest::new(self.root.clone());
-        m.entries = others.iter().cloned().chain(files.iter().map(|f| f.entry.clone())).collect();
-        m.sort();
+        // The manifest's order, by reference: the entries are not copied.
+        let mut all: Vec<&Entry> = others.iter().chain(files.iter().map(|f| &f.entry)).collect();
+        all.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
 
         let mut header = format!("{HEADER_MAGIC} {FORMAT_VERSION}\n#root ").into_bytes();
         manifest::escape_path(&mut header, &self.root);
@@ -146,7 +167,11 @@ impl PackedWriter {
         self.out.member(format::HEADER_NAME, &header, mtime, 0o644)?;
 
         let mut z = Vec::new();
-        let text = m.to_text();
+        let mut text = Vec::with_capacity(all.len() * 100);
+        manifest::write_header(&mut text, &self.root);
+        for e in &all {
+            manifest::write_entry_line(&mut text, e);
+        }
         self.pool.install(|| gz::compress(&text, &mut z));
         drop(text);
         self.out.member(format::MANIFEST_GZ_NAME, &z, mtime, 0o644)?;
@@ -178,7 +203,8 @@ impl PackedWriter {
         }
 
         let packs_end = self.out.pos;
-        let tree = self.pool.install(|| format::tree::write(&m.entries));
+        let tree = self.pool.install(|| format::tree::write(all.iter().copied()));
+        drop(all);
         self.out.member(format::TREE_TAR_NAME, &tree, mtime, 0o644)?;
         // The tail guard: the last GUARD bytes hold no pack, so that losing
         // them costs stock tools no pack's central directory.
@@ -191,7 +217,9 @@ impl PackedWriter {
         self.out.write(&[0u8; 2 * BLOCK])?;
         self.out.flush()?;
         self.summary.bytes_out = self.out.pos;
-        Ok(Written { summary: self.summary, entries: m.entries, offsets: Default::default() })
+        let mut entries: Vec<Entry> = others.into_iter().chain(files.into_iter().map(|f| f.entry)).collect();
+        entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+        Ok(Written { summary: self.summary, entries, offsets: Default::default() })
     }
 
     /// Writes pack `k`, the zip of `files`.
@@ -199,7 +227,7 @@ impl PackedWriter {
         let mut central = Vec::new();
         let mut offset = 0u64;
         for f in files {
-            central.extend_from_slice(&f.info.central_header(offset));
+            central.extend_from_slice(&f.info().central_header(offset));
             offset += f.stored_len;
         }
         let trailer = zip::end_records(files.len() as u64, offset, central.len() as u64);
@@ -208,8 +236,8 @@ impl PackedWriter {
         format::tar::write_member_header(&mut hdr, &format::pack_name(k), len, mtime, 0o644);
         self.out.write(&hdr)?;
         for f in files {
-            self.out.write(&f.info.local_header())?;
-            self.out.copy_from(spill, &self.spill_path.clone(), f.at, f.info.csize)?;
+            self.out.write(&f.info().local_header())?;
+            self.out.copy_from(spill, &self.spill_path.clone(), f.at, f.csize)?;
         }
         self.out.write(&central)?;
         self.out.write(&trailer)?;
