@@ -98,7 +98,13 @@ impl State<'_, '_> {
     /// The local header at `at`, if one parses there and its entry fits
     /// before `end`.
     fn local_at(&self, at: u64, end: u64) -> Option<zip::LocalHeader> {
-        let head = self.read(at, 30 + 2 * 0xFFFF);
+        let fixed = self.read(at, 30);
+        if fixed.len() < 30 || &fixed[..4] != LOCAL_SIG {
+            return None;
+        }
+        let var = u64::from(u16::from_le_bytes([fixed[26], fixed[27]]))
+            + u64::from(u16::from_le_bytes([fixed[28], fixed[29]]));
+        let head = self.read(at, 30 + var);
         let l = zip::read_local_header(&mut &head[..]).ok()?;
         (format::check_member_path(&l.name).is_ok() && at + l.len + l.csize <= end).then_some(l)
     }
