@@ -113,7 +113,10 @@ pub struct CompressArgs {
     #[arg(long)]
     pub overwrite: bool,
     /// Where to stage the archive when OUT is not a regular file (standard
-    /// output, a pipe) [default: the system's temporary directory].
+    /// output, a pipe) [default: the system's temporary directory], and
+    /// where format version 3 keeps the compressed files while it orders
+    /// them by size [default: beside OUT]. Either takes about the
+    /// archive's size.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     #[command(flatten)]

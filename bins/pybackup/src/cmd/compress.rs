@@ -21,6 +21,7 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
         select,
         root_label: None,
         version: a.format_version.unwrap_or(xtar::format::FORMAT_VERSION),
+        spill_dir: a.work_dir.clone(),
     };
     if a.format_version == Some(3) && a.volume_size.is_some() {
         bail!("volume sets are written in format version 2; drop --format-version 3 or --volume-size");

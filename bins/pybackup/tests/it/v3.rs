@@ -277,3 +277,24 @@ fn small_files_come_first_and_the_largest_last() {
     assert_eq!(sizes.len(), 300);
     assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "not ascending: {sizes:?}");
 }
+
+#[test]
+fn the_spill_goes_to_the_work_dir_and_leaves_nothing() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    for i in 0..50u64 {
+        write(&src, format!("f{i}").as_bytes(), &noise(5000 + i as usize * 300, i + 1));
+    }
+    let work = t.path().join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+    let out_dir = t.path().join("out");
+    std::fs::create_dir(&out_dir).expect("mkdir");
+    let archive = out_dir.join("a.xtar");
+    compress(&src, &archive, &["--work-dir", work.to_str().expect("utf-8")]);
+    assert_eq!(std::fs::read_dir(&work).expect("readdir").count(), 0, "spill left in the work dir");
+    let names: Vec<_> = std::fs::read_dir(&out_dir).expect("readdir").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("a.xtar")], "only the archive beside it");
+    let dest = t.path().join("dest");
+    extract(&archive, &dest);
+    assert_same_tree(&src, &dest);
+}

@@ -35,6 +35,9 @@ pub struct CompressOptions {
     /// first; the default) or 2 (one container per directory). Writers of
     /// volume sets and backup sets write version 2 whatever this says.
     pub version: u32,
+    /// Version 3: where compressed data waits while files are sorted by
+    /// size (an unlinked file); `None`: beside the output.
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 /// A selection of entries to archive.
@@ -132,6 +135,7 @@ impl Default for CompressOptions {
             select: None,
             root_label: None,
             version: crate::format::FORMAT_VERSION,
+            spill_dir: None,
         }
     }
 }
@@ -176,8 +180,9 @@ pub fn write_archive(
 ) -> Result<CompressSummary> {
     let (entries, warnings) = walk_source(src, opts, obs)?;
     if opts.version >= 3 {
-        let spill_dir = match out_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
+        let spill_dir = match (&opts.spill_dir, out_path.parent()) {
+            (Some(d), _) => d.as_path(),
+            (None, Some(p)) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
         let mut w = super::PackedWriter::new(out, out_path, &root_label(src, opts), opts, spill_dir)?;
