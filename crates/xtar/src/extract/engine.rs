@@ -56,7 +56,7 @@ pub(crate) struct Book {
 /// and, with a destination, moves it into place.
 fn place(
     path: &[u8],
-    tmp: Option<(TempPath, std::fs::File)>,
+    tmp: Option<(TempPath, Option<std::fs::File>)>,
     sha256: [u8; 32],
     size: u64,
     zip: (Option<u32>, Option<i64>),
@@ -82,9 +82,17 @@ fn place(
     };
     if let (Some((tmp, file)), Some(placer)) = (tmp, placer) {
         let write_err = |source| Error::Write { path: tmp.to_path_buf(), source };
-        file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(write_err)?;
-        filetime::set_file_handle_times(&file, None, Some(mtime)).map_err(write_err)?;
-        drop(file);
+        let perm = std::fs::Permissions::from_mode(mode);
+        match file {
+            Some(file) => {
+                file.set_permissions(perm).map_err(write_err)?;
+                filetime::set_file_handle_times(&file, None, Some(mtime)).map_err(write_err)?;
+            }
+            None => {
+                std::fs::set_permissions(&tmp, perm).map_err(write_err)?;
+                filetime::set_file_mtime(&tmp, mtime).map_err(write_err)?;
+            }
+        }
         placer.persist(tmp, path)?;
     }
     Ok(verified)
@@ -284,7 +292,8 @@ impl<'a> Engine<'a> {
                         place(&path, tmp, sha256, size, (zip_mode, zip_mtime), Some(&e), Some(&placer))
                             .map(|verified| Unpacked::Done { verified, size })
                     }
-                    (res, _) => res,
+                    // It waits for the main thread: close it.
+                    (res, _) => res.map(Unpacked::closed),
                 };
                 let _ = tx.send((path, size, res));
             });
@@ -339,7 +348,7 @@ impl<'a> Engine<'a> {
         match self.expected.remove(&path) {
             Some(entry) => self.finalize(&path, unpacked, Some(&entry)),
             None => {
-                self.arrived.insert(path, unpacked);
+                self.arrived.insert(path, unpacked.closed());
                 Ok(None)
             }
         }
@@ -495,8 +504,13 @@ impl<'a> Engine<'a> {
                     .tempfile_in(&dir)
                     .map_err(|source| Error::Write { path: dir.clone(), source })?;
                 let (file, path) = t.into_parts();
-                let u =
-                    Unpacked::File { tmp: Some((path, file)), sha256: empty, size: 0, zip_mode: None, zip_mtime: None };
+                let u = Unpacked::File {
+                    tmp: Some((path, Some(file))),
+                    sha256: empty,
+                    size: 0,
+                    zip_mode: None,
+                    zip_mtime: None,
+                };
                 self.finalize(&e.path, u, Some(e)).map(|_| Some(Verified::Index))
             }
             _ => Err(Error::Member {

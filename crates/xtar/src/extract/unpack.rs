@@ -16,12 +16,32 @@ use crate::{Error, Result};
 /// A member unpacked into a temporary file (or a symlink target).
 pub(crate) enum Unpacked {
     /// A file in a temporary file (`None` when verifying only), still open
-    /// so that its metadata is set through the handle.
-    File { tmp: Option<(TempPath, File)>, sha256: [u8; 32], size: u64, zip_mode: Option<u32>, zip_mtime: Option<i64> },
+    /// (until [`Unpacked::closed`]) so that its metadata is set through the
+    /// handle.
+    File {
+        tmp: Option<(TempPath, Option<File>)>,
+        sha256: [u8; 32],
+        size: u64,
+        zip_mode: Option<u32>,
+        zip_mtime: Option<i64>,
+    },
     /// A symlink member (versions 1 and 2).
     Symlink { target: Vec<u8>, zip_mtime: Option<i64> },
     /// A file a worker already checked and moved into place.
     Done { verified: super::Verified, size: u64 },
+}
+
+impl Unpacked {
+    /// The same with its temporary file closed: what waits for its index
+    /// entry must not hold a file descriptor (thousands may wait).
+    pub(crate) fn closed(self) -> Unpacked {
+        match self {
+            Unpacked::File { tmp: Some((p, _)), sha256, size, zip_mode, zip_mtime } => {
+                Unpacked::File { tmp: Some((p, None)), sha256, size, zip_mode, zip_mtime }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Unpacks one zip member read from `r` (exactly `size` bytes) into a
@@ -155,7 +175,7 @@ pub(crate) fn unpack_as(
             let f = w.into_inner().map_err(|e| Error::Write { path: p.to_path_buf(), source: e.into_error() })?;
             // Trailing holes need the length set explicitly.
             f.set_len(written).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
-            Some((p, f))
+            Some((p, Some(f)))
         }
         (None, Some(dir)) => {
             let t = tempfile::Builder::new()
@@ -164,7 +184,7 @@ pub(crate) fn unpack_as(
                 .map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
             let (mut f, p) = t.into_parts();
             f.write_all(&head).map_err(|source| Error::Write { path: p.to_path_buf(), source })?;
-            Some((p, f))
+            Some((p, Some(f)))
         }
     };
     Ok(Unpacked::File { tmp, sha256: hasher.finalize().into(), size: written, zip_mode, zip_mtime: local.mtime })

@@ -133,6 +133,15 @@ fn find_magic(b: &[u8]) -> Option<usize> {
     b.windows(MAGIC.len()).position(|w| w == MAGIC)
 }
 
+/// The first ten bytes of every member this module writes.
+pub const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+
+/// One member at the start of `b`, if it decodes and checks: its text and
+/// its length in `b`.
+pub fn decode_one(b: &[u8]) -> Option<(Vec<u8>, usize)> {
+    decode_member(b)
+}
+
 /// One member at the start of `b`: its text and its length in `b`.
 fn decode_member(b: &[u8]) -> Option<(Vec<u8>, usize)> {
     if !b.starts_with(&MAGIC[..3]) {

@@ -432,6 +432,29 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
         }
     }
     obs.advance(st.len.saturating_sub(reported));
+    if !manifest_complete {
+        // A manifest whose tar header was lost: its gzip members, where no
+        // header explains the bytes and outside every pack found.
+        let mut known: Vec<(u64, u64)> = st.covered.iter().map(|(&a, &b)| (a, b)).collect();
+        known.extend(packs.iter().map(|&(_, a, b)| (a, b)));
+        for (a, b) in gaps(known, st.len).0 {
+            for pos in st.find(a, b, &[0x1f, 0x8b, 8, 0]) {
+                if st.is_covered(pos) {
+                    continue;
+                }
+                let bytes = st.read(pos, (b - pos).min(gz::PIECE as u64 * 2 + 4096));
+                if !bytes.starts_with(&gz::HEADER) {
+                    continue;
+                }
+                let Some((text, used)) = gz::decode_one(&bytes) else { continue };
+                let (entries, _) = crate::read::parse_entries(&text);
+                if !entries.is_empty() {
+                    st.cover(pos, pos + used as u64);
+                    st.engine.index(b"", entries)?;
+                }
+            }
+        }
+    }
     for (k, start, end) in packs {
         let whole = st.pack(start, end)?;
         st.packs.push((k, whole));
