@@ -47,7 +47,10 @@ mkdir -p "$stage" "$out"
 tar -i -xf "$archive" -C "$stage" 2>/dev/null
 for z in "$stage"/.xtar-pack.*.zip; do
     [ -f "$z" ] || continue
-    unzip -q -o -d "$out" "$z" >/dev/null 2>&1 || { [ -n "${FALLBACK:-}" ] && bsdtar -xf - -C "$out" < "$z" 2>/dev/null; }
+    unzip -q -o -d "$out" "$z" >/dev/null 2>&1 && continue
+    [ -n "${FALLBACK:-}" ] || continue
+    printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$z" --out "$z.fixed.zip" >/dev/null 2>&1
+    [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
 done
 [ -f "$stage/.xtar-tree.tar.gz" ] && tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null
 rm -rf "$stage"
@@ -276,7 +279,7 @@ def main():
     methods = {
         "salvage v3": ("xtar3", salvage),
         "stock v3 tar+unzip": ("xtar3", lambda a, d: sh(["sh", "-c", RECIPE3, "sh", a, d], timeout=3600)),
-        "stock v3 +bsdtar": ("xtar3", lambda a, d: sh(["sh", "-c", RECIPE3, "sh", a, d], timeout=3600,
+        "stock v3 +zip -FF": ("xtar3", lambda a, d: sh(["sh", "-c", RECIPE3, "sh", a, d], timeout=3600,
                                                       env=dict(os.environ, FALLBACK="1"))),
         "salvage v2": ("xtar", salvage),
         "stock recipe v2": ("xtar", lambda a, d: sh(["sh", "-c", RECIPE, "sh", a, d], timeout=3600)),
