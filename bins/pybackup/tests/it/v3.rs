@@ -9,14 +9,17 @@ use crate::support::*;
 const V3: &[&str] = &["--format-version", "3"];
 
 /// The recipe of docs/format/xtar.md, "Recovering without pybackup",
-/// version 3: GNU tar and Info-ZIP unzip.
+/// version 3: GNU tar and Info-ZIP unzip (and zip -FF for a pack whose
+/// central directory is damaged).
 const RECIPE: &str = r#"
 set -u
 archive=$1 out=$2 stage=$2.stage
 mkdir -p "$stage" "$out"
 tar -i -xf "$archive" -C "$stage"
 for z in "$stage"/.xtar-pack.*.zip; do
-    [ -f "$z" ] && unzip -q -o -d "$out" "$z"
+    [ -f "$z" ] || continue
+    unzip -q -o -d "$out" "$z" && continue
+    printf 'y\ne\n' | zip -FF "$z" --out "$z.fixed.zip" && unzip -q -o -d "$out" "$z.fixed.zip"
 done
 [ -f "$stage/.xtar-tree.tar.gz" ] && tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out"
 rm -rf "$stage"
