@@ -52,7 +52,7 @@ for z in "$stage"/.xtar-pack.*.zip; do
     printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$z" --out "$z.fixed.zip" >/dev/null 2>&1
     [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
 done
-[ -f "$stage/.xtar-tree.tar.gz" ] && tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null
+tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out" 2>/dev/null
 rm -rf "$stage"
 exit 0
 """

@@ -62,7 +62,7 @@ def main():
                 cat["zip headers"] += 30 + name_len + extra_len
                 p += 30 + name_len + extra_len + csize
             cat["zip headers"] += size - p
-        elif full == b".xtar-tree.tar.gz":
+        elif full in (b".xtar-tree.tar.gz", b".xtar-tree.2.tar.gz"):
             cat["tree tar"] += size
         elif full == b".xtar-manifest.gz":
             cat["manifest"] += size

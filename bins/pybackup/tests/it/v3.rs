@@ -21,7 +21,7 @@ for z in "$stage"/.xtar-pack.*.zip; do
     unzip -q -o -d "$out" "$z" && continue
     printf 'y\ne\n' | zip -FF "$z" --out "$z.fixed.zip" && unzip -q -o -d "$out" "$z.fixed.zip"
 done
-[ -f "$stage/.xtar-tree.tar.gz" ] && tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out"
+tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out"
 rm -rf "$stage"
 "#;
 

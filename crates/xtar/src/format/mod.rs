@@ -26,8 +26,10 @@ pub const GUARD: u64 = 64 << 10;
 /// Version 3: the manifest, a chain of gzip members, after the header.
 pub const MANIFEST_GZ_NAME: &[u8] = b".xtar-manifest.gz";
 /// Version 3: everything without data (directories, symlinks, hard links,
-/// empty files, fifos) as a gzip-compressed tar, at the end.
+/// empty files) as a gzip-compressed tar, after the manifest.
 pub const TREE_TAR_NAME: &[u8] = b".xtar-tree.tar.gz";
+/// Version 3: the second copy of the tree tar, at the end.
+pub const TREE_TAR_END_NAME: &[u8] = b".xtar-tree.2.tar.gz";
 /// Version 3: the name of pack `k`, a zip of regular files.
 pub fn pack_name(k: u32) -> Vec<u8> {
     format!(".xtar-pack.{k:06}.zip").into_bytes()
@@ -79,7 +81,7 @@ pub enum MemberName {
     Volumes,
     /// Version 3: `.xtar-manifest.gz`.
     ManifestGz,
-    /// Version 3: `.xtar-tree.tar.gz`.
+    /// Version 3: `.xtar-tree.tar.gz` or its copy `.xtar-tree.2.tar.gz`.
     TreeTar,
     /// Version 3: `.xtar-pack.K.zip`, pack `K`.
     Pack(u32),
@@ -102,7 +104,7 @@ impl MemberName {
             HEADER_NAME => MemberName::Header,
             PAD_NAME => MemberName::Pad,
             MANIFEST_GZ_NAME => MemberName::ManifestGz,
-            TREE_TAR_NAME => MemberName::TreeTar,
+            TREE_TAR_NAME | TREE_TAR_END_NAME => MemberName::TreeTar,
             _ => match numbered(b".xtar-pack.", b".zip") {
                 Some(k) => MemberName::Pack(k),
                 None => MemberName::Other(name.to_vec()),

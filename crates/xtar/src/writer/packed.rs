@@ -176,12 +176,18 @@ impl PackedWriter {
         drop(text);
         self.out.member(format::MANIFEST_GZ_NAME, &z, mtime, 0o644)?;
         let manifest_end = self.out.pos;
-        // The guard: no pack within GUARD bytes after the manifest, so that
-        // no burst of damage that long takes both copies of a file's line
-        // (its zip headers are the second copy).
-        let gap = format::GUARD - BLOCK as u64;
-        self.out.member(format::PAD_NAME, &vec![0u8; gap as usize], mtime, 0o644)?;
-        debug_assert_eq!(self.out.pos - manifest_end, format::GUARD);
+        let tree = self.pool.install(|| format::tree::write(all.iter().copied()));
+        drop(all);
+        self.out.member(format::TREE_TAR_NAME, &tree, mtime, 0o644)?;
+        // The head guard: no pack within GUARD bytes after the manifest, so
+        // that no burst of damage that long takes both copies of a file's
+        // line (its zip headers are the second copy). The tree tar fills
+        // part of it.
+        let gap = self.out.pos - manifest_end;
+        if gap < format::GUARD {
+            let pad = (format::GUARD - gap).saturating_sub(BLOCK as u64) / BLOCK as u64 * BLOCK as u64;
+            self.out.member(format::PAD_NAME, &vec![0u8; pad as usize], mtime, 0o644)?;
+        }
 
         let spill = self.spill.get_ref().try_clone().map_err(|e| self.spill_err(e))?;
         let mut k = 0u32;
@@ -203,9 +209,9 @@ impl PackedWriter {
         }
 
         let packs_end = self.out.pos;
-        let tree = self.pool.install(|| format::tree::write(all.iter().copied()));
-        drop(all);
-        self.out.member(format::TREE_TAR_NAME, &tree, mtime, 0o644)?;
+        // The second copy of the tree tar: tail damage, where media fail
+        // first, leaves stock tools the first; head damage this one.
+        self.out.member(format::TREE_TAR_END_NAME, &tree, mtime, 0o644)?;
         // The tail guard: the last GUARD bytes hold no pack, so that losing
         // them costs stock tools no pack's central directory.
         let tail = self.out.pos - packs_end + 2 * BLOCK as u64;
