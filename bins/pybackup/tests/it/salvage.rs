@@ -452,3 +452,40 @@ fn a_lost_manifest_head_costs_no_file_and_no_descriptors() {
         |m: &BTreeMap<Vec<u8>, Node>| m.iter().map(|(k, v)| (k.clone(), v.kind, v.content.clone())).collect::<Vec<_>>();
     assert!(shape(&a) == shape(&b), "the salvaged tree differs");
 }
+
+/// Version 3: with the manifest lost, a pack's end record destroyed and
+/// the local header of one of its first entries damaged (so that walking
+/// the entries stops there), the entries after it are found through the
+/// central directory records that still read, and it is named.
+#[test]
+fn entries_after_damage_are_found_through_what_is_left_of_the_central_directory() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    build_tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let ranges = entry_ranges(&bytes);
+    let first = ranges.iter().map(|r| r.1).min().expect("entries");
+    // The whole manifest member, header and data (it ends where the tree
+    // tar's header starts).
+    let manifest_at = 1024usize;
+    let tree_at = bytes.windows(18).position(|w| w == b".xtar-tree.tar.gz\0").expect("tree tar header");
+    let n = tree_at - manifest_at;
+    bytes[manifest_at..tree_at].copy_from_slice(&noise(n, 1));
+    let eocd = bytes.windows(4).rposition(|w| w == b"PK\x05\x06").expect("end record");
+    bytes[eocd..eocd + 22].copy_from_slice(&noise(22, 2));
+    let victim = ranges.iter().filter(|r| r.1 > first).min_by_key(|r| r.1).expect("entry").clone();
+    let mid = victim.1 as usize + 1;
+    bytes[mid] ^= 0xff; // its `PK\3\4` signature
+    let (s, _) = salvage(t.path(), "cd", &bytes, &[]);
+    let hit = |a: u64, b: u64| a <= mid as u64 && (mid as u64) < b;
+    for (path, a, b) in &ranges {
+        let state = s.files.get(path).map(|v| v["state"].as_str().unwrap_or_default().to_string());
+        if !hit(*a, *b) {
+            assert_eq!(state.as_deref(), Some("intact"), "`{}`: {}", String::from_utf8_lossy(path), stderr(&s.out));
+        }
+    }
+    let v = s.files.get(&victim.0).map(|v| v["state"].clone());
+    assert!(v.as_ref().is_some_and(|v| v != "intact"), "`{}`: {v:?}", String::from_utf8_lossy(&victim.0));
+}

@@ -124,11 +124,20 @@ impl State<'_, '_> {
     fn pack(&mut self, start: u64, end: u64) -> Result<bool> {
         let (central, cd_range) = self.central(start, end);
         let cd_whole = central.is_some();
+        // A damaged central directory still has records that read: each
+        // names an entry and says where it starts (checked below against
+        // the local header there).
+        let records = match central {
+            Some(c) => c,
+            None => self.central_records(start, end),
+        };
         let mut starts: BTreeSet<u64> = BTreeSet::new();
         let mut names: std::collections::HashMap<u64, Vec<u8>> = Default::default();
-        for c in central.unwrap_or_default() {
-            starts.insert(start + c.offset);
-            names.insert(start + c.offset, c.name);
+        for c in records {
+            if c.offset < end - start {
+                starts.insert(start + c.offset);
+                names.insert(start + c.offset, c.name);
+            }
         }
         // Walk the local headers from the start, as far as they go.
         let mut at = start;
@@ -142,10 +151,17 @@ impl State<'_, '_> {
             if self.is_covered(s) {
                 continue;
             }
-            let Some(l) = self.local_at(s, cd_start) else { continue };
-            if names.get(&s).is_some_and(|n| *n != l.name) {
+            let named = names.get(&s).cloned();
+            let Some(l) = self.local_at(s, cd_start).filter(|l| named.as_ref().is_none_or(|n| *n == l.name)) else {
+                // Its central directory record names it, its local header
+                // is gone: book it (a member found later may still do).
+                if let Some(n) = named {
+                    if self.engine.expects(&n).is_none() {
+                        self.engine.damaged(&n, "its zip local header is damaged")?;
+                    }
+                }
                 continue;
-            }
+            };
             taken.push((s, s + l.len + l.csize));
             self.take_entry(s, &l)?;
         }
@@ -162,6 +178,26 @@ impl State<'_, '_> {
             at = at.max(b);
         }
         Ok(cd_whole)
+    }
+
+    /// Every central directory record in the pack `[start, end)` that
+    /// parses on its own, wherever it is.
+    fn central_records(&self, start: u64, end: u64) -> Vec<Central> {
+        let mut out = Vec::new();
+        for pos in self.find(start, end, CENTRAL_SIG) {
+            let head = self.read(pos, 46);
+            if head.len() < 46 {
+                continue;
+            }
+            let u16_at = |o: usize| u64::from(u16::from_le_bytes([head[o], head[o + 1]]));
+            let rec = self.read(pos, 46 + u16_at(28) + u16_at(30) + u16_at(32));
+            if let Some(mut c) = parse_central(&rec, 1) {
+                if let Some(c) = c.pop().filter(|c| format::check_member_path(&c.name).is_ok()) {
+                    out.push(c);
+                }
+            }
+        }
+        out
     }
 
     /// The central directory of the pack `[start, end)`, from its end
