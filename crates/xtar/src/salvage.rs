@@ -306,7 +306,7 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
     }
 
     let mut report = SalvageReport {
-        files: Vec::with_capacity(book.outcomes.len()),
+        files: Vec::new(),
         dirs: extracted.dirs,
         archive_bytes: len,
         bad_regions: scan.bad,
@@ -318,9 +318,25 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
         found_by_zip_header: by_zip,
         packs: None,
     };
+    report.files = report_files(book, &scan.members, &mut r, dest, opts, obs)?;
+    Ok(report)
+}
+
+/// The report's line for every file booked, in canonical order; with
+/// `--keep-damaged`, what can be read of each damaged file whose member
+/// is at `members[path]` (offset, size) is kept beside it.
+fn report_files(
+    book: Book,
+    members: &HashMap<Vec<u8>, (u64, u64)>,
+    r: &mut BlockScan,
+    dest: &Path,
+    opts: &SalvageOptions,
+    obs: &dyn Observer,
+) -> Result<Vec<SalvagedFile>> {
     let mut keeper = if opts.keep_damaged { Some(Dest::new(dest, opts.overwrite)?) } else { None };
     let mut outcomes: Vec<_> = book.outcomes.into_iter().collect();
     outcomes.sort_by(|a, b| manifest::cmp_paths(&a.0, &b.0));
+    let mut files = Vec::with_capacity(outcomes.len());
     for (path, outcome) in outcomes {
         let (state, detail) = match outcome {
             Ok(v) => (FileState::Intact(v), String::new()),
@@ -329,14 +345,12 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
             Err((Fate::Refused, m)) => (FileState::Refused, m),
         };
         let mut kept = None;
-        if let (FileState::Damaged, Some(keeper), Some(&(at, size))) =
-            (&state, keeper.as_mut(), scan.members.get(&path))
-        {
-            kept = keep_damaged(&mut r, at, size, &path, keeper, obs);
+        if let (FileState::Damaged, Some(keeper), Some(&(at, size))) = (&state, keeper.as_mut(), members.get(&path)) {
+            kept = keep_damaged(r, at, size, &path, keeper, obs);
         }
-        report.files.push(SalvagedFile { path, state, detail, kept });
+        files.push(SalvagedFile { path, state, detail, kept });
     }
-    Ok(report)
+    Ok(files)
 }
 
 /// Whether an archive whose header was lost has the version 3 layout: the

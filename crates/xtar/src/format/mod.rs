@@ -37,6 +37,12 @@ pub fn pack_name(k: u32) -> Vec<u8> {
 /// Bytes at the end of an archive that hold no index (version 2 on): the
 /// manifest and, for small archives, a pad member fill them.
 pub const TAIL_GUARD: u64 = 64 << 10;
+/// The data length of the `.xtar-pad` member that makes a guarded region
+/// of `have` bytes (a multiple of 512) reach [`TAIL_GUARD`] (= [`GUARD`])
+/// bytes with its own header block; `None` when it is long enough.
+pub fn guard_pad(have: u64) -> Option<u64> {
+    (have < TAIL_GUARD).then(|| (TAIL_GUARD - have).saturating_sub(512).div_ceil(512) * 512)
+}
 /// Name of the zero-filled member that completes the tail guard.
 pub const PAD_NAME: &[u8] = b".xtar-pad";
 /// Name of the first member of an archive.

@@ -136,54 +136,9 @@ impl EntryInfo {
     /// The central directory and end records that follow the data.
     pub fn trailer(&self) -> Vec<u8> {
         let cd_offset = self.local_header().len() as u64 + self.csize;
-        let extra = self.extra_fields();
-        let (time, date) = dos_time(self.mtime);
-        let mut t = Vec::with_capacity(46 + self.name.len() + extra.len() + 98);
-        put32(&mut t, CENTRAL_SIG);
-        put16(&mut t, (3 << 8) | self.version_needed().max(30)); // made by: Unix
-        put16(&mut t, self.version_needed());
-        put16(&mut t, self.flags());
-        put16(&mut t, self.method.code());
-        put16(&mut t, time);
-        put16(&mut t, date);
-        put32(&mut t, self.crc);
-        put32(&mut t, if self.zip64 { u32::MAX } else { self.csize as u32 });
-        put32(&mut t, if self.zip64 { u32::MAX } else { self.usize as u32 });
-        put16(&mut t, self.name.len() as u16);
-        put16(&mut t, extra.len() as u16);
-        put16(&mut t, 0); // comment
-        put16(&mut t, 0); // disk
-        put16(&mut t, 0); // internal attributes
-        put32(&mut t, self.unix_mode << 16);
-        put32(&mut t, 0); // local header offset
-        t.extend_from_slice(&self.name);
-        t.extend_from_slice(&extra);
+        let mut t = self.central_record(&self.extra_fields(), 0);
         let cd_size = t.len() as u64;
-        if self.zip64 {
-            let eocd64_offset = cd_offset + cd_size;
-            put32(&mut t, ZIP64_EOCD_SIG);
-            put64(&mut t, 44);
-            put16(&mut t, (3 << 8) | 45);
-            put16(&mut t, 45);
-            put32(&mut t, 0);
-            put32(&mut t, 0);
-            put64(&mut t, 1);
-            put64(&mut t, 1);
-            put64(&mut t, cd_size);
-            put64(&mut t, cd_offset);
-            put32(&mut t, ZIP64_LOCATOR_SIG);
-            put32(&mut t, 0);
-            put64(&mut t, eocd64_offset);
-            put32(&mut t, 1);
-        }
-        put32(&mut t, EOCD_SIG);
-        put16(&mut t, 0);
-        put16(&mut t, 0);
-        put16(&mut t, 1);
-        put16(&mut t, 1);
-        put32(&mut t, cd_size as u32);
-        put32(&mut t, if self.zip64 { u32::MAX } else { cd_offset as u32 });
-        put16(&mut t, 0);
+        t.extend_from_slice(&end_records_with(1, cd_offset, cd_size, self.zip64));
         t
     }
 
@@ -207,10 +162,16 @@ impl EntryInfo {
             put16(&mut extra, body.len() as u16);
             extra.extend_from_slice(&body);
         }
+        self.central_record(&extra, if big_offset { u32::MAX } else { offset as u32 })
+    }
+
+    /// A central directory header with these extra fields and this local
+    /// header offset field.
+    fn central_record(&self, extra: &[u8], offset_field: u32) -> Vec<u8> {
         let (time, date) = dos_time(self.mtime);
         let mut t = Vec::with_capacity(46 + self.name.len() + extra.len());
         put32(&mut t, CENTRAL_SIG);
-        put16(&mut t, (3 << 8) | self.version_needed().max(30));
+        put16(&mut t, (3 << 8) | self.version_needed().max(30)); // made by: Unix
         put16(&mut t, self.version_needed());
         put16(&mut t, self.flags());
         put16(&mut t, self.method.code());
@@ -225,9 +186,9 @@ impl EntryInfo {
         put16(&mut t, 0); // disk
         put16(&mut t, 0); // internal attributes
         put32(&mut t, self.unix_mode << 16);
-        put32(&mut t, if big_offset { u32::MAX } else { offset as u32 });
+        put32(&mut t, offset_field);
         t.extend_from_slice(&self.name);
-        t.extend_from_slice(&extra);
+        t.extend_from_slice(extra);
         t
     }
 
@@ -243,6 +204,12 @@ impl EntryInfo {
 /// central directory record.
 pub fn end_records(count: u64, cd_offset: u64, cd_size: u64) -> Vec<u8> {
     let zip64 = count >= 0xFFFF || cd_offset >= u64::from(u32::MAX) || cd_size >= u64::from(u32::MAX);
+    end_records_with(count, cd_offset, cd_size, zip64)
+}
+
+/// The end records, with the zip64 ones when `zip64` (the single-entry
+/// zips of versions 1 and 2 then also mark the classic offset field).
+fn end_records_with(count: u64, cd_offset: u64, cd_size: u64, zip64: bool) -> Vec<u8> {
     let mut t = Vec::new();
     if zip64 {
         let eocd64_offset = cd_offset + cd_size;
@@ -267,7 +234,7 @@ pub fn end_records(count: u64, cd_offset: u64, cd_size: u64) -> Vec<u8> {
     put16(&mut t, count.min(0xFFFF) as u16);
     put16(&mut t, count.min(0xFFFF) as u16);
     put32(&mut t, cd_size.min(u64::from(u32::MAX)) as u32);
-    put32(&mut t, cd_offset.min(u64::from(u32::MAX)) as u32);
+    put32(&mut t, if zip64 { u32::MAX } else { cd_offset.min(u64::from(u32::MAX)) as u32 });
     put16(&mut t, 0);
     t
 }

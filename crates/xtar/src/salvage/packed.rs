@@ -17,9 +17,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::{FileState, SalvageOptions, SalvageReport, SalvagedFile, MAX_META, MAX_REGIONS};
-use crate::dest::Dest;
-use crate::extract::{Book, Engine, ExtractOptions, Fate};
+use super::{SalvageOptions, SalvageReport, MAX_META, MAX_REGIONS};
+use crate::extract::{Book, Engine, ExtractOptions};
 use crate::format::tar::BLOCK;
 use crate::format::{self, gz, zip, MemberName};
 use crate::scan::{BlockScan, Scanned};
@@ -376,7 +375,7 @@ pub(super) fn salvage_packed(
     let dirs_known =
         book.outcomes.keys().map(|p| manifest::parent_of(p).to_vec()).collect::<BTreeSet<_>>().len() as u64;
     let mut report = SalvageReport {
-        files: Vec::with_capacity(book.outcomes.len()),
+        files: Vec::new(),
         dirs: extracted.dirs,
         archive_bytes: len,
         bad_regions,
@@ -388,23 +387,8 @@ pub(super) fn salvage_packed(
         found_by_zip_header: found_by_signature,
         packs: Some((packs.iter().filter(|p| p.1).count() as u64, packs.len() as u64)),
     };
-    let mut keeper = if opts.keep_damaged { Some(Dest::new(dest, opts.overwrite)?) } else { None };
     let mut scan = BlockScan::open(archive)?;
-    let mut outcomes: Vec<_> = book.outcomes.into_iter().collect();
-    outcomes.sort_by(|a, b| manifest::cmp_paths(&a.0, &b.0));
-    for (path, outcome) in outcomes {
-        let (state, detail) = match outcome {
-            Ok(v) => (FileState::Intact(v), String::new()),
-            Err((Fate::Damaged, m)) => (FileState::Damaged, m),
-            Err((Fate::Missing, m)) => (FileState::Missing, m),
-            Err((Fate::Refused, m)) => (FileState::Refused, m),
-        };
-        let mut kept_at = None;
-        if let (FileState::Damaged, Some(keeper), Some(&(at, size))) = (&state, keeper.as_mut(), kept.get(&path)) {
-            kept_at = super::keep_damaged(&mut scan, at, size, &path, keeper, obs);
-        }
-        report.files.push(SalvagedFile { path, state, detail, kept: kept_at });
-    }
+    report.files = super::report_files(book, &kept, &mut scan, dest, opts, obs)?;
     Ok(report)
 }
 

@@ -472,10 +472,7 @@ impl ArchiveWriter {
         // The last TAIL_GUARD bytes must hold no index, so that losing
         // them cannot take both copies of any line.
         let tail = self.out.pos - manifest_at + 2 * BLOCK as u64;
-        if tail < format::TAIL_GUARD {
-            let room = format::TAIL_GUARD - tail;
-            // The pad member's own header takes one block.
-            let pad = room.saturating_sub(BLOCK as u64).div_ceil(BLOCK as u64) * BLOCK as u64;
+        if let Some(pad) = format::guard_pad(tail) {
             self.out.member(format::PAD_NAME, &vec![0u8; pad as usize], mtime, 0o644)?;
         }
         self.out.write(&[0u8; 2 * BLOCK])?;

@@ -183,9 +183,7 @@ impl PackedWriter {
         // that no burst of damage that long takes both copies of a file's
         // line (its zip headers are the second copy). The tree tar fills
         // part of it.
-        let gap = self.out.pos - manifest_end;
-        if gap < format::GUARD {
-            let pad = (format::GUARD - gap).saturating_sub(BLOCK as u64) / BLOCK as u64 * BLOCK as u64;
+        if let Some(pad) = format::guard_pad(self.out.pos - manifest_end) {
             self.out.member(format::PAD_NAME, &vec![0u8; pad as usize], mtime, 0o644)?;
         }
 
@@ -215,9 +213,7 @@ impl PackedWriter {
         // The tail guard: the last GUARD bytes hold no pack, so that losing
         // them costs stock tools no pack's central directory.
         let tail = self.out.pos - packs_end + 2 * BLOCK as u64;
-        if tail < format::GUARD {
-            let room = format::GUARD - tail;
-            let pad = room.saturating_sub(BLOCK as u64).div_ceil(BLOCK as u64) * BLOCK as u64;
+        if let Some(pad) = format::guard_pad(tail) {
             self.out.member(format::PAD_NAME, &vec![0u8; pad as usize], mtime, 0o644)?;
         }
         self.out.write(&[0u8; 2 * BLOCK])?;
