@@ -1,13 +1,14 @@
 //! The `.xtar` container: compress each file first, then tar the members.
 //!
-//! An `.xtar` is a tar archive. Each regular file (or symlink) becomes its
-//! own member, `PATH.zip`, a zip with one entry named `PATH`. Each directory
-//! becomes a nested tar member, `PATH.xtar`, holding its files' members, its
-//! index `PATH/.xtar-index` (the directory's metadata and the SHA-256 of its
-//! files), and its subdirectories' containers. Every name is a full path from
-//! the archive root, so damage costs only the members it touches, and stock
-//! `tar` plus `unzip` can still recover everything. `docs/format/xtar.md` is
-//! the normative specification.
+//! An `.xtar` is a tar archive. In format version 3 (what
+//! [`compress_to_path`] writes by default) the manifest comes first, then
+//! the regular files as entries of zip packs, smallest first, then a tar of
+//! everything without data; in version 2 (what [`ArchiveWriter`] writes:
+//! volume sets, backup sets) each regular file or symlink is a member
+//! `PATH.zip` and each directory a nested container `PATH.xtar` with its
+//! index. Every name is a full path from the archive root, so damage costs
+//! only the files it touches, and stock `tar` plus `unzip` can still recover
+//! everything. `docs/format/xtar.md` is the normative specification.
 //!
 //! ```
 //! use xtar::{compress_to_path, extract, CompressOptions, ExtractOptions, Silent};

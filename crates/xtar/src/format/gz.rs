@@ -112,7 +112,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     let mut out = Decoded { text: Vec::new(), complete: true };
     let mut at = 0;
     while at < bytes.len() {
-        match decode_member(&bytes[at..]) {
+        match decode_one(&bytes[at..]) {
             Some((text, used)) => {
                 out.text.extend_from_slice(&text);
                 at += used;
@@ -139,11 +139,6 @@ pub const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 /// One member at the start of `b`, if it decodes and checks: its text and
 /// its length in `b`.
 pub fn decode_one(b: &[u8]) -> Option<(Vec<u8>, usize)> {
-    decode_member(b)
-}
-
-/// One member at the start of `b`: its text and its length in `b`.
-fn decode_member(b: &[u8]) -> Option<(Vec<u8>, usize)> {
     if !b.starts_with(&MAGIC[..3]) {
         return None;
     }

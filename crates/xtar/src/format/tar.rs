@@ -5,6 +5,7 @@
 /// Size of a tar block.
 pub const BLOCK: usize = 512;
 const GNU_LONGNAME: u8 = b'L';
+const GNU_LONGLINK: u8 = b'K';
 const LONGLINK_NAME: &[u8] = b"././@LongLink";
 
 /// Bytes of zero padding after `size` bytes of data.
@@ -20,12 +21,7 @@ pub fn write_member_header(out: &mut Vec<u8>, name: &[u8], size: u64, mtime: i64
         Some(split) => split,
         None => {
             // GNU long name record, then a header with a truncated name.
-            let mut long = [0u8; BLOCK];
-            fill_header(&mut long, LONGLINK_NAME, b"", name.len() as u64 + 1, 0, 0, GNU_LONGNAME, true);
-            out.extend_from_slice(&long);
-            out.extend_from_slice(name);
-            out.push(0);
-            out.resize(out.len() + padding(name.len() as u64 + 1), 0);
+            long_record(out, GNU_LONGNAME, name);
             (&name[..100], &b""[..])
         }
     };
@@ -54,24 +50,16 @@ pub enum EntryKind {
 /// (`K`) when the link target is longer than 100 bytes, then the header.
 pub fn write_entry_header(out: &mut Vec<u8>, name: &[u8], kind: EntryKind, link: &[u8], mtime: i64, mode: u32) {
     let name: Vec<u8> = if kind == EntryKind::Dir { [name, b"/"].concat() } else { name.to_vec() };
-    let record = |out: &mut Vec<u8>, flag: u8, value: &[u8]| {
-        let mut h = [0u8; BLOCK];
-        fill_header(&mut h, LONGLINK_NAME, b"", value.len() as u64 + 1, 0, 0, flag, true);
-        out.extend_from_slice(&h);
-        out.extend_from_slice(value);
-        out.push(0);
-        out.resize(out.len() + padding(value.len() as u64 + 1), 0);
-    };
     let long_link = link.len() > 100;
     if long_link {
-        record(out, b'K', link);
+        long_record(out, GNU_LONGLINK, link);
     }
     let (ustar_name, prefix) = match split_ustar(&name) {
         // A long link needs GNU headers throughout: keep the name whole.
         Some(split) if !long_link => split,
         _ if name.len() <= 100 => (&name[..], &b""[..]),
         _ => {
-            record(out, GNU_LONGNAME, &name);
+            long_record(out, GNU_LONGNAME, &name);
             (&name[..100], &b""[..])
         }
     };
@@ -87,6 +75,16 @@ pub fn write_entry_header(out: &mut Vec<u8>, name: &[u8], kind: EntryKind, link:
     h[157..157 + l].copy_from_slice(&link[..l]);
     set_checksum(&mut h);
     out.extend_from_slice(&h);
+}
+
+/// A GNU long-name (`L`) or long-link (`K`) record holding `value`.
+fn long_record(out: &mut Vec<u8>, flag: u8, value: &[u8]) {
+    let mut h = [0u8; BLOCK];
+    fill_header(&mut h, LONGLINK_NAME, b"", value.len() as u64 + 1, 0, 0, flag, true);
+    out.extend_from_slice(&h);
+    out.extend_from_slice(value);
+    out.push(0);
+    out.resize(out.len() + padding(value.len() as u64 + 1), 0);
 }
 
 /// Splits a name into ustar `name` (≤ 100 bytes) and `prefix` (≤ 155

@@ -12,8 +12,6 @@
 //! boundaries, each its own gzip member, so that damage loses only the
 //! entries of the members it touches.
 
-use std::io::Read;
-
 use manifest::{Entry, Kind, Timestamp};
 
 use super::gz;
@@ -69,10 +67,11 @@ pub fn read(bytes: &[u8]) -> (Vec<Entry>, bool) {
     let d = gz::decode(bytes);
     let mut complete = d.complete;
     let mut entries = Vec::new();
+    let empty_sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(b"").into();
     let mut a = tar::Archive::new(&d.text[..]);
     let Ok(iter) = a.entries() else { return (entries, false) };
     for item in iter {
-        let Ok(mut t) = item else {
+        let Ok(t) = item else {
             complete = false;
             break;
         };
@@ -96,9 +95,8 @@ pub fn read(bytes: &[u8]) -> (Vec<Entry>, bool) {
         }
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         let mtime = Timestamp::new(h.mtime().unwrap_or(0) as i64, 0);
-        let sha256 = (kind == Kind::File).then(|| sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new()).into());
+        let sha256 = (kind == Kind::File).then_some(empty_sha);
         let target = if matches!(kind, Kind::Symlink | Kind::HardLink) { target } else { None };
-        let _ = t.read(&mut [0u8; 0]);
         entries.push(Entry { path, kind, mode, mtime, size: 0, sha256, target });
     }
     entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));

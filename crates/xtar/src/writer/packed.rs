@@ -239,7 +239,7 @@ impl PackedWriter {
         self.out.write(&hdr)?;
         for f in files {
             self.out.write(&f.info().local_header())?;
-            self.out.copy_from(spill, &self.spill_path.clone(), f.at, f.csize)?;
+            self.out.copy_from(spill, &self.spill_path, f.at, f.csize)?;
         }
         self.out.write(&central)?;
         self.out.write(&trailer)?;
@@ -298,19 +298,8 @@ impl TreeSink for PackedWriter {
         self.check_path(&entry.path)?;
         let (f, meta) = super::large::open_regular(disk, self.follow_links)?;
         let start = self.spill_len;
-        let pool = Arc::clone(&self.pool);
-        let mut failed: Option<Error> = None;
-        let s = zip_stream(f, meta, disk, &entry.path, self.level, &pool, obs, &mut |b| {
-            if failed.is_none() {
-                if let Err(e) = self.spill_write(b) {
-                    failed = Some(e);
-                }
-            }
-            Ok(())
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        let (pool, level) = (Arc::clone(&self.pool), self.level);
+        let s = zip_stream(f, meta, disk, &entry.path, level, &pool, obs, &mut |b| self.spill_write(b))?;
         let local = zip::read_local_header(&mut &s.local_header[..])
             .map_err(|m| Error::Write { path: disk.to_path_buf(), source: std::io::Error::other(m) })?;
         let mut e = entry.clone();
