@@ -80,6 +80,10 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Check that every snapshot of a repository can be restored.
     Check(CheckArgs),
+    /// Bring a repository written by an older pybackup to the current
+    /// repository format (a copy of every snapshot's record beside its
+    /// archive). `backup` does the same on its own; this does only that.
+    Migrate(MigrateArgs),
     /// Add Reed-Solomon recovery data to archives (or any files), as
     /// parity volumes BASE.p01.xtar-rs, ...
     Protect(ProtectArgs),
@@ -357,16 +361,44 @@ pub struct BackupArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// The machine name to record [default: this machine's host name]. The
+    /// parent of a run is the newest snapshot of the same host and source.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Compare with this snapshot (a name or unique prefix) instead of the
+    /// newest of the same host and source.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub parent: Option<String>,
     #[command(flatten)]
     pub level: LevelArgs,
     #[command(flatten)]
     pub walk: WalkArgs,
 }
 
+/// Which snapshots a command looks at.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots taken on this host.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Only snapshots of this source directory (as `backup` was given it;
+    /// it is recorded absolute, with links resolved).
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The repository.
+    pub repo: PathBuf,
+}
+
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
     /// The repository.
     pub repo: PathBuf,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Print JSON Lines, one object per snapshot.
     #[arg(long)]
     pub json: bool,
@@ -388,12 +420,20 @@ pub struct RestoreArgs {
     /// Replace existing files in DEST.
     #[arg(long)]
     pub overwrite: bool,
+    /// With REPO or REPO@latest: the newest snapshot of this host and
+    /// source.
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
     /// The repository.
     pub repo: PathBuf,
+    /// Apply the policy to these snapshots only (the policy is applied to
+    /// each host and source on its own in any case).
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Keep the newest N snapshots.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_last: usize,

@@ -71,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(a) => cmd::restore::run(&a, jobs, g.verbose, &Ui::new(g.quiet, g.no_progress, "restore")),
         Command::Forget(a) => cmd::forget::run(&a, &Ui::new(g.quiet, true, "forget")),
         Command::Check(a) => cmd::check::run(&a, &Ui::new(g.quiet, true, "check")),
+        Command::Migrate(a) => cmd::migrate::run(&a),
         Command::Protect(a) => cmd::protect::run(&a, &Ui::new(g.quiet, true, "protect")),
         Command::Repair(a) => cmd::repair::run(&a, &Ui::new(g.quiet, true, "repair")),
         Command::Completions { shell } => {

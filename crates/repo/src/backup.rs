@@ -8,7 +8,7 @@ use manifest::{Entry, Kind, Timestamp};
 use rayon::prelude::*;
 use sha2::Digest;
 
-use crate::record::{Line, Location, Record, Stat, Stats, Status, RECORD_NAME};
+use crate::record::{diff_lines, Line, Location, Record, Stat, Stats, Status, RECORD_NAME};
 use crate::repository::Repo;
 use crate::Result;
 
@@ -22,13 +22,41 @@ pub struct BackupOptions {
     /// Input bytes stored per archive before a checkpoint: a run killed
     /// part-way loses at most about this much work.
     pub checkpoint_bytes: u64,
+    /// The machine name recorded (default: this machine's host name).
+    pub host: Option<Vec<u8>>,
+    /// The snapshot to compare with (default: the newest of the same host
+    /// and source directory).
+    pub parent: Option<String>,
 }
 
 impl Default for BackupOptions {
     fn default() -> Self {
-        BackupOptions { compress: xtar::CompressOptions::default(), checksum: false, checkpoint_bytes: 1 << 30 }
+        BackupOptions {
+            compress: xtar::CompressOptions::default(),
+            checksum: false,
+            checkpoint_bytes: 1 << 30,
+            host: None,
+            parent: None,
+        }
     }
 }
+
+/// This machine's host name (`localhost` when it cannot be read).
+pub fn host_name() -> Vec<u8> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .map(|h| h.trim_ascii().to_vec())
+        .find(|h| !h.is_empty())
+        .unwrap_or_else(|| b"localhost".to_vec())
+}
+
+/// A record whose lines are relative to its parent's is written when the
+/// parent's chain is shorter than this...
+const MAX_DELTAS: usize = 64;
+/// ...and the deltas of the chain, this one included, are at most this
+/// fraction (1/N) of the size of the record that lists the whole tree.
+const DELTA_SHARE: usize = 2;
 
 /// What a backup did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,35 +74,63 @@ pub struct BackupReport {
     /// Files that were hashed because their metadata changed (or all, with
     /// `checksum`).
     pub hashed: u64,
+    /// Whether the snapshot's record lists only what changed since its
+    /// parent (else the whole tree).
+    pub delta: bool,
+    /// Bytes of the snapshot's record (each of its two copies).
+    pub record_bytes: u64,
+    /// Copies of earlier records that were missing and were written (a
+    /// version 1 repository's, or a killed run's).
+    pub copies_written: u64,
     /// Bytes of archives written.
     pub bytes_written: u64,
     /// Problems that did not stop the backup (unreadable files, left out).
     pub warnings: u64,
 }
 
-/// What earlier runs left: the newest complete snapshot, and the
-/// checkpoints that interrupted runs wrote after it.
+/// What earlier runs left: the newest complete snapshot of the same host
+/// and source (the parent, with its whole listing), and the checkpoints
+/// that interrupted runs of that host and source wrote after it.
 struct Earlier {
-    parent: Option<Arc<Record>>,
+    parent: Option<Record>,
+    /// The bytes of the parent's chain of records: those with a base, then
+    /// the one that lists the whole tree.
+    chain_bytes: (Vec<u64>, u64),
     pending: Vec<Arc<Record>>,
 }
 
 impl Earlier {
-    fn read(repo: &Repo) -> Result<Earlier> {
-        let mut parent = None;
+    fn read(repo: &Repo, host: &[u8], root: &[u8], parent: Option<&str>) -> Result<Earlier> {
+        // Version 1 records name no host: they match on the source alone.
+        let same = |r: &Record| (r.host == host || r.host.is_empty()) && r.root == root;
+        let wanted = match parent {
+            Some(spec) => Some(repo.resolve(Some(spec), &crate::Filter::default())?),
+            None => None,
+        };
+        let mut found = None;
         let mut pending = Vec::new();
-        for name in repo.archives()?.into_iter().rev() {
+        for name in repo.names()?.into_iter().rev() {
             match repo.record(&name) {
-                Ok(r) if r.status == Status::Complete => {
-                    parent = Some(r);
+                Ok(r) if r.status == Status::Complete && wanted.as_ref().map_or(same(&r), |w| *w == name) => {
+                    found = Some(name);
                     break;
                 }
-                Ok(r) if r.status == Status::Partial => pending.push(r),
+                Ok(r) if r.status == Status::Partial && same(&r) => pending.push(r),
                 _ => {}
             }
         }
         pending.reverse();
-        Ok(Earlier { parent, pending })
+        let (parent, chain_bytes) = match found {
+            None => (None, (Vec::new(), 0)),
+            Some(name) => {
+                let chain = repo.chain(&name)?;
+                let mut sizes: Vec<u64> =
+                    chain.iter().map(|r| repo.raw(&r.name).map(|t| t.len() as u64)).collect::<Result<_>>()?;
+                let base = sizes.pop().unwrap_or(0);
+                (Some(repo.snapshot(&name)?), (sizes, base))
+            }
+        };
+        Ok(Earlier { parent, chain_bytes, pending })
     }
 
     fn pending_names(&self) -> HashSet<String> {
@@ -84,7 +140,7 @@ impl Earlier {
     /// Content by SHA-256: (archive, member name, offset).
     fn by_sha(&self) -> HashMap<[u8; 32], (&str, &[u8], u64)> {
         let mut by_sha = HashMap::new();
-        for rec in self.parent.iter().chain(&self.pending) {
+        for rec in self.parent.iter().chain(self.pending.iter().map(|r| &**r)) {
             for l in &rec.lines {
                 if let (Some(loc), Some(sha), Some(member)) = (&l.loc, l.entry.sha256, l.member_name()) {
                     by_sha.insert(sha, (loc.archive.as_str(), member, loc.offset));
@@ -112,7 +168,7 @@ impl<'r> Known<'r> {
                 pending.insert(&l.entry.path, l);
             }
         }
-        Known { pending, parent: earlier.parent.as_ref().map_or(&[], |p| &p.lines), cursor: 0 }
+        Known { pending, parent: earlier.parent.as_ref().map_or(&[], |p| &p.lines[..]), cursor: 0 }
     }
 
     /// The line of `path`; paths must be asked in canonical order.
@@ -134,19 +190,24 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
     let repo = Repo::init(repo)?;
     let _lock = repo.lock()?;
     repo.remove_stale();
+    let copies_written = repo.ensure_copies()?.len() as u64;
     let mut copts = opts.compress.clone();
     copts.select = None;
-    let (earlier, walked, walk_warnings) = read_earlier_while_walking(&repo, src, &copts, obs)?;
     let src_canon = src.canonicalize().map_err(crate::io_err(src))?;
+    let src_root = src_canon.as_os_str().as_encoded_bytes().to_vec();
+    let host = opts.host.clone().unwrap_or_else(host_name);
+    let (earlier, walked, walk_warnings) =
+        read_earlier_while_walking(&repo, src, (&host, &src_root, opts.parent.as_deref()), &copts, obs)?;
     let walked = without_repository(&repo, &src_canon, walked)?;
     let mut run = Run {
         repo: &repo,
         src,
-        src_root: src_canon.as_os_str().as_encoded_bytes().to_vec(),
+        src_root,
+        host,
         copts,
         opts,
         obs,
-        report: BackupReport { warnings: walk_warnings, ..Default::default() },
+        report: BackupReport { warnings: walk_warnings, copies_written, ..Default::default() },
         walked,
         earlier,
         lines: Vec::new(),
@@ -163,11 +224,12 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
 fn read_earlier_while_walking(
     repo: &Repo,
     src: &Path,
+    (host, root, parent): (&[u8], &[u8], Option<&str>),
     copts: &xtar::CompressOptions,
     obs: &dyn xtar::Observer,
 ) -> Result<(Earlier, Vec<walk::Entry>, u64)> {
     let (earlier, walked) = std::thread::scope(|scope| {
-        let earlier = scope.spawn(|| Earlier::read(repo));
+        let earlier = scope.spawn(|| Earlier::read(repo, host, root, parent));
         let walked = xtar::walk_source(src, copts, obs);
         let earlier = earlier.join().unwrap_or(Err(crate::Error::WorkerPanicked { task: "reading records" }));
         (earlier, walked)
@@ -197,6 +259,7 @@ struct Run<'a> {
     repo: &'a Repo,
     src: &'a Path,
     src_root: Vec<u8>,
+    host: Vec<u8>,
     copts: xtar::CompressOptions,
     opts: &'a BackupOptions,
     obs: &'a dyn xtar::Observer,
@@ -358,6 +421,7 @@ impl Run<'_> {
         };
         let out = self.repo.archive_path(name);
         let (src, copts, obs) = (self.src, self.copts.clone(), self.obs);
+        let mut copy: Option<Vec<u8>> = None;
         let written = xtar::write_new_file(&out, false, |file, out| {
             let mut writer = xtar::ArchiveWriter::new(file, out, &xtar::root_label(src, &copts), &copts)?;
             xtar::write_entries(&mut writer, src, &entries, obs)?;
@@ -372,7 +436,7 @@ impl Run<'_> {
                     }
                 }
                 let rec = self.record(name, batch, complete);
-                let rec = finish_record(rec, self.earlier.parent.as_deref(), run_names);
+                let rec = finish_record(rec, self.earlier.parent.as_ref(), run_names);
                 if complete {
                     self.report.stats = rec.stats;
                     self.report.resumed = rec
@@ -380,26 +444,57 @@ impl Run<'_> {
                         .iter()
                         .filter(|l| l.loc.as_ref().is_some_and(|loc| pending_names.contains(&loc.archive)))
                         .count() as u64;
+                    let text = self.relative_to_parent(rec);
+                    self.report.record_bytes = text.len() as u64;
+                    copy = Some(text.clone());
+                    text
+                } else {
+                    rec.to_text()
                 }
-                rec.to_text()
             };
             writer.add_extra(RECORD_NAME, &text)?;
             writer.finish()
         })?;
+        // The snapshot's record, a second time, beside its archive: losing
+        // either leaves it (and every snapshot listed relative to it).
+        if let Some(text) = copy {
+            self.repo.write_copy(name, &text)?;
+        }
         Ok(written)
+    }
+
+    /// The text of a complete record: only what differs from the parent
+    /// when the parent's chain is short enough and the deltas small enough
+    /// beside the whole listing, else the whole tree.
+    fn relative_to_parent(&mut self, mut rec: Record) -> Vec<u8> {
+        let whole = |rec: &Record| rec.to_text();
+        let Some(parent) = &self.earlier.parent else { return whole(&rec) };
+        let (deltas, base) = &self.earlier.chain_bytes;
+        if deltas.len() + 1 > MAX_DELTAS {
+            return whole(&rec);
+        }
+        let (changed, removed) = diff_lines(&parent.lines, &rec.lines);
+        let full = std::mem::replace(&mut rec.lines, changed);
+        rec.removed = removed;
+        rec.base = Some(parent.name.clone());
+        let text = rec.to_text();
+        let so_far: u64 = deltas.iter().sum::<u64>() + text.len() as u64;
+        if so_far.saturating_mul(DELTA_SHARE as u64) > *base {
+            rec.lines = full;
+            rec.removed.clear();
+            rec.base = None;
+            return whole(&rec);
+        }
+        self.report.delta = true;
+        text
     }
 
     /// The record of archive `name`: the whole snapshot when `complete`
     /// (the lines are not needed after it), else what `batch` stored.
     fn record(&mut self, name: &str, batch: &[usize], complete: bool) -> Record {
-        let mut rec = Record {
-            name: name.to_string(),
-            status: if complete { Status::Complete } else { Status::Partial },
-            parent: self.report.parent.clone(),
-            root: self.src_root.clone(),
-            stats: Stats::default(),
-            lines: Vec::new(),
-        };
+        let mut rec = Record::new(name, if complete { Status::Complete } else { Status::Partial }, &self.src_root);
+        rec.parent = self.report.parent.clone();
+        rec.host = self.host.clone();
         if !complete {
             rec.lines = batch.iter().filter_map(|&i| self.lines[i].clone()).filter(|l| l.loc.is_some()).collect();
             return rec;

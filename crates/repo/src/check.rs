@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use manifest::Entry;
 
-use crate::record::{Line, Status};
+use crate::record::{Line, Record, Status};
 use crate::repository::Repo;
 use crate::restore::{locate, read_members};
 use crate::Result;
@@ -51,7 +51,8 @@ impl xtar::Observer for Collect<'_> {
     }
 }
 
-/// Checks that every snapshot's records are readable and every member
+/// Checks that every snapshot's records are readable, in both copies, that
+/// every snapshot's listing can be put together, and that every member
 /// they refer to is where they say; with `read_data`, also decompresses
 /// every referred member and checks its CRC-32, size and SHA-256.
 pub fn check(repo: &Path, read_data: bool, obs: &dyn xtar::Observer) -> Result<CheckReport> {
@@ -61,7 +62,7 @@ pub fn check(repo: &Path, read_data: bool, obs: &dyn xtar::Observer) -> Result<C
     let mut refs: BTreeMap<(String, Vec<u8>), (Line, String)> = BTreeMap::new();
     let archives = repo.archives()?;
     report.archives = archives.len() as u64;
-    for name in &archives {
+    for name in &repo.names()? {
         let rec = match repo.record(name) {
             Ok(r) => r,
             Err(e) => {
@@ -73,6 +74,14 @@ pub fn check(repo: &Path, read_data: bool, obs: &dyn xtar::Observer) -> Result<C
             continue;
         }
         report.snapshots += 1;
+        redundancy(&repo, name, &mut report.problems);
+        let rec = match repo.snapshot(name) {
+            Ok(r) => r,
+            Err(e) => {
+                report.problems.push(format!("snapshot {name} cannot be listed: {e}"));
+                continue;
+            }
+        };
         for l in &rec.lines {
             if let (Some(loc), Some(m)) = (&l.loc, l.member_name()) {
                 refs.entry((loc.archive.clone(), m.to_vec())).or_insert_with(|| (l.clone(), name.clone()));
@@ -129,4 +138,40 @@ pub fn check(repo: &Path, read_data: bool, obs: &dyn xtar::Observer) -> Result<C
         }
     }
     Ok(report)
+}
+
+/// Checks that a snapshot's record is in its archive and in its copy, the
+/// same bytes in both.
+fn redundancy(repo: &Repo, name: &str, problems: &mut Vec<String>) {
+    let archive = repo.archive_path(name);
+    let copy_path = repo.copy_path(name);
+    let main = repo.archive_record(name);
+    let copy = std::fs::read(&copy_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| Record::verify(&t, name).map(|_| t.clone()).map_err(|e| e.to_string()));
+    match (main, copy) {
+        (Ok(a), Ok(c)) if a != c => problems.push(format!(
+            "snapshot {name}: the record in {} and its copy {} differ",
+            archive.display(),
+            copy_path.display()
+        )),
+        (Ok(_), Ok(_)) => {}
+        (Err(e), Ok(_)) if !archive.exists() => problems.push(format!(
+            "snapshot {name}: its archive {} is missing (the snapshot is still listed, from {}): {e}",
+            archive.display(),
+            copy_path.display()
+        )),
+        (Err(e), Ok(_)) => problems.push(format!(
+            "snapshot {name}: the record in its archive cannot be read (its copy {} can): {e}",
+            copy_path.display()
+        )),
+        (Ok(_), Err(e)) => problems.push(format!(
+            "snapshot {name}: the copy of its record, {}, cannot be read ({e}); the next backup writes it again \
+             if it is missing",
+            copy_path.display()
+        )),
+        (Err(a), Err(c)) => {
+            problems.push(format!("snapshot {name}: neither its record ({a}) nor its copy ({c}) can be read"))
+        }
+    }
 }

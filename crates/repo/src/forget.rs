@@ -9,8 +9,8 @@ use std::fs::File;
 
 use manifest::{Entry, Kind};
 
-use crate::record::{Line, Location, Record, Stats, Status, RECORD_NAME};
-use crate::repository::{name_time, Repo};
+use crate::record::{diff_lines, Line, Location, Record, Status, RECORD_NAME};
+use crate::repository::{name_time, Filter, Repo};
 use crate::restore::member_start;
 use crate::{Error, Result};
 
@@ -41,6 +41,9 @@ pub struct ForgetPlan {
     pub consolidate: Vec<(String, u64, u64)>,
     /// Archives left alone because their record cannot be read.
     pub unreadable: Vec<String>,
+    /// Kept snapshots whose record was listed relative to a forgotten one,
+    /// written again relative to the nearest kept one (or whole).
+    pub rebase: Vec<String>,
 }
 
 /// The snapshots a policy keeps, from names sorted oldest first.
@@ -71,39 +74,64 @@ fn keep(names: &[String], p: &Policy) -> BTreeSet<String> {
     kept
 }
 
-/// Applies a retention policy to the repository at `repo`.
-pub fn forget(repo: &Path, policy: &Policy, dry_run: bool, obs: &dyn xtar::Observer) -> Result<ForgetPlan> {
+/// Applies a retention policy to the repository at `repo`: to the
+/// snapshots of each host and source directory on its own (a snapshot of
+/// one source never pushes out one of another), and only to those that
+/// `filter` accepts (the others are kept).
+pub fn forget(
+    repo: &Path,
+    policy: &Policy,
+    filter: &Filter,
+    dry_run: bool,
+    obs: &dyn xtar::Observer,
+) -> Result<ForgetPlan> {
     if *policy == Policy::default() {
         return Err(Error::NoRetentionRule);
     }
     let repo = Repo::open(repo)?;
     let _lock = repo.lock()?;
     repo.remove_stale();
-    let archives = repo.archives()?;
     let mut records: BTreeMap<String, std::sync::Arc<Record>> = BTreeMap::new();
     let mut plan = ForgetPlan::default();
-    for name in &archives {
-        match repo.record(name) {
+    for name in repo.names()? {
+        match repo.record(&name) {
             Ok(r) => {
-                records.insert(name.clone(), r);
+                records.insert(name, r);
             }
-            Err(_) => plan.unreadable.push(name.clone()),
+            Err(_) => plan.unreadable.push(name),
         }
     }
     let complete: Vec<String> =
         records.values().filter(|r| r.status == Status::Complete).map(|r| r.name.clone()).collect();
-    let kept = keep(&complete, policy);
+    let mut groups: BTreeMap<(&[u8], &[u8]), Vec<String>> = BTreeMap::new();
+    let mut kept = BTreeSet::new();
+    for name in &complete {
+        let r = &records[name];
+        if filter.accepts(&r.host, &r.root) {
+            groups.entry((&r.host, &r.root)).or_default().push(name.clone());
+        } else {
+            kept.insert(name.clone());
+        }
+    }
+    for names in groups.values() {
+        kept.extend(keep(names, policy));
+    }
     plan.keep = complete.iter().filter(|n| kept.contains(*n)).cloned().collect();
     plan.forget = complete.iter().filter(|n| !kept.contains(*n)).cloned().collect();
     let newest = complete.last().cloned();
 
-    // What the kept snapshots need, archive by archive: member → line.
+    // What the kept snapshots need, archive by archive: member → line. A
+    // kept snapshot whose listing cannot be put together stops `forget`:
+    // what it needs is unknown.
     let mut needed: BTreeMap<String, BTreeMap<Vec<u8>, Line>> = BTreeMap::new();
     for name in &plan.keep {
-        for l in &records[name].lines {
+        for l in &repo.snapshot(name)?.lines {
             if let (Some(loc), Some(m)) = (&l.loc, l.member_name()) {
                 needed.entry(loc.archive.clone()).or_default().entry(m.to_vec()).or_insert_with(|| l.clone());
             }
+        }
+        if records[name].base.as_ref().is_some_and(|b| !kept.contains(b)) {
+            plan.rebase.push(name.clone());
         }
     }
     for (name, rec) in &records {
@@ -114,7 +142,9 @@ pub fn forget(repo: &Path, policy: &Policy, dry_run: bool, obs: &dyn xtar::Obser
         if rec.status == Status::Partial && newest.as_ref().is_none_or(|n| name > n) {
             continue;
         }
+        let archive_exists = repo.archive_path(name).exists();
         match needed.get(name) {
+            _ if !archive_exists => plan.delete.push(name.clone()),
             None => plan.delete.push(name.clone()),
             Some(members) => {
                 let own = rec.lines.iter().filter(|l| l.loc.as_ref().is_some_and(|loc| loc.archive == *name)).count();
@@ -132,16 +162,79 @@ pub fn forget(repo: &Path, policy: &Policy, dry_run: bool, obs: &dyn xtar::Obser
     if dry_run {
         return Ok(plan);
     }
+    // First, no kept snapshot is listed relative to a forgotten one any
+    // more (the forgotten records are still there until the end, so every
+    // step leaves every kept snapshot whole).
+    for name in &plan.rebase {
+        rebase(&repo, &records, &kept, name, needed.get(name), obs)?;
+    }
+    // Then the forgotten snapshots go: the copy of each record first, so
+    // that a run killed here leaves no copy that outlives its archive.
+    for name in &plan.forget {
+        let copy = repo.copy_path(name);
+        match std::fs::remove_file(&copy) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(crate::io_err(&copy)(e)),
+            _ => {}
+        }
+    }
     for (name, _, _) in &plan.consolidate {
         consolidate(&repo, &records[name], &needed[name], obs)?;
     }
     for name in &plan.delete {
         let path = repo.archive_path(name);
-        std::fs::remove_file(&path).map_err(crate::io_err(&path))?;
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(crate::io_err(&path)(e)),
+            _ => {}
+        }
     }
     repo.clear_cache();
     repo.set_latest(plan.keep.last().map(String::as_str))?;
     Ok(plan)
+}
+
+/// Writes the record of kept snapshot `name` again, relative to the
+/// nearest kept snapshot of its chain (or whole when there is none): its
+/// copy first, then its archive (whose members are copied byte for byte).
+fn rebase(
+    repo: &Repo,
+    records: &BTreeMap<String, std::sync::Arc<Record>>,
+    kept: &BTreeSet<String>,
+    name: &str,
+    members: Option<&BTreeMap<Vec<u8>, Line>>,
+    obs: &dyn xtar::Observer,
+) -> Result<()> {
+    let own = &records[name];
+    let mut anchor = own.base.clone();
+    while let Some(b) = anchor.as_ref().filter(|b| !kept.contains(*b)) {
+        anchor = records.get(b).and_then(|r| r.base.clone());
+    }
+    let whole = repo.snapshot(name)?;
+    let mut rec = whole.clone();
+    if let Some(a) = &anchor {
+        let (changed, removed) = diff_lines(&repo.snapshot(a)?.lines, &whole.lines);
+        (rec.lines, rec.removed, rec.base) = (changed, removed, Some(a.clone()));
+    }
+    repo.write_copy(name, &rec.to_text())?;
+    if !repo.archive_path(name).exists() {
+        return Ok(());
+    }
+    let empty = BTreeMap::new();
+    rewrite(repo, &whole, members.unwrap_or(&empty), obs, |offsets| {
+        // The members this archive holds have moved: their offsets too.
+        for l in &mut rec.lines {
+            if let (Some(loc), Some(m)) = (l.loc.clone(), l.member_name().map(<[u8]>::to_vec)) {
+                if loc.archive == name {
+                    if let Some(&o) = offsets.get(&m) {
+                        l.loc = Some(Location { offset: o, ..loc });
+                    }
+                }
+            }
+        }
+        rec.to_text()
+    })?;
+    // The offsets changed: the copy must say the same as the archive.
+    let text = repo.archive_record(name)?;
+    repo.write_copy(name, &text)
 }
 
 /// Rewrites archive `rec.name` to hold only `members`, as a data archive:
@@ -150,6 +243,39 @@ pub fn forget(repo: &Path, policy: &Policy, dry_run: bool, obs: &dyn xtar::Obser
 /// new archive replaces the old one atomically, so at every moment the
 /// repository holds every member that kept snapshots need.
 fn consolidate(repo: &Repo, rec: &Record, members: &BTreeMap<Vec<u8>, Line>, obs: &dyn xtar::Observer) -> Result<()> {
+    rewrite(repo, rec, members, obs, |offsets| {
+        let mut data = Record::new(&rec.name, Status::Data, &rec.root);
+        data.host = rec.host.clone();
+        data.lines = offsets_lines(rec, members, offsets);
+        data.stats.files = data.lines.len() as u64;
+        data.stats.bytes = data.lines.iter().map(|l| l.entry.size).sum();
+        data.to_text()
+    })
+}
+
+/// The lines of a data record: each kept member under its own name, at
+/// its new offset.
+fn offsets_lines(rec: &Record, members: &BTreeMap<Vec<u8>, Line>, offsets: &BTreeMap<Vec<u8>, u64>) -> Vec<Line> {
+    members
+        .iter()
+        .filter_map(|(m, l)| {
+            let offset = *offsets.get(m)?;
+            let entry = Entry { path: m.clone(), kind: Kind::File, ..l.entry.clone() };
+            Some(Line { entry, loc: Some(Location { archive: rec.name.clone(), member: None, offset }), stat: None })
+        })
+        .collect()
+}
+
+/// Rewrites archive `rec.name` to hold only `members`, each copied byte
+/// for byte inside containers for the directories above it, with the
+/// record `record` makes from where each member now starts.
+fn rewrite(
+    repo: &Repo,
+    rec: &Record,
+    members: &BTreeMap<Vec<u8>, Line>,
+    obs: &dyn xtar::Observer,
+    record: impl FnOnce(&BTreeMap<Vec<u8>, u64>) -> Vec<u8>,
+) -> Result<()> {
     let old_path = repo.archive_path(&rec.name);
     let old = File::open(&old_path).map_err(crate::io_err(&old_path))?;
     let tree = consolidated_tree(rec, members);
@@ -179,23 +305,13 @@ fn consolidate(repo: &Repo, rec: &Record, members: &BTreeMap<Vec<u8>, Line>, obs
         }
         let text = {
             let written = w.written();
-            let mut data = Record {
-                name: rec.name.clone(),
-                status: Status::Data,
-                parent: None,
-                root: rec.root.clone(),
-                stats: Stats::default(),
-                lines: Vec::new(),
-            };
-            for e in &written.entries {
-                if let (Some(&offset), Kind::File) = (written.offsets.get(&e.path), e.kind) {
-                    data.stats.files += 1;
-                    data.stats.bytes += e.size;
-                    let loc = Location { archive: rec.name.clone(), member: None, offset };
-                    data.lines.push(Line { entry: e.clone(), loc: Some(loc), stat: None });
-                }
-            }
-            data.to_text()
+            let offsets: BTreeMap<Vec<u8>, u64> = written
+                .entries
+                .iter()
+                .filter(|e| e.kind == Kind::File)
+                .filter_map(|e| Some((e.path.clone(), *written.offsets.get(&e.path)?)))
+                .collect();
+            record(&offsets)
         };
         w.add_extra(RECORD_NAME, &text)?;
         w.finish()
@@ -285,7 +401,14 @@ mod tests {
 
         std::fs::write(src.join("b.txt"), b"new b, stored in the second archive").unwrap();
         let second = crate::backup(&src, &repo_path, &opts, &xtar::Silent).unwrap();
-        let plan = forget(&repo_path, &Policy { keep_last: 1, ..Default::default() }, false, &xtar::Silent).unwrap();
+        let plan = forget(
+            &repo_path,
+            &Policy { keep_last: 1, ..Default::default() },
+            &Filter::default(),
+            false,
+            &xtar::Silent,
+        )
+        .unwrap();
         assert_eq!(plan.forget, vec![first.name.clone()]);
         assert_eq!(plan.consolidate.len(), 1, "{plan:?}");
 
@@ -305,8 +428,15 @@ mod tests {
             );
         }
         let dest = t.path().join("restored");
-        let r = crate::restore(&repo_path, Some(&second.name), &dest, &xtar::ExtractOptions::default(), &xtar::Silent)
-            .unwrap();
+        let r = crate::restore(
+            &repo_path,
+            Some(&second.name),
+            &crate::Filter::default(),
+            &dest,
+            &xtar::ExtractOptions::default(),
+            &xtar::Silent,
+        )
+        .unwrap();
         assert!(r.is_clean());
         for p in ["a.txt", "b.txt", "sub/deeper/c.bin", "sub/copy.bin"] {
             assert_eq!(std::fs::read(dest.join(p)).unwrap(), std::fs::read(src.join(p)).unwrap(), "{p}");

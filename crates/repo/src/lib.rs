@@ -21,7 +21,7 @@
 //!
 //! let dest = store.path().join("restored");
 //! let opts = xtar::ExtractOptions::default();
-//! let report = restore(store.path(), Some(&first.name), &dest, &opts, &xtar::Silent).unwrap();
+//! let report = restore(store.path(), Some(&first.name), &Default::default(), &dest, &opts, &xtar::Silent).unwrap();
 //! assert!(report.is_clean());
 //! assert_eq!(std::fs::read(dest.join("notes.txt")).unwrap(), b"first\n");
 //! ```
@@ -35,12 +35,30 @@ mod restore;
 
 use std::path::PathBuf;
 
-pub use backup::{backup, BackupOptions, BackupReport};
+pub use backup::{backup, host_name, BackupOptions, BackupReport};
 pub use check::{check, CheckReport};
 pub use forget::{forget, ForgetPlan, Policy};
 pub use record::{Line, Location, Record, Stat, Stats, Status};
-pub use repository::{Repo, SnapshotInfo};
+pub use repository::{Filter, Repo, SnapshotInfo};
 pub use restore::{restore, snapshot_manifest};
+
+/// The repository format version this code writes: records may list only
+/// what changed since their base, and every snapshot's record has a copy
+/// beside its archive (`docs/format/repository.md`).
+pub const REPOSITORY_VERSION: u32 = 2;
+
+/// Brings the repository at `repo` to the current repository format: the
+/// record of every snapshot gets its copy beside its archive (version 1
+/// repositories have none). Each copy is written whole under a temporary
+/// name and renamed, so a run killed part-way leaves a repository that
+/// works, and the next run (or backup) goes on. Returns the snapshots
+/// whose copy was written.
+pub fn migrate(repo: &std::path::Path) -> Result<Vec<String>> {
+    let repo = Repo::open(repo)?;
+    let _lock = repo.lock()?;
+    repo.remove_stale();
+    repo.ensure_copies()
+}
 
 /// What can go wrong with a repository.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +84,17 @@ pub enum Error {
         line: usize,
         /// What is wrong.
         message: String,
+    },
+    /// A record of a snapshot's chain cannot be read.
+    #[error("snapshot {snapshot} is listed relative to {base}, whose record cannot be read: {source}")]
+    Chain {
+        /// The snapshot.
+        snapshot: String,
+        /// The record it needs.
+        base: String,
+        /// Why it cannot be read.
+        #[source]
+        source: Box<Error>,
     },
     /// An archive without a snapshot record.
     #[error("archive {archive} has no readable snapshot record")]

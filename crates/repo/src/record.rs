@@ -1,11 +1,14 @@
-//! The snapshot record (`.xtar-snapshot`): the full manifest of a
-//! snapshot, with, for every file that has content, where its data is.
+//! The snapshot record (`.xtar-snapshot`): the manifest of a snapshot,
+//! with, for every file that has content, where its data is. A version 2
+//! record may list only what differs from an earlier snapshot (its base):
+//! the lines that are new or changed, and the paths that are gone.
 //! `docs/format/repository.md` is the normative description.
 
 use manifest::{
     escape_path, parse_entry_line, push_time, push_u64, unescape_path, write_entry_line, Entry, Kind, Timestamp,
 };
 use rayon::prelude::*;
+use sha2::Digest;
 
 use crate::{Error, Result};
 
@@ -13,8 +16,13 @@ use crate::{Error, Result};
 pub const RECORD_NAME: &[u8] = b".xtar-snapshot";
 /// The first word of a record.
 pub const RECORD_MAGIC: &str = "#xtar-snapshot";
-/// The record format version this code writes and reads.
-pub const RECORD_VERSION: u32 = 1;
+/// The record format version this code writes.
+pub const RECORD_VERSION: u32 = 2;
+/// The oldest record format version this code reads.
+pub const OLDEST_RECORD_VERSION: u32 = 1;
+/// The last line of a version 2 record: this word, a space, and the
+/// SHA-256 (hex) of every byte before the line.
+const END: &[u8] = b"#end ";
 
 /// A filter on the escaped path field of record lines.
 pub type PathFilter<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
@@ -111,12 +119,21 @@ pub struct Record {
     pub status: Status,
     /// The snapshot this one was compared with, if any.
     pub parent: Option<String>,
+    /// The snapshot whose record this one's lines are relative to: `None`
+    /// when the record lists the whole tree.
+    pub base: Option<String>,
+    /// The machine the snapshot was taken on (empty in version 1 records).
+    pub host: Vec<u8>,
     /// The source directory.
     pub root: Vec<u8>,
     /// Counts.
     pub stats: Stats,
-    /// Entries, in canonical order.
+    /// Entries, in canonical order (with a base: those that are new or
+    /// differ from the base's).
     pub lines: Vec<Line>,
+    /// With a base: the paths of the base's snapshot that this one does
+    /// not have, in canonical order.
+    pub removed: Vec<Vec<u8>>,
 }
 
 /// Whether `name` is a valid archive name: `YYYYMMDDTHHMMSS.ffffffZ`.
@@ -161,12 +178,33 @@ fn write_line(out: &mut Vec<u8>, l: &Line) {
     out.push(b'\n');
 }
 
+/// Appends a removal line: the escaped path and `-`.
+fn write_removal(out: &mut Vec<u8>, path: &[u8]) {
+    escape_path(out, path);
+    out.extend_from_slice(b"\t-\n");
+}
+
 impl Record {
-    /// The record's text.
+    /// An empty record of archive `name`.
+    pub fn new(name: &str, status: Status, root: &[u8]) -> Record {
+        Record {
+            name: name.to_string(),
+            status,
+            parent: None,
+            base: None,
+            host: Vec::new(),
+            root: root.to_vec(),
+            stats: Stats::default(),
+            lines: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// The record's text (version 2).
     pub fn to_text(&self) -> Vec<u8> {
         // Lines are written in parallel chunks, then joined in order into
         // one buffer of the exact size.
-        let parts: Vec<Vec<u8>> = self
+        let mut parts: Vec<Vec<u8>> = self
             .lines
             .par_chunks(4096)
             .map(|chunk| {
@@ -177,16 +215,34 @@ impl Record {
                 out
             })
             .collect();
+        if !self.removed.is_empty() {
+            // Removals are merged into the lines, in canonical order.
+            let mut merged = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + self.removed.len() * 64);
+            let mut r = self.removed.iter().peekable();
+            for l in &self.lines {
+                while let Some(p) = r.next_if(|p| manifest::cmp_paths(p, &l.entry.path).is_lt()) {
+                    write_removal(&mut merged, p);
+                }
+                write_line(&mut merged, l);
+            }
+            for p in r {
+                write_removal(&mut merged, p);
+            }
+            parts = vec![merged];
+        }
         let mut out = Vec::with_capacity(512 + self.root.len() * 4 + parts.iter().map(Vec::len).sum::<usize>());
         out.extend_from_slice(
             &format!(
-                "{RECORD_MAGIC} {RECORD_VERSION}\n#name {}\n#status {}\n#parent {}\n#root ",
+                "{RECORD_MAGIC} {RECORD_VERSION}\n#name {}\n#status {}\n#parent {}\n#base {}\n#host ",
                 self.name,
                 self.status.word(),
-                self.parent.as_deref().unwrap_or("-")
+                self.parent.as_deref().unwrap_or("-"),
+                self.base.as_deref().unwrap_or("-"),
             )
             .into_bytes(),
         );
+        escape_path(&mut out, &self.host);
+        out.extend_from_slice(b"\n#root ");
         escape_path(&mut out, &self.root);
         let s = &self.stats;
         out.extend_from_slice(
@@ -199,7 +255,47 @@ impl Record {
         for p in parts {
             out.extend_from_slice(&p);
         }
+        let sum = sha2::Sha256::digest(&out);
+        out.extend_from_slice(END);
+        out.extend_from_slice(hex(&sum).as_bytes());
+        out.push(b'\n');
         out
+    }
+
+    /// Checks a record's text without parsing its lines: the first line,
+    /// and for version 2 the checksum of its last line. Returns the part
+    /// to parse (without the checksum line).
+    pub fn verify<'t>(text: &'t [u8], archive: &str) -> Result<&'t [u8]> {
+        let err = |line: usize, message: String| Error::Record { archive: archive.to_string(), line, message };
+        let first_end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+        let first = String::from_utf8_lossy(&text[..first_end]);
+        let version: u32 = first
+            .strip_prefix(RECORD_MAGIC)
+            .and_then(|v| v.strip_prefix(' '))
+            .ok_or_else(|| err(1, format!("not a snapshot record (first line `{first}`)")))?
+            .parse()
+            .map_err(|_| err(1, format!("bad record version in `{first}`")))?;
+        if !(OLDEST_RECORD_VERSION..=RECORD_VERSION).contains(&version) {
+            return Err(err(
+                1,
+                format!(
+                    "record version {version}; this pybackup reads versions {OLDEST_RECORD_VERSION} to {RECORD_VERSION}"
+                ),
+            ));
+        }
+        if version == 1 {
+            return Ok(text);
+        }
+        let lines = text.iter().filter(|&&b| b == b'\n').count();
+        let body = text.strip_suffix(b"\n").unwrap_or(text);
+        let last_start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let Some(sum) = body[last_start..].strip_prefix(END) else {
+            return Err(err(lines, "the record is cut short (no `#end` line with its checksum)".into()));
+        };
+        if sum != hex(&sha2::Sha256::digest(&text[..last_start])).as_bytes() {
+            return Err(err(lines, "the record is damaged: its checksum does not match".into()));
+        }
+        Ok(&text[..last_start])
     }
 
     /// Parses a record; `archive` names it in errors. With `header_only`,
@@ -217,24 +313,8 @@ impl Record {
         keep: Option<PathFilter<'_>>,
     ) -> Result<Record> {
         let err = |line: usize, message: String| Error::Record { archive: archive.to_string(), line, message };
-        let mut lines = text.split(|&b| b == b'\n').enumerate().map(|(i, l)| (i + 1, l));
-        let (_, first) = lines.next().unwrap_or((1, b""));
-        let first = String::from_utf8_lossy(first);
-        let version = first
-            .strip_prefix(RECORD_MAGIC)
-            .and_then(|v| v.strip_prefix(' '))
-            .ok_or_else(|| err(1, format!("not a snapshot record (first line `{first}`)")))?;
-        if version != RECORD_VERSION.to_string() {
-            return Err(err(1, format!("record version {version}; this pybackup reads version {RECORD_VERSION}")));
-        }
-        let mut rec = Record {
-            name: String::new(),
-            status: Status::Complete,
-            parent: None,
-            root: Vec::new(),
-            stats: Stats::default(),
-            lines: Vec::new(),
-        };
+        let text = Record::verify(text, archive)?;
+        let mut rec = Record::new("", Status::Complete, b"");
         let mut status = None;
         // The header lines come first.
         let mut n = 1;
@@ -261,6 +341,10 @@ impl Record {
                     })
                 }
                 "parent" if value != "-" => rec.parent = Some(value.to_string()),
+                "base" if value != "-" => rec.base = Some(value.to_string()),
+                "host" => {
+                    rec.host = unescape_path(value.as_bytes()).map_err(|m| err(n, m))?;
+                }
                 "root" => {
                     rec.root = unescape_path(value.as_bytes()).map_err(|m| err(n, m))?;
                 }
@@ -269,7 +353,7 @@ impl Record {
             }
         }
         if !header_only {
-            rec.lines = parse_body(&text[pos..], n + 1, keep).map_err(|(n, m)| err(n, m))?;
+            (rec.lines, rec.removed) = parse_body(&text[pos..], n + 1, keep).map_err(|(n, m)| err(n, m))?;
         }
         if !valid_name(&rec.name) {
             return Err(err(2, format!("bad or missing #name `{}`", rec.name)));
@@ -278,19 +362,39 @@ impl Record {
         if rec.parent.as_deref().is_some_and(|p| !valid_name(p)) {
             return Err(err(4, "bad #parent".into()));
         }
+        if rec.base.as_deref().is_some_and(|b| !valid_name(b) || b >= rec.name.as_str()) {
+            return Err(err(5, "bad #base (not the name of an earlier archive)".into()));
+        }
+        if !rec.removed.is_empty() && rec.base.is_none() {
+            return Err(err(n, "removal lines in a record without a #base".into()));
+        }
         Ok(rec)
     }
 }
+
+/// One line of a record's body: an entry, or (in a record with a base) a
+/// path that is gone.
+enum Item {
+    Line(Line),
+    Removed(Vec<u8>),
+}
+
+impl Item {
+    fn path(&self) -> &[u8] {
+        match self {
+            Item::Line(l) => &l.entry.path,
+            Item::Removed(p) => p,
+        }
+    }
+}
+
+type Body = (Vec<Line>, Vec<Vec<u8>>);
 
 /// Parses the entry lines of a record, `first` being the line number of
 /// the first, in parallel chunks of whole lines. Lines starting with `#`
 /// there are ignored (headers come first; paths starting with `#` are
 /// escaped). Errors carry their line number.
-fn parse_body(
-    body: &[u8],
-    first: usize,
-    keep: Option<PathFilter<'_>>,
-) -> std::result::Result<Vec<Line>, (usize, String)> {
+fn parse_body(body: &[u8], first: usize, keep: Option<PathFilter<'_>>) -> std::result::Result<Body, (usize, String)> {
     const CHUNK: usize = 256 * 1024;
     let mut chunks: Vec<(usize, &[u8])> = Vec::new();
     let (mut start, mut line_no) = (0, first);
@@ -301,11 +405,11 @@ fn parse_body(
         line_no += body[start..end].iter().filter(|&&b| b == b'\n').count();
         start = end;
     }
-    type Part = std::result::Result<(usize, Vec<Line>), (usize, String)>;
+    type Part = std::result::Result<(usize, Vec<Item>), (usize, String)>;
     let parsed: Vec<Part> = chunks
         .par_iter()
         .map(|&(first, chunk)| {
-            let mut lines: Vec<Line> = Vec::new();
+            let mut items: Vec<Item> = Vec::new();
             let mut first_kept = first;
             for (i, line) in chunk.split(|&b| b == b'\n').enumerate() {
                 let n = first + i;
@@ -317,31 +421,112 @@ fn parse_body(
                         continue;
                     }
                 }
-                let line = parse_line(line, n).map_err(|m| (n, m))?;
-                if lines.is_empty() {
+                let item = match line.strip_suffix(b"\t-").filter(|p| !p.contains(&b'\t')) {
+                    Some(p) => Item::Removed(unescape_path(p).map_err(|m| (n, m))?),
+                    None => Item::Line(parse_line(line, n).map_err(|m| (n, m))?),
+                };
+                if items.is_empty() {
                     first_kept = n;
                 }
-                if let Some(p) = lines.last() {
-                    if manifest::cmp_paths(&p.entry.path, &line.entry.path) != std::cmp::Ordering::Less {
+                if let Some(p) = items.last() {
+                    if manifest::cmp_paths(p.path(), item.path()) != std::cmp::Ordering::Less {
                         return Err((n, "entries out of order or repeated".into()));
                     }
                 }
-                lines.push(line);
+                items.push(item);
             }
-            Ok((first_kept, lines))
+            Ok((first_kept, items))
         })
         .collect();
-    let mut out: Vec<Line> = Vec::new();
+    let (mut lines, mut removed): Body = (Vec::new(), Vec::new());
+    let mut last: Option<Vec<u8>> = None;
     for part in parsed {
         let (first_kept, part) = part?;
-        if let (Some(p), Some(l)) = (out.last(), part.first()) {
-            if manifest::cmp_paths(&p.entry.path, &l.entry.path) != std::cmp::Ordering::Less {
+        if let (Some(p), Some(l)) = (&last, part.first()) {
+            if manifest::cmp_paths(p, l.path()) != std::cmp::Ordering::Less {
                 return Err((first_kept, "entries out of order or repeated".into()));
             }
         }
-        out.extend(part);
+        if let Some(l) = part.last() {
+            last = Some(l.path().to_vec());
+        }
+        for item in part {
+            match item {
+                Item::Line(l) => lines.push(l),
+                Item::Removed(p) => removed.push(p),
+            }
+        }
     }
-    Ok(out)
+    Ok((lines, removed))
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What `new` changes of `old` (both full listings in canonical order):
+/// the lines of `new` that `old` lacks or has otherwise, and the paths of
+/// `old` that `new` lacks.
+pub fn diff_lines(old: &[Line], new: &[Line]) -> (Vec<Line>, Vec<Vec<u8>>) {
+    let (mut changed, mut removed) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        let ord = match (old.get(i), new.get(j)) {
+            (Some(o), Some(n)) => manifest::cmp_paths(&o.entry.path, &n.entry.path),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Less => {
+                removed.push(old[i].entry.path.clone());
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                changed.push(new[j].clone());
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if old[i] != new[j] {
+                    changed.push(new[j].clone());
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    (changed, removed)
+}
+
+/// The full listing of a snapshot: `base`'s lines (a full listing) with
+/// `deltas` applied, oldest first.
+pub fn apply_deltas(base: Vec<Line>, deltas: &[&Record]) -> Vec<Line> {
+    if deltas.iter().all(|d| d.lines.is_empty() && d.removed.is_empty()) {
+        return base;
+    }
+    // The newest word on each path wins.
+    let mut last: std::collections::HashMap<&[u8], Option<&Line>> = std::collections::HashMap::new();
+    for d in deltas {
+        for p in &d.removed {
+            last.insert(p, None);
+        }
+        for l in &d.lines {
+            last.insert(&l.entry.path, Some(l));
+        }
+    }
+    let mut added: Vec<Line> = last.values().filter_map(|l| l.cloned()).collect();
+    added.sort_by(|a, b| manifest::cmp_paths(&a.entry.path, &b.entry.path));
+    let kept = base.into_iter().filter(|l| !last.contains_key(&l.entry.path[..]));
+    let mut out = Vec::with_capacity(added.len() + last.len());
+    let mut added = added.into_iter().peekable();
+    for l in kept {
+        while let Some(a) = added.next_if(|a| manifest::cmp_paths(&a.entry.path, &l.entry.path).is_lt()) {
+            out.push(a);
+        }
+        out.push(l);
+    }
+    out.extend(added);
+    out
 }
 
 fn parse_stats(v: &str) -> Option<Stats> {
@@ -428,6 +613,9 @@ mod tests {
             name: "20261123T101500.123456Z".into(),
             status: Status::Partial,
             parent: Some("20261122T000000.000000Z".into()),
+            base: None,
+            host: b"box one".to_vec(),
+            removed: Vec::new(),
             root: b"/home/a b\n".to_vec(),
             stats: Stats { files: 2, bytes: 6, added: 1, changed: 1, removed: 3, stored: 1, stored_bytes: 3 },
             lines: vec![
@@ -445,6 +633,16 @@ mod tests {
         }
     }
 
+    /// The text with its checksum line computed again (after an edit).
+    fn reseal(text: &str) -> Vec<u8> {
+        let body = &text[..text.rfind("#end ").expect("sealed")];
+        let mut out = body.as_bytes().to_vec();
+        out.extend_from_slice(END);
+        out.extend_from_slice(hex(&sha2::Sha256::digest(body.as_bytes())).as_bytes());
+        out.push(b'\n');
+        out
+    }
+
     #[test]
     fn records_round_trip() {
         let r = sample();
@@ -459,13 +657,14 @@ mod tests {
     fn hostile_records_are_refused_with_their_line() {
         let text = String::from_utf8(sample().to_text()).expect("utf8");
         for (bad, line) in [
-            (text.replace("20261122T000000.000000Z\told", "../../etc\told"), 8),
-            (text.replace("\told/x", "\t../x"), 8),
-            (text.replace("\t1536\t", "\tlots\t"), 8),
+            (text.replace("20261122T000000.000000Z\told", "../../etc\told"), 10),
+            (text.replace("\told/x", "\t../x"), 10),
+            (text.replace("\t1536\t", "\tlots\t"), 10),
             (text.replace("#status partial", "#status odd"), 3),
-            (text.replace("#xtar-snapshot 1", "#xtar-snapshot 9"), 1),
+            (text.replace("#xtar-snapshot 2", "#xtar-snapshot 9"), 1),
+            (text.replace("#base -", "#base 20261124T000000.000000Z"), 5),
         ] {
-            match Record::parse(bad.as_bytes(), "x", false) {
+            match Record::parse(&reseal(&bad), "x", false) {
                 Err(Error::Record { line: l, .. }) => assert_eq!(l, line, "{bad}"),
                 other => panic!("accepted or wrong error: {other:?}"),
             }
@@ -487,15 +686,15 @@ mod tests {
         let text = r.to_text();
         assert!(text.len() > 4 * 256 * 1024, "several chunks: {}", text.len());
         assert_eq!(Record::parse(&text, "x", false).expect("parses"), r);
-        // Lines 1-6 are headers, 7 the root: entry k is on line 8 + k.
+        // Lines 1-8 are headers, 9 the root: entry k is on line 10 + k.
         for k in [1usize, 5_000, 12_345, 19_998] {
             let bad = String::from_utf8(text.clone()).expect("utf8").replacen(
                 &format!("d/{k:06}\t"),
                 &format!("d/{:06}\t", k - 1),
                 1,
             );
-            match Record::parse(bad.as_bytes(), "x", false) {
-                Err(Error::Record { line, .. }) => assert_eq!(line, 8 + k, "entry {k}"),
+            match Record::parse(&reseal(&bad), "x", false) {
+                Err(Error::Record { line, .. }) => assert_eq!(line, 10 + k, "entry {k}"),
                 other => panic!("entry {k}: accepted or wrong error: {other:?}"),
             }
         }
@@ -503,5 +702,45 @@ mod tests {
         let mut swapped = r.clone();
         swapped.lines[1..].reverse();
         assert!(Record::parse(&swapped.to_text(), "x", false).is_err());
+    }
+
+    #[test]
+    fn a_damaged_or_cut_record_is_refused() {
+        let text = sample().to_text();
+        let mut flipped = text.clone();
+        flipped[text.len() / 2] ^= 0x20;
+        let cut = &text[..text.len() - 100];
+        for (bad, what) in [(&flipped[..], "checksum does not match"), (cut, "cut short")] {
+            match Record::parse(bad, "x", false) {
+                Err(e) => assert!(e.to_string().contains(what), "{e}"),
+                Ok(_) => panic!("accepted: {what}"),
+            }
+        }
+    }
+
+    /// A delta (lines that changed, paths removed) applied to its base
+    /// gives the new listing back, and survives its text.
+    #[test]
+    fn deltas_apply_to_their_base() {
+        let old = sample();
+        let mut new = old.clone();
+        new.lines.remove(1); // "a\tb" is gone
+        new.lines[1].stat = Some(Stat { ctime: Timestamp::new(9, 9), ino: 43 }); // "c" touched
+        let mut added = new.lines[1].clone();
+        added.entry.path = b"b".to_vec();
+        new.lines.insert(1, added);
+        let (changed, removed) = diff_lines(&old.lines, &new.lines);
+        assert_eq!(removed, vec![b"a\tb".to_vec()]);
+        assert_eq!(
+            changed.iter().map(|l| l.entry.path.clone()).collect::<Vec<_>>(),
+            vec![b"b".to_vec(), b"c".to_vec()]
+        );
+        let mut delta = Record::new("20261124T000000.000000Z", Status::Complete, b"/");
+        delta.base = Some(old.name.clone());
+        (delta.lines, delta.removed) = (changed, removed);
+        let delta = Record::parse(&delta.to_text(), "x", false).expect("parses");
+        assert_eq!(apply_deltas(old.lines.clone(), &[&delta]), new.lines);
+        // An unchanged snapshot's delta is empty.
+        assert_eq!(diff_lines(&old.lines, &old.lines), (Vec::new(), Vec::new()));
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::record::{valid_name, Record, Status, RECORD_NAME};
+use crate::record::{apply_deltas, valid_name, PathFilter, Record, Status, RECORD_NAME};
 use crate::{io_err, Error, Result};
 
 /// The directory of archives inside a repository.
@@ -14,6 +14,10 @@ pub const ARCHIVES: &str = "Archives";
 /// The file naming the newest complete snapshot.
 pub const LATEST: &str = "Latest";
 const LOCK: &str = "lock";
+/// The suffix of the copy of a snapshot's record beside its archive.
+pub const COPY_SUFFIX: &str = ".snapshot";
+/// The longest chain of records with a base that a reader follows.
+pub const MAX_CHAIN: usize = 256;
 
 /// An open repository.
 pub struct Repo {
@@ -33,10 +37,32 @@ pub struct SnapshotInfo {
     pub status: Status,
     /// The snapshot it was compared with.
     pub parent: Option<String>,
+    /// The machine it was taken on (empty for version 1 records).
+    pub host: Vec<u8>,
+    /// The source directory.
+    pub root: Vec<u8>,
     /// Counts.
     pub stats: crate::Stats,
-    /// Size of the archive file.
+    /// Size of the archive file (0 when it is missing), and of the copy of
+    /// its record.
     pub archive_bytes: u64,
+}
+
+/// Which snapshots a command looks at: those of one host, one source
+/// directory, or both (all when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only snapshots taken on this machine.
+    pub host: Option<Vec<u8>>,
+    /// Only snapshots of this source directory.
+    pub root: Option<Vec<u8>>,
+}
+
+impl Filter {
+    /// Whether a snapshot passes.
+    pub fn accepts(&self, host: &[u8], root: &[u8]) -> bool {
+        self.host.as_deref().is_none_or(|h| h == host) && self.root.as_deref().is_none_or(|r| r == root)
+    }
 }
 
 /// The time an archive name stands for.
@@ -100,6 +126,28 @@ impl Repo {
         self.root.join(ARCHIVES).join(format!("{name}.xtar"))
     }
 
+    /// The path of the copy of an archive's record.
+    pub fn copy_path(&self, name: &str) -> PathBuf {
+        self.root.join(ARCHIVES).join(format!("{name}{COPY_SUFFIX}"))
+    }
+
+    /// The names of every archive and every record copy, oldest first: a
+    /// snapshot whose archive is lost is still listed from its copy.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let dir = self.root.join(ARCHIVES);
+        let mut names = std::collections::BTreeSet::new();
+        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let e = e.map_err(io_err(&dir))?;
+            let n = e.file_name();
+            let Some(n) = n.to_str() else { continue };
+            let Some(name) = n.strip_suffix(".xtar").or_else(|| n.strip_suffix(COPY_SUFFIX)) else { continue };
+            if valid_name(name) && e.file_type().is_ok_and(|t| t.is_file()) {
+                names.insert(name.to_string());
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
     /// The names of all archives, oldest first.
     pub fn archives(&self) -> Result<Vec<String>> {
         let dir = self.root.join(ARCHIVES);
@@ -117,24 +165,52 @@ impl Repo {
     }
 
     /// Removes temporary files that killed runs left in `Archives`
-    /// (`.NAME.xtar.XXXXXX.partial`). Call with the lock held.
+    /// (`.NAME.xtar.XXXXXX.partial`, `.NAME.snapshot.XXXXXX.partial`).
+    /// Call with the lock held.
     pub fn remove_stale(&self) {
         fsutil::remove_matching(&self.root.join(ARCHIVES), |n| {
             fsutil::partial_target(n)
                 .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| t.strip_suffix(".xtar"))
+                .and_then(|t| t.strip_suffix(".xtar").or_else(|| t.strip_suffix(COPY_SUFFIX)))
                 .is_some_and(valid_name)
         });
+    }
+
+    /// Writes the copy of a record (atomically, replacing an older copy).
+    pub fn write_copy(&self, name: &str, text: &[u8]) -> Result<()> {
+        fsutil::write_bytes(&self.copy_path(name), text, true).map_err(|e| Error::Xtar(e.into()))
+    }
+
+    /// Writes the copy of the record of every complete snapshot that has
+    /// none: those of version 1 repositories (the migration to version 2),
+    /// and that of a run killed between its archive and its copy. Returns
+    /// the names of the copies written. Call with the lock held.
+    pub fn ensure_copies(&self) -> Result<Vec<String>> {
+        let mut written = Vec::new();
+        for name in self.archives()? {
+            if self.copy_path(&name).exists() {
+                continue;
+            }
+            let Ok(text) = self.raw(&name) else { continue };
+            if Record::parse(&text, &name, true).is_ok_and(|r| r.status == Status::Complete && r.name == name) {
+                self.write_copy(&name, &text)?;
+                written.push(name);
+            }
+        }
+        Ok(written)
     }
 
     /// A new archive name: the current UTC time, later than every
     /// existing archive.
     pub fn new_name(&self) -> Result<String> {
         let mut t = SystemTime::now();
-        let newest = self.archives()?.pop();
+        let newest = self.names()?.pop();
         loop {
             let name = time_name(t);
-            if newest.as_ref().is_none_or(|n| name > *n) && !self.archive_path(&name).exists() {
+            if newest.as_ref().is_none_or(|n| name > *n)
+                && !self.archive_path(&name).exists()
+                && !self.copy_path(&name).exists()
+            {
                 return Ok(name);
             }
             t = match newest.as_deref().and_then(name_time) {
@@ -157,18 +233,99 @@ impl Repo {
         Ok(rec)
     }
 
-    /// The record's text (cached).
-    fn raw(&self, name: &str) -> Result<std::sync::Arc<Vec<u8>>> {
+    /// The record's text, checked (cached): from the archive, or, when
+    /// the archive is missing or its record damaged, from its copy.
+    pub fn raw(&self, name: &str) -> Result<std::sync::Arc<Vec<u8>>> {
         if let Some(r) = self.raw.lock().ok().and_then(|c| c.get(name).cloned()) {
             return Ok(r);
         }
-        let text = xtar::read::tail_member(&self.archive_path(name), RECORD_NAME)?
-            .ok_or_else(|| Error::NoRecord { archive: name.to_string() })?;
+        let text = match self.archive_record(name) {
+            Ok(text) => text,
+            Err(e) => match std::fs::read(self.copy_path(name)) {
+                Ok(copy) if Record::verify(&copy, name).is_ok() => copy,
+                _ => return Err(e),
+            },
+        };
         let text = std::sync::Arc::new(text);
         if let Ok(mut c) = self.raw.lock() {
             c.insert(name.to_string(), text.clone());
         }
         Ok(text)
+    }
+
+    /// The record as the archive holds it, checked (not cached, no copy).
+    pub fn archive_record(&self, name: &str) -> Result<Vec<u8>> {
+        let text = xtar::read::tail_member(&self.archive_path(name), RECORD_NAME)?
+            .ok_or_else(|| Error::NoRecord { archive: name.to_string() })?;
+        Record::verify(&text, name)?;
+        Ok(text)
+    }
+
+    /// The records a snapshot's listing is made of, newest first: its own,
+    /// then its base's, and so on to one that lists the whole tree.
+    pub fn chain(&self, name: &str) -> Result<Vec<std::sync::Arc<Record>>> {
+        let mut chain = vec![self.record_header(name)?];
+        while let Some(base) = chain.last().and_then(|r| r.base.clone()) {
+            if chain.len() > MAX_CHAIN {
+                return Err(Error::Record {
+                    archive: name.to_string(),
+                    line: 5,
+                    message: format!("more than {MAX_CHAIN} records with a base in a row"),
+                });
+            }
+            let rec = self.record_header(&base).map_err(|e| Error::Chain {
+                snapshot: name.to_string(),
+                base: base.clone(),
+                source: Box::new(e),
+            })?;
+            if rec.status != Status::Complete {
+                return Err(Error::Chain {
+                    snapshot: name.to_string(),
+                    base,
+                    source: Box::new(Error::NoRecord { archive: rec.name.clone() }),
+                });
+            }
+            chain.push(rec);
+        }
+        Ok(chain)
+    }
+
+    /// The header of a record (its lines not parsed).
+    fn record_header(&self, name: &str) -> Result<std::sync::Arc<Record>> {
+        if let Some(r) = self.cache.lock().ok().and_then(|c| c.get(name).cloned()) {
+            return Ok(r);
+        }
+        let text = self.raw(name)?;
+        Ok(std::sync::Arc::new(Record::parse(&text, name, true)?))
+    }
+
+    /// The whole listing of a snapshot: its record with those of its chain
+    /// applied, as one record that has no base.
+    pub fn snapshot(&self, name: &str) -> Result<Record> {
+        self.snapshot_filtered(name, None)
+    }
+
+    /// Like [`Repo::snapshot`], parsing only the lines whose escaped path
+    /// `keep` accepts.
+    pub fn snapshot_filtered(&self, name: &str, keep: Option<PathFilter<'_>>) -> Result<Record> {
+        let chain = self.chain(name)?;
+        let load = |n: &str| -> Result<Record> {
+            match keep {
+                None => Ok((*self.record(n)?).clone()),
+                Some(_) => self.record_filtered(n, keep),
+            }
+        };
+        let mut own = load(name)?;
+        let [_, between @ .., base] = chain.as_slice() else { return Ok(own) };
+        let base = load(&base.name)?;
+        let between: Vec<Record> = between.iter().rev().map(|r| load(&r.name)).collect::<Result<_>>()?;
+        let mut deltas: Vec<&Record> = between.iter().collect();
+        deltas.push(&own);
+        let lines = apply_deltas(base.lines, &deltas);
+        own.lines = lines;
+        own.removed.clear();
+        own.base = None;
+        Ok(own)
     }
 
     /// Reads the record of an archive, parsing only the lines whose escaped
@@ -200,7 +357,7 @@ impl Repo {
     /// cannot be read are returned as errors, by name.
     pub fn infos(&self) -> Result<Vec<(String, Result<SnapshotInfo>)>> {
         Ok(self
-            .archives()?
+            .names()?
             .into_iter()
             .map(|name| {
                 let info = self.info(&name);
@@ -210,31 +367,37 @@ impl Repo {
     }
 
     fn info(&self, name: &str) -> Result<SnapshotInfo> {
-        let path = self.archive_path(name);
-        let text = xtar::read::tail_member(&path, RECORD_NAME)?
-            .ok_or_else(|| Error::NoRecord { archive: name.to_string() })?;
-        let rec = Record::parse(&text, name, true)?;
+        let rec = self.record_header(name)?;
+        let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         Ok(SnapshotInfo {
             name: name.to_string(),
             time: name_time(name).unwrap_or(SystemTime::UNIX_EPOCH),
             status: rec.status,
-            parent: rec.parent,
+            parent: rec.parent.clone(),
+            host: rec.host.clone(),
+            root: rec.root.clone(),
             stats: rec.stats,
-            archive_bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            archive_bytes: size(self.archive_path(name)) + size(self.copy_path(name)),
         })
     }
 
-    /// The complete snapshots, oldest first.
-    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
-        Ok(self.infos()?.into_iter().filter_map(|(_, i)| i.ok()).filter(|i| i.status == Status::Complete).collect())
+    /// The complete snapshots that `filter` accepts, oldest first.
+    pub fn snapshots(&self, filter: &Filter) -> Result<Vec<SnapshotInfo>> {
+        Ok(self
+            .infos()?
+            .into_iter()
+            .filter_map(|(_, i)| i.ok())
+            .filter(|i| i.status == Status::Complete && filter.accepts(&i.host, &i.root))
+            .collect())
     }
 
-    /// The newest complete snapshot, found from the newest archive down
-    /// (`Latest` is a convenience for people; the archives decide).
-    pub fn latest(&self) -> Result<Option<String>> {
-        for name in self.archives()?.into_iter().rev() {
+    /// The newest complete snapshot that `filter` accepts, found from the
+    /// newest archive down (`Latest` is a convenience for people; the
+    /// archives decide).
+    pub fn latest(&self, filter: &Filter) -> Result<Option<String>> {
+        for name in self.names()?.into_iter().rev() {
             if let Ok(i) = self.info(&name) {
-                if i.status == Status::Complete {
+                if i.status == Status::Complete && filter.accepts(&i.host, &i.root) {
                     return Ok(Some(name));
                 }
             }
@@ -242,15 +405,15 @@ impl Repo {
         Ok(None)
     }
 
-    /// Resolves a snapshot: `None` or `latest` for the newest, else a
-    /// full name or a unique prefix of one.
-    pub fn resolve(&self, spec: Option<&str>) -> Result<String> {
+    /// Resolves a snapshot among those `filter` accepts: `None` or
+    /// `latest` for the newest, else a full name or a unique prefix of one.
+    pub fn resolve(&self, spec: Option<&str>, filter: &Filter) -> Result<String> {
         let not_found =
             |spec: &str, hint: String| Error::NoSnapshot { spec: spec.to_string(), repo: self.root.clone(), hint };
         match spec {
-            None | Some("latest") => self.latest()?.ok_or_else(|| not_found("latest", String::new())),
+            None | Some("latest") => self.latest(filter)?.ok_or_else(|| not_found("latest", String::new())),
             Some(s) => {
-                let all = self.snapshots()?;
+                let all = self.snapshots(filter)?;
                 if let Some(i) = all.iter().find(|i| i.name == s) {
                     return Ok(i.name.clone());
                 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use manifest::{Entry, Kind, Manifest};
 
 use crate::record::Line;
-use crate::repository::Repo;
+use crate::repository::{Filter, Repo};
 use crate::{Error, Result};
 
 /// A reader of `len` bytes of `f` from `pos`, with positioned reads.
@@ -78,17 +78,19 @@ fn selected(paths: &[Vec<u8>], path: &[u8]) -> bool {
     paths.is_empty() || paths.iter().any(|p| manifest::is_within(path, p))
 }
 
-/// Restores the snapshot `snapshot` (`None`: the newest) of the repository
-/// at `repo` into `dest`; `opts.paths` restricts it to some paths.
+/// Restores the snapshot `snapshot` (`None`: the newest that `filter`
+/// accepts) of the repository at `repo` into `dest`; `opts.paths`
+/// restricts it to some paths.
 pub fn restore(
     repo: &Path,
     snapshot: Option<&str>,
+    filter: &Filter,
     dest: &Path,
     opts: &xtar::ExtractOptions,
     obs: &dyn xtar::Observer,
 ) -> Result<xtar::ExtractReport> {
     let repo = Repo::open(repo)?;
-    let name = repo.resolve(snapshot)?;
+    let name = repo.resolve(snapshot, filter)?;
     // Only the lines asked for are parsed (the record of a big tree is
     // large), then those of hard-link targets outside them.
     let escaped: Vec<Vec<u8>> = opts
@@ -102,7 +104,7 @@ pub fn restore(
         .collect();
     let keep = |field: &[u8]| selected(&escaped, field);
     let filter: Option<crate::record::PathFilter<'_>> = if escaped.is_empty() { None } else { Some(&keep) };
-    let rec = repo.record_filtered(&name, filter)?;
+    let rec = repo.snapshot_filtered(&name, filter)?;
     let targets: Vec<Vec<u8>> = rec
         .lines
         .iter()
@@ -119,7 +121,7 @@ pub fn restore(
         Vec::new()
     } else {
         let keep = |field: &[u8]| targets.iter().any(|t| t == field);
-        repo.record_filtered(&name, Some(&keep))?.lines
+        repo.snapshot_filtered(&name, Some(&keep))?.lines
     };
     let by_path: HashMap<&[u8], &Line> = rec.lines.iter().chain(&extra).map(|l| (&l.entry.path[..], l)).collect();
     let mut lines: Vec<Line> = Vec::new();
@@ -186,10 +188,10 @@ pub(crate) fn read_members(repo: &Repo, lines: &[Line], restorer: &mut xtar::Res
 }
 
 /// The manifest of a snapshot (for `diff`).
-pub fn snapshot_manifest(repo: &Path, snapshot: Option<&str>) -> Result<Manifest> {
+pub fn snapshot_manifest(repo: &Path, snapshot: Option<&str>, filter: &Filter) -> Result<Manifest> {
     let repo = Repo::open(repo)?;
-    let name = repo.resolve(snapshot)?;
-    let rec = repo.record(&name)?;
+    let name = repo.resolve(snapshot, filter)?;
+    let rec = repo.snapshot(&name)?;
     let mut m = Manifest::new(rec.root.clone());
     m.entries = rec.lines.iter().map(|l| l.entry.clone()).collect::<Vec<Entry>>();
     Ok(m)

@@ -1,7 +1,8 @@
 //! The record format is a promise: this record must keep producing, and
-//! parsing from, exactly the bytes in `golden/record-v1.txt`. Set
-//! `XTAR_BLESS=1` to rewrite the file after a deliberate format change
-//! (which also bumps the record version and updates the spec).
+//! parsing from, exactly the bytes in `golden/record-v2.txt`, and the
+//! version 1 record in `golden/record-v1.txt` must keep parsing. Set
+//! `XTAR_BLESS=1` to rewrite the version 2 file after a deliberate format
+//! change (which also bumps the record version and updates the spec).
 
 use manifest::{Entry, Kind, Timestamp};
 use repo::{Line, Location, Record, Stat, Stats, Status};
@@ -29,6 +30,9 @@ fn record() -> Record {
         name: "20261123T101500.123456Z".into(),
         status: Status::Complete,
         parent: Some("20261122T090000.000001Z".into()),
+        base: None,
+        host: Vec::new(),
+        removed: Vec::new(),
         root: b"/home/user/my docs".to_vec(),
         stats: Stats { files: 3, bytes: 13, added: 1, changed: 1, removed: 2, stored: 1, stored_bytes: 5 },
         lines: vec![
@@ -66,14 +70,31 @@ fn record() -> Record {
     }
 }
 
+/// A version 2 record listing what changed since its base: lines, and
+/// paths that are gone.
+fn delta() -> Record {
+    let mut r = record();
+    r.base = r.parent.clone();
+    r.host = b"backup host".to_vec();
+    r.removed = vec![b"b gone.txt".to_vec(), b"d/old".to_vec(), b"z".to_vec()];
+    r
+}
+
 #[test]
 fn the_record_format_is_stable() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/record-v1.txt");
-    let text = record().to_text();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/record-v2.txt");
+    let text = delta().to_text();
     if std::env::var_os("XTAR_BLESS").is_some() {
         std::fs::write(&path, &text).expect("bless");
     }
     let golden = std::fs::read(&path).expect("golden vector");
     assert_eq!(String::from_utf8_lossy(&text), String::from_utf8_lossy(&golden));
+    assert_eq!(Record::parse(&golden, "20261123T101500.123456Z", false).expect("parses"), delta());
+}
+
+#[test]
+fn version_1_records_still_read() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/record-v1.txt");
+    let golden = std::fs::read(&path).expect("golden vector");
     assert_eq!(Record::parse(&golden, "20261123T101500.123456Z", false).expect("parses"), record());
 }

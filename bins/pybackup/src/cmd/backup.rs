@@ -16,6 +16,8 @@ pub fn run(a: &BackupArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     opts.compress.jobs = jobs;
     opts.compress.walk = a.walk.options()?;
     opts.checksum = a.checksum;
+    opts.host = a.host.as_ref().map(|h| h.as_bytes().to_vec());
+    opts.parent = a.parent.clone();
     if let Some(c) = a.checkpoint {
         opts.checkpoint_bytes = c;
     }
@@ -30,6 +32,8 @@ pub fn run(a: &BackupArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
             "stored": s.stored, "stored_bytes": s.stored_bytes, "resumed": r.resumed,
             "hashed": r.hashed, "archives": r.archives, "bytes_written": r.bytes_written,
             "warnings": r.warnings, "seconds": started.elapsed().as_secs_f64(),
+            "record": if r.delta { "changes" } else { "whole" }, "record_bytes": r.record_bytes,
+            "copies_written": r.copies_written,
         });
         println!("{v}");
     } else if !ui.quiet() {

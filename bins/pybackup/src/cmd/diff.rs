@@ -16,7 +16,7 @@ fn load_side(p: &Path, a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<(Ma
     if !p.exists() {
         if let Some(s) = p.to_str() {
             if let (repo, Some(snap)) = split_spec(s) {
-                let m = repo::snapshot_manifest(&repo, Some(&snap))
+                let m = repo::snapshot_manifest(&repo, Some(&snap), &repo::Filter::default())
                     .with_context(|| format!("cannot read snapshot `{s}`"))?;
                 return Ok((m, 0));
             }

@@ -13,7 +13,7 @@ pub fn run(a: &ForgetArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         keep_weekly: a.keep_weekly,
         keep_monthly: a.keep_monthly,
     };
-    let plan = repo::forget(&a.repo, &policy, a.dry_run, ui)?;
+    let plan = repo::forget(&a.repo, &policy, &filter(&a.filter), a.dry_run, ui)?;
     let verb = if a.dry_run { "would" } else { "did" };
     let mut out = std::io::stdout().lock();
     for n in &plan.keep {
@@ -24,6 +24,9 @@ pub fn run(a: &ForgetArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     }
     for (n, members, bytes) in &plan.consolidate {
         writeln!(out, "rewrite  {n}.xtar  (keeps {members} files, {}, that kept snapshots need)", human(*bytes))?;
+    }
+    for n in &plan.rebase {
+        writeln!(out, "rebase   {n}  (its record was listed relative to a forgotten snapshot)")?;
     }
     for n in &plan.delete {
         writeln!(out, "delete   {n}.xtar")?;

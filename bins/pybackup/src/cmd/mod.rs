@@ -21,6 +21,7 @@ pub mod forget;
 pub mod launch;
 pub mod list;
 pub mod manifest;
+pub mod migrate;
 pub mod protect;
 pub mod repair;
 pub mod restore;
@@ -32,6 +33,17 @@ pub mod verify;
 /// A path asked for inside an archive or snapshot, as it spells it.
 pub fn request_path(p: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(xtar::request_path(p)?)
+}
+
+/// The snapshots a command looks at.
+pub fn filter(f: &FilterArgs) -> repo::Filter {
+    use std::os::unix::ffi::OsStrExt;
+    repo::Filter {
+        host: f.host.as_ref().map(|h| h.as_bytes().to_vec()),
+        // Recorded roots are canonical: so is the one asked for, when it
+        // still exists.
+        root: f.path.as_ref().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()).as_os_str().as_bytes().to_vec()),
+    }
 }
 
 /// Worker threads: `-j`, or one per CPU.

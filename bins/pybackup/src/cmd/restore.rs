@@ -11,7 +11,7 @@ pub fn run(a: &RestoreArgs, jobs: usize, verbose: bool, ui: &Ui) -> anyhow::Resu
     let (repo, snap) = split_spec(&a.source);
     let paths = a.paths.iter().map(|p| request_path(p)).collect::<anyhow::Result<Vec<_>>>()?;
     let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs, paths };
-    let r = repo::restore(&repo, snap.as_deref(), &a.dest, &opts, ui)
+    let r = repo::restore(&repo, snap.as_deref(), &filter(&a.filter), &a.dest, &opts, ui)
         .with_context(|| format!("cannot restore `{}`", a.source))?;
     ui.finish();
     report_restore(ui, verbose, &r);

@@ -19,6 +19,7 @@ pub fn run(a: &SnapshotsArgs) -> anyhow::Result<ExitCode> {
             "snapshot", "files", "size", "added", "changed", "removed", "archive"
         )?;
     }
+    let filter = filter(&a.filter);
     for (name, info) in repo.infos()? {
         let info = match info {
             Ok(i) => i,
@@ -28,14 +29,15 @@ pub fn run(a: &SnapshotsArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        if !a.all && info.status != repo::Status::Complete {
+        if (!a.all && info.status != repo::Status::Complete) || !filter.accepts(&info.host, &info.root) {
             continue;
         }
         let s = info.stats;
         if a.json {
             let v = json!({
                 "snapshot": name, "time": humantime::format_rfc3339_micros(info.time).to_string(),
-                "status": info.status.word(), "parent": info.parent, "files": s.files, "bytes": s.bytes,
+                "status": info.status.word(), "parent": info.parent,
+                "host": String::from_utf8_lossy(&info.host), "path": String::from_utf8_lossy(&info.root), "files": s.files, "bytes": s.bytes,
                 "added": s.added, "changed": s.changed, "removed": s.removed, "stored": s.stored,
                 "stored_bytes": s.stored_bytes, "archive_bytes": info.archive_bytes,
             });
