@@ -162,7 +162,8 @@ fn redundancy(repo: &Repo, name: &str, problems: &mut Vec<String>) {
             copy_path.display()
         )),
         (Err(e), Ok(_)) => problems.push(format!(
-            "snapshot {name}: the record in its archive cannot be read (its copy {} can): {e}",
+            "snapshot {name}: the record in its archive {} cannot be read (its copy {} can): {e}",
+            archive.display(),
             copy_path.display()
         )),
         (Ok(_), Err(e)) => problems.push(format!(

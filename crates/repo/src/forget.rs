@@ -168,6 +168,15 @@ pub fn forget(
     for name in &plan.rebase {
         rebase(&repo, &records, &kept, name, needed.get(name), obs)?;
     }
+    // A run killed while it rebased may have left a copy that differs from
+    // its archive's record: the archive's is the one that holds.
+    for name in &plan.keep {
+        if let Ok(text) = repo.archive_record(name) {
+            if std::fs::read(repo.copy_path(name)).ok().as_deref() != Some(&text[..]) {
+                repo.write_copy(name, &text)?;
+            }
+        }
+    }
     // Then the forgotten snapshots go: the copy of each record first, so
     // that a run killed here leaves no copy that outlives its archive.
     for name in &plan.forget {
@@ -177,10 +186,16 @@ pub fn forget(
             _ => {}
         }
     }
-    for (name, _, _) in &plan.consolidate {
-        consolidate(&repo, &records[name], &needed[name], obs)?;
-    }
-    for name in &plan.delete {
+    // Newest first: a forgotten snapshot still listed after a run killed
+    // here is listed relative to older ones only, which are still there.
+    let mut steps: Vec<(&String, bool)> = plan.consolidate.iter().map(|(n, _, _)| (n, true)).collect();
+    steps.extend(plan.delete.iter().map(|n| (n, false)));
+    steps.sort_by(|a, b| b.0.cmp(a.0));
+    for (name, keeps_data) in steps {
+        if keeps_data {
+            consolidate(&repo, &records[name], &needed[name], obs)?;
+            continue;
+        }
         let path = repo.archive_path(name);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(crate::io_err(&path)(e)),

@@ -9,6 +9,7 @@ mod interop;
 mod protect;
 mod salvage;
 mod sets;
+mod sharing;
 mod snapshots;
 mod support;
 mod v3;
