@@ -10,12 +10,24 @@ pybackup and for `restic backup` in the same run, each round:
 then, for pybackup once: five more incremental backups, each changing 20
 files, and `pybackup restore REPO DEST PATH` of one file, timed 15 times.
 
+With `--chain N` (issue 15), afterwards, in the same run, for pybackup, for
+a baseline pybackup (`--baseline BINARY`, for example the build of a commit
+before repository format 2) and for restic, each in its own repository: a
+first backup, then N daily snapshots with 1 % of the files touched (new
+mtime, same content) each day, then one unchanged snapshot; it prints the
+bytes the N snapshots added in all (touched files have the same content, so
+all of it is metadata), the bytes the unchanged one added, the wall time and
+peak RSS of each kind of run (medians), and the restore of one file from
+the last snapshot. `--files N` backs up a generated tree of N small files
+instead of a copy of `--tree` (the scale test: `--files 1000000`).
+
 The tree is read once before every timed step (the machine's proactive
 reclaim evicts it otherwise). Medians are reported, with the ratios that
 the issue sets targets for (unchanged ≤ 0.05 × first, 1 % ≤ 0.1 × first,
 one-file restore < 50 ms) and the ratios to restic.
 
     python3 benches/backup.py [--rounds N] [--tree PATH] [--no-restic]
+        [--chain N [--baseline BINARY] [--files N] [--skip-basic]]
 """
 
 import argparse
@@ -49,6 +61,108 @@ def warm(tree):
     os.sync()
 
 
+def timed(cmd, env=None):
+    """Wall seconds and peak RSS (KiB) of one command."""
+    with tempfile.NamedTemporaryFile("r") as f:
+        t = time.perf_counter()
+        r = subprocess.run(["/usr/bin/time", "-o", f.name, "-f", "%M"] + cmd, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, env=env)
+        dt = time.perf_counter() - t
+        if r.returncode != 0:
+            sys.stderr.write(r.stderr.decode(errors="replace"))
+            raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}")
+        rss = int(f.read().strip().splitlines()[-1])
+    return dt, rss
+
+
+def generate(root, n):
+    """A tree of n small files, 100 per directory, 100 directories per level."""
+    for i in range(n):
+        d = os.path.join(root, f"{i // 10000:03d}", f"{i // 100 % 100:02d}")
+        if i % 100 == 0:
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"f{i:07d}.txt"), "w") as f:
+            f.write(f"file {i}\n" * (1 + i % 7))
+
+
+def chain_bench(args, src, files, work, pyb, restic, env):
+    tools = [("pybackup", pyb)]
+    if args.baseline:
+        tools.append(("baseline", os.path.abspath(args.baseline)))
+    if restic:
+        tools.append(("restic", restic))
+    res = {}
+    for name, binary in tools:
+        repo = os.path.join(work, f"chain-{name}")
+        shutil.rmtree(repo, ignore_errors=True)
+        if name == "restic":
+            subprocess.run([binary, "init", "-q", "--repo", repo], env=env, check=True, stdout=subprocess.DEVNULL)
+            cmd = [binary, "-q", "--repo", repo, "backup", src]
+        else:
+            cmd = [binary, "-q", "--no-progress", "backup", src, repo]
+        warm(src)
+        first = timed(cmd, env)
+        size0 = du(repo)
+        daily = []
+        for day in range(args.chain):
+            now = time.time() + 86400 * (day + 1)
+            for p in files[day % 100 :: 100]:
+                os.utime(p, (now, now))
+            daily.append(timed(cmd, env))
+        size1 = du(repo)
+        same = [timed(cmd, env) for _ in range(3)]
+        size2 = du(repo)
+        target = files[len(files) // 3]
+        rel = os.path.relpath(target, src)
+        restores = []
+        for i in range(9):
+            dest = os.path.join(work, f"chain-restore-{name}-{i}")
+            if name == "restic":
+                rcmd = [binary, "-q", "--repo", repo, "restore", "latest", "--target", dest,
+                        "--include", target]
+                got = os.path.join(dest, target.lstrip("/"))
+            else:
+                rcmd = [binary, "-q", "--no-progress", "restore", repo, dest, rel]
+                got = os.path.join(dest, rel)
+            restores.append(wall(rcmd, env))
+            with open(got, "rb") as a, open(target, "rb") as b:
+                assert a.read() == b.read(), f"{name}: restored file differs"
+            shutil.rmtree(dest)
+        res[name] = {
+            "first": first, "size0": size0, "daily_bytes": size1 - size0, "same_bytes": (size2 - size1) / 3,
+            "daily_wall": statistics.median(d[0] for d in daily), "same_wall": statistics.median(d[0] for d in same),
+            "rss": max(x[1] for x in [first] + daily + same), "restore": statistics.median(restores),
+        }
+        r = res[name]
+        print(f"chain {name}: first {first[0]:.2f} s ({size0 / 1e6:.1f} MB); {args.chain} days added "
+              f"{r['daily_bytes'] / 1e6:.2f} MB; unchanged adds {r['same_bytes'] / 1e3:.1f} KB", flush=True)
+        shutil.rmtree(repo, ignore_errors=True)
+    print()
+    print(f"{args.chain} daily snapshots, 1 % of {len(files)} files touched each day (medians)")
+    print(f"{'':24}" + "".join(f"{n:>14}" for n in res))
+    rows = [
+        ("first backup (s)", lambda r: f"{r['first'][0]:.2f}"),
+        ("first backup (MB)", lambda r: f"{r['size0'] / 1e6:.1f}"),
+        (f"{args.chain} days added (MB)", lambda r: f"{r['daily_bytes'] / 1e6:.3f}"),
+        ("unchanged adds (KB)", lambda r: f"{r['same_bytes'] / 1e3:.1f}"),
+        ("daily run (s)", lambda r: f"{r['daily_wall']:.3f}"),
+        ("unchanged run (s)", lambda r: f"{r['same_wall']:.3f}"),
+        ("unchanged / first", lambda r: f"{r['same_wall'] / r['first'][0]:.3f}"),
+        ("peak RSS (MiB)", lambda r: f"{r['rss'] / 1024:.0f}"),
+        ("restore 1 file (ms)", lambda r: f"{r['restore'] * 1000:.1f}"),
+    ]
+    for label, f in rows:
+        print(f"{label:24}" + "".join(f"{f(r):>14}" for r in res.values()))
+    p = res["pybackup"]
+    for other in [n for n in res if n != "pybackup"]:
+        o = res[other]
+        print(f"pybackup / {other}: {args.chain} days added {p['daily_bytes'] / max(o['daily_bytes'], 1):.3f}, "
+              f"unchanged adds {p['same_bytes'] / max(o['same_bytes'], 1):.3f}, "
+              f"unchanged run {p['same_wall'] / o['same_wall']:.3f}")
+    print("targets: unchanged adds <= 120 KB; days added <= 0.05 x the baseline's; unchanged run <= 0.05 x first; "
+          "restore < 50 ms; peak RSS <= 256 MiB")
+
+
 def files_of(tree):
     out = []
     for d, dirs, files in os.walk(tree):
@@ -73,17 +187,29 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tree", default=sysconfig.get_paths()["stdlib"])
     ap.add_argument("--no-restic", action="store_true")
+    ap.add_argument("--chain", type=int, default=0)
+    ap.add_argument("--baseline")
+    ap.add_argument("--files", type=int, default=0)
+    ap.add_argument("--skip-basic", action="store_true")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "pybackup"], cwd=ROOT, check=True)
     pyb = os.path.join(ROOT, "target", "release", "pybackup")
     restic = None if args.no_restic else shutil.which("restic")
     work = tempfile.mkdtemp(prefix="bench-backup-")
     src = os.path.join(work, "src")
-    print(f"copying {args.tree} ...", flush=True)
-    shutil.copytree(args.tree, src, symlinks=True)
+    if args.files:
+        print(f"generating {args.files} files ...", flush=True)
+        generate(src, args.files)
+    else:
+        print(f"copying {args.tree} ...", flush=True)
+        shutil.copytree(args.tree, src, symlinks=True)
     files = files_of(src)
     print(f"tree: {len(files)} files, {du(src) / 1e6:.1f} MB; pybackup {pyb}; restic {restic or 'not run'}")
     env = dict(os.environ, RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=os.path.join(work, "restic-cache"))
+    if args.skip_basic:
+        chain_bench(args, src, files, work, pyb, restic, env)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     t = {k: [] for k in ("p_first", "p_same", "p_touch", "r_first", "r_same", "r_touch")}
     sizes = {}
     for rnd in range(args.rounds):
@@ -143,6 +269,9 @@ def main():
         print(f"repository size: pybackup {sizes['pybackup'] / 1e6:.1f} MB, restic {sizes['restic'] / 1e6:.1f} MB")
     print(f"restore of one file from snapshot {depth} ({depth - 1} incrementals deep after the first): "
           f"median {statistics.median(restores) * 1000:.1f} ms, min {min(restores) * 1000:.1f} ms (target < 50 ms)")
+    if args.chain:
+        print()
+        chain_bench(args, src, files, work, pyb, restic, env)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -16,7 +16,7 @@ fn check(text: &[u8]) {
                 assert!(xtar::format::check_member_path(m).is_ok() || m == l.entry.path.as_slice());
             }
         }
-        let _ = repo::record::apply_deltas(r.lines.clone(), &[&r]);
+        let _ = repo::record::apply_deltas(r.lines.clone(), vec![r.clone()]);
     }
 }
 

@@ -127,7 +127,16 @@ impl Earlier {
                 let mut sizes: Vec<u64> =
                     chain.iter().map(|r| repo.raw(&r.name).map(|t| t.len() as u64)).collect::<Result<_>>()?;
                 let base = sizes.pop().unwrap_or(0);
-                (Some(repo.snapshot(&name)?), (sizes, base))
+                let mut parent = repo.snapshot(&name)?;
+                // Content in an archive that is gone is not known: it is
+                // stored again (the parent may be listed from its copy).
+                let present: HashSet<String> = repo.archives()?.into_iter().collect();
+                for l in &mut parent.lines {
+                    if l.loc.as_ref().is_some_and(|loc| !present.contains(&loc.archive)) {
+                        l.loc = None;
+                    }
+                }
+                (Some(parent), (sizes, base))
             }
         };
         Ok(Earlier { parent, chain_bytes, pending })

@@ -266,6 +266,12 @@ impl Record {
     /// and for version 2 the checksum of its last line. Returns the part
     /// to parse (without the checksum line).
     pub fn verify<'t>(text: &'t [u8], archive: &str) -> Result<&'t [u8]> {
+        Record::strip_end(text, archive, true)
+    }
+
+    /// The version of a record, and its text without the `#end` line,
+    /// checked against it when `check`.
+    fn strip_end<'t>(text: &'t [u8], archive: &str, check: bool) -> Result<&'t [u8]> {
         let err = |line: usize, message: String| Error::Record { archive: archive.to_string(), line, message };
         let first_end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
         let first = String::from_utf8_lossy(&text[..first_end]);
@@ -286,16 +292,28 @@ impl Record {
         if version == 1 {
             return Ok(text);
         }
-        let lines = text.iter().filter(|&&b| b == b'\n').count();
+        let lines = || text.iter().filter(|&&b| b == b'\n').count();
         let body = text.strip_suffix(b"\n").unwrap_or(text);
         let last_start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let Some(sum) = body[last_start..].strip_prefix(END) else {
-            return Err(err(lines, "the record is cut short (no `#end` line with its checksum)".into()));
+            return Err(err(lines(), "the record is cut short (no `#end` line with its checksum)".into()));
         };
-        if sum != hex(&sha2::Sha256::digest(&text[..last_start])).as_bytes() {
-            return Err(err(lines, "the record is damaged: its checksum does not match".into()));
+        if check && sum != hex(&sha2::Sha256::digest(&text[..last_start])).as_bytes() {
+            return Err(err(lines(), "the record is damaged: its checksum does not match".into()));
         }
         Ok(&text[..last_start])
+    }
+
+    /// Like [`Record::parse_filtered`], for a text that [`Record::verify`]
+    /// already accepted: its checksum is not computed again.
+    pub fn parse_verified(
+        text: &[u8],
+        archive: &str,
+        header_only: bool,
+        keep: Option<PathFilter<'_>>,
+    ) -> Result<Record> {
+        let body = Record::strip_end(text, archive, false)?;
+        Record::parse_body_of(body, archive, header_only, keep)
     }
 
     /// Parses a record; `archive` names it in errors. With `header_only`,
@@ -312,8 +330,13 @@ impl Record {
         header_only: bool,
         keep: Option<PathFilter<'_>>,
     ) -> Result<Record> {
+        let body = Record::verify(text, archive)?;
+        Record::parse_body_of(body, archive, header_only, keep)
+    }
+
+    /// Parses a record's text without its `#end` line.
+    fn parse_body_of(text: &[u8], archive: &str, header_only: bool, keep: Option<PathFilter<'_>>) -> Result<Record> {
         let err = |line: usize, message: String| Error::Record { archive: archive.to_string(), line, message };
-        let text = Record::verify(text, archive)?;
         let mut rec = Record::new("", Status::Complete, b"");
         let mut status = None;
         // The header lines come first.
@@ -498,35 +521,59 @@ pub fn diff_lines(old: &[Line], new: &[Line]) -> (Vec<Line>, Vec<Vec<u8>>) {
     (changed, removed)
 }
 
+/// One change a record with a base makes to a path.
+enum Change {
+    Set(Line),
+    Remove(Vec<u8>),
+}
+
+impl Change {
+    fn path(&self) -> &[u8] {
+        match self {
+            Change::Set(l) => &l.entry.path,
+            Change::Remove(p) => p,
+        }
+    }
+}
+
+/// Merges two lists in canonical order; on the same path, `newer` wins.
+fn merge_by_path<T>(older: Vec<T>, newer: Vec<T>, path: impl Fn(&T) -> &[u8]) -> Vec<T> {
+    let mut out = Vec::with_capacity(older.len() + newer.len());
+    let mut newer = newer.into_iter().peekable();
+    for o in older {
+        let mut same = false;
+        while let Some(n) = newer.next_if(|n| manifest::cmp_paths(path(n), path(&o)).is_le()) {
+            same |= path(&n) == path(&o);
+            out.push(n);
+        }
+        if !same {
+            out.push(o);
+        }
+    }
+    out.extend(newer);
+    out
+}
+
 /// The full listing of a snapshot: `base`'s lines (a full listing) with
-/// `deltas` applied, oldest first.
-pub fn apply_deltas(base: Vec<Line>, deltas: &[&Record]) -> Vec<Line> {
-    if deltas.iter().all(|d| d.lines.is_empty() && d.removed.is_empty()) {
+/// the changes of `deltas` (records with a base, oldest first) applied.
+pub fn apply_deltas(base: Vec<Line>, deltas: Vec<Record>) -> Vec<Line> {
+    let mut overlay: Vec<Change> = Vec::new();
+    for d in deltas {
+        let sets = d.lines.into_iter().map(Change::Set).collect();
+        let removals = d.removed.into_iter().map(Change::Remove).collect();
+        overlay = merge_by_path(overlay, merge_by_path(removals, sets, Change::path), Change::path);
+    }
+    if overlay.is_empty() {
         return base;
     }
-    // The newest word on each path wins.
-    let mut last: std::collections::HashMap<&[u8], Option<&Line>> = std::collections::HashMap::new();
-    for d in deltas {
-        for p in &d.removed {
-            last.insert(p, None);
-        }
-        for l in &d.lines {
-            last.insert(&l.entry.path, Some(l));
-        }
-    }
-    let mut added: Vec<Line> = last.values().filter_map(|l| l.cloned()).collect();
-    added.sort_by(|a, b| manifest::cmp_paths(&a.entry.path, &b.entry.path));
-    let kept = base.into_iter().filter(|l| !last.contains_key(&l.entry.path[..]));
-    let mut out = Vec::with_capacity(added.len() + last.len());
-    let mut added = added.into_iter().peekable();
-    for l in kept {
-        while let Some(a) = added.next_if(|a| manifest::cmp_paths(&a.entry.path, &l.entry.path).is_lt()) {
-            out.push(a);
-        }
-        out.push(l);
-    }
-    out.extend(added);
-    out
+    let base = base.into_iter().map(Change::Set).collect();
+    merge_by_path(base, overlay, Change::path)
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Set(l) => Some(l),
+            Change::Remove(_) => None,
+        })
+        .collect()
 }
 
 fn parse_stats(v: &str) -> Option<Stats> {
@@ -739,7 +786,39 @@ mod tests {
         delta.base = Some(old.name.clone());
         (delta.lines, delta.removed) = (changed, removed);
         let delta = Record::parse(&delta.to_text(), "x", false).expect("parses");
-        assert_eq!(apply_deltas(old.lines.clone(), &[&delta]), new.lines);
+        assert_eq!(apply_deltas(old.lines.clone(), vec![delta]), new.lines);
+        // A chain: each step's whole listing is the previous one's with the
+        // step's delta applied, whatever a path went through (removed and
+        // added again, changed twice, added then removed).
+        let mut steps = vec![old.lines.clone()];
+        let mut deltas = Vec::new();
+        let edits: [&dyn Fn(&mut Vec<Line>); 4] = [
+            &|v| v.retain(|l| l.entry.path != b"c"),
+            &|v| {
+                let mut l = v[1].clone();
+                l.entry.path = b"c".to_vec();
+                l.entry.size = 99;
+                v.push(l);
+                v.retain(|l| l.entry.path != b"a\tb");
+            },
+            &|v| v.iter_mut().for_each(|l| l.entry.mode = 0o600),
+            &|v| {
+                let mut l = v[0].clone();
+                l.entry.path = b"z/deep".to_vec();
+                v.push(l);
+            },
+        ];
+        for edit in edits {
+            let mut next = steps.last().cloned().unwrap_or_default();
+            edit(&mut next);
+            next.sort_by(|a, b| manifest::cmp_paths(&a.entry.path, &b.entry.path));
+            let (changed, removed) = diff_lines(steps.last().map_or(&[][..], |v| &v[..]), &next);
+            let mut d = Record::new("20261125T000000.000000Z", Status::Complete, b"/");
+            (d.lines, d.removed, d.base) = (changed, removed, Some(old.name.clone()));
+            deltas.push(d);
+            steps.push(next);
+            assert_eq!(&apply_deltas(old.lines.clone(), deltas.clone()), steps.last().expect("step"));
+        }
         // An unchanged snapshot's delta is empty.
         assert_eq!(diff_lines(&old.lines, &old.lines), (Vec::new(), Vec::new()));
     }

@@ -192,7 +192,9 @@ impl Repo {
                 continue;
             }
             let Ok(text) = self.raw(&name) else { continue };
-            if Record::parse(&text, &name, true).is_ok_and(|r| r.status == Status::Complete && r.name == name) {
+            if Record::parse_verified(&text, &name, true, None)
+                .is_ok_and(|r| r.status == Status::Complete && r.name == name)
+            {
                 self.write_copy(&name, &text)?;
                 written.push(name);
             }
@@ -296,7 +298,7 @@ impl Repo {
             return Ok(r);
         }
         let text = self.raw(name)?;
-        Ok(std::sync::Arc::new(Record::parse(&text, name, true)?))
+        Ok(std::sync::Arc::new(Record::parse_verified(&text, name, true, None)?))
     }
 
     /// The whole listing of a snapshot: its record with those of its chain
@@ -309,21 +311,19 @@ impl Repo {
     /// `keep` accepts.
     pub fn snapshot_filtered(&self, name: &str, keep: Option<PathFilter<'_>>) -> Result<Record> {
         let chain = self.chain(name)?;
-        let load = |n: &str| -> Result<Record> {
-            match keep {
-                None => Ok((*self.record(n)?).clone()),
-                Some(_) => self.record_filtered(n, keep),
-            }
-        };
-        let mut own = load(name)?;
-        let [_, between @ .., base] = chain.as_slice() else { return Ok(own) };
-        let base = load(&base.name)?;
-        let between: Vec<Record> = between.iter().rev().map(|r| load(&r.name)).collect::<Result<_>>()?;
-        let mut deltas: Vec<&Record> = between.iter().collect();
-        deltas.push(&own);
-        let lines = apply_deltas(base.lines, &deltas);
-        own.lines = lines;
-        own.removed.clear();
+        // Parsed afresh (not from the cache): their lines are moved, not
+        // copied, into the listing.
+        let [own, between @ .., base] = chain.as_slice() else { return self.record_filtered(name, keep) };
+        let base = self.record_filtered(&base.name, keep)?;
+        let mut deltas: Vec<Record> =
+            between.iter().rev().map(|r| self.record_filtered(&r.name, keep)).collect::<Result<_>>()?;
+        let mut own = self.record_filtered(&own.name, keep)?;
+        deltas.push(Record {
+            lines: std::mem::take(&mut own.lines),
+            removed: std::mem::take(&mut own.removed),
+            ..Record::new(&own.name, own.status, b"")
+        });
+        own.lines = apply_deltas(base.lines, deltas);
         own.base = None;
         Ok(own)
     }
@@ -332,7 +332,7 @@ impl Repo {
     /// path `keep` accepts (not cached).
     pub fn record_filtered(&self, name: &str, keep: Option<crate::record::PathFilter<'_>>) -> Result<Record> {
         let text = self.raw(name)?;
-        let rec = Record::parse_filtered(&text, name, false, keep)?;
+        let rec = Record::parse_verified(&text, name, false, keep)?;
         if rec.name != name {
             return Err(Error::Record {
                 archive: name.to_string(),
