@@ -792,7 +792,8 @@ mod tests {
         // added again, changed twice, added then removed).
         let mut steps = vec![old.lines.clone()];
         let mut deltas = Vec::new();
-        let edits: [&dyn Fn(&mut Vec<Line>); 4] = [
+        type Edit<'a> = &'a dyn Fn(&mut Vec<Line>);
+        let edits: [Edit<'_>; 4] = [
             &|v| v.retain(|l| l.entry.path != b"c"),
             &|v| {
                 let mut l = v[1].clone();
