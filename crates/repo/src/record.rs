@@ -566,14 +566,26 @@ pub fn apply_deltas(base: Vec<Line>, deltas: Vec<Record>) -> Vec<Line> {
     if overlay.is_empty() {
         return base;
     }
-    let base = base.into_iter().map(Change::Set).collect();
-    merge_by_path(base, overlay, Change::path)
-        .into_iter()
-        .filter_map(|c| match c {
-            Change::Set(l) => Some(l),
-            Change::Remove(_) => None,
-        })
-        .collect()
+    // The last merge straight into lines: the base's are moved once.
+    let mut out = Vec::with_capacity(base.len() + overlay.len());
+    let mut overlay = overlay.into_iter().peekable();
+    for l in base {
+        let mut same = false;
+        while let Some(c) = overlay.next_if(|c| manifest::cmp_paths(c.path(), &l.entry.path).is_le()) {
+            same |= c.path() == &l.entry.path[..];
+            if let Change::Set(n) = c {
+                out.push(n);
+            }
+        }
+        if !same {
+            out.push(l);
+        }
+    }
+    out.extend(overlay.filter_map(|c| match c {
+        Change::Set(l) => Some(l),
+        Change::Remove(_) => None,
+    }));
+    out
 }
 
 fn parse_stats(v: &str) -> Option<Stats> {
