@@ -109,13 +109,15 @@ impl Earlier {
         };
         let mut found = None;
         let mut pending = Vec::new();
+        // Headers only: the lines of a whole-tree record are parsed once,
+        // below, when the listing is put together.
         for name in repo.names()?.into_iter().rev() {
-            match repo.record(&name) {
+            match repo.record_header(&name) {
                 Ok(r) if r.status == Status::Complete && wanted.as_ref().map_or(same(&r), |w| *w == name) => {
                     found = Some(name);
                     break;
                 }
-                Ok(r) if r.status == Status::Partial && same(&r) => pending.push(r),
+                Ok(r) if r.status == Status::Partial && same(&r) => pending.push(repo.record(&name)?),
                 _ => {}
             }
         }
@@ -139,6 +141,9 @@ impl Earlier {
                 (Some(parent), (sizes, base))
             }
         };
+        // The records' texts are not needed any more (a whole-tree record
+        // of a million files is over 200 MB).
+        repo.clear_cache();
         Ok(Earlier { parent, chain_bytes, pending })
     }
 
@@ -186,7 +191,7 @@ impl<'r> Known<'r> {
             return Some(*l);
         }
         while self.cursor < self.parent.len()
-            && manifest::cmp_paths(&self.parent[self.cursor].entry.path, path) == std::cmp::Ordering::Less
+            && manifest::cmp_canonical(&self.parent[self.cursor].entry.path, path) == std::cmp::Ordering::Less
         {
             self.cursor += 1;
         }
@@ -426,7 +431,25 @@ impl Run<'_> {
         let entries = if batch.is_empty() {
             self.walked.iter().take(1).cloned().collect()
         } else {
-            xtar::Select::Paths(selected).apply(self.walked.clone())
+            // Only the stored files and the directories above them are
+            // copied out of the walk (a million entries are 150 MB).
+            let mut above: HashSet<&[u8]> = HashSet::new();
+            for &i in batch {
+                let mut p = &self.walked[i].path[..];
+                while let Some(k) = p.iter().rposition(|&b| b == b'/') {
+                    p = &p[..k];
+                    if !above.insert(p) {
+                        break;
+                    }
+                }
+            }
+            let subset: Vec<walk::Entry> = self
+                .walked
+                .iter()
+                .filter(|e| e.path.is_empty() || selected.contains(&e.path) || above.contains(&e.path[..]))
+                .cloned()
+                .collect();
+            xtar::Select::Paths(selected).apply(subset)
         };
         let out = self.repo.archive_path(name);
         let (src, copts, obs) = (self.src, self.copts.clone(), self.obs);
@@ -455,14 +478,17 @@ impl Run<'_> {
                         .count() as u64;
                     let text = self.relative_to_parent(rec);
                     self.report.record_bytes = text.len() as u64;
-                    copy = Some(text.clone());
                     text
                 } else {
                     rec.to_text()
                 }
             };
             writer.add_extra(RECORD_NAME, &text)?;
-            writer.finish()
+            let written = writer.finish();
+            if complete {
+                copy = Some(text);
+            }
+            written
         })?;
         // The snapshot's record, a second time, beside its archive: losing
         // either leaves it (and every snapshot listed relative to it).
@@ -523,7 +549,7 @@ impl Run<'_> {
 
 /// Sorts the lines and computes the counts of a record.
 fn finish_record(mut rec: Record, parent: Option<&Record>, run: &HashSet<String>) -> Record {
-    rec.lines.sort_by(|a, b| manifest::cmp_paths(&a.entry.path, &b.entry.path));
+    rec.lines.sort_by(|a, b| manifest::cmp_canonical(&a.entry.path, &b.entry.path));
     let mut s = Stats::default();
     for l in &rec.lines {
         if matches!(l.entry.kind, Kind::File | Kind::HardLink) {
@@ -543,7 +569,7 @@ fn finish_record(mut rec: Record, parent: Option<&Record>, run: &HashSet<String>
         let mut pairs: Vec<(&Line, Option<&Line>)> = Vec::with_capacity(rec.lines.len());
         while i < rec.lines.len() {
             let l = &rec.lines[i];
-            match p.lines.get(j).map(|o| manifest::cmp_paths(&o.entry.path, &l.entry.path)) {
+            match p.lines.get(j).map(|o| manifest::cmp_canonical(&o.entry.path, &l.entry.path)) {
                 Some(std::cmp::Ordering::Less) => {
                     s.removed += 1;
                     j += 1;

@@ -220,7 +220,7 @@ impl Record {
             let mut merged = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + self.removed.len() * 64);
             let mut r = self.removed.iter().peekable();
             for l in &self.lines {
-                while let Some(p) = r.next_if(|p| manifest::cmp_paths(p, &l.entry.path).is_lt()) {
+                while let Some(p) = r.next_if(|p| manifest::cmp_canonical(p, &l.entry.path).is_lt()) {
                     write_removal(&mut merged, p);
                 }
                 write_line(&mut merged, l);
@@ -445,14 +445,18 @@ fn parse_body(body: &[u8], first: usize, keep: Option<PathFilter<'_>>) -> std::r
                     }
                 }
                 let item = match line.strip_suffix(b"\t-").filter(|p| !p.contains(&b'\t')) {
-                    Some(p) => Item::Removed(unescape_path(p).map_err(|m| (n, m))?),
+                    Some(p) => {
+                        let p = unescape_path(p).map_err(|m| (n, m))?;
+                        xtar::format::check_member_path(&p).map_err(|r| (n, format!("removed path: {r}")))?;
+                        Item::Removed(p)
+                    }
                     None => Item::Line(parse_line(line, n).map_err(|m| (n, m))?),
                 };
                 if items.is_empty() {
                     first_kept = n;
                 }
                 if let Some(p) = items.last() {
-                    if manifest::cmp_paths(p.path(), item.path()) != std::cmp::Ordering::Less {
+                    if manifest::cmp_canonical(p.path(), item.path()) != std::cmp::Ordering::Less {
                         return Err((n, "entries out of order or repeated".into()));
                     }
                 }
@@ -466,7 +470,7 @@ fn parse_body(body: &[u8], first: usize, keep: Option<PathFilter<'_>>) -> std::r
     for part in parsed {
         let (first_kept, part) = part?;
         if let (Some(p), Some(l)) = (&last, part.first()) {
-            if manifest::cmp_paths(p, l.path()) != std::cmp::Ordering::Less {
+            if manifest::cmp_canonical(p, l.path()) != std::cmp::Ordering::Less {
                 return Err((first_kept, "entries out of order or repeated".into()));
             }
         }
@@ -496,7 +500,7 @@ pub fn diff_lines(old: &[Line], new: &[Line]) -> (Vec<Line>, Vec<Vec<u8>>) {
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < new.len() {
         let ord = match (old.get(i), new.get(j)) {
-            (Some(o), Some(n)) => manifest::cmp_paths(&o.entry.path, &n.entry.path),
+            (Some(o), Some(n)) => manifest::cmp_canonical(&o.entry.path, &n.entry.path),
             (Some(_), None) => std::cmp::Ordering::Less,
             _ => std::cmp::Ordering::Greater,
         };
@@ -542,7 +546,7 @@ fn merge_by_path<T>(older: Vec<T>, newer: Vec<T>, path: impl Fn(&T) -> &[u8]) ->
     let mut newer = newer.into_iter().peekable();
     for o in older {
         let mut same = false;
-        while let Some(n) = newer.next_if(|n| manifest::cmp_paths(path(n), path(&o)).is_le()) {
+        while let Some(n) = newer.next_if(|n| manifest::cmp_canonical(path(n), path(&o)).is_le()) {
             same |= path(&n) == path(&o);
             out.push(n);
         }
@@ -571,7 +575,7 @@ pub fn apply_deltas(base: Vec<Line>, deltas: Vec<Record>) -> Vec<Line> {
     let mut overlay = overlay.into_iter().peekable();
     for l in base {
         let mut same = false;
-        while let Some(c) = overlay.next_if(|c| manifest::cmp_paths(c.path(), &l.entry.path).is_le()) {
+        while let Some(c) = overlay.next_if(|c| manifest::cmp_canonical(c.path(), &l.entry.path).is_le()) {
             same |= c.path() == &l.entry.path[..];
             if let Change::Set(n) = c {
                 out.push(n);
@@ -824,7 +828,7 @@ mod tests {
         for edit in edits {
             let mut next = steps.last().cloned().unwrap_or_default();
             edit(&mut next);
-            next.sort_by(|a, b| manifest::cmp_paths(&a.entry.path, &b.entry.path));
+            next.sort_by(|a, b| manifest::cmp_canonical(&a.entry.path, &b.entry.path));
             let (changed, removed) = diff_lines(steps.last().map_or(&[][..], |v| &v[..]), &next);
             let mut d = Record::new("20261125T000000.000000Z", Status::Complete, b"/");
             (d.lines, d.removed, d.base) = (changed, removed, Some(old.name.clone()));

@@ -293,7 +293,7 @@ impl Repo {
     }
 
     /// The header of a record (its lines not parsed).
-    fn record_header(&self, name: &str) -> Result<std::sync::Arc<Record>> {
+    pub fn record_header(&self, name: &str) -> Result<std::sync::Arc<Record>> {
         if let Some(r) = self.cache.lock().ok().and_then(|c| c.get(name).cloned()) {
             return Ok(r);
         }
