@@ -7,37 +7,12 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn backup(src: &Path, repo: &Path, extra: &[&str]) -> serde_json::Value {
-    let out = pybackup().arg("backup").arg(src).arg(repo).arg("--json").args(extra).output().expect("runs");
-    assert!(out.status.success(), "backup failed: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).expect("json summary")
-}
-
 fn restore(spec: &str, dest: &Path, extra: &[&str]) -> Output {
     pybackup().arg("restore").arg(spec).arg(dest).args(extra).output().expect("runs")
 }
 
 fn spec(repo: &Path, snap: &str) -> String {
     format!("{}@{snap}", repo.display())
-}
-
-fn snapshots(repo: &Path) -> Vec<serde_json::Value> {
-    let out = pybackup().arg("snapshots").arg(repo).arg("--json").output().expect("runs");
-    assert!(out.status.success(), "{}", stderr(&out));
-    out.stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("json"))
-        .collect()
-}
-
-fn check(repo: &Path, read_data: bool) -> Output {
-    let mut c = pybackup();
-    c.arg("check").arg(repo);
-    if read_data {
-        c.arg("--read-data");
-    }
-    c.output().expect("runs")
 }
 
 /// The archives of a repository (not the copies of their records).
@@ -97,7 +72,7 @@ fn the_tahoe_scenario_three_snapshots_each_restorable() {
     let third_archive = repo.join("Archives").join(format!("{}.xtar", s3["snapshot"].as_str().expect("name")));
     assert!(std::fs::metadata(&third_archive).expect("stat").len() < 200_000);
 
-    let list = snapshots(&repo);
+    let list = snapshots(&repo, &[]);
     assert_eq!(list.len(), 3);
     assert_eq!(
         list.iter().map(|s| s["snapshot"].clone()).collect::<Vec<_>>(),
@@ -251,7 +226,7 @@ fn forget_keeps_what_newer_snapshots_need() {
     // Dry run: nothing changes.
     let out = pybackup().arg("forget").arg(&repo).arg("--keep-last").arg("2").arg("--dry-run").output().expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(snapshots(&repo).len(), 4);
+    assert_eq!(snapshots(&repo, &[]).len(), 4);
     // No rule: refused, and the binary (not the library) names the flags.
     let out = pybackup().arg("forget").arg(&repo).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
@@ -260,7 +235,7 @@ fn forget_keeps_what_newer_snapshots_need() {
     let out = pybackup().arg("forget").arg(&repo).arg("--keep-last").arg("2").output().expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
     let left: Vec<String> =
-        snapshots(&repo).iter().map(|s| s["snapshot"].as_str().expect("name").to_string()).collect();
+        snapshots(&repo, &[]).iter().map(|s| s["snapshot"].as_str().expect("name").to_string()).collect();
     assert_eq!(left, names[2..].to_vec());
     // The first archive held the big file the survivors need: it was
     // rewritten, not deleted; the second held only what is gone.
@@ -352,7 +327,7 @@ fn a_backup_killed_at_any_moment_leaves_a_consistent_repository_and_resumes() {
             assert!(line.contains("the copy of its record"), "round {round}: {line}");
         }
         let r = t.path().join(format!("r{round}"));
-        let first = snapshots(&repo)[0]["snapshot"].as_str().expect("name").to_string();
+        let first = snapshots(&repo, &[])[0]["snapshot"].as_str().expect("name").to_string();
         let out = restore(&spec(&repo, &first), &r, &[]);
         assert!(out.status.success(), "round {round}: {}", stderr(&out));
         assert_eq!(snapshot(&r, false), first_tree, "round {round}");

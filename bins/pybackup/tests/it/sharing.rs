@@ -10,37 +10,12 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn backup(src: &Path, repo: &Path, extra: &[&str]) -> serde_json::Value {
-    let out = pybackup().arg("backup").arg(src).arg(repo).arg("--json").args(extra).output().expect("runs");
-    assert!(out.status.success(), "backup failed: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).expect("json summary")
-}
-
 fn name_of(v: &serde_json::Value) -> String {
     v["snapshot"].as_str().expect("name").to_string()
 }
 
 fn restore(repo: &Path, snap: &str, dest: &Path, extra: &[&str]) -> Output {
     pybackup().arg("restore").arg(format!("{}@{snap}", repo.display())).arg(dest).args(extra).output().expect("runs")
-}
-
-fn snapshots(repo: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = pybackup().arg("snapshots").arg(repo).arg("--json").args(extra).output().expect("runs");
-    assert!(out.status.success(), "{}", stderr(&out));
-    out.stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("json"))
-        .collect()
-}
-
-fn check(repo: &Path, read_data: bool) -> Output {
-    let mut c = pybackup();
-    c.arg("check").arg(repo);
-    if read_data {
-        c.arg("--read-data");
-    }
-    c.output().expect("runs")
 }
 
 fn size(p: &Path) -> u64 {

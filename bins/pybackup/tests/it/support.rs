@@ -156,3 +156,31 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `pybackup backup SRC REPO --json EXTRA...`, which must succeed: its summary.
+pub fn backup(src: &Path, repo: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = pybackup().arg("backup").arg(src).arg(repo).arg("--json").args(extra).output().expect("runs");
+    assert!(out.status.success(), "backup failed: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("json summary")
+}
+
+/// `pybackup snapshots REPO --json EXTRA...`: one object per snapshot.
+pub fn snapshots(repo: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = pybackup().arg("snapshots").arg(repo).arg("--json").args(extra).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("json"))
+        .collect()
+}
+
+/// `pybackup check REPO [--read-data]`.
+pub fn check(repo: &Path, read_data: bool) -> Output {
+    let mut c = pybackup();
+    c.arg("check").arg(repo);
+    if read_data {
+        c.arg("--read-data");
+    }
+    c.output().expect("runs")
+}
