@@ -80,6 +80,10 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Check that every snapshot of a repository can be restored.
     Check(CheckArgs),
+    /// Recovery keys: make one, split one into shares for friends or
+    /// places, put one together from shares.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Bring a repository written by an older pybackup to the current
     /// repository format (a copy of every snapshot's record beside its
     /// archive). `backup` does the same on its own; this does only that.
@@ -385,6 +389,43 @@ pub struct FilterArgs {
     /// it is recorded absolute, with links resolved).
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make a recovery key: an age identity (`AGE-SECRET-KEY-1…`) to print
+    /// and keep apart. With it alone, no passphrase, whatever was encrypted
+    /// to its public key (`age1…`, printed on standard error) opens.
+    New {
+        /// Write the key to this file (created, mode 0600; never replaced)
+        /// instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Split a recovery key into shares, any THRESHOLD of which give it
+    /// back (fewer tell nothing about it). Prints one line per share.
+    Split {
+        /// The key file (an `age-keygen` file), or `-` for standard input.
+        #[arg(default_value = "-")]
+        key: PathBuf,
+        /// Shares needed to put the key together again.
+        #[arg(long, short = 'k', value_name = "K")]
+        threshold: usize,
+        /// Shares to make.
+        #[arg(long, short = 'n', value_name = "N")]
+        shares: usize,
+    },
+    /// Put a recovery key together from shares (one per line, in any
+    /// order, from files or standard input) and check it against them.
+    Combine {
+        /// Files holding share lines, or `-` for standard input.
+        #[arg(default_value = "-")]
+        files: Vec<PathBuf>,
+        /// Write the key to this file (created, mode 0600; never replaced)
+        /// instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub mod diff;
 pub mod expand;
 pub mod extract;
 pub mod forget;
+pub mod key;
 pub mod launch;
 pub mod list;
 pub mod manifest;

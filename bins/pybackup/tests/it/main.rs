@@ -6,6 +6,7 @@ mod crash;
 mod extract;
 mod fidelity;
 mod interop;
+mod keys;
 mod protect;
 mod salvage;
 mod sets;

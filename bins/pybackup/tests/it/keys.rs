@@ -1,0 +1,73 @@
+//! Recovery keys and their shares, checked against Debian's `age` tool:
+//! a file encrypted with `age` to a recovery key's public key opens with
+//! the key put back together from any 2 of its 3 shares.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+fn age(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let out = Command::new("age").args(args).output().expect("the `age` tool (Debian package age) must be installed");
+    assert!(out.status.success(), "age {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn public_key(key_file: &Path) -> String {
+    let text = std::fs::read_to_string(key_file).expect("key file");
+    text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public key comment").to_string()
+}
+
+#[test]
+fn any_two_of_three_shares_open_what_age_encrypted_to_the_key() {
+    let t = tempfile::tempdir().expect("tmp");
+    let p = |n: &str| t.path().join(n);
+    let secret = b"the months of work that must not be lost\n".repeat(100);
+    std::fs::write(p("secret.txt"), &secret).expect("write");
+
+    // Two keys: one made by pybackup, one by age-keygen.
+    let out = pybackup().arg("key").arg("new").arg("-o").arg(p("ours.key")).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = Command::new("age-keygen").arg("-o").arg(p("theirs.key")).output().expect("age-keygen");
+    assert!(st.status.success());
+    for which in ["ours", "theirs"] {
+        let key = p(&format!("{which}.key"));
+        let recipient = public_key(&key);
+        age(&[os("-r"), os(&recipient), os("-o"), p(&format!("{which}.age")).as_os_str(), p("secret.txt").as_os_str()]);
+        let out = pybackup().args(["key", "split", "-k", "2", "-n", "3"]).arg(&key).output().expect("runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).expect("utf8");
+        assert!(!text.contains("AGE-SECRET-KEY"), "shares never show the key");
+        let shares: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(shares.len(), 3);
+        for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+            let input = p(&format!("{which}-{i}{j}.shares"));
+            std::fs::write(&input, format!("{}\n{}\n", shares[j], shares[i])).expect("write");
+            let key_back = p(&format!("{which}-{i}{j}.key"));
+            let out = pybackup().arg("key").arg("combine").arg(&input).arg("-o").arg(&key_back).output().expect("runs");
+            assert!(out.status.success(), "{}", stderr(&out));
+            let mode = std::fs::metadata(&key_back).expect("key").permissions();
+            assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+            let plain = age(&[os("-d"), os("-i"), key_back.as_os_str(), p(&format!("{which}.age")).as_os_str()]);
+            assert_eq!(plain.stdout, secret, "{which}: shares {i} and {j}");
+        }
+        // One share alone: refused, nothing written.
+        let one = p(&format!("{which}-one.shares"));
+        std::fs::write(&one, shares[1]).expect("write");
+        let out = pybackup().arg("key").arg("combine").arg(&one).arg("-o").arg(p("never.key")).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("needs 2"), "{}", stderr(&out));
+        assert!(!p("never.key").exists());
+        // A mistyped share: named by its line.
+        let typo = shares[2].replacen("-", "-0", 1);
+        let bad = p(&format!("{which}-bad.shares"));
+        std::fs::write(&bad, format!("# mine\n{}\n{typo}\n", shares[0])).expect("write");
+        let out = pybackup().arg("key").arg("combine").arg(&bad).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("share line 3"), "{}", stderr(&out));
+    }
+    // An existing key file is never replaced.
+    let out = pybackup().arg("key").arg("new").arg("-o").arg(p("ours.key")).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(public_key(&p("ours.key")), public_key(&p("ours-01.key")));
+}
