@@ -401,6 +401,13 @@ pub enum KeyCommand {
         /// instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Protect the key file with a passphrase (age's scrypt: `age -d -i
+        /// FILE` asks for it): the owner's key, kept on the computer. A
+        /// recovery key to print is left unprotected.
+        #[arg(long, requires = "output")]
+        protect: bool,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
     /// Split a recovery key into shares, any THRESHOLD of which give it
     /// back (fewer tell nothing about it). Prints one line per share.
@@ -414,6 +421,8 @@ pub enum KeyCommand {
         /// Shares to make.
         #[arg(long, short = 'n', value_name = "N")]
         shares: usize,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
     /// Put a recovery key together from shares (one per line, in any
     /// order, from files or standard input) and check it against them.
@@ -425,7 +434,21 @@ pub enum KeyCommand {
         /// instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Protect the key file written with a passphrase.
+        #[arg(long, requires = "output")]
+        protect: bool,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
+}
+
+/// Where a passphrase comes from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PassphraseArgs {
+    /// Read the passphrase from the first line of this file instead of
+    /// asking on the terminal (for scripts; keep the file private).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

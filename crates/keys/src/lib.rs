@@ -30,6 +30,8 @@
 
 use std::str::FromStr;
 
+pub use age;
+
 use age::secrecy::ExposeSecret;
 use sha2::Digest;
 use zeroize::Zeroizing;
@@ -71,6 +73,12 @@ pub enum Error {
     /// Shares of different keys, or of different splits.
     #[error("the shares belong to different keys or splits (sets {0} and {1})")]
     MixedSets(String, String),
+    /// A passphrase-protected key file that the passphrase does not open.
+    #[error("the passphrase does not open this key file (or it is damaged)")]
+    WrongPassphrase,
+    /// Encrypting or decrypting a key file.
+    #[error("key file: {0}")]
+    Age(String),
     /// The combined key is not the one the shares were made from.
     #[error("the shares combine to a key that is not the one they were made from (a share is wrong)")]
     Mismatch,
@@ -158,6 +166,37 @@ impl RecoveryKey {
             self.recipient(),
             self.to_identity_string().as_str()
         ))
+    }
+
+    /// The key file, encrypted with a passphrase (age's scrypt recipient):
+    /// what `age -d -i FILE` reads, asking for the passphrase.
+    pub fn to_protected_file(&self, passphrase: &age::secrecy::SecretString) -> Result<Vec<u8>> {
+        let recipient = age::scrypt::Recipient::new(passphrase.clone());
+        age::encrypt(&recipient, self.to_keygen_file().as_bytes()).map_err(|e| Error::Age(e.to_string()))
+    }
+
+    /// The key of a passphrase-protected key file.
+    pub fn open_protected(file: &[u8], passphrase: &age::secrecy::SecretString) -> Result<RecoveryKey> {
+        let mut identity = age::scrypt::Identity::new(passphrase.clone());
+        // age's default ceiling is the work of about 16 s on a slow machine;
+        // a file that asks for more is refused rather than waited for.
+        identity.set_max_work_factor(22);
+        let text = Zeroizing::new(age::decrypt(&identity, file).map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => Error::WrongPassphrase,
+            other => Error::Age(other.to_string()),
+        })?);
+        let text = std::str::from_utf8(&text).map_err(|_| Error::NoKey(": the decrypted file is not text".into()))?;
+        RecoveryKey::parse(text)
+    }
+
+    /// The key of a key file, plain (`AGE-SECRET-KEY-1…`) or protected by
+    /// a passphrase, which `passphrase` is asked for only then.
+    pub fn open(file: &[u8], passphrase: impl FnOnce() -> Result<age::secrecy::SecretString>) -> Result<RecoveryKey> {
+        if is_age_file(file) {
+            return RecoveryKey::open_protected(file, &passphrase()?);
+        }
+        let text = Zeroizing::new(String::from_utf8_lossy(file).into_owned());
+        RecoveryKey::parse(&text)
     }
 
     /// The set a split of this key is named by.
@@ -311,6 +350,11 @@ pub fn combine(shares: &[Share]) -> Result<RecoveryKey> {
     Ok(key)
 }
 
+/// Whether bytes are an age file (binary or armored), not a plain key.
+pub fn is_age_file(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"age-encryption.org/") || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+}
+
 /// 32 secret bytes as age writes them: bech32, upper case.
 fn encode_identity(secret: &[u8; 32]) -> Zeroizing<String> {
     let hrp = bech32::Hrp::parse_unchecked(HRP);
@@ -411,6 +455,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_protected_key_file_opens_with_its_passphrase_only() {
+        let key = RecoveryKey::generate();
+        let pass = age::secrecy::SecretString::from("correct horse battery staple".to_string());
+        let file = key.to_protected_file(&pass).unwrap();
+        assert!(is_age_file(&file));
+        assert!(!String::from_utf8_lossy(&file).contains("AGE-SECRET-KEY"));
+        let back = RecoveryKey::open(&file, || Ok(pass.clone())).unwrap();
+        assert_eq!(back.recipient(), key.recipient());
+        let wrong = age::secrecy::SecretString::from("correct horse battery stapler".to_string());
+        assert!(matches!(RecoveryKey::open_protected(&file, &wrong), Err(Error::WrongPassphrase)));
+        // A plain key file is read without asking.
+        let plain = RecoveryKey::open(key.to_keygen_file().as_bytes(), || panic!("asked")).unwrap();
+        assert_eq!(plain.recipient(), key.recipient());
     }
 
     #[test]

@@ -5,21 +5,27 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use keys::age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::cmd::*;
 
 pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
     match c {
-        KeyCommand::New { output } => {
+        KeyCommand::New { output, protect, passphrase } => {
             let key = keys::RecoveryKey::generate();
-            write_secret(output.as_deref(), &key.to_keygen_file())?;
+            if *protect {
+                let pass = new_passphrase(passphrase)?;
+                write_secret(output.as_deref(), &key.to_protected_file(&pass)?)?;
+            } else {
+                write_secret(output.as_deref(), key.to_keygen_file().as_bytes())?;
+            }
             eprintln!("pybackup: public key: {}", key.recipient());
         }
-        KeyCommand::Split { key, threshold, shares } => {
-            let text = read_input(key)?;
-            let key =
-                keys::RecoveryKey::parse(&text).with_context(|| format!("cannot read a key from {}", name(key)))?;
+        KeyCommand::Split { key, threshold, shares, passphrase } => {
+            let bytes = read_input(key)?;
+            let key = keys::RecoveryKey::open(&bytes, || ask_passphrase(passphrase, key))
+                .with_context(|| format!("cannot read a key from {}", name(key)))?;
             let made = keys::split(&key, *threshold, *shares)?;
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -32,18 +38,59 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{}", s.to_line())?;
             }
         }
-        KeyCommand::Combine { files, output } => {
+        KeyCommand::Combine { files, output, protect, passphrase } => {
             let mut shares = Vec::new();
             for f in files {
-                let text = read_input(f)?;
+                let bytes = read_input(f)?;
+                let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
                 shares.extend(keys::Share::parse_all(&text).with_context(|| format!("in {}", name(f)))?);
             }
             let key = keys::combine(&shares)?;
-            write_secret(output.as_deref(), &key.to_keygen_file())?;
+            if *protect {
+                let pass = new_passphrase(passphrase)?;
+                write_secret(output.as_deref(), &key.to_protected_file(&pass)?)?;
+            } else {
+                write_secret(output.as_deref(), key.to_keygen_file().as_bytes())?;
+            }
             eprintln!("pybackup: put together from {} share(s): public key {}", shares.len(), key.recipient());
         }
     }
     Ok(code(true))
+}
+
+/// The passphrase of an existing key file: from `--passphrase-file`, or
+/// asked on the terminal.
+fn ask_passphrase(a: &PassphraseArgs, file: &Path) -> keys::Result<SecretString> {
+    read_passphrase(a, &format!("passphrase of {}: ", name(file)), false).map_err(|e| keys::Error::Age(e.to_string()))
+}
+
+/// A passphrase for a new key file: from `--passphrase-file`, or asked
+/// twice on the terminal.
+fn new_passphrase(a: &PassphraseArgs) -> anyhow::Result<SecretString> {
+    read_passphrase(a, "passphrase for the new key file: ", true)
+}
+
+fn read_passphrase(a: &PassphraseArgs, prompt: &str, twice: bool) -> anyhow::Result<SecretString> {
+    let pass = match &a.passphrase_file {
+        Some(f) => {
+            let text =
+                Zeroizing::new(std::fs::read_to_string(f).with_context(|| format!("cannot read `{}`", f.display()))?);
+            Zeroizing::new(text.lines().next().unwrap_or_default().to_string())
+        }
+        None => {
+            let first = Zeroizing::new(
+                rpassword::prompt_password(prompt)
+                    .context("no passphrase: give --passphrase-file, or run where a terminal can ask")?,
+            );
+            if twice {
+                let again = Zeroizing::new(rpassword::prompt_password("the same passphrase again: ")?);
+                anyhow::ensure!(*first == *again, "the two passphrases differ; nothing was written");
+            }
+            first
+        }
+    };
+    anyhow::ensure!(!pass.is_empty(), "an empty passphrase protects nothing; nothing was written");
+    Ok(SecretString::from(pass.to_string()))
 }
 
 fn name(p: &Path) -> String {
@@ -54,25 +101,25 @@ fn name(p: &Path) -> String {
     }
 }
 
-/// The text of a file, or of standard input for `-` (kept in memory that
-/// is zeroed when dropped: it may hold a secret).
-fn read_input(p: &PathBuf) -> anyhow::Result<Zeroizing<String>> {
-    let mut text = Zeroizing::new(String::new());
+/// The bytes of a file, or of standard input for `-` (kept in memory that
+/// is zeroed when dropped: they may hold a secret).
+fn read_input(p: &PathBuf) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = Zeroizing::new(Vec::new());
     if p == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).context("cannot read standard input")?;
+        std::io::stdin().read_to_end(&mut bytes).context("cannot read standard input")?;
     } else {
         std::fs::File::open(p)
-            .and_then(|mut f| f.read_to_string(&mut text))
+            .and_then(|mut f| f.read_to_end(&mut bytes))
             .with_context(|| format!("cannot read `{}`", p.display()))?;
     }
-    Ok(text)
+    Ok(bytes)
 }
 
 /// Writes a secret to a new file readable by its owner only (never over an
 /// existing one), or to standard output.
-fn write_secret(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+fn write_secret(out: Option<&Path>, text: &[u8]) -> anyhow::Result<()> {
     match out {
-        None => std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write to standard output"),
+        None => std::io::stdout().lock().write_all(text).context("cannot write to standard output"),
         Some(p) => {
             use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new()
@@ -81,9 +128,7 @@ fn write_secret(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
                 .mode(0o600)
                 .open(p)
                 .with_context(|| format!("cannot create `{}` (an existing file is never replaced)", p.display()))?;
-            f.write_all(text.as_bytes())
-                .and_then(|()| f.sync_all())
-                .with_context(|| format!("cannot write `{}`", p.display()))
+            f.write_all(text).and_then(|()| f.sync_all()).with_context(|| format!("cannot write `{}`", p.display()))
         }
     }
 }

@@ -13,6 +13,35 @@ fn age(args: &[&std::ffi::OsStr]) -> std::process::Output {
     out
 }
 
+/// Runs a command on a pseudo-terminal (where age and pybackup ask for
+/// passphrases), answering each prompt that mentions a passphrase with
+/// `answer`; its exit code. Bounded: gives up after 60 s.
+fn on_terminal(cmd: &[&std::ffi::OsStr], answer: &str) -> i32 {
+    const DRIVER: &str = r#"
+import os, pty, sys, time
+answer = sys.argv[1].encode() + b"\n"
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+seen, deadline = b"", time.time() + 60
+while time.time() < deadline:
+    try:
+        data = os.read(fd, 1024)
+    except OSError:
+        break
+    if not data:
+        break
+    seen += data
+    if b"passphrase" in seen.lower().split(b"\n")[-1]:
+        os.write(fd, answer)
+        seen += b"\n"
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let st = Command::new("python3").arg("-c").arg(DRIVER).arg(answer).args(cmd).status().expect("python3");
+    st.code().unwrap_or(-1)
+}
+
 fn public_key(key_file: &Path) -> String {
     let text = std::fs::read_to_string(key_file).expect("key file");
     text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public key comment").to_string()
@@ -66,6 +95,54 @@ fn any_two_of_three_shares_open_what_age_encrypted_to_the_key() {
         assert_eq!(out.status.code(), Some(2));
         assert!(stderr(&out).contains("share line 3"), "{}", stderr(&out));
     }
+    // The owner's key, protected by a passphrase: Debian's age opens it
+    // (asking on the terminal), and so do split and combine.
+    std::fs::write(p("pass"), "a long passphrase, typed\n").expect("write");
+    let out = pybackup()
+        .args(["key", "new", "--protect", "--passphrase-file"])
+        .arg(p("pass"))
+        .arg("-o")
+        .arg(p("owner.age"))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let owner = stderr(&out).trim().rsplit(' ').next().expect("public key").to_string();
+    assert!(owner.starts_with("age1"), "{owner}");
+    let bytes = std::fs::read(p("owner.age")).expect("read");
+    assert!(bytes.starts_with(b"age-encryption.org/v1") && !String::from_utf8_lossy(&bytes).contains("AGE-SECRET"));
+    age(&[os("-r"), os(&owner), os("-o"), p("owner-secret.age").as_os_str(), p("secret.txt").as_os_str()]);
+    let code = on_terminal(
+        &[
+            os("age"),
+            os("-d"),
+            os("-i"),
+            p("owner.age").as_os_str(),
+            os("-o"),
+            p("owner-plain.txt").as_os_str(),
+            p("owner-secret.age").as_os_str(),
+        ],
+        "a long passphrase, typed",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(p("owner-plain.txt")).expect("read"), secret);
+    // pybackup asks on the terminal too (it fails without one); with the
+    // wrong passphrase from a file: exit 2, nothing printed.
+    let bin = assert_cmd::cargo::cargo_bin("pybackup");
+    let code = on_terminal(
+        &[bin.as_os_str(), os("key"), os("split"), os("-k"), os("2"), os("-n"), os("2"), p("owner.age").as_os_str()],
+        "a long passphrase, typed",
+    );
+    assert_eq!(code, 0, "split, the passphrase typed on the terminal");
+    let out = pybackup()
+        .args(["key", "split", "-k", "2", "-n", "2", "--passphrase-file"])
+        .arg(p("secret.txt"))
+        .arg(p("owner.age"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("passphrase does not open"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "nothing printed with a wrong passphrase");
+
     // An existing key file is never replaced.
     let out = pybackup().arg("key").arg("new").arg("-o").arg(p("ours.key")).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
