@@ -32,6 +32,9 @@ use std::str::FromStr;
 
 pub use age;
 
+mod keyring;
+pub use keyring::{Keyring, Way, KEYRING_MAGIC};
+
 use age::secrecy::ExposeSecret;
 use sha2::Digest;
 use zeroize::Zeroizing;
@@ -79,6 +82,12 @@ pub enum Error {
     /// Encrypting or decrypting a key file.
     #[error("key file: {0}")]
     Age(String),
+    /// A keyring that cannot be used as asked.
+    #[error("keyring: {0}")]
+    Keyring(String),
+    /// None of the keyring's ways in opens with the key given.
+    #[error("this key is none of the keyring's ways in")]
+    NoWayIn,
     /// The combined key is not the one the shares were made from.
     #[error("the shares combine to a key that is not the one they were made from (a share is wrong)")]
     Mismatch,

@@ -148,3 +148,34 @@ fn any_two_of_three_shares_open_what_age_encrypted_to_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(public_key(&p("ours.key")), public_key(&p("ours-01.key")));
 }
+
+/// The keyring opens without pybackup: a way's block, cut out of the
+/// keyring's text, is an age file that Debian's `age` opens with that
+/// way's key, giving the master key, which opens what was encrypted to
+/// the keyring's recipient.
+#[test]
+fn a_keyring_opens_with_debian_age_alone() {
+    let t = tempfile::tempdir().expect("tmp");
+    let p = |n: &str| t.path().join(n);
+    let recovery = keys::RecoveryKey::generate();
+    std::fs::write(p("recovery.key"), recovery.to_keygen_file().as_bytes()).expect("write");
+    let owner = keys::RecoveryKey::generate();
+    let (ring, _) =
+        keys::Keyring::create(&[("owner", &owner.recipient()), ("recovery", &recovery.recipient())]).expect("ring");
+    let text = ring.to_text();
+    let block: String = text
+        .split("way recovery ")
+        .nth(1)
+        .and_then(|rest| rest.split_once('\n'))
+        .map(|(_, armored)| armored.split_inclusive('\n').take_while(|l| !l.starts_with("way ")).collect())
+        .expect("the recovery way's block");
+    let block: String = block.lines().take_while(|l| !l.starts_with("#end")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(p("way.age"), block).expect("write");
+    let master = age(&[os("-d"), os("-i"), p("recovery.key").as_os_str(), p("way.age").as_os_str()]);
+    std::fs::write(p("master.key"), &master.stdout).expect("write");
+    assert!(String::from_utf8_lossy(&master.stdout).contains(&format!("# public key: {}", ring.recipient)));
+    std::fs::write(p("plain.txt"), b"encrypted to the keyring\n").expect("write");
+    age(&[os("-r"), os(&ring.recipient), os("-o"), p("data.age").as_os_str(), p("plain.txt").as_os_str()]);
+    let back = age(&[os("-d"), os("-i"), p("master.key").as_os_str(), p("data.age").as_os_str()]);
+    assert_eq!(back.stdout, b"encrypted to the keyring\n");
+}
