@@ -1,0 +1,108 @@
+//! The behaviour every [`Store`] must have, as one function that tests run
+//! against each implementation (a local directory, Garage, `rclone serve
+//! s3`). It works under a fresh prefix and removes what it wrote.
+
+use crate::{Error, Object, Store};
+
+/// Runs every check under `prefix` (which must be empty), naming the first
+/// that fails.
+pub fn run(store: &dyn Store, prefix: &str) -> Result<(), String> {
+    let n = |s: &str| format!("{prefix}/{s}");
+    let fail = |what: &str, detail: String| format!("{}: {what}: {detail}", store.describe());
+    let ok = |r: crate::Result<()>, what: &str| r.map_err(|e| fail(what, e.to_string()));
+
+    if !store.list(prefix).map_err(|e| fail("list an empty prefix", e.to_string()))?.is_empty() {
+        return Err(fail("list", "the prefix is not empty".into()));
+    }
+    // Absent objects.
+    match store.read(&n("absent")) {
+        Err(Error::NotFound { .. }) => {}
+        other => return Err(fail("read of an absent object", format!("{other:?}"))),
+    }
+    if store.size(&n("absent")).map_err(|e| fail("size of an absent object", e.to_string()))?.is_some() {
+        return Err(fail("size of an absent object", "some".into()));
+    }
+    ok(store.delete(&n("absent")), "delete of an absent object")?;
+
+    // Whole objects, of several sizes (empty, small, over 8 MiB: a
+    // multipart upload on some stores), read whole and by ranges.
+    let big: Vec<u8> = (0..9 * 1024 * 1024 + 7).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let objects: [(&str, Vec<u8>); 4] =
+        [("empty", Vec::new()), ("small.txt", b"hello\n".to_vec()), ("deep/in/side.bin", vec![7; 4097]), ("big", big)];
+    for (name, data) in &objects {
+        ok(store.put(&n(name), data), &format!("put {name}"))?;
+    }
+    for (name, data) in &objects {
+        let got = store.read(&n(name)).map_err(|e| fail(&format!("read {name}"), e.to_string()))?;
+        if got != *data {
+            return Err(fail(&format!("read {name}"), format!("{} bytes back, {} put", got.len(), data.len())));
+        }
+        let size = store.size(&n(name)).map_err(|e| fail("size", e.to_string()))?;
+        if size != Some(data.len() as u64) {
+            return Err(fail(&format!("size {name}"), format!("{size:?}")));
+        }
+        for (off, len) in [(0u64, 1u64), (1, 5), (4096, 1), (5_000_000, 100_000), (0, u64::MAX / 2)] {
+            let want: &[u8] =
+                data.get(off as usize..(off.saturating_add(len) as usize).min(data.len())).unwrap_or_default();
+            let got = store.read_range(&n(name), off, len).map_err(|e| fail("read_range", e.to_string()))?;
+            if got != want {
+                return Err(fail(&format!("read_range {name} {off}+{len}"), format!("{} bytes", got.len())));
+            }
+        }
+    }
+    // Listing: exactly what was put, sorted, with sizes; by prefix.
+    let listed = store.list(prefix).map_err(|e| fail("list", e.to_string()))?;
+    let mut want: Vec<Object> =
+        objects.iter().map(|(name, data)| Object { name: n(name), size: data.len() as u64 }).collect();
+    want.sort();
+    if listed != want {
+        return Err(fail("list", format!("{listed:?}, expected {want:?}")));
+    }
+    let deep = store.list(&n("deep/")).map_err(|e| fail("list a sub-prefix", e.to_string()))?;
+    if deep.len() != 1 || deep[0].name != n("deep/in/side.bin") {
+        return Err(fail("list a sub-prefix", format!("{deep:?}")));
+    }
+    // Replacing an object replaces it whole.
+    ok(store.put(&n("small.txt"), b"replaced, longer than before\n"), "put over an object")?;
+    if store.read(&n("small.txt")).map_err(|e| fail("read", e.to_string()))? != b"replaced, longer than before\n" {
+        return Err(fail("put over an object", "old content read back".into()));
+    }
+    // Names that are not plain relative paths are refused.
+    for bad in ["", "/abs", "a/../b", "a//b", "./a"] {
+        if !matches!(store.put(bad, b"x"), Err(Error::BadName { .. })) {
+            return Err(fail("a bad name", format!("`{bad}` accepted")));
+        }
+    }
+    // Deleting: gone from reads and lists.
+    for (name, _) in &objects {
+        ok(store.delete(&n(name)), &format!("delete {name}"))?;
+    }
+    let left = store.list(prefix).map_err(|e| fail("list", e.to_string()))?;
+    if !left.is_empty() {
+        return Err(fail("list after deleting everything", format!("{left:?}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn a_local_directory_conforms() {
+        let t = tempfile::tempdir().unwrap();
+        let store = crate::Local::new(t.path().join("store"));
+        crate::conformance::run(&store, "run1").unwrap();
+        // Temporaries of writes under way are not listed.
+        std::fs::create_dir_all(t.path().join("store/run2")).unwrap();
+        std::fs::write(t.path().join("store/run2/.x.snapshot.abc123.partial"), b"half").unwrap();
+        assert!(crate::Store::list(&store, "run2").unwrap().is_empty());
+    }
+
+    #[test]
+    fn urls_never_carry_credentials() {
+        for bad in ["s3://key:secret@bucket/p", "s3:///p", "ftp://host/x"] {
+            assert!(matches!(crate::open(bad), Err(crate::Error::BadUrl { .. })), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! Where repositories live: one small storage interface, [`Store`], on a
+//! local directory ([`Local`]) or an S3-compatible object store ([`S3`],
+//! through Apache OpenDAL), so that the repository code does not know which
+//! it talks to. Every implementation passes the same [`conformance`] suite.
+//!
+//! The interface is what object stores can all do: whole objects published
+//! at once (a reader sees the old object or the new one, never a part),
+//! ranged reads, listing, deletion. Nothing else is asked of a store: no
+//! rename, no links, no modification times.
+//!
+//! Credentials never come from a URL: `s3://BUCKET/PREFIX` names the place,
+//! and the endpoint, region and keys come from the environment (`AWS_*`,
+//! [`S3Config::from_env`]). [`Store::describe`] is what messages print.
+
+use std::path::PathBuf;
+
+pub mod conformance;
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A URL that names no store this code knows.
+    #[error("`{url}` is not a repository location: {reason}")]
+    BadUrl {
+        /// The URL (without credentials: URLs never hold them).
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A setting missing from the environment.
+    #[error("{store}: {variable} is not set (see the S3 section of the README)")]
+    MissingSetting {
+        /// The store.
+        store: String,
+        /// The environment variable.
+        variable: &'static str,
+    },
+    /// An object asked for that is not there.
+    #[error("{store}: no object `{name}`")]
+    NotFound {
+        /// The store.
+        store: String,
+        /// The object.
+        name: String,
+    },
+    /// A name that is not a relative path of plain components.
+    #[error("{store}: bad object name `{name}`")]
+    BadName {
+        /// The store.
+        store: String,
+        /// The name.
+        name: String,
+    },
+    /// An operation that failed.
+    #[error("{store}: cannot {op} `{name}`: {message}")]
+    Op {
+        /// The store.
+        store: String,
+        /// What was done.
+        op: &'static str,
+        /// The object.
+        name: String,
+        /// The cause, as the store said it.
+        message: String,
+    },
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An object, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Object {
+    /// Its name: a relative path with `/` between components.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A place that holds named objects.
+pub trait Store: Send + Sync {
+    /// The store, for messages: its URL, never with credentials.
+    fn describe(&self) -> String;
+    /// Every object whose name starts with `prefix`, sorted by name.
+    fn list(&self, prefix: &str) -> Result<Vec<Object>>;
+    /// The size of an object, or `None` when there is none of that name.
+    fn size(&self, name: &str) -> Result<Option<u64>>;
+    /// `len` bytes of an object from `offset` (fewer at its end).
+    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// A whole object.
+    fn read(&self, name: &str) -> Result<Vec<u8>>;
+    /// Publishes `data` under `name`, replacing what was there: readers see
+    /// the old object or the new one, never a part.
+    fn put(&self, name: &str, data: &[u8]) -> Result<()>;
+    /// Removes an object (nothing happens when there is none).
+    fn delete(&self, name: &str) -> Result<()>;
+}
+
+/// Checks an object name: relative, plain components, no `.`/`..`, no NUL.
+fn check_name(store: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('/')
+        && !name.contains('\0')
+        && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadName { store: store.to_string(), name: name.to_string() })
+    }
+}
+
+/// Opens the store a location names: `s3://BUCKET[/PREFIX]` (settings from
+/// the environment), or a local directory.
+pub fn open(location: &str) -> Result<Box<dyn Store>> {
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() || bucket.contains('@') || bucket.contains(':') {
+            return Err(Error::BadUrl {
+                url: location.to_string(),
+                reason: "expected s3://BUCKET/PREFIX (credentials and endpoints come from the environment, never \
+                         from the URL)"
+                    .into(),
+            });
+        }
+        let config = S3Config::from_env(bucket, prefix.trim_end_matches('/'))?;
+        return Ok(Box::new(S3::new(config)?));
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        return Err(Error::BadUrl { url: location.to_string(), reason: format!("unknown scheme `{scheme}`") });
+    }
+    Ok(Box::new(Local::new(location)))
+}
+
+/// A local directory.
+pub struct Local {
+    root: PathBuf,
+}
+
+impl Local {
+    /// The store in directory `root` (created when something is put).
+    pub fn new(root: impl Into<PathBuf>) -> Local {
+        Local { root: root.into() }
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf> {
+        check_name(&self.describe(), name)?;
+        Ok(self.root.join(name))
+    }
+
+    fn op_err(&self, op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        let name = name.to_string();
+        move |e| Error::Op { store: self.describe(), op, name, message: e.to_string() }
+    }
+}
+
+impl Store for Local {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Object>> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.op_err("list", &dir.display().to_string())(e)),
+            };
+            for e in rd {
+                let e = e.map_err(self.op_err("list", prefix))?;
+                let ft = e.file_type().map_err(self.op_err("list", prefix))?;
+                let path = e.path();
+                if ft.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+                let Some(name) = rel.to_str().map(str::to_string) else { continue };
+                // Temporaries of writes under way are not objects.
+                if !ft.is_file() || fsutil::partial_target(e.file_name().as_encoded_bytes()).is_some() {
+                    continue;
+                }
+                if name.starts_with(prefix) {
+                    let size = e.metadata().map_err(self.op_err("list", &name))?.len();
+                    out.push(Object { name, size });
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        match std::fs::metadata(self.path(name)?) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.op_err("stat", name)(e)),
+        }
+    }
+
+    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        let mut f = std::fs::File::open(self.path(name)?).map_err(|e| self.not_found_or(e, "read", name))?;
+        f.seek(std::io::SeekFrom::Start(offset)).map_err(self.op_err("read", name))?;
+        let mut out = Vec::new();
+        f.take(len).read_to_end(&mut out).map_err(self.op_err("read", name))?;
+        Ok(out)
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>> {
+        std::fs::read(self.path(name)?).map_err(|e| self.not_found_or(e, "read", name))
+    }
+
+    fn put(&self, name: &str, data: &[u8]) -> Result<()> {
+        let path = self.path(name)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(self.op_err("write", name))?;
+        }
+        fsutil::write_bytes(&path, data, true).map_err(|e| Error::Op {
+            store: self.describe(),
+            op: "write",
+            name: name.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        match std::fs::remove_file(self.path(name)?) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.op_err("delete", name)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Local {
+    fn not_found_or(&self, e: std::io::Error, op: &'static str, name: &str) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound { store: self.describe(), name: name.to_string() }
+        } else {
+            self.op_err(op, name)(e)
+        }
+    }
+}
+
+/// Where an S3 store is and how to sign in; never printed whole.
+#[derive(Clone)]
+pub struct S3Config {
+    /// The bucket.
+    pub bucket: String,
+    /// The prefix inside it (no leading or trailing `/`; empty for the root).
+    pub prefix: String,
+    /// The endpoint URL (`https://s3.amazonaws.com` when not set).
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: String,
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        write!(
+            f,
+            "S3Config(s3://{}/{}, endpoint {:?}, region {})",
+            self.bucket, self.prefix, self.endpoint, self.region
+        )
+    }
+}
+
+impl S3Config {
+    /// The settings of `s3://BUCKET/PREFIX` from the environment:
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (both needed),
+    /// `AWS_ENDPOINT_URL` (S3-compatible stores), `AWS_REGION` or
+    /// `AWS_DEFAULT_REGION` (default `us-east-1`).
+    pub fn from_env(bucket: &str, prefix: &str) -> Result<S3Config> {
+        let store = format!("s3://{bucket}/{prefix}");
+        let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let need = |name: &'static str| var(name).ok_or(Error::MissingSetting { store: store.clone(), variable: name });
+        Ok(S3Config {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            endpoint: var("AWS_ENDPOINT_URL"),
+            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
+            access_key_id: need("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: need("AWS_SECRET_ACCESS_KEY")?,
+        })
+    }
+
+    /// Settings given directly (tests, configuration files).
+    pub fn new(
+        bucket: &str,
+        prefix: &str,
+        endpoint: Option<&str>,
+        region: &str,
+        key_id: &str,
+        secret: &str,
+    ) -> S3Config {
+        S3Config {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            endpoint: endpoint.map(str::to_string),
+            region: region.into(),
+            access_key_id: key_id.into(),
+            secret_access_key: secret.into(),
+        }
+    }
+}
+
+/// An S3-compatible object store (AWS, Garage, MinIO, Ceph, R2, B2…),
+/// through Apache OpenDAL.
+pub struct S3 {
+    op: opendal::Operator,
+    rt: tokio::runtime::Runtime,
+    describe: String,
+}
+
+impl S3 {
+    /// A store with these settings (nothing is contacted yet).
+    pub fn new(c: S3Config) -> Result<S3> {
+        let describe = format!("s3://{}/{}", c.bucket, c.prefix);
+        let err = |message: String| Error::Op { store: describe.clone(), op: "open", name: String::new(), message };
+        // The HTTP transport (reqwest, rustls): installed once per process.
+        opendal::install_default();
+        let mut b = opendal::services::S3::default()
+            .bucket(&c.bucket)
+            .root(&format!("/{}", c.prefix))
+            .region(&c.region)
+            .access_key_id(&c.access_key_id)
+            .secret_access_key(&c.secret_access_key);
+        if let Some(e) = &c.endpoint {
+            b = b.endpoint(e);
+        }
+        let op = opendal::Operator::new(b)
+            .map_err(|e| err(e.to_string()))?
+            .layer(opendal::layers::TimeoutLayer::new())
+            .layer(opendal::layers::RetryLayer::new().with_max_times(4));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        Ok(S3 { op, rt, describe })
+    }
+
+    fn fail(&self, op: &'static str, name: &str) -> impl FnOnce(opendal::Error) -> Error + '_ {
+        let name = name.to_string();
+        move |e| {
+            if e.kind() == opendal::ErrorKind::NotFound {
+                Error::NotFound { store: self.describe.clone(), name }
+            } else {
+                Error::Op { store: self.describe.clone(), op, name, message: e.to_string() }
+            }
+        }
+    }
+}
+
+impl Store for S3 {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Object>> {
+        let entries = self
+            .rt
+            .block_on(async { self.op.list_with("").recursive(true).await })
+            .map_err(self.fail("list", prefix))?;
+        let mut out = Vec::new();
+        for e in entries {
+            let meta = e.metadata();
+            if !meta.mode().is_file() || !e.path().starts_with(prefix) {
+                continue;
+            }
+            let size = match meta.content_length() {
+                0 => self.size(e.path())?.unwrap_or(0),
+                n => n,
+            };
+            out.push(Object { name: e.path().to_string(), size });
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        check_name(&self.describe, name)?;
+        match self.rt.block_on(self.op.stat(name)) {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.fail("stat", name)(e)),
+        }
+    }
+
+    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        check_name(&self.describe, name)?;
+        let size = self.size(name)?.ok_or_else(|| Error::NotFound { store: self.describe(), name: name.into() })?;
+        let end = offset.saturating_add(len).min(size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let buf = self
+            .rt
+            .block_on(async { self.op.read_with(name).range(offset..end).await })
+            .map_err(self.fail("read", name))?;
+        Ok(buf.to_vec())
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>> {
+        check_name(&self.describe, name)?;
+        Ok(self.rt.block_on(self.op.read(name)).map_err(self.fail("read", name))?.to_vec())
+    }
+
+    fn put(&self, name: &str, data: &[u8]) -> Result<()> {
+        check_name(&self.describe, name)?;
+        // One PUT (or one multipart upload, completed last): the object
+        // appears whole or not at all.
+        self.rt.block_on(self.op.write(name, data.to_vec())).map(|_| ()).map_err(self.fail("write", name))
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        check_name(&self.describe, name)?;
+        self.rt.block_on(self.op.delete(name)).map_err(self.fail("delete", name))
+    }
+}
