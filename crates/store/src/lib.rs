@@ -365,9 +365,11 @@ impl Store for S3 {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<Object>> {
+        // From the directory part of the prefix down, not the whole bucket.
+        let dir = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
         let entries = self
             .rt
-            .block_on(async { self.op.list_with("").recursive(true).await })
+            .block_on(async { self.op.list_with(dir).recursive(true).await })
             .map_err(self.fail("list", prefix))?;
         let mut out = Vec::new();
         for e in entries {
