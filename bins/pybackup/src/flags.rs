@@ -397,17 +397,8 @@ pub enum KeyCommand {
     /// and keep apart. With it alone, no passphrase, whatever was encrypted
     /// to its public key (`age1…`, printed on standard error) opens.
     New {
-        /// Write the key to this file (created, mode 0600; never replaced)
-        /// instead of standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Protect the key file with a passphrase (age's scrypt: `age -d -i
-        /// FILE` asks for it): the owner's key, kept on the computer. A
-        /// recovery key to print is left unprotected.
-        #[arg(long, requires = "output")]
-        protect: bool,
         #[command(flatten)]
-        passphrase: PassphraseArgs,
+        out: KeyOutArgs,
     },
     /// Split a recovery key into shares, any THRESHOLD of which give it
     /// back (fewer tell nothing about it). Prints one line per share.
@@ -430,16 +421,25 @@ pub enum KeyCommand {
         /// Files holding share lines, or `-` for standard input.
         #[arg(default_value = "-")]
         files: Vec<PathBuf>,
-        /// Write the key to this file (created, mode 0600; never replaced)
-        /// instead of standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Protect the key file written with a passphrase.
-        #[arg(long, requires = "output")]
-        protect: bool,
         #[command(flatten)]
-        passphrase: PassphraseArgs,
+        out: KeyOutArgs,
     },
+}
+
+/// Where a key is written, and how.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KeyOutArgs {
+    /// Write the key to this file (created, mode 0600; never replaced)
+    /// instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Protect the key file with a passphrase (age's scrypt: `age -d -i
+    /// FILE` asks for it): the owner's key, kept on the computer. A
+    /// recovery key to print is left unprotected.
+    #[arg(long, requires = "output")]
+    pub protect: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
 }
 
 /// Where a passphrase comes from.

@@ -25,7 +25,7 @@ use std::str::FromStr;
 use sha2::Digest;
 use zeroize::Zeroizing;
 
-use crate::{hex, Error, RecoveryKey, Result};
+use crate::{Error, RecoveryKey, Result};
 
 /// The first line of a keyring.
 pub const KEYRING_MAGIC: &str = "#pybackup-keyring 1";
@@ -124,7 +124,7 @@ impl Keyring {
                 out.push('\n');
             }
         }
-        let sum = hex(&sha2::Sha256::digest(out.as_bytes()));
+        let sum = hex::encode(sha2::Sha256::digest(out.as_bytes()));
         out.push_str(&format!("#end {sum}\n"));
         out
     }
@@ -134,7 +134,7 @@ impl Keyring {
         let bad = |m: &str| Error::Keyring(m.to_string());
         let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
         let sum = text[body_end..].trim_end().strip_prefix("#end ").ok_or_else(|| bad("cut short (no #end line)"))?;
-        if sum != hex(&sha2::Sha256::digest(&text.as_bytes()[..body_end])) {
+        if sum != hex::encode(sha2::Sha256::digest(&text.as_bytes()[..body_end])) {
             return Err(bad("damaged: its checksum does not match"));
         }
         let mut lines = text[..body_end].lines();

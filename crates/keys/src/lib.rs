@@ -79,6 +79,9 @@ pub enum Error {
     /// A passphrase-protected key file that the passphrase does not open.
     #[error("the passphrase does not open this key file (or it is damaged)")]
     WrongPassphrase,
+    /// No passphrase could be had (the caller says why).
+    #[error("{0}")]
+    NoPassphrase(String),
     /// Encrypting or decrypting a key file.
     #[error("key file: {0}")]
     Age(String),
@@ -210,7 +213,7 @@ impl RecoveryKey {
 
     /// The set a split of this key is named by.
     fn set_id(&self) -> String {
-        hex(&sha2::Sha256::digest(self.recipient().as_bytes())[..4])
+        hex::encode(&sha2::Sha256::digest(self.recipient().as_bytes())[..4])
     }
 }
 
@@ -248,10 +251,10 @@ impl Share {
 
     /// The share as one printable line (no newline).
     pub fn to_line(&self) -> String {
-        let groups: Vec<String> = self.y.chunks(4).map(hex).collect();
+        let groups: Vec<String> = self.y.chunks(4).map(hex::encode).collect();
         let body =
             format!("{SHARE_MAGIC} {} {}of{} {} {}", self.set, self.threshold, self.shares, self.x, groups.join("-"));
-        let check = hex(&sha2::Sha256::digest(body.as_bytes())[..4]);
+        let check = hex::encode(&sha2::Sha256::digest(body.as_bytes())[..4]);
         format!("{body} {check}")
     }
 
@@ -271,15 +274,16 @@ impl Share {
             return Err(bad("does not start with `pybackup-share-1`"));
         }
         let body = format!("{magic} {set} {kofn} {x} {y}");
-        if *check != hex(&sha2::Sha256::digest(body.as_bytes())[..4]) {
+        if *check != hex::encode(&sha2::Sha256::digest(body.as_bytes())[..4]) {
             return Err(bad("its check does not match: a character is wrong or missing"));
         }
         let (k, of) = kofn.split_once("of").ok_or_else(|| bad("bad KofN word"))?;
         let threshold: u8 = k.parse().map_err(|_| bad("bad threshold"))?;
         let shares: u8 = of.parse().map_err(|_| bad("bad number of shares"))?;
         let x: u8 = x.parse().map_err(|_| bad("bad share number"))?;
-        let y = Zeroizing::new(unhex(&y.replace('-', "")).ok_or_else(|| bad("bad share bytes"))?);
-        if set.len() != 8 || unhex(set).is_none() || y.len() != 32 || x == 0 || threshold < 2 || threshold > shares {
+        let y = Zeroizing::new(hex::decode(y.replace('-', "")).map_err(|_| bad("bad share bytes"))?);
+        if set.len() != 8 || hex::decode(set).is_err() || y.len() != 32 || x == 0 || threshold < 2 || threshold > shares
+        {
             return Err(bad("values out of range"));
         }
         Ok(Share { set: set.clone(), threshold, shares, x, y })
@@ -369,17 +373,6 @@ fn encode_identity(secret: &[u8; 32]) -> Zeroizing<String> {
     let hrp = bech32::Hrp::parse_unchecked(HRP);
     let lower = Zeroizing::new(bech32::encode::<bech32::Bech32>(hrp, &secret[..]).unwrap_or_default());
     Zeroizing::new(lower.to_ascii_uppercase())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ impl Layout {
     pub fn descriptor(&self) -> Vec<u8> {
         let mut t = format!(
             "#xtar-rs {VERSION}\nset {}\nblock {}\ngroups {}\nper-group {}\npercent {}\nsector {SECTOR}\n",
-            hex(&self.set),
+            hex::encode(self.set),
             self.block,
             self.groups,
             self.per_group,
@@ -174,7 +174,7 @@ impl Layout {
         )
         .into_bytes();
         for f in &self.files {
-            t.extend_from_slice(format!("file {} {} {} ", f.first, f.size, hex(&f.sha256)).as_bytes());
+            t.extend_from_slice(format!("file {} {} {} ", f.first, f.size, hex::encode(f.sha256)).as_bytes());
             manifest::escape_path(&mut t, &f.name);
             t.push(b'\n');
         }
@@ -200,7 +200,7 @@ impl Layout {
         for line in lines {
             let (key, rest) = line.split_once(' ')?;
             match key {
-                "set" => l.set = unhex(rest)?.try_into().ok()?,
+                "set" => l.set = hex::decode(rest).ok()?.try_into().ok()?,
                 "block" => l.block = rest.parse().ok()?,
                 "groups" => l.groups = rest.parse().ok()?,
                 "per-group" => l.per_group = rest.parse().ok()?,
@@ -209,7 +209,7 @@ impl Layout {
                     let mut f = rest.splitn(4, ' ');
                     let first = f.next()?.parse().ok()?;
                     let size = f.next()?.parse().ok()?;
-                    let sha256 = unhex(f.next()?)?.try_into().ok()?;
+                    let sha256 = hex::decode(f.next()?).ok()?.try_into().ok()?;
                     let name = manifest::unescape_path(f.next()?.as_bytes()).ok()?;
                     l.files.push(Protected { name, size, sha256, first });
                 }
@@ -262,17 +262,6 @@ pub fn choose_block_size(sizes: &[u64], r: Redundancy) -> u64 {
         }
     }
     best.map_or(SECTOR, |(_, b)| b)
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
     let repo = Repo::init(repo)?;
     let _lock = repo.lock()?;
     repo.remove_stale();
-    let copies_written = repo.ensure_copies()?.len() as u64;
+    let copies_written = repo.ensure_copies(false)?.len() as u64;
     let mut copts = opts.compress.clone();
     copts.select = None;
     let src_canon = src.canonicalize().map_err(crate::io_err(src))?;

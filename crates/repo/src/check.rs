@@ -167,8 +167,8 @@ fn redundancy(repo: &Repo, name: &str, problems: &mut Vec<String>) {
             copy_path.display()
         )),
         (Ok(_), Err(e)) => problems.push(format!(
-            "snapshot {name}: the copy of its record, {}, cannot be read ({e}); the next backup writes it again \
-             if it is missing",
+            "snapshot {name}: the copy of its record, {}, cannot be read ({e}); `pybackup migrate` writes it \
+             again",
             copy_path.display()
         )),
         (Err(a), Err(c)) => {

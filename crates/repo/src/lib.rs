@@ -49,7 +49,7 @@ pub const REPOSITORY_VERSION: u32 = 2;
 
 /// Brings the repository at `repo` to the current repository format: the
 /// record of every snapshot gets its copy beside its archive (version 1
-/// repositories have none). Each copy is written whole under a temporary
+/// repositories have none, and a copy lost since is written again). Each copy is written whole under a temporary
 /// name and renamed, so a run killed part-way leaves a repository that
 /// works, and the next run (or backup) goes on. Returns the snapshots
 /// whose copy was written.
@@ -57,7 +57,7 @@ pub fn migrate(repo: &std::path::Path) -> Result<Vec<String>> {
     let repo = Repo::open(repo)?;
     let _lock = repo.lock()?;
     repo.remove_stale();
-    repo.ensure_copies()
+    repo.ensure_copies(true)
 }
 
 /// What can go wrong with a repository.

@@ -257,7 +257,7 @@ impl Record {
         }
         let sum = sha2::Sha256::digest(&out);
         out.extend_from_slice(END);
-        out.extend_from_slice(hex(&sum).as_bytes());
+        out.extend_from_slice(hex::encode(sum).as_bytes());
         out.push(b'\n');
         out
     }
@@ -298,7 +298,7 @@ impl Record {
         let Some(sum) = body[last_start..].strip_prefix(END) else {
             return Err(err(lines(), "the record is cut short (no `#end` line with its checksum)".into()));
         };
-        if check && sum != hex(&sha2::Sha256::digest(&text[..last_start])).as_bytes() {
+        if check && sum != hex::encode(sha2::Sha256::digest(&text[..last_start])).as_bytes() {
             return Err(err(lines(), "the record is damaged: its checksum does not match".into()));
         }
         Ok(&text[..last_start])
@@ -395,8 +395,8 @@ impl Record {
     }
 }
 
-/// One line of a record's body: an entry, or (in a record with a base) a
-/// path that is gone.
+/// One line of a record's body, and one change a record with a base makes
+/// to its base: an entry, or a path that is gone.
 enum Item {
     Line(Line),
     Removed(Vec<u8>),
@@ -487,11 +487,6 @@ fn parse_body(body: &[u8], first: usize, keep: Option<PathFilter<'_>>) -> std::r
     Ok((lines, removed))
 }
 
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// What `new` changes of `old` (both full listings in canonical order):
 /// the lines of `new` that `old` lacks or has otherwise, and the paths of
 /// `old` that `new` lacks.
@@ -525,21 +520,6 @@ pub fn diff_lines(old: &[Line], new: &[Line]) -> (Vec<Line>, Vec<Vec<u8>>) {
     (changed, removed)
 }
 
-/// One change a record with a base makes to a path.
-enum Change {
-    Set(Line),
-    Remove(Vec<u8>),
-}
-
-impl Change {
-    fn path(&self) -> &[u8] {
-        match self {
-            Change::Set(l) => &l.entry.path,
-            Change::Remove(p) => p,
-        }
-    }
-}
-
 /// Merges two lists in canonical order; on the same path, `newer` wins.
 fn merge_by_path<T>(older: Vec<T>, newer: Vec<T>, path: impl Fn(&T) -> &[u8]) -> Vec<T> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
@@ -561,11 +541,11 @@ fn merge_by_path<T>(older: Vec<T>, newer: Vec<T>, path: impl Fn(&T) -> &[u8]) ->
 /// The full listing of a snapshot: `base`'s lines (a full listing) with
 /// the changes of `deltas` (records with a base, oldest first) applied.
 pub fn apply_deltas(base: Vec<Line>, deltas: Vec<Record>) -> Vec<Line> {
-    let mut overlay: Vec<Change> = Vec::new();
+    let mut overlay: Vec<Item> = Vec::new();
     for d in deltas {
-        let sets = d.lines.into_iter().map(Change::Set).collect();
-        let removals = d.removed.into_iter().map(Change::Remove).collect();
-        overlay = merge_by_path(overlay, merge_by_path(removals, sets, Change::path), Change::path);
+        let sets = d.lines.into_iter().map(Item::Line).collect();
+        let removals = d.removed.into_iter().map(Item::Removed).collect();
+        overlay = merge_by_path(overlay, merge_by_path(removals, sets, Item::path), Item::path);
     }
     if overlay.is_empty() {
         return base;
@@ -577,7 +557,7 @@ pub fn apply_deltas(base: Vec<Line>, deltas: Vec<Record>) -> Vec<Line> {
         let mut same = false;
         while let Some(c) = overlay.next_if(|c| manifest::cmp_canonical(c.path(), &l.entry.path).is_le()) {
             same |= c.path() == &l.entry.path[..];
-            if let Change::Set(n) = c {
+            if let Item::Line(n) = c {
                 out.push(n);
             }
         }
@@ -586,8 +566,8 @@ pub fn apply_deltas(base: Vec<Line>, deltas: Vec<Record>) -> Vec<Line> {
         }
     }
     out.extend(overlay.filter_map(|c| match c {
-        Change::Set(l) => Some(l),
-        Change::Remove(_) => None,
+        Item::Line(l) => Some(l),
+        Item::Removed(_) => None,
     }));
     out
 }
@@ -701,7 +681,7 @@ mod tests {
         let body = &text[..text.rfind("#end ").expect("sealed")];
         let mut out = body.as_bytes().to_vec();
         out.extend_from_slice(END);
-        out.extend_from_slice(hex(&sha2::Sha256::digest(body.as_bytes())).as_bytes());
+        out.extend_from_slice(hex::encode(sha2::Sha256::digest(body.as_bytes())).as_bytes());
         out.push(b'\n');
         out
     }

@@ -182,16 +182,37 @@ impl Repo {
     }
 
     /// Writes the copy of the record of every complete snapshot that has
-    /// none: those of version 1 repositories (the migration to version 2),
-    /// and that of a run killed between its archive and its copy. Returns
-    /// the names of the copies written. Call with the lock held.
-    pub fn ensure_copies(&self) -> Result<Vec<String>> {
+    /// none. With `all`, every archive is looked at (`migrate`: a version 1
+    /// repository's, or copies lost since); without, only the archives newer
+    /// than the newest copy, or all when there is no copy (`backup`: a run
+    /// killed between its archive and its copy, a first migration), so that
+    /// a run does not read the records of every checkpoint and data archive
+    /// each time. Returns the names of the copies written. Call with the
+    /// lock held.
+    pub fn ensure_copies(&self, all: bool) -> Result<Vec<String>> {
+        let newest_copy = if all {
+            None
+        } else {
+            let names = self.names()?;
+            names.into_iter().rev().find(|n| self.copy_path(n).exists())
+        };
         let mut written = Vec::new();
         for name in self.archives()? {
-            if self.copy_path(&name).exists() {
+            if newest_copy.as_ref().is_some_and(|c| name <= *c) {
                 continue;
             }
-            let Ok(text) = self.raw(&name) else { continue };
+            let copy = std::fs::read(self.copy_path(&name)).ok();
+            if copy.is_some() && !all {
+                continue;
+            }
+            // With `all`, a copy that is damaged or differs is written again
+            // from the archive's record (when that one reads).
+            let Ok(text) = (if all { self.archive_record(&name) } else { self.raw(&name).map(|t| t.to_vec()) }) else {
+                continue;
+            };
+            if copy.as_deref() == Some(&text[..]) {
+                continue;
+            }
             if Record::parse_verified(&text, &name, true, None)
                 .is_ok_and(|r| r.status == Status::Complete && r.name == name)
             {

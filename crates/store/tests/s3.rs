@@ -116,20 +116,22 @@ fn rclone(dir: &Path) -> (Server, S3Config) {
     (server, S3Config::new("test", "repo", Some(&endpoint), "us-east-1", "rclonekey", "rclonesecret"))
 }
 
-#[test]
-fn garage_conforms() {
+/// Starts a server with `start` and runs the conformance suite on it.
+fn conforms(start: fn(&Path) -> (Server, S3Config)) {
     let t = tempfile::tempdir().expect("tmp");
-    let (_server, config) = garage(t.path());
+    let (_server, config) = start(t.path());
     let s3 = S3::new(config).expect("store");
     store::conformance::run(&s3, "conformance").unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
+fn garage_conforms() {
+    conforms(garage);
+}
+
+#[test]
 fn rclone_conforms() {
-    let t = tempfile::tempdir().expect("tmp");
-    let (_server, config) = rclone(t.path());
-    let s3 = S3::new(config).expect("store");
-    store::conformance::run(&s3, "conformance").unwrap_or_else(|e| panic!("{e}"));
+    conforms(rclone);
 }
 
 /// Wrong credentials: a clear error naming the store, and no secret in it.

@@ -12,14 +12,9 @@ use crate::cmd::*;
 
 pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
     match c {
-        KeyCommand::New { output, protect, passphrase } => {
+        KeyCommand::New { out } => {
             let key = keys::RecoveryKey::generate();
-            if *protect {
-                let pass = new_passphrase(passphrase)?;
-                write_secret(output.as_deref(), &key.to_protected_file(&pass)?)?;
-            } else {
-                write_secret(output.as_deref(), key.to_keygen_file().as_bytes())?;
-            }
+            write_key(out, &key)?;
             eprintln!("pybackup: public key: {}", key.recipient());
         }
         KeyCommand::Split { key, threshold, shares, passphrase } => {
@@ -38,7 +33,7 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{}", s.to_line())?;
             }
         }
-        KeyCommand::Combine { files, output, protect, passphrase } => {
+        KeyCommand::Combine { files, out } => {
             let mut shares = Vec::new();
             for f in files {
                 let bytes = read_input(f)?;
@@ -46,22 +41,28 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
                 shares.extend(keys::Share::parse_all(&text).with_context(|| format!("in {}", name(f)))?);
             }
             let key = keys::combine(&shares)?;
-            if *protect {
-                let pass = new_passphrase(passphrase)?;
-                write_secret(output.as_deref(), &key.to_protected_file(&pass)?)?;
-            } else {
-                write_secret(output.as_deref(), key.to_keygen_file().as_bytes())?;
-            }
+            write_key(out, &key)?;
             eprintln!("pybackup: put together from {} share(s): public key {}", shares.len(), key.recipient());
         }
     }
     Ok(code(true))
 }
 
+/// Writes a key as `out` says: plain, or protected by a new passphrase.
+fn write_key(out: &KeyOutArgs, key: &keys::RecoveryKey) -> anyhow::Result<()> {
+    if out.protect {
+        let pass = new_passphrase(&out.passphrase)?;
+        write_secret(out.output.as_deref(), &key.to_protected_file(&pass)?)
+    } else {
+        write_secret(out.output.as_deref(), key.to_keygen_file().as_bytes())
+    }
+}
+
 /// The passphrase of an existing key file: from `--passphrase-file`, or
 /// asked on the terminal.
 fn ask_passphrase(a: &PassphraseArgs, file: &Path) -> keys::Result<SecretString> {
-    read_passphrase(a, &format!("passphrase of {}: ", name(file)), false).map_err(|e| keys::Error::Age(e.to_string()))
+    read_passphrase(a, &format!("passphrase of {}: ", name(file)), false)
+        .map_err(|e| keys::Error::NoPassphrase(format!("{e:#}")))
 }
 
 /// A passphrase for a new key file: from `--passphrase-file`, or asked
