@@ -9,7 +9,11 @@ RSS (from /usr/bin/time) and the output size of each, and their ratios to
 pigz. Nothing is downloaded: the trees are the Python standard library and
 the Rust documentation that every machine of this kind has.
 
-    python3 benches/compare.py [--rounds N] [--tree NAME=PATH ...] [--dest DIR]
+    python3 benches/compare.py [--rounds N] [--tree NAME=PATH ...] [--dest DIR] [--encrypt]
+
+--encrypt adds `pyb-enc` (format version 4: encrypted to one age
+recipient, extracted with its key) and prints its cost as ratios to
+unencrypted `pybackup`: compress and extract wall time, size.
 
 --dest puts the extracted trees elsewhere (for example /dev/shm): on a
 disk whose file system is busy allocating inodes (many files created and
@@ -105,13 +109,25 @@ def main():
     ap.add_argument("--only", action="append", default=[], help="run only these tools")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
     ap.add_argument("--dest", default=None, help="where to extract (default: in the scratch directory)")
+    ap.add_argument("--encrypt", action="store_true", help="also pybackup encrypted, and its cost")
     args = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "pybackup"], cwd=ROOT, check=True)
     pyb = os.path.join(ROOT, "target/release/pybackup")
     trees = dict(t.split("=", 1) for t in args.tree) if args.tree else default_trees()
     all_tools = tools(pyb, args.jobs)
-    names = [n for n in all_tools if not args.only or n in args.only or n == "tar-pigz"]
+    keydir = tempfile.mkdtemp(prefix="xtar-bench-key-")
+    if args.encrypt:
+        key = os.path.join(keydir, "bench.key")
+        made = subprocess.run([pyb, "key", "new", "-o", key], capture_output=True, text=True, check=True)
+        recipient = made.stderr.strip().rsplit(" ", 1)[-1]
+        all_tools["pyb-enc"] = (
+            [pyb, "-q", "--no-progress", "-j", str(args.jobs), "compress", "{T}", "-o", "{O}", "-r", recipient],
+            [pyb, "-q", "--no-progress", "-j", str(args.jobs), "extract", "{O}", "{D}", "-i", key],
+            "out.xtar")
+    names = [n for n in all_tools if not args.only or n in args.only or n in ("tar-pigz", "pyb-enc")]
+    if args.encrypt and "pybackup" not in names:
+        names.insert(0, "pybackup")
     for n in names:
         exe = all_tools[n][0][0] if all_tools[n][0][0] != "sh" else "zip"
         if n == "tar-zst":
@@ -166,6 +182,12 @@ def main():
                   f"{(r['size'] / zip_size) if zip_size else 0:6.2f} "
                   f"{(r['size'] / dar_size) if dar_size else 0:6.2f} "
                   f"{med(r['cr']) / 1024:5.0f}/{med(r['xr']) / 1024:<5.0f}")
+        if "pyb-enc" in res and "pybackup" in res:
+            e, p = res["pyb-enc"], res["pybackup"]
+            print(f"encryption cost (pyb-enc / pybackup): compress {med(e['cw']) / med(p['cw']):.3f}x, "
+                  f"extract {med(e['xw']) / med(p['xw']):.3f}x, size {e['size'] / p['size']:.4f}x "
+                  f"(medians of {args.rounds} rounds)")
+    shutil.rmtree(keydir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -160,6 +160,36 @@ pub struct CompressArgs {
     /// expects) [default: 3; volume sets are written in version 2].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=3))]
     pub format_version: Option<u32>,
+    #[command(flatten)]
+    pub encrypt: EncryptArgs,
+}
+
+/// Encrypting a new archive.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EncryptArgs {
+    /// Encrypt the archive (contents and names) to this age recipient
+    /// (`age1…`, as `pybackup key new` or `age-keygen` prints it);
+    /// repeatable. Any one of the recipients' keys opens it: give at least
+    /// your own key and a recovery key kept apart.
+    #[arg(long = "recipient", short = 'r', value_name = "AGE1…")]
+    pub recipients: Vec<String>,
+    /// Encrypt to every recipient in FILE: one `age1…` per line, `#`
+    /// comments (age's recipients file); repeatable.
+    #[arg(long = "recipients-file", short = 'R', value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+}
+
+/// Keys to open encrypted archives with.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OpenArgs {
+    /// A key that opens an encrypted archive: the owner's key file (plain,
+    /// or protected by a passphrase, which is asked for), a printed
+    /// recovery key, or a file of share lines of one (enough of them; the
+    /// shares of several files add up). Repeatable.
+    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
 }
 
 /// Compression level: `-0` stores, `-1` is fastest, `-9` smallest; default 6.
@@ -248,6 +278,8 @@ pub struct ExtractArgs {
     /// other volumes.
     #[arg(long)]
     pub single_volume: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +355,8 @@ pub struct VerifyArgs {
     /// other volumes.
     #[arg(long)]
     pub single_volume: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -347,6 +381,8 @@ pub struct SalvageArgs {
     /// other volumes.
     #[arg(long)]
     pub single_volume: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -618,6 +654,8 @@ pub struct ListArgs {
     /// other volumes.
     #[arg(long)]
     pub single_volume: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use std::str::FromStr;
 pub use age;
 
 mod keyring;
+pub mod seal;
 pub use keyring::{Keyring, Way, KEYRING_MAGIC};
 
 use age::secrecy::ExposeSecret;

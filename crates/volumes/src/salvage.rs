@@ -75,7 +75,8 @@ pub fn salvage_set(
             Err(e) => obs.warning(&e),
         }
     }
-    let eopts = ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new() };
+    let eopts =
+        ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new(), keys: opts.keys.clone() };
     let mut restorer = Restorer::new(Some(dest), &eopts, obs)?;
     // Split files, and hard links whose first name is in another volume
     // (the volumes hold them only in the table).

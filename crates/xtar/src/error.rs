@@ -141,6 +141,15 @@ pub enum Error {
     /// Walking the source tree failed on one entry.
     #[error(transparent)]
     Walk(#[from] walk::Error),
+    /// An encrypted archive that cannot be opened or written as asked: no
+    /// key, a wrong key, a recipient that is not one.
+    #[error("`{}` is encrypted: {message}", path.display())]
+    Encrypted {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// An index or manifest inside the archive does not parse.
     #[error("bad {what} in archive")]
     Manifest {

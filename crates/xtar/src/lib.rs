@@ -40,6 +40,7 @@ pub mod read;
 mod salvage;
 pub mod scan;
 mod structure;
+mod unseal;
 
 mod writer;
 
@@ -53,10 +54,11 @@ pub use error::{Error, Result};
 pub use extract::Restorer;
 pub use extract::{expand, extract, verify, ExtractOptions, ExtractReport, Fate, Verified};
 pub use launch::{launch, LaunchReport};
-pub use list::{archive_manifest, list, Listed};
+pub use list::{archive_manifest, archive_manifest_keyed, list, list_keyed, Listed};
 pub use progress::{Observer, Silent};
 pub use salvage::{salvage, FileState, SalvageOptions, SalvageReport, SalvagedFile};
 pub use structure::expand_structure;
+pub use unseal::Keys;
 pub use writer::{
     plan, request_path, root_label, stream_zip, walk_source, write_archive, write_entries, ArchiveWriter,
     CompressOptions, CompressSummary, ListSkip, PackedWriter, Select, Step, Stored, Streamed, TreeSink, Written,

@@ -24,8 +24,14 @@ pub struct Listed {
 /// subdirectories), in canonical path order for version 3. Returns the
 /// number of problems reported through `obs` (members without index
 /// entries).
-pub fn list(archive: &Path, obs: &dyn Observer, mut f: impl FnMut(Listed)) -> Result<u64> {
-    let mut scanner = Scanner::open(archive)?;
+pub fn list(archive: &Path, obs: &dyn Observer, f: impl FnMut(Listed)) -> Result<u64> {
+    list_keyed(archive, &crate::Keys::default(), obs, f)
+}
+
+/// [`list`], opening an encrypted archive with `keys`.
+pub fn list_keyed(archive: &Path, keys: &crate::Keys, obs: &dyn Observer, mut f: impl FnMut(Listed)) -> Result<u64> {
+    let mut scanner = Scanner::open(archive)?.with_keys(keys.clone());
+    scanner.unlock(obs)?;
     let mut stored: HashMap<Vec<u8>, u64> = HashMap::new();
     // Version 3: the entries, by path (the manifest's, then what the
     // indexes add when the manifest was damaged).
@@ -73,7 +79,13 @@ pub fn list(archive: &Path, obs: &dyn Observer, mut f: impl FnMut(Listed)) -> Re
 /// The manifest of the tree an archive holds: its `.xtar-manifest` member,
 /// or, when that is missing or damaged, the union of its indexes.
 pub fn archive_manifest(archive: &Path, obs: &dyn Observer) -> Result<manifest::Manifest> {
-    let mut scanner = Scanner::open(archive)?;
+    archive_manifest_keyed(archive, &crate::Keys::default(), obs)
+}
+
+/// [`archive_manifest`], opening an encrypted archive with `keys`.
+pub fn archive_manifest_keyed(archive: &Path, keys: &crate::Keys, obs: &dyn Observer) -> Result<manifest::Manifest> {
+    let mut scanner = Scanner::open(archive)?.with_keys(keys.clone());
+    scanner.unlock(obs)?;
     let mut root = Vec::new();
     let mut from_indexes: Vec<Entry> = Vec::new();
     let mut trailer: Option<manifest::Manifest> = None;

@@ -10,8 +10,11 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::error::lossy;
+use crate::format::sealed as sealfmt;
 use crate::format::tar::{self as tarfmt, Block, BLOCK};
 use crate::format::{version_supported, MemberName, FORMAT_VERSION, HEADER_MAGIC, INDEX_MAGIC};
+use crate::unseal::{Keys, Opening, Unseal};
 use crate::{Error, Observer, Result};
 
 /// Metadata members (header, index, manifest) larger than this are refused.
@@ -151,6 +154,14 @@ pub struct Scanner {
     /// Bytes of the current member already read (a pack entry's local
     /// header), handed out before the rest of its data.
     prefix: Vec<u8>,
+    /// Keys to open encrypted archives with.
+    ids: Keys,
+    /// An encrypted archive: its key and names.
+    unseal: Option<Unseal>,
+    /// The pack entry of an encrypted archive being read.
+    opening: Option<Opening>,
+    /// Items read ahead (by [`Scanner::unlock`]).
+    pending: std::collections::VecDeque<Item>,
 }
 
 impl Scanner {
@@ -168,7 +179,45 @@ impl Scanner {
             version: 0,
             pack: None,
             prefix: Vec::new(),
+            ids: Keys::default(),
+            unseal: None,
+            opening: None,
+            pending: Default::default(),
         }
+    }
+
+    /// Gives the keys to open an encrypted archive with.
+    pub fn with_keys(mut self, ids: Keys) -> Scanner {
+        self.ids = ids;
+        self
+    }
+
+    /// Whether the archive is encrypted (known once its header was read).
+    pub fn is_encrypted(&self) -> bool {
+        self.unseal.is_some()
+    }
+
+    /// Reads the header and, for an encrypted archive, opens its key, so
+    /// that a missing or wrong key is an error before anything is written.
+    /// The items read are handed out by [`Scanner::next`] as usual.
+    pub fn unlock(&mut self, obs: &dyn Observer) -> Result<()> {
+        if self.started {
+            return Ok(());
+        }
+        if let Some(item) = self.next_item(obs)? {
+            self.pending.push_back(item);
+        }
+        if self.unseal.is_some() {
+            // The age header follows; the scanner takes it in passing.
+            if let Some(item) = self.next_item(obs)? {
+                self.pending.push_back(item);
+            }
+            let path = self.path.clone();
+            if let Some(u) = self.unseal.as_mut() {
+                u.need_key(&path, obs)?;
+            }
+        }
+        Ok(())
     }
 
     /// The format version the header gave (0 if no header was read).
@@ -201,6 +250,7 @@ impl Scanner {
 
     fn finish_member(&mut self) -> Result<()> {
         self.prefix.clear();
+        self.opening = None;
         let n = self.remaining + self.padding;
         if n > 0 {
             self.src.skip(n).map_err(|e| self.io_err(e))?;
@@ -239,6 +289,13 @@ impl Scanner {
     /// The next member, or `None` at the end of the archive. Damage that
     /// the reader can step over goes to `obs` as a warning.
     pub fn next(&mut self, obs: &dyn Observer) -> Result<Option<Item>> {
+        if let Some(item) = self.pending.pop_front() {
+            return Ok(Some(item));
+        }
+        self.next_item(obs)
+    }
+
+    fn next_item(&mut self, obs: &dyn Observer) -> Result<Option<Item>> {
         self.finish_member()?;
         if self.ended {
             return Ok(None);
@@ -335,6 +392,15 @@ impl Scanner {
                 self.finish_member()?;
                 continue;
             }
+            if self.unseal.is_some() {
+                if let Some(item) = self.sealed_member(&name, header.size, data_at, obs)? {
+                    return Ok(Some(item));
+                }
+                if name == sealfmt::AGE_NAME {
+                    self.finish_member()?;
+                    continue;
+                }
+            }
             return Ok(Some(match kind {
                 MemberName::Header => {
                     let text = self.meta_data(header.size)?;
@@ -353,7 +419,7 @@ impl Scanner {
                     self.pack = Some((data_at + header.size, tarfmt::padding(header.size) as u64));
                     self.remaining = 0;
                     self.padding = 0;
-                    return self.next(obs);
+                    return self.next_item(obs);
                 }
                 MemberName::TreeTar => {
                     let z = self.meta_data(header.size)?;
@@ -408,6 +474,11 @@ impl Scanner {
         };
         self.pos += head.len() as u64;
         match local {
+            Ok(l) if l.len + l.csize <= end - at && self.unseal.is_some() => {
+                self.remaining = l.csize;
+                self.padding = 0;
+                self.sealed_entry(l, at, end, obs)
+            }
             Ok(l) if l.len + l.csize <= end - at => {
                 self.remaining = l.csize;
                 self.padding = 0;
@@ -425,6 +496,97 @@ impl Scanner {
                 Ok(None)
             }
         }
+    }
+
+    /// A member only encrypted archives have: the age header (taken in
+    /// passing: `None`), the sealed manifest or tree tar (opened). `None`
+    /// for other members.
+    fn sealed_member(&mut self, name: &[u8], size: u64, data_at: u64, obs: &dyn Observer) -> Result<Option<Item>> {
+        let path = self.path.clone();
+        if name == sealfmt::AGE_NAME {
+            let h = self.meta_data(size)?;
+            if let Some(u) = self.unseal.as_mut() {
+                u.try_header(&h, &path, data_at, obs)?;
+            }
+            return Ok(None);
+        }
+        let tree = name == sealfmt::TREE_NAME || name == sealfmt::TREE_END_NAME;
+        if name != sealfmt::MANIFEST_NAME && !tree {
+            return Ok(None);
+        }
+        let z = self.meta_data(size)?;
+        let Some(u) = self.unseal.as_mut() else { return Ok(None) };
+        // Both copies of the tree tar are the same bytes, sealed under the
+        // first copy's name.
+        let sealed_as = if tree { sealfmt::TREE_NAME } else { sealfmt::MANIFEST_NAME };
+        let plain = u.open_meta(sealed_as, &z, &path, data_at, obs)?;
+        if tree {
+            let (entries, complete) = crate::format::tree::read(&plain);
+            if !complete {
+                obs.warning(
+                    &self.damaged(data_at, format!("`{}` is damaged; reading what is left of it", lossy(name))),
+                );
+            }
+            let entries = self.unseal.as_mut().map(|u| u.take_links(entries)).unwrap_or_default();
+            return Ok(Some(Item::Entries { entries, complete }));
+        }
+        let d = crate::format::gz::decode(&plain);
+        if !d.complete {
+            obs.warning(&self.damaged(data_at, "the manifest is damaged; reading what is left of it"));
+        }
+        Ok(Some(Item::Manifest { text: d.text }))
+    }
+
+    /// A pack entry of an encrypted archive, whose local header `l` was
+    /// read: its plaintext handed out as the plain format's zip entry.
+    fn sealed_entry(
+        &mut self,
+        l: crate::format::zip::LocalHeader,
+        at: u64,
+        end: u64,
+        obs: &dyn Observer,
+    ) -> Result<Option<Item>> {
+        let path = self.path.clone();
+        let n = l.csize.min((keys::seal::NONCE + keys::seal::SEALED_CHUNK) as u64) as usize;
+        let mut head = vec![0u8; n];
+        self.src.read_exact(&mut head).map_err(|e| self.io_err(e))?;
+        self.pos += n as u64;
+        self.remaining -= n as u64;
+        if let Some(u) = self.unseal.as_mut() {
+            u.need_key(&path, obs)?;
+        }
+        let Some(u) = self.unseal.as_ref() else { return Ok(None) };
+        let Some(key) = u.key.as_ref() else { return Ok(None) };
+        let last = u.last_id;
+        let opened = crate::unseal::open_entry(u, key, &l.name, l.csize, &head);
+        let Some(o) = opened else {
+            obs.warning(&self.damaged(
+                at,
+                format!(
+                    "pack entry `{}` has no path (the tree tar lost its line in both copies); skipped",
+                    lossy(&l.name)
+                ),
+            ));
+            self.finish_member()?;
+            return self.pack_entry(end, obs);
+        };
+        if let Some(id) = crate::format::sealed::entry_id(&l.name) {
+            if id <= last {
+                obs.warning(&self.damaged(
+                    at,
+                    format!(
+                        "pack entry {id} (`{}`) comes after entry {last}: members were reordered or replayed",
+                        lossy(&o.path)
+                    ),
+                ));
+            }
+            if let Some(u) = self.unseal.as_mut() {
+                u.last_id = id;
+            }
+        }
+        self.prefix = o.prefix;
+        self.opening = Some(o.opening);
+        Ok(Some(Item::File { path: o.path, size: o.size, offset: at }))
     }
 
     fn meta_data(&mut self, size: u64) -> Result<Vec<u8>> {
@@ -456,6 +618,11 @@ impl Scanner {
             });
         }
         self.version = version.parse().unwrap_or(0);
+        if self.version >= crate::format::SEALED_VERSION
+            && text.split(|&b| b == b'\n').any(|l| l == sealfmt::SEALED_LINE)
+        {
+            self.unseal = Some(Unseal::new(text, self.ids.clone()));
+        }
         let root = lines
             .find_map(|l| l.strip_prefix(b"#root "))
             .and_then(|r| manifest::unescape_path(r).ok())
@@ -549,6 +716,9 @@ impl Read for MemberData<'_> {
             buf[..n].copy_from_slice(&self.s.prefix[..n]);
             self.s.prefix.drain(..n);
             return Ok(n);
+        }
+        if let Some(o) = self.s.opening.as_mut() {
+            return o.read(&mut self.s.src, &mut self.s.remaining, &mut self.s.pos, buf);
         }
         let max = buf.len().min(usize::try_from(self.s.remaining).unwrap_or(usize::MAX));
         if max == 0 {

@@ -47,6 +47,8 @@ pub struct SalvageOptions {
     pub keep_damaged: bool,
     /// Worker threads (0: rayon's default).
     pub jobs: usize,
+    /// Keys to open an encrypted archive with.
+    pub keys: crate::Keys,
 }
 
 /// What became of one file.
@@ -235,15 +237,26 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
     let len = meta.len();
     obs.start(len);
     let mut r = BlockScan::new(file, len, archive);
-    let packed = match check_first_header(&mut r, archive)? {
-        Some(v) => v >= 3,
+    let header = check_first_header(&mut r, archive)?;
+    let packed = match &header {
+        Some((v, _)) => *v >= 3,
         None => looks_packed(&mut r)?,
     };
+    // An encrypted archive: its key first, so that without one nothing is
+    // written.
+    let text = header.map(|h| h.1).unwrap_or_default();
+    let sealed = text.split(|&b| b == b'\n').any(|l| l == format::sealed::SEALED_LINE)
+        || (packed && text.is_empty() && crate::unseal::has_age_copies(archive));
+    if sealed {
+        let unseal = crate::unseal::find_key(archive, &opts.keys, &text, obs)?;
+        return packed::salvage_packed(archive, dest, opts, Some(unseal), obs);
+    }
     if packed {
-        return packed::salvage_packed(archive, dest, opts, obs);
+        return packed::salvage_packed(archive, dest, opts, None, obs);
     }
 
-    let eopts = ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new() };
+    let eopts =
+        ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new(), keys: opts.keys.clone() };
     let mut engine = Engine::new(Some(dest), &eopts, obs)?;
     engine.book = Some(Book::default());
     let mut scan = Scan {
@@ -381,8 +394,8 @@ fn looks_packed(r: &mut BlockScan) -> Result<bool> {
 /// Refuses an archive whose first member is an `.xtar-header` of a version
 /// this program does not read, and returns the version it declares. A
 /// damaged or missing header is no reason to stop (`None`): the indexes
-/// say the version too.
-fn check_first_header(r: &mut BlockScan, archive: &Path) -> Result<Option<u32>> {
+/// say the version too. With the version, the header's text.
+fn check_first_header(r: &mut BlockScan, archive: &Path) -> Result<Option<(u32, Vec<u8>)>> {
     let mut b = [0u8; BLOCK];
     if r.read_exact(&mut b).is_err() {
         return Err(Error::NotXtar { path: archive.to_path_buf(), message: "too short to be a tar archive".into() });
@@ -401,7 +414,7 @@ fn check_first_header(r: &mut BlockScan, archive: &Path) -> Result<Option<u32>> 
                     });
                 }
                 r.seek_to(0)?;
-                return Ok(v.parse().ok());
+                return Ok(v.parse().ok().map(|v| (v, text)));
             }
         }
     }

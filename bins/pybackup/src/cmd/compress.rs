@@ -20,9 +20,13 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
         skip_inodes: Vec::new(),
         select,
         root_label: None,
-        version: a.format_version.unwrap_or(xtar::format::FORMAT_VERSION),
+        version: a.format_version.unwrap_or(xtar::format::PACKED_VERSION),
         spill_dir: a.work_dir.clone(),
+        recipients: crate::cmd::key::recipients(&a.encrypt)?,
     };
+    if !opts.recipients.is_empty() && (a.format_version == Some(2) || a.volume_size.is_some()) {
+        bail!("encrypted archives are written in format version 3, as single files: drop --volume-size or --format-version 2");
+    }
     if a.format_version == Some(3) && a.volume_size.is_some() {
         bail!("volume sets are written in format version 2; drop --format-version 3 or --volume-size");
     }

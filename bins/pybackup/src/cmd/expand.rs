@@ -10,7 +10,7 @@ use crate::ui::Ui;
 /// `pybackup expand`.
 pub fn run(a: &ExpandArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let ui = Ui::new(g.quiet, g.no_progress, "expand");
-    let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs: jobs(g), paths: Vec::new() };
+    let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs: jobs(g), ..Default::default() };
     let r =
         xtar::expand(&a.dir, &a.dest, &opts, &ui).with_context(|| format!("cannot expand `{}`", a.dir.display()))?;
     ui.finish();

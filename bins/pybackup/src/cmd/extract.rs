@@ -13,7 +13,8 @@ use crate::ui::Ui;
 pub fn run(a: &ExtractArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let ui = Ui::new(g.quiet, g.no_progress, "extract");
     let paths = a.paths.iter().map(|p| xtar::request_path(p)).collect::<Result<Vec<_>, _>>()?;
-    let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs: jobs(g), paths };
+    let keys = crate::cmd::key::open_keys(&a.open)?;
+    let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs: jobs(g), paths, keys };
     if let Some(set) = set_of(&a.archive, a.single_volume)? {
         return run_set(&set, &a.archive, &a.dest, &opts, g.verbose, &ui);
     }

@@ -48,6 +48,52 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
     Ok(code(true))
 }
 
+/// The keys `a` names, to open encrypted archives with: key files (a
+/// passphrase asked for those protected by one) and recovery keys put
+/// together from the share lines of the files that hold them.
+pub fn open_keys(a: &OpenArgs) -> anyhow::Result<xtar::Keys> {
+    let mut found = Vec::new();
+    let mut shares = Vec::new();
+    for f in &a.identities {
+        let bytes = read_input(f)?;
+        let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+        if text.contains(keys::SHARE_MAGIC) {
+            shares.extend(keys::Share::parse_all(&text).with_context(|| format!("in {}", name(f)))?);
+            continue;
+        }
+        let key = keys::RecoveryKey::open(&bytes, || ask_passphrase(&a.passphrase, f))
+            .with_context(|| format!("cannot read a key from {}", name(f)))?;
+        found.push(key);
+    }
+    if !shares.is_empty() {
+        found.push(keys::combine(&shares).context("cannot put the key together from the shares given")?);
+    }
+    Ok(std::sync::Arc::new(found))
+}
+
+/// The recipients `a` names (checked), to encrypt a new archive to.
+pub fn recipients(a: &EncryptArgs) -> anyhow::Result<Vec<String>> {
+    let mut out = a.recipients.clone();
+    for f in &a.recipients_files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read `{}`", f.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            anyhow::ensure!(
+                !line.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-"),
+                "`{}` line {}: a secret key, not a recipient; give its public key (age1…)",
+                f.display(),
+                n + 1
+            );
+            out.push(line.to_string());
+        }
+    }
+    keys::seal::parse_recipients(&out)?;
+    Ok(out)
+}
+
 /// Writes a key as `out` says: plain, or protected by a new passphrase.
 fn write_key(out: &KeyOutArgs, key: &keys::RecoveryKey) -> anyhow::Result<()> {
     if out.protect {

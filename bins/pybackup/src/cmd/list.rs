@@ -19,7 +19,8 @@ pub fn run(a: &ListArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut write_err: Option<std::io::Error> = None;
-    let problems = xtar::list(&a.archive, &ui, |l| {
+    let keys = crate::cmd::key::open_keys(&a.open)?;
+    let problems = xtar::list_keyed(&a.archive, &keys, &ui, |l| {
         if write_err.is_none() {
             let r = if a.json { json_listed(&mut out, &l) } else { text_listed(&mut out, &l) };
             write_err = r.err();

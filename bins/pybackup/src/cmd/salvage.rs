@@ -15,7 +15,12 @@ pub fn run(a: &SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     if let Some(set) = set_of(&a.archive, a.single_volume)? {
         return run_set(&set, a, jobs, ui);
     }
-    let opts = xtar::SalvageOptions { overwrite: a.overwrite, keep_damaged: a.keep_damaged, jobs };
+    let opts = xtar::SalvageOptions {
+        overwrite: a.overwrite,
+        keep_damaged: a.keep_damaged,
+        jobs,
+        keys: crate::cmd::key::open_keys(&a.open)?,
+    };
     let r = xtar::salvage(&a.archive, &a.dest, &opts, ui)
         .with_context(|| format!("cannot salvage `{}`", a.archive.display()))?;
     ui.finish();
@@ -38,7 +43,12 @@ pub fn run(a: &SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_set(set: &VolumeSet, a: &crate::flags::SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let opts = xtar::SalvageOptions { overwrite: a.overwrite, keep_damaged: a.keep_damaged, jobs };
+    let opts = xtar::SalvageOptions {
+        overwrite: a.overwrite,
+        keep_damaged: a.keep_damaged,
+        jobs,
+        keys: crate::cmd::key::open_keys(&a.open)?,
+    };
     let (reports, joined) = ::volumes::salvage_set(set, &a.dest, &opts, ui)
         .with_context(|| format!("cannot salvage the volume set of `{}`", a.archive.display()))?;
     ui.finish();

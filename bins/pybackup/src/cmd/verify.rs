@@ -14,7 +14,8 @@ pub fn run(a: &VerifyArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     if let Some(set) = set_of(&a.archive, a.single_volume || a.against.is_some())? {
         return run_set(&set, &a.archive, jobs, ui);
     }
-    let opts = xtar::ExtractOptions { jobs, ..Default::default() };
+    let keys = crate::cmd::key::open_keys(&a.open)?;
+    let opts = xtar::ExtractOptions { jobs, keys: keys.clone(), ..Default::default() };
     let r = xtar::verify(&a.archive, &opts, ui).with_context(|| format!("cannot verify `{}`", a.archive.display()))?;
     ui.finish();
     let mut clean = r.is_clean();
@@ -29,7 +30,7 @@ pub fn run(a: &VerifyArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
         ));
     }
     if let Some(dir) = &a.against {
-        let archived = xtar::archive_manifest(&a.archive, ui)?;
+        let archived = xtar::archive_manifest_keyed(&a.archive, &keys, ui)?;
         let (live, problems) = tree_manifest(dir, walk::Options::default(), true, jobs, ui)?;
         let changes = ::manifest::diff(&archived, &live, |_| true);
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -3,6 +3,7 @@
 
 mod compress;
 mod crash;
+mod encrypt;
 mod extract;
 mod fidelity;
 mod interop;

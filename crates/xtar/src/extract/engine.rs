@@ -167,7 +167,7 @@ impl<'a> Engine<'a> {
         })
     }
 
-    pub(super) fn problem(&mut self, e: Error) {
+    pub(crate) fn problem(&mut self, e: Error) {
         self.report.problems += 1;
         self.obs.warning(&e);
     }

@@ -27,6 +27,8 @@ pub struct ExtractOptions {
     pub jobs: usize,
     /// Restore only these paths and what is below them (all when empty).
     pub paths: Vec<Vec<u8>>,
+    /// Keys to open an encrypted archive with.
+    pub keys: crate::Keys,
 }
 
 /// What a restore did.
@@ -53,8 +55,12 @@ impl ExtractReport {
 }
 
 /// Restores an archive (or `-` for standard input) into `dest`.
+///
+/// An encrypted archive is opened with `opts.keys` first: without a key
+/// that opens it, nothing is written.
 pub fn extract(archive: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Result<ExtractReport> {
-    let mut scanner = Scanner::open(archive)?;
+    let mut scanner = Scanner::open(archive)?.with_keys(opts.keys.clone());
+    scanner.unlock(obs)?;
     if let Ok(m) = std::fs::metadata(archive) {
         obs.start(m.len());
     }
@@ -71,7 +77,8 @@ pub fn extract(archive: &Path, dest: &Path, opts: &ExtractOptions, obs: &dyn Obs
 /// SHA-256 against the index, writing nothing. Each damaged or missing
 /// file is reported through `obs` and counted in `problems`.
 pub fn verify(archive: &Path, opts: &ExtractOptions, obs: &dyn Observer) -> Result<ExtractReport> {
-    let mut scanner = Scanner::open(archive)?;
+    let mut scanner = Scanner::open(archive)?.with_keys(opts.keys.clone());
+    scanner.unlock(obs)?;
     if let Ok(m) = std::fs::metadata(archive) {
         obs.start(m.len());
     }

@@ -2,12 +2,18 @@
 //! this module implements it and nothing else.
 
 pub mod gz;
+pub mod sealed;
 pub mod tar;
 pub mod tree;
 pub mod zip;
 
 /// The newest format version this program reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
+/// The version of the packed layout (Part A) unencrypted.
+pub const PACKED_VERSION: u32 = 3;
+/// The version of the packed layout encrypted (§A9): readers of version 3
+/// alone refuse it, rather than restore files named by numbers.
+pub const SEALED_VERSION: u32 = 4;
 /// The version of the nested layout (one container per directory), which
 /// [`crate::ArchiveWriter`] writes: volume sets and backup sets use it.
 pub const NESTED_VERSION: u32 = 2;

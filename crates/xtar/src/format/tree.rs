@@ -30,13 +30,19 @@ pub fn holds(e: &Entry) -> bool {
 /// The gzip-compressed tar of the entries of `entries` that [`holds`]
 /// accepts (`entries` in canonical order).
 pub fn write<'a>(entries: impl Iterator<Item = &'a Entry> + Clone) -> Vec<u8> {
-    use super::tar::{write_entry_header, EntryKind, BLOCK};
-    let mut tar = Vec::new();
-    let mut cuts = vec![0usize];
     let ordered = entries
         .clone()
         .filter(|e| holds(e) && e.kind != Kind::HardLink)
         .chain(entries.filter(|e| e.kind == Kind::HardLink));
+    write_in_order(ordered)
+}
+
+/// The gzip-compressed tar of `entries`, in the order given (fifos,
+/// sockets and devices left out).
+pub fn write_in_order<'a>(ordered: impl Iterator<Item = &'a Entry>) -> Vec<u8> {
+    use super::tar::{write_entry_header, EntryKind, BLOCK};
+    let mut tar = Vec::new();
+    let mut cuts = vec![0usize];
     for e in ordered {
         let (kind, mode) = match e.kind {
             Kind::Dir => (EntryKind::Dir, e.mode),

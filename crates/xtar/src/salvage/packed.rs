@@ -22,6 +22,7 @@ use crate::extract::{Book, Engine, ExtractOptions};
 use crate::format::tar::BLOCK;
 use crate::format::{self, gz, zip, MemberName};
 use crate::scan::{BlockScan, Scanned};
+use crate::unseal::{SealedReader, Unseal};
 use crate::{Error, Observer, Result};
 
 const LOCAL_SIG: &[u8; 4] = b"PK\x03\x04";
@@ -57,6 +58,7 @@ struct Central {
 
 struct State<'a, 'e> {
     f: &'a File,
+    archive: &'a Path,
     len: u64,
     engine: &'a mut Engine<'e>,
     /// Byte ranges explained (headers, metadata, entries, central
@@ -66,6 +68,8 @@ struct State<'a, 'e> {
     packs: Vec<(u32, bool)>,
     found_by_signature: u64,
     kept: std::collections::HashMap<Vec<u8>, (u64, u64)>,
+    /// An encrypted archive: its key and the paths of its entries.
+    unseal: Option<Unseal>,
 }
 
 impl State<'_, '_> {
@@ -112,10 +116,59 @@ impl State<'_, '_> {
     fn take_entry(&mut self, at: u64, l: &zip::LocalHeader) -> Result<()> {
         let size = l.len + l.csize;
         self.cover(at, at + size);
+        if self.unseal.is_some() {
+            return self.take_sealed(at, l, false).map(|_| ());
+        }
         self.kept.insert(l.name.clone(), (at, size));
         let mut r = At { f: self.f, pos: at, end: at + size };
         self.engine.member(l.name.clone(), size, &mut r)?;
         self.engine.collect(false)
+    }
+
+    /// Takes the entry of an encrypted archive at `at`: its payload opened
+    /// and handed to the engine as the plain format's zip entry. With
+    /// `candidate` (an entry found by its signature alone), only if its
+    /// content is what the manifest expects. Returns whether it was taken.
+    fn take_sealed(&mut self, at: u64, l: &zip::LocalHeader, candidate: bool) -> Result<bool> {
+        let Some(u) = self.unseal.as_ref() else { return Ok(false) };
+        let Some(key) = u.key.as_ref() else { return Ok(false) };
+        let data = at + l.len;
+        let n = l.csize.min((keys::seal::NONCE + keys::seal::SEALED_CHUNK) as u64);
+        let head = self.read(data, n);
+        let Some(o) = crate::unseal::open_entry(u, key, &l.name, l.csize, &head) else {
+            if !candidate {
+                self.engine.problem(Error::Damaged {
+                    path: self.archive.to_path_buf(),
+                    offset: at,
+                    message: format!(
+                        "pack entry `{}` has no path (the tree tar lost its line in both copies)",
+                        String::from_utf8_lossy(&l.name)
+                    ),
+                });
+            }
+            return Ok(false);
+        };
+        if candidate && self.engine.expects(&o.path).is_none() {
+            return Ok(false);
+        }
+        let mut r = SealedReader {
+            prefix: o.prefix,
+            opening: o.opening,
+            src: At { f: self.f, pos: data + n, end: data + l.csize },
+            remaining: l.csize - n,
+            pos: 0,
+        };
+        let taken = if candidate {
+            self.engine.candidate(&o.path, o.size, &mut r)?
+        } else {
+            self.engine.member(o.path.clone(), o.size, &mut r)?;
+            true
+        };
+        if taken {
+            self.kept.insert(o.path, (at, l.len + l.csize));
+        }
+        self.engine.collect(false)?;
+        Ok(taken)
     }
 
     /// Salvages the pack whose data is `[start, end)`; returns whether its
@@ -239,6 +292,13 @@ impl State<'_, '_> {
                 continue;
             }
             let Some(l) = self.local_at(pos, self.len) else { continue };
+            if self.unseal.is_some() {
+                if self.take_sealed(pos, &l, true)? {
+                    self.found_by_signature += 1;
+                    self.cover(pos, pos + l.len + l.csize);
+                }
+                continue;
+            }
             if self.engine.expects(&l.name).is_none() {
                 continue;
             }
@@ -328,23 +388,27 @@ pub(super) fn salvage_packed(
     archive: &Path,
     dest: &Path,
     opts: &SalvageOptions,
+    unseal: Option<Unseal>,
     obs: &dyn Observer,
 ) -> Result<SalvageReport> {
     let read_err = |source| Error::Read { path: archive.to_path_buf(), source };
     let file = File::open(archive).map_err(read_err)?;
     let len = file.metadata().map_err(read_err)?.len();
-    let eopts = ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new() };
+    let eopts =
+        ExtractOptions { overwrite: opts.overwrite, jobs: opts.jobs, paths: Vec::new(), keys: opts.keys.clone() };
     let mut engine = Engine::new(Some(dest), &eopts, obs)?;
     engine.book = Some(Book::default());
     engine.links_in_index = true;
     let mut st = State {
         f: &file,
+        archive,
         len,
         engine: &mut engine,
         covered: Default::default(),
         packs: Vec::new(),
         found_by_signature: 0,
         kept: Default::default(),
+        unseal,
     };
     let r = run(&mut st, archive, obs);
     let (found_by_signature, packs, kept) = (st.found_by_signature, std::mem::take(&mut st.packs), st.kept.clone());
@@ -416,6 +480,14 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
             }
         };
         let end = if f.fits { f.next } else { st.len };
+        if st.unseal.is_some() && f.fits && f.size <= MAX_META {
+            if let Some(done) = sealed_meta(st, &mut scan, archive, &f.name, f.start, f.data, f.size, end, obs)? {
+                manifest_complete |= done.0;
+                tree_complete |= done.1;
+                scan.seek_to(f.next)?;
+                continue;
+            }
+        }
         let kind = MemberName::parse_v3(&f.name);
         if matches!(kind, MemberName::Other(_)) {
             // Not a header of ours: a block inside some data that happens
@@ -452,7 +524,7 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
         }
     }
     obs.advance(st.len.saturating_sub(reported));
-    if !manifest_complete {
+    if !manifest_complete && st.unseal.is_none() {
         // A manifest whose tar header was lost: its gzip members, where no
         // header explains the bytes and outside every pack found.
         let mut known: Vec<(u64, u64)> = st.covered.iter().map(|(&a, &b)| (a, b)).collect();
@@ -486,6 +558,53 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
         st.search(a, b, true)?;
     }
     Ok((manifest_complete, tree_complete))
+}
+
+/// A member only encrypted archives have, at `start` (data at `data`,
+/// `size` bytes, the next member at `end`): the age header (taken), the
+/// manifest or the tree tar (opened chunk by chunk and read). `None` for
+/// other members; else whether the manifest and the tree tar were whole.
+#[allow(clippy::too_many_arguments)]
+fn sealed_meta(
+    st: &mut State<'_, '_>,
+    scan: &mut BlockScan,
+    scan_path: &Path,
+    name: &[u8],
+    start: u64,
+    data: u64,
+    size: u64,
+    end: u64,
+    obs: &dyn Observer,
+) -> Result<Option<(bool, bool)>> {
+    use crate::format::sealed as fmt;
+    let tree = name == fmt::TREE_NAME || name == fmt::TREE_END_NAME;
+    if name != fmt::AGE_NAME && name != fmt::MANIFEST_NAME && !tree {
+        return Ok(None);
+    }
+    st.cover(start, end);
+    if name == fmt::AGE_NAME {
+        return Ok(Some((false, false)));
+    }
+    let z = scan.read_up_to(size)?;
+    let Some(u) = st.unseal.as_mut() else { return Ok(None) };
+    let path = scan_path.to_path_buf();
+    let sealed_as = if tree { fmt::TREE_NAME } else { fmt::MANIFEST_NAME };
+    let whole = u.key.as_ref().and_then(|k| k.open_member(sealed_as, &z).ok()).is_some();
+    let plain = u.open_meta(sealed_as, &z, &path, data, obs)?;
+    if tree {
+        let (entries, complete) = format::tree::read(&plain);
+        let entries = u.take_links(entries);
+        st.engine.index(b"", entries)?;
+        return Ok(Some((false, whole && complete)));
+    }
+    let d = gz::decode(&plain);
+    let (entries, bad) = crate::read::parse_entries(&d.text);
+    let complete = whole && d.complete && bad == 0 && d.text.starts_with(manifest::MAGIC.as_bytes());
+    if let Some(b) = st.engine.book.as_mut() {
+        b.manifest_complete |= complete;
+    }
+    st.engine.index(b"", entries)?;
+    Ok(Some((complete, false)))
 }
 
 /// The ranges of `[0, len)` that `covered` leaves out (at most

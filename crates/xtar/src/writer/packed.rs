@@ -22,8 +22,9 @@ use super::{Stored, Written};
 use crate::compress::{Compressed, Encoder};
 use crate::format::tar::BLOCK;
 use crate::format::zip::{self, EntryInfo, S_IFREG};
-use crate::format::{self, gz, FORMAT_VERSION, HEADER_MAGIC};
+use crate::format::{self, gz, sealed, HEADER_MAGIC};
 use crate::{Error, Observer, Result};
+use keys::seal::{self, ArchiveKey};
 
 /// Entry bytes (local headers and data) of a pack, at most, unless one
 /// entry alone is larger.
@@ -80,6 +81,8 @@ pub struct PackedWriter {
     summary: CompressSummary,
     /// The mtime of every tar header: the root directory's.
     mtime: Option<i64>,
+    /// The key of an encrypted archive (§A9).
+    seal: Option<ArchiveKey>,
 }
 
 impl PackedWriter {
@@ -97,6 +100,12 @@ impl PackedWriter {
             .num_threads(opts.jobs.max(1))
             .build()
             .map_err(|e| Error::Write { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+        let seal = if opts.recipients.is_empty() {
+            None
+        } else {
+            let encrypted = |e: seal::SealError| Error::Encrypted { path: path.to_path_buf(), message: e.to_string() };
+            Some(ArchiveKey::new(&seal::parse_recipients(&opts.recipients).map_err(encrypted)?).map_err(encrypted)?)
+        };
         let spill = tempfile::tempfile_in(spill_dir)
             .map_err(|source| Error::Write { path: spill_dir.to_path_buf(), source })?;
         Ok(PackedWriter {
@@ -112,6 +121,7 @@ impl PackedWriter {
             others: Vec::new(),
             summary: CompressSummary::default(),
             mtime: None,
+            seal,
         })
     }
 
@@ -144,11 +154,18 @@ impl PackedWriter {
     /// Writes the archive: header, manifest, guard, packs, tree tar and the
     /// end; flushes.
     pub fn finish(mut self) -> Result<Written> {
-        let Some(mtime) = self.mtime else {
+        let Some(root_mtime) = self.mtime else {
             return Err(order(b"", "an archive needs its root directory"));
         };
+        // An encrypted archive shows no time of the tree (§A9).
+        let mtime = if self.seal.is_some() { 0 } else { root_mtime };
         self.spill.flush().map_err(|e| self.spill_err(e))?;
         let mut files = std::mem::take(&mut self.files);
+        if self.seal.is_some() {
+            for f in &mut files {
+                f.stored_len = sealed_payload_len(f);
+            }
+        }
         // Smallest first, so that damage at the end, where media fail
         // first, costs as few files as the bytes allow (format §3.2).
         files.sort_by(|a, b| {
@@ -156,15 +173,43 @@ impl PackedWriter {
         });
         let mut others = std::mem::take(&mut self.others);
         others.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+        // Encrypted: each file's entry is named by its number, and the tree
+        // tar links its path to that name in the data directory.
+        let data_dir = self.data_dir(&others);
+        let mut links = Vec::new();
+        if self.seal.is_some() {
+            for (i, f) in files.iter_mut().enumerate() {
+                let id = i as u64 + 1;
+                f.stored_len = sealed_info(id, f.stored_len, 0).local_header().len() as u64 + f.stored_len;
+                let target = [&data_dir[..], b"/", &sealed::entry_name(id)].concat();
+                let mut link = Entry::dir(f.entry.path.clone(), f.entry.mode, f.entry.mtime);
+                link.kind = Kind::HardLink;
+                link.target = Some(target);
+                links.push(link);
+            }
+        }
 
         // The manifest's order, by reference: the entries are not copied.
         let mut all: Vec<&Entry> = others.iter().chain(files.iter().map(|f| &f.entry)).collect();
         all.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
 
-        let mut header = format!("{HEADER_MAGIC} {FORMAT_VERSION}\n#root ").into_bytes();
-        manifest::escape_path(&mut header, &self.root);
-        header.push(b'\n');
+        let version = if self.seal.is_some() { format::SEALED_VERSION } else { format::PACKED_VERSION };
+        let mut header = format!("{HEADER_MAGIC} {version}\n").into_bytes();
+        if self.seal.is_some() {
+            for line in [sealed::SEALED_LINE, &[sealed::DATA_LINE, &data_dir[..]].concat()] {
+                header.extend_from_slice(line);
+                header.push(b'\n');
+            }
+        } else {
+            header.extend_from_slice(b"#root ");
+            manifest::escape_path(&mut header, &self.root);
+            header.push(b'\n');
+        }
         self.out.member(format::HEADER_NAME, &header, mtime, 0o644)?;
+        if let Some(key) = &self.seal {
+            let h = key.header().to_vec();
+            self.out.member(sealed::AGE_NAME, &h, mtime, 0o644)?;
+        }
 
         let mut z = Vec::new();
         let mut text = Vec::with_capacity(all.len() * 100);
@@ -174,11 +219,37 @@ impl PackedWriter {
         }
         self.pool.install(|| gz::compress(&text, &mut z));
         drop(text);
-        self.out.member(format::MANIFEST_GZ_NAME, &z, mtime, 0o644)?;
+        let z = self.sealed_meta(sealed::MANIFEST_NAME, z)?;
+        let name = if self.seal.is_some() { sealed::MANIFEST_NAME } else { format::MANIFEST_GZ_NAME };
+        self.out.member(name, &z, mtime, 0o644)?;
         let manifest_end = self.out.pos;
-        let tree = self.pool.install(|| format::tree::write(all.iter().copied()));
+        let tree = if self.seal.is_some() {
+            // Links to the unzipped data first, then the further names of
+            // hard links to them, then directories, symlinks and empty
+            // files, then the further names of empty files: no name is
+            // created in a directory after the directory's mtime is set.
+            links.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+            let with_data: std::collections::HashSet<&[u8]> = links.iter().map(|l| &l.path[..]).collect();
+            let to_data = |e: &&Entry| e.target.as_deref().is_some_and(|t| with_data.contains(t));
+            let hard = others.iter().filter(|e| e.kind == Kind::HardLink);
+            let ordered = links
+                .iter()
+                .chain(hard.clone().filter(to_data))
+                .chain(others.iter().filter(|e| format::tree::holds(e) && e.kind != Kind::HardLink))
+                .chain(hard.filter(|e| !to_data(e)));
+            self.pool.install(|| format::tree::write_in_order(ordered))
+        } else {
+            self.pool.install(|| format::tree::write(all.iter().copied()))
+        };
         drop(all);
-        self.out.member(format::TREE_TAR_NAME, &tree, mtime, 0o644)?;
+        drop(links);
+        let tree = self.sealed_meta(sealed::TREE_NAME, tree)?;
+        let (tree_name, tree_end_name) = if self.seal.is_some() {
+            (sealed::TREE_NAME, sealed::TREE_END_NAME)
+        } else {
+            (format::TREE_TAR_NAME, format::TREE_TAR_END_NAME)
+        };
+        self.out.member(tree_name, &tree, mtime, 0o644)?;
         // The head guard: no pack within GUARD bytes after the manifest, so
         // that no burst of damage that long takes both copies of a file's
         // line (its zip headers are the second copy). The tree tar fills
@@ -202,14 +273,22 @@ impl PackedWriter {
                 end += 1;
             }
             k += 1;
-            self.write_pack(k, &files[start..end], &spill, mtime)?;
+            if self.seal.is_some() {
+                if k.is_multiple_of(sealed::AGE_EVERY) {
+                    self.write_age(mtime)?;
+                }
+                self.write_sealed_pack(k, start as u64 + 1, &files[start..end], &spill, mtime)?;
+            } else {
+                self.write_pack(k, &files[start..end], &spill, mtime)?;
+            }
             start = end;
         }
 
         let packs_end = self.out.pos;
         // The second copy of the tree tar: tail damage, where media fail
         // first, leaves stock tools the first; head damage this one.
-        self.out.member(format::TREE_TAR_END_NAME, &tree, mtime, 0o644)?;
+        self.out.member(tree_end_name, &tree, mtime, 0o644)?;
+        self.write_age(mtime)?;
         // The tail guard: the last GUARD bytes hold no pack, so that losing
         // them costs stock tools no pack's central directory.
         let tail = self.out.pos - packs_end + 2 * BLOCK as u64;
@@ -222,6 +301,88 @@ impl PackedWriter {
         let mut entries: Vec<Entry> = others.into_iter().chain(files.into_iter().map(|f| f.entry)).collect();
         entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
         Ok(Written { summary: self.summary, entries, offsets: Default::default() })
+    }
+
+    /// The directory pack entries unzip into: `.xtar-data`, unless the
+    /// tree's root holds that name.
+    fn data_dir(&self, others: &[Entry]) -> Vec<u8> {
+        let taken =
+            |name: &[u8]| others.iter().any(|e| e.path == name) || self.files.iter().any(|f| f.entry.path == name);
+        let mut dir = sealed::DATA_DIR.to_vec();
+        let mut n = 1;
+        while taken(&dir) {
+            dir = format!("{}.{n}", String::from_utf8_lossy(sealed::DATA_DIR)).into_bytes();
+            n += 1;
+        }
+        dir
+    }
+
+    /// A metadata member's bytes: sealed under `name` when encrypted.
+    fn sealed_meta(&self, name: &[u8], plain: Vec<u8>) -> Result<Vec<u8>> {
+        let Some(key) = &self.seal else { return Ok(plain) };
+        let mut out = Vec::new();
+        key.seal(name, &plain, &mut out).map_err(|e| self.out.err(std::io::Error::other(e)))?;
+        Ok(out)
+    }
+
+    /// A copy of the age header.
+    fn write_age(&mut self, mtime: i64) -> Result<()> {
+        let Some(key) = &self.seal else { return Ok(()) };
+        let h = key.header().to_vec();
+        self.out.member(sealed::AGE_NAME, &h, mtime, 0o644)
+    }
+
+    /// Writes pack `k` of an encrypted archive: each file's plaintext
+    /// (§A9) sealed under its number, from `first` on, as a stored entry.
+    fn write_sealed_pack(&mut self, k: u32, first: u64, files: &[Spilled], spill: &File, mtime: i64) -> Result<()> {
+        let mut infos: Vec<EntryInfo> =
+            files.iter().enumerate().map(|(i, f)| sealed_info(first + i as u64, sealed_payload_len(f), 0)).collect();
+        let mut offset = 0u64;
+        let mut central_len = 0u64;
+        for info in &infos {
+            central_len += info.central_header(offset).len() as u64;
+            offset += info.local_header().len() as u64 + info.csize;
+        }
+        let trailer = zip::end_records(files.len() as u64, offset, central_len);
+        let len = offset + central_len + trailer.len() as u64;
+        let mut hdr = Vec::new();
+        format::tar::write_member_header(&mut hdr, &format::pack_name(k), len, mtime, 0o644);
+        self.out.write(&hdr)?;
+        let (Some(key), out, spill_path) = (self.seal.as_ref(), &mut self.out, &self.spill_path) else {
+            return Err(order(b"", "not an encrypted archive"));
+        };
+        let mut buf = Vec::new();
+        for (f, info) in files.iter().zip(infos.iter_mut()) {
+            // Small payloads are sealed once, in memory; larger ones twice
+            // (the nonce is fixed, so the bytes are the same): once for the
+            // CRC-32 of the local header, once to write.
+            if info.csize <= 4 << 20 {
+                buf.clear();
+                seal_file_with(key, f, &info.name, spill, spill_path, &mut |b| {
+                    buf.extend_from_slice(b);
+                    Ok(())
+                })?;
+                info.crc = crc32fast::hash(&buf);
+                out.write(&info.local_header())?;
+                out.write(&buf)?;
+            } else {
+                let mut crc = crc32fast::Hasher::new();
+                seal_file_with(key, f, &info.name, spill, spill_path, &mut |b| {
+                    crc.update(b);
+                    Ok(())
+                })?;
+                info.crc = crc.finalize();
+                out.write(&info.local_header())?;
+                seal_file_with(key, f, &info.name, spill, spill_path, &mut |b| out.write(b))?;
+            }
+        }
+        let mut offset = 0u64;
+        for info in &infos {
+            self.out.write(&info.central_header(offset))?;
+            offset += info.local_header().len() as u64 + info.csize;
+        }
+        self.out.write(&trailer)?;
+        self.out.padding(len)
     }
 
     /// Writes pack `k`, the zip of `files`.
@@ -245,6 +406,72 @@ impl PackedWriter {
         self.out.write(&trailer)?;
         self.out.padding(len)
     }
+}
+
+/// Bytes of a file's sealed payload.
+fn sealed_payload_len(f: &Spilled) -> u64 {
+    seal::sealed_len(sealed::plain_len(f.method == zip::Method::Stored, f.csize))
+}
+
+/// The stored pack entry of file number `id`, its payload `len` bytes: no
+/// time, no permissions of the file.
+fn sealed_info(id: u64, len: u64, crc: u32) -> EntryInfo {
+    EntryInfo {
+        name: sealed::entry_name(id),
+        method: zip::Method::Stored,
+        crc,
+        csize: len,
+        usize: len,
+        mtime: -1,
+        unix_mode: S_IFREG | 0o600,
+        zip64: EntryInfo::needs_zip64(len),
+    }
+}
+
+/// Seals the plaintext of `f` (gzip header, deflate stream, trailer) read
+/// from the spill file, handing the payload to `sink` in pieces.
+fn seal_file_with(
+    key: &ArchiveKey,
+    f: &Spilled,
+    name: &[u8],
+    spill: &File,
+    spill_path: &Path,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let seal_err =
+        |e: seal::SealError| Error::Write { path: spill_path.to_path_buf(), source: std::io::Error::other(e) };
+    let mut out = Vec::with_capacity(2 << 20);
+    let mut s = key.sealer(name, &mut out);
+    s.update(&sealed::gzip_head(f.entry.mtime.sec, f.entry.size, f.crc), &mut out).map_err(seal_err)?;
+    let stored = f.method == zip::Method::Stored;
+    let mut blocks = sealed::StoredBlocks::new(f.csize);
+    let mut buf = vec![0u8; f.csize.min(1 << 20) as usize];
+    let mut wrapped = Vec::new();
+    let mut done = 0u64;
+    while done < f.csize {
+        let n = (f.csize - done).min(buf.len() as u64) as usize;
+        spill.read_exact_at(&mut buf[..n], f.at + done).map_err(|source| Error::ReadArchive {
+            path: spill_path.to_path_buf(),
+            offset: f.at + done,
+            source,
+        })?;
+        if stored {
+            wrapped.clear();
+            blocks.push(&buf[..n], &mut wrapped);
+            s.update(&wrapped, &mut out).map_err(seal_err)?;
+        } else {
+            s.update(&buf[..n], &mut out).map_err(seal_err)?;
+        }
+        done += n as u64;
+        if out.len() >= 1 << 20 {
+            sink(&out)?;
+            out.clear();
+        }
+    }
+    s.update(&sealed::gzip_tail(f.entry.size, f.crc), &mut out).map_err(seal_err)?;
+    s.finish(&mut out).map_err(seal_err)?;
+    sink(&out)
 }
 
 fn order(path: &[u8], reason: &'static str) -> Error {

@@ -38,6 +38,9 @@ pub struct CompressOptions {
     /// Version 3: where compressed data waits while files are sorted by
     /// size (an unlinked file); `None`: beside the output.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// Version 3: encrypt the archive to these age recipients (`age1…`);
+    /// none: not encrypted.
+    pub recipients: Vec<String>,
 }
 
 /// A selection of entries to archive.
@@ -134,8 +137,9 @@ impl Default for CompressOptions {
             skip_inodes: Vec::new(),
             select: None,
             root_label: None,
-            version: crate::format::FORMAT_VERSION,
+            version: crate::format::PACKED_VERSION,
             spill_dir: None,
+            recipients: Vec::new(),
         }
     }
 }

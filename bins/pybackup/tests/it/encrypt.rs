@@ -1,0 +1,373 @@
+//! Encrypted archives (docs/format/xtar.md §A9): round trips with each way
+//! in, nothing readable without a key, the stock recipe with Debian's
+//! `age`, wrong keys, tampering and damage.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::*;
+
+/// The recipe of docs/format/xtar.md §A10, as the spec gives it.
+pub(crate) const RECIPE: &str = r#"
+archive=$1 out=$2 key=$3
+stage=$out.stage
+mkdir -p "$stage" "$out"
+tar -i -xf "$archive" -C "$stage"
+data="$out/$(sed -n 's/^#data //p' "$stage/.xtar-header")"
+mkdir -p "$data"
+for z in "$stage"/.xtar-pack.*.zip; do
+    unzip -q -o -d "$data" "$z"
+done
+for f in "$data"/*; do
+    [ -f "$f" ] || continue
+    cat "$stage/.xtar-age" "$f" | age -d -i "$key" > "$f.gz" && gzip -dNf "$f.gz"
+done
+cat "$stage/.xtar-age" "$stage/.xtar-tree.tar.gz.age" | age -d -i "$key" | tar -xzf - -C "$out"
+rm -rf "$data"
+cat "$stage/.xtar-age" "$stage/.xtar-manifest.gz.age" | age -d -i "$key" | gzip -dc |
+while IFS="$(printf '\t')" read -r path kind mode rest; do
+    [ "$kind" = f ] && chmod "$mode" "$out/$(printf '%b' "$path")"
+done
+exit 0
+"#;
+
+/// Keys for the tests: the owner's (protected by a passphrase), a
+/// recovery key, two of three shares of it, and their public keys.
+pub(crate) struct Keys {
+    pub dir: tempfile::TempDir,
+}
+
+impl Keys {
+    pub(crate) fn new() -> Keys {
+        let dir = tempfile::tempdir().expect("tmp");
+        let k = Keys { dir };
+        std::fs::write(k.path("pass"), "correct horse battery staple\n").expect("write");
+        let out = pybackup()
+            .args(["key", "new", "--protect", "--passphrase-file"])
+            .arg(k.path("pass"))
+            .arg("-o")
+            .arg(k.path("own.key"))
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let own = stderr(&out).trim().rsplit(' ').next().expect("public key").to_string();
+        std::fs::write(k.path("own.pub"), format!("# the owner\n{own}\n")).expect("write");
+        let out = pybackup().arg("key").arg("new").arg("-o").arg(k.path("rec.key")).output().expect("runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out =
+            pybackup().args(["key", "split", "-k", "2", "-n", "3"]).arg(k.path("rec.key")).output().expect("runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).expect("utf8");
+        let shares: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        std::fs::write(k.path("two.shares"), format!("{}\n{}\n", shares[2], shares[0])).expect("write");
+        k
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The recovery key's public key.
+    pub(crate) fn recovery(&self) -> String {
+        let text = std::fs::read_to_string(self.path("rec.key")).expect("key");
+        text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public key").to_string()
+    }
+
+    /// `compress` options that encrypt to both keys.
+    pub(crate) fn to(&self) -> Vec<String> {
+        vec!["-R".into(), self.path("own.pub").display().to_string(), "--recipient".into(), self.recovery()]
+    }
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `pybackup VERB ARCHIVE [DEST] --identity ...`, its output.
+fn with_key(verb: &str, archive: &Path, dest: Option<&Path>, key: &[&Path]) -> std::process::Output {
+    let mut c = pybackup();
+    c.arg(verb).arg(archive);
+    if let Some(d) = dest {
+        c.arg(d);
+    }
+    for k in key {
+        c.arg("-i").arg(k);
+    }
+    c.output().expect("runs")
+}
+
+/// A tree with every kind of entry, a file over 32 MiB (deflated in
+/// chunks, sealed in two passes), and incompressible files (stored).
+fn tree(src: &Path) {
+    crate::fidelity::rich_tree(src);
+    let big: Vec<u8> =
+        (0..33u32 << 20).map(|i| b"0123456789abcdef\n"[(i % 17) as usize] ^ ((i >> 16) as u8 & 3)).collect();
+    write(src, b"big/over-32-mib.txt", &big);
+    write(src, b"noise/first-random.bin", &noise(200_000, 1));
+    write(src, b"noise/second-random.bin", &noise(200_000, 2));
+    for i in 0..300 {
+        write(
+            src,
+            format!("many/file-{i:03}.txt").as_bytes(),
+            format!("small file number {i}, with a line long enough to sample\n").as_bytes(),
+        );
+    }
+}
+
+#[test]
+fn each_way_in_opens_an_encrypted_archive_whole() {
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &args(&k.to()));
+    // The owner's key with its passphrase, the recovery key alone, two of
+    // the three shares of the recovery key.
+    let ways = [("owner", k.path("own.key")), ("recovery", k.path("rec.key")), ("shares", k.path("two.shares"))];
+    for (name, key) in ways {
+        let dest = t.path().join(name);
+        let mut c = pybackup();
+        c.arg("extract").arg(&archive).arg(&dest).arg("-i").arg(&key);
+        c.arg("--passphrase-file").arg(k.path("pass"));
+        let out = c.output().expect("runs");
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_same_tree(&src, &dest);
+        std::fs::remove_dir_all(&dest).expect("rm");
+    }
+    let out = with_key("verify", &archive, None, &[&k.path("rec.key")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = with_key("list", &archive, None, &[&k.path("rec.key")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("big/over-32-mib.txt"));
+}
+
+/// Every byte string of `needles` that occurs in `hay`.
+fn found_in<'a>(hay: &[u8], needles: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
+    needles.iter().filter(|n| hay.windows(n.len()).any(|w| w == &n[..])).map(|n| &n[..]).collect()
+}
+
+#[test]
+fn an_encrypted_archive_shows_no_name_and_no_content() {
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &args(&k.to()));
+    let bytes = std::fs::read(&archive).expect("read");
+    // Every name component and link target of 6 bytes or more (shorter
+    // strings occur by chance in 40 MB of ciphertext), and the root.
+    let mut needles: Vec<Vec<u8>> = vec![src.as_os_str().as_encoded_bytes().to_vec()];
+    let mut contents = 0;
+    for (path, node) in snapshot(&src, false) {
+        for c in path.split(|&b| b == b'/') {
+            if c.len() >= 6 {
+                needles.push(c.to_vec());
+            }
+        }
+        if node.kind == "symlink" && node.content.len() >= 6 {
+            needles.push(node.content.clone());
+        }
+        // A sample of every file's content: 32 bytes from its middle.
+        if node.kind == "file" && node.content.len() >= 32 {
+            let mid = node.content.len() / 2 - 16;
+            needles.push(node.content[mid..mid + 32].to_vec());
+            contents += 1;
+        }
+    }
+    needles.sort();
+    needles.dedup();
+    assert!(needles.len() > 300 && contents > 300, "{} needles, {contents} contents", needles.len());
+    let shown = found_in(&bytes, &needles);
+    assert!(
+        shown.is_empty(),
+        "the encrypted archive shows {:?}",
+        shown.iter().map(|s| String::from_utf8_lossy(s)).collect::<Vec<_>>()
+    );
+    // The same search finds them in the archive that is not encrypted:
+    // the test can fail.
+    let plain = t.path().join("plain.xtar");
+    compress(&src, &plain, &[]);
+    let plain_bytes = std::fs::read(&plain).expect("read");
+    assert!(found_in(&plain_bytes, &needles).len() >= 300);
+}
+
+#[test]
+fn gnu_tar_debian_age_and_unzip_recover_an_encrypted_archive() {
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &args(&k.to()));
+    let out = t.path().join("out");
+    let res = Command::new("bash")
+        .arg("-c")
+        .arg(RECIPE)
+        .arg("bash")
+        .arg(&archive)
+        .arg(&out)
+        .arg(k.path("rec.key"))
+        .output()
+        .expect("bash");
+    assert!(res.status.success(), "recipe: {}", String::from_utf8_lossy(&res.stderr));
+    // Every name (exact bytes: unzip only sees numbers), content, kind,
+    // hard-link group and permission bits; mtimes to the second.
+    let want = snapshot(&src, false);
+    let got = snapshot(&out, false);
+    assert_eq!(want.len(), got.len(), "entry counts");
+    for (path, w) in &want {
+        let g = got.get(path).unwrap_or_else(|| panic!("`{}` missing", String::from_utf8_lossy(path)));
+        let name = String::from_utf8_lossy(path);
+        assert_eq!((w.kind, &w.content, &w.link_group), (g.kind, &g.content, &g.link_group), "{name}");
+        if w.kind != "symlink" {
+            assert_eq!(w.mode, g.mode, "{name}: mode");
+        }
+        // Times to the second between 1970 and 2106: gzip's and ustar's
+        // fields hold no others (the manifest does).
+        if w.kind != "symlink" && (0..1 << 32).contains(&w.mtime.0) {
+            assert_eq!(w.mtime.0, g.mtime.0, "{name}: mtime");
+        }
+    }
+}
+
+#[test]
+fn a_missing_or_wrong_key_is_one_line_and_writes_nothing() {
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    write(&src, b"a.txt", b"private\n");
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &args(&k.to()));
+    let other = t.path().join("other.key");
+    let out = pybackup().arg("key").arg("new").arg("-o").arg(&other).output().expect("runs");
+    assert!(out.status.success());
+    for (what, key) in [("no key", vec![]), ("a wrong key", vec![other.as_path()])] {
+        for verb in ["extract", "salvage", "verify", "list"] {
+            let dest = t.path().join(format!("{verb}-dest"));
+            let takes_dest = verb == "extract" || verb == "salvage";
+            let out = with_key(verb, &archive, takes_dest.then_some(dest.as_path()), &key);
+            assert_eq!(out.status.code(), Some(2), "{verb} with {what}: {}", stderr(&out));
+            assert_eq!(stderr(&out).lines().count(), 1, "{verb} with {what}: {}", stderr(&out));
+            assert!(stderr(&out).contains("is encrypted"), "{}", stderr(&out));
+            assert!(!dest.exists(), "{verb} with {what} wrote {}", dest.display());
+        }
+    }
+    // A wrong passphrase for the owner's key: exit 2, nothing written.
+    std::fs::write(k.path("bad-pass"), "not it\n").expect("write");
+    let dest = t.path().join("never");
+    let out = pybackup()
+        .arg("extract")
+        .arg(&archive)
+        .arg(&dest)
+        .arg("-i")
+        .arg(k.path("own.key"))
+        .arg("--passphrase-file")
+        .arg(k.path("bad-pass"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("passphrase"), "{}", stderr(&out));
+    assert!(!dest.exists());
+}
+
+/// The entries of the packs of an archive: (name, offset of its local
+/// header, offset of its data, data length).
+pub(crate) fn pack_entries(bytes: &[u8]) -> Vec<(Vec<u8>, usize, usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 512 <= bytes.len() {
+        let h = &bytes[at..at + 512];
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let name_end = h[..100].iter().position(|&b| b == 0).unwrap_or(100);
+        let name = &h[..name_end];
+        let size_field = std::str::from_utf8(&h[124..136]).expect("size").trim_matches(|c| c == '\0' || c == ' ');
+        let size = usize::from_str_radix(size_field, 8).expect("octal size");
+        let data = at + 512;
+        if name.starts_with(b".xtar-pack.") {
+            let mut p = data;
+            while bytes[p..p + 4] == *b"PK\x03\x04" {
+                let u16_at = |o: usize| usize::from(u16::from_le_bytes([bytes[o], bytes[o + 1]]));
+                let csize = u32::from_le_bytes(bytes[p + 18..p + 22].try_into().expect("4")) as usize;
+                let (n, x) = (u16_at(p + 26), u16_at(p + 28));
+                let d = p + 30 + n + x;
+                out.push((bytes[p + 30..p + 30 + n].to_vec(), p, d, csize));
+                p = d + csize;
+            }
+        }
+        at = data + size.div_ceil(512) * 512;
+    }
+    out
+}
+
+#[test]
+fn flipped_swapped_and_foreign_members_are_detected_and_named() {
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &args(&k.to()));
+    let bytes = std::fs::read(&archive).expect("read");
+    let entries = pack_entries(&bytes);
+    assert!(entries.len() > 300, "{} pack entries", entries.len());
+    let key = k.path("rec.key");
+    let damaged_names = |out: &std::process::Output| -> Vec<String> {
+        stderr(out)
+            .lines()
+            .filter(|l| l.contains("does not authenticate") || l.contains("damaged"))
+            .map(str::to_string)
+            .collect()
+    };
+
+    // One flipped byte in the middle of an entry: that file, named, and no
+    // other, is lost; exit 1.
+    let (_, _, data, len) = entries[entries.len() / 2];
+    let mut flipped = bytes.clone();
+    flipped[data + len / 2] ^= 0x20;
+    let a = t.path().join("flipped.xtar");
+    std::fs::write(&a, &flipped).expect("write");
+    let dest = t.path().join("flipped");
+    let out = with_key("extract", &a, Some(&dest), &[&key]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines = damaged_names(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let restored = snapshot(&dest, false);
+    let lost: Vec<_> = snapshot(&src, false).into_iter().filter(|(p, n)| restored.get(p) != Some(n)).collect();
+    assert_eq!(lost.len(), 1, "one file lost");
+    assert!(lines[0].contains(&*String::from_utf8_lossy(&lost[0].0)), "{lines:?} names {:?}", lost[0].0);
+
+    // Two entries of the same length swapped (the two random files):
+    // both are refused as moved, the rest restored.
+    let noise_len = entries.iter().find(|f| f.3 > 150_000 && f.3 < 250_000).expect("a noise file").3;
+    let same: Vec<_> = entries.iter().filter(|e| e.3 == noise_len).collect();
+    assert_eq!(same.len(), 2, "two entries of equal length");
+    let mut swapped = bytes.clone();
+    let (x, y, n) = (same[0].2, same[1].2, same[0].3);
+    let first = bytes[x..x + n].to_vec();
+    swapped.copy_within(y..y + n, x);
+    swapped[y..y + n].copy_from_slice(&first);
+    let a = t.path().join("swapped.xtar");
+    std::fs::write(&a, &swapped).expect("write");
+    let out = with_key("extract", &a, Some(&t.path().join("swapped")), &[&key]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let moved = stderr(&out).lines().filter(|l| l.contains("moved, swapped or replayed")).count();
+    assert_eq!(moved, 2, "{}", stderr(&out));
+
+    // An entry taken from another archive of the same tree (same layout,
+    // another key): refused.
+    let b = t.path().join("b.xtar");
+    compress(&src, &b, &args(&k.to()));
+    let other = std::fs::read(&b).expect("read");
+    let (_, _, data, len) = entries[10];
+    let mut foreign = bytes.clone();
+    foreign[data..data + len].copy_from_slice(&other[data..data + len]);
+    let a = t.path().join("foreign.xtar");
+    std::fs::write(&a, &foreign).expect("write");
+    let out = with_key("extract", &a, Some(&t.path().join("foreign")), &[&key]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().filter(|l| l.contains("replayed")).count(), 1, "{}", stderr(&out));
+}
