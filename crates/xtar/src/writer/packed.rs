@@ -259,7 +259,7 @@ impl PackedWriter {
         }
 
         let spill = self.spill.get_ref().try_clone().map_err(|e| self.spill_err(e))?;
-        let mut k = 0u32;
+        let mut packs = Vec::new();
         let mut start = 0;
         while start < files.len() {
             let mut end = start;
@@ -272,16 +272,15 @@ impl PackedWriter {
                 bytes += len;
                 end += 1;
             }
-            k += 1;
-            if self.seal.is_some() {
-                if k.is_multiple_of(sealed::AGE_EVERY) {
-                    self.write_age(mtime)?;
-                }
-                self.write_sealed_pack(k, start as u64 + 1, &files[start..end], &spill, mtime)?;
-            } else {
+            packs.push((packs.len() as u32 + 1, start, end));
+            start = end;
+        }
+        if self.seal.is_some() {
+            self.write_sealed_packs(&packs, &files, &spill, mtime)?;
+        } else {
+            for &(k, start, end) in &packs {
                 self.write_pack(k, &files[start..end], &spill, mtime)?;
             }
-            start = end;
         }
 
         let packs_end = self.out.pos;
@@ -332,19 +331,55 @@ impl PackedWriter {
         self.out.member(sealed::AGE_NAME, &h, mtime, 0o644)
     }
 
-    /// Writes pack `k` of an encrypted archive: each file's plaintext
-    /// (§A9) sealed under its number, from `first` on, as a stored entry.
-    fn write_sealed_pack(&mut self, k: u32, first: u64, files: &[Spilled], spill: &File, mtime: i64) -> Result<()> {
-        let mut infos: Vec<EntryInfo> =
-            files.iter().enumerate().map(|(i, f)| sealed_info(first + i as u64, sealed_payload_len(f), 0)).collect();
-        let mut offset = 0u64;
-        let mut central_len = 0u64;
-        for info in &infos {
-            central_len += info.central_header(offset).len() as u64;
-            offset += info.local_header().len() as u64 + info.csize;
+    /// Writes the packs of an encrypted archive, with a copy of the age
+    /// header before every 64th. Packs of small entries are sealed in
+    /// parallel, a window of them at a time, in memory; a pack whose entry
+    /// is larger is sealed as it is written.
+    fn write_sealed_packs(
+        &mut self,
+        packs: &[(u32, usize, usize)],
+        files: &[Spilled],
+        spill: &File,
+        mtime: i64,
+    ) -> Result<()> {
+        let window = 4 * self.pool.current_num_threads().max(1);
+        for group in packs.chunks(window) {
+            let sealed: Vec<Option<Result<Vec<u8>>>> = {
+                let (Some(key), spill_path) = (self.seal.as_ref(), &self.spill_path) else {
+                    return Err(order(b"", "not an encrypted archive"));
+                };
+                self.pool.install(|| {
+                    use rayon::prelude::*;
+                    group
+                        .par_iter()
+                        .map(|&(k, start, end)| {
+                            let fs = &files[start..end];
+                            let small = fs.iter().all(|f| sealed_payload_len(f) <= IN_MEMORY);
+                            small.then(|| sealed_pack(key, k, start as u64 + 1, fs, spill, spill_path, mtime))
+                        })
+                        .collect()
+                })
+            };
+            for (&(k, start, end), bytes) in group.iter().zip(sealed) {
+                if k.is_multiple_of(sealed::AGE_EVERY) {
+                    self.write_age(mtime)?;
+                }
+                match bytes {
+                    Some(b) => self.out.write(&b?)?,
+                    None => self.write_sealed_pack(k, start as u64 + 1, &files[start..end], spill, mtime)?,
+                }
+            }
         }
-        let trailer = zip::end_records(files.len() as u64, offset, central_len);
-        let len = offset + central_len + trailer.len() as u64;
+        Ok(())
+    }
+
+    /// Writes pack `k` of an encrypted archive as it is sealed: each
+    /// file's plaintext (§A9) sealed under its number, from `first` on, as
+    /// a stored entry; payloads larger than [`IN_MEMORY`] are sealed twice
+    /// (the nonce is fixed, so the bytes are the same): once for the CRC-32
+    /// of the local header, once to write.
+    fn write_sealed_pack(&mut self, k: u32, first: u64, files: &[Spilled], spill: &File, mtime: i64) -> Result<()> {
+        let (mut infos, len, trailer) = sealed_layout(first, files);
         let mut hdr = Vec::new();
         format::tar::write_member_header(&mut hdr, &format::pack_name(k), len, mtime, 0o644);
         self.out.write(&hdr)?;
@@ -353,10 +388,7 @@ impl PackedWriter {
         };
         let mut buf = Vec::new();
         for (f, info) in files.iter().zip(infos.iter_mut()) {
-            // Small payloads are sealed once, in memory; larger ones twice
-            // (the nonce is fixed, so the bytes are the same): once for the
-            // CRC-32 of the local header, once to write.
-            if info.csize <= 4 << 20 {
+            if info.csize <= IN_MEMORY {
                 buf.clear();
                 seal_file_with(key, f, &info.name, spill, spill_path, &mut |b| {
                     buf.extend_from_slice(b);
@@ -406,6 +438,60 @@ impl PackedWriter {
         self.out.write(&trailer)?;
         self.out.padding(len)
     }
+}
+
+/// Payloads up to this size are sealed in memory.
+const IN_MEMORY: u64 = 4 << 20;
+
+/// The entries of an encrypted pack of `files` numbered from `first` (CRCs
+/// not known yet), the pack's length and its end records.
+fn sealed_layout(first: u64, files: &[Spilled]) -> (Vec<EntryInfo>, u64, Vec<u8>) {
+    let infos: Vec<EntryInfo> =
+        files.iter().enumerate().map(|(i, f)| sealed_info(first + i as u64, sealed_payload_len(f), 0)).collect();
+    let mut offset = 0u64;
+    let mut central_len = 0u64;
+    for info in &infos {
+        central_len += info.central_header(offset).len() as u64;
+        offset += info.local_header().len() as u64 + info.csize;
+    }
+    let trailer = zip::end_records(files.len() as u64, offset, central_len);
+    let len = offset + central_len + trailer.len() as u64;
+    (infos, len, trailer)
+}
+
+/// Pack `k` of an encrypted archive, its tar header and padding included,
+/// sealed in memory (every payload at most [`IN_MEMORY`]).
+fn sealed_pack(
+    key: &ArchiveKey,
+    k: u32,
+    first: u64,
+    files: &[Spilled],
+    spill: &File,
+    spill_path: &Path,
+    mtime: i64,
+) -> Result<Vec<u8>> {
+    let (mut infos, len, trailer) = sealed_layout(first, files);
+    let mut out = Vec::with_capacity(len as usize + 2 * BLOCK);
+    format::tar::write_member_header(&mut out, &format::pack_name(k), len, mtime, 0o644);
+    let mut buf = Vec::new();
+    for (f, info) in files.iter().zip(infos.iter_mut()) {
+        buf.clear();
+        seal_file_with(key, f, &info.name, spill, spill_path, &mut |b| {
+            buf.extend_from_slice(b);
+            Ok(())
+        })?;
+        info.crc = crc32fast::hash(&buf);
+        out.extend_from_slice(&info.local_header());
+        out.extend_from_slice(&buf);
+    }
+    let mut offset = 0u64;
+    for info in &infos {
+        out.extend_from_slice(&info.central_header(offset));
+        offset += info.local_header().len() as u64 + info.csize;
+    }
+    out.extend_from_slice(&trailer);
+    out.resize(out.len() + format::tar::padding(len), 0);
+    Ok(out)
 }
 
 /// Bytes of a file's sealed payload.
