@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use cli::parse_size;
 
 /// Backups that survive bad media: each file is compressed on its own,
 /// then the members are tarred, one container per directory.
@@ -95,6 +96,22 @@ pub enum Command {
     /// rebuild damaged or missing ones in place when the recovery data
     /// allows. Exit status 0: all intact or repaired, 1: damage left, 2: error.
     Repair(RepairArgs),
+    /// Run the named jobs of the config file (all of them without names):
+    /// backup, then forget by the job's policy, then a quick check every N
+    /// runs. One job's failure does not stop the others.
+    Run(RunArgs),
+    /// Each job's last success (time and age), last failure, repository
+    /// size and snapshots; warns when a last success is too old. Exit
+    /// status 1 when any job needs attention.
+    Status(StatusArgs),
+    /// Run jobs by themselves: systemd user timers (or a crontab line).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Write a commented example config file with one job.
+    InitConfig(InitConfigArgs),
+    /// The config file: check it without running anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script.
     #[command(hide = true)]
     Completions {
@@ -232,6 +249,12 @@ pub struct LevelArgs {
 }
 
 impl LevelArgs {
+    /// The level given on the command line, if any.
+    pub fn given(&self) -> Option<u32> {
+        let flags = [self.l0, self.l1, self.l2, self.l3, self.l4, self.l5, self.l6, self.l7, self.l8, self.l9];
+        self.level.or_else(|| flags.iter().position(|&f| f).map(|i| i as u32))
+    }
+
     /// The level chosen.
     pub fn value(&self) -> u32 {
         let flags = [self.l0, self.l1, self.l2, self.l3, self.l4, self.l5, self.l6, self.l7, self.l8, self.l9];
@@ -623,24 +646,110 @@ fn parse_medium(s: &str) -> Result<u64, String> {
     }
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a size like 500M or 4GiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "kb" => 1000,
-        "m" | "mib" => 1 << 20,
-        "mb" => 1_000_000,
-        "g" | "gib" => 1 << 30,
-        "gb" => 1_000_000_000,
-        "t" | "tib" => 1 << 40,
-        "tb" => 1_000_000_000_000,
-        _ => return Err(format!("`{s}`: unknown unit (use K, M, G, T, or KB, MB, GB, TB)")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+/// Which config file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// The config file [default: $XDG_CONFIG_HOME/pybackup/config.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Where the state of past runs is kept.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StateArgs {
+    /// The state file [default: $XDG_STATE_HOME/pybackup/jobs.json].
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The jobs to run [default: every job of the file].
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Override the job's `checksum`.
+    #[arg(long)]
+    pub checksum: bool,
+    /// Override the job's `checkpoint`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub checkpoint: Option<u64>,
+    /// Override the job's `host`.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Override the job's `parent`.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub parent: Option<String>,
+    /// Print each backup's summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub level: LevelArgs,
+    /// Walk options given here replace the job's (each list as a whole).
+    #[command(flatten)]
+    pub walk: WalkArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The jobs to show [default: every job of the file].
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Print JSON Lines, one object per job.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Write a systemd user service and timer that run JOB by its
+    /// `schedule` (Persistent=true: a run missed while the machine was off
+    /// happens at the next start). Nothing is enabled unless --enable;
+    /// where systemd is absent, print the crontab line instead.
+    Install {
+        /// The job.
+        name: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Also enable and start the timer (`systemctl --user enable --now`).
+        #[arg(long)]
+        enable: bool,
+        /// Print the crontab line, whether or not systemd is there.
+        #[arg(long, conflicts_with_all = ["enable", "systemd"])]
+        cron: bool,
+        /// Write the systemd units even where systemd is not running now
+        /// (a machine being prepared).
+        #[arg(long)]
+        systemd: bool,
+    },
+    /// Stop and remove JOB's service and timer.
+    Remove {
+        /// The job.
+        name: String,
+    },
+    /// The timers installed, and when they run.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct InitConfigArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the config file: every key, value and job, without running
+    /// anything. Errors name the line and column.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -75,6 +75,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(c) => cmd::key::run(&c),
         Command::Protect(a) => cmd::protect::run(&a, &Ui::new(g.quiet, true, "protect")),
         Command::Repair(a) => cmd::repair::run(&a, &Ui::new(g.quiet, true, "repair")),
+        Command::Run(a) => cmd::run::run(&a, jobs, g),
+        Command::Status(a) => cmd::status::run(&a),
+        Command::Schedule(c) => cmd::schedule::run(&c),
+        Command::InitConfig(a) => cmd::config::init(&a),
+        Command::Config(c) => cmd::config::run(&c),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pybackup", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

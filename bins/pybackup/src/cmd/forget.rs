@@ -15,7 +15,10 @@ pub fn run(a: &ForgetArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     };
     let plan = repo::forget(&a.repo, &policy, &filter(&a.filter), a.dry_run, ui)?;
     let verb = if a.dry_run { "would" } else { "did" };
-    let mut out = std::io::stdout().lock();
+    // Quiet: nothing but errors (and the plan of a dry run, which is the
+    // point of one).
+    let mut out: Box<dyn Write> =
+        if ui.quiet() && !a.dry_run { Box::new(std::io::sink()) } else { Box::new(std::io::stdout().lock()) };
     for n in &plan.keep {
         writeln!(out, "keep     {n}")?;
     }

@@ -7,6 +7,7 @@ mod encrypt;
 mod extract;
 mod fidelity;
 mod interop;
+mod jobs;
 mod keys;
 mod protect;
 mod salvage;
