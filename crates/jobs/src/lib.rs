@@ -99,6 +99,8 @@ struct RawJob {
     level: Option<Spanned<i64>>,
     #[serde(default)]
     checksum: bool,
+    #[serde(default)]
+    json: bool,
     checkpoint: Option<Spanned<String>>,
     host: Option<String>,
     parent: Option<String>,
@@ -134,6 +136,8 @@ pub struct Job {
     pub level: Option<u32>,
     /// As `backup --checksum`.
     pub checksum: bool,
+    /// As `backup --json`: each backup's summary as one JSON object.
+    pub json: bool,
     /// As `backup --checkpoint`, in bytes.
     pub checkpoint: Option<u64>,
     /// As `backup --host`.
@@ -288,6 +292,7 @@ fn check_job(name: String, j: RawJob, at: &impl Fn(std::ops::Range<usize>, Strin
         follow_symlinks: j.follow_symlinks,
         level,
         checksum: j.checksum,
+        json: j.json,
         checkpoint,
         host: j.host,
         parent: j.parent,
@@ -329,6 +334,7 @@ exclude-glob = ["*.pyc", "*.tmp"]
 
 # level = 6            # deflate level, 0 to 9
 # checksum = false     # compare contents (SHA-256), not size and times
+# json = false         # print each backup's summary as one JSON object
 # checkpoint = "1GiB"  # an interrupted run loses at most this much work
 # host = "laptop"      # the machine name recorded [default: the host name]
 

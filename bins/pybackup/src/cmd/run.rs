@@ -32,7 +32,7 @@ pub fn backup_args(job: &jobs::Job, source: &std::path::Path, a: &RunArgs) -> Ba
         repo: expand(std::path::Path::new(&job.repository)),
         checksum: a.checksum || job.checksum,
         checkpoint: a.checkpoint.or(job.checkpoint),
-        json: a.json,
+        json: a.json || job.json,
         host: a.host.clone().or_else(|| job.host.clone()),
         parent: a.parent.clone().or_else(|| job.parent.clone()),
         level: LevelArgs { level: a.level.given().or(job.level), ..Default::default() },

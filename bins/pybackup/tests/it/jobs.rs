@@ -112,10 +112,13 @@ fn a_job_run_equals_the_same_backup_from_the_command_line() {
 fn flags_given_to_run_override_the_file() {
     let h = Home::new();
     tree(&h.path("src"));
-    h.write_config(&job_config(&h, ""));
+    h.write_config(&job_config(&h, "json = true\n"));
     // The walk flags replace the job's lists: *.log out, *.tmp and .cache in.
     let o = h.run(&["run", "docs", "--exclude-glob", "*.log", "--host", "other"], None);
     assert!(o.status.success(), "{}", stderr(&o));
+    // `json = true` in the file: the summary as JSON, as `backup --json`.
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("a JSON summary");
+    assert!(summary["snapshot"].is_string(), "{summary}");
     assert_eq!(
         restored(&h, &h.path("repo"), "out"),
         vec!["a.txt", "c.tmp", "sub", "sub/.cache", "sub/.cache/e", "sub/d.txt"]
