@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """pyactivity on a generated tree of one million files, against
 `find DIR -printf '%T@ %s %p\\n' | sort -n`, in turn; plus peak RSS, and the
-clustering of one million records alone (benches/src/bin/cluster.rs).
+clustering of one million records alone (benches/src/bin/cluster.rs). Then
+the timeline outputs against the plain scan (`pyactivity -q DIR`), in turn:
+`--bodyfile` (target: at most 1.2x), `--csv` and `--html` (with the page's
+size), and their peak RSS.
 
     python3 benches/activity.py [--files N] [--rounds N] [--keep DIR]
 """
@@ -77,6 +80,26 @@ def main():
     print(f"pyactivity peak RSS {rss_kib / 1024:.0f} MiB = {rss_kib * 1024 / n:.0f} bytes per file")
     print(subprocess.run([os.path.join(ROOT, "target/release/cluster"), str(n)], capture_output=True, text=True,
                          check=True).stdout.strip())
+    out = tempfile.mkdtemp(prefix="pyactivity-out-")
+    runs = {
+        "plain scan": f"{pya} -q '{root}'",
+        "--bodyfile": f"{pya} -q --bodyfile '{out}/body' '{root}'",
+        "--csv": f"{pya} -q --csv '{out}/out.csv' '{root}'",
+        "--html": f"{pya} -q --html '{out}/out.html' '{root}'",
+    }
+    times = {k: [] for k in runs}
+    for _ in range(args.rounds):
+        for k, cmd in runs.items():
+            times[k].append(wall(cmd))
+    base = statistics.median(times["plain scan"])
+    for k, cmd in runs.items():
+        r = subprocess.run(["/usr/bin/time", "-f", "%M", "sh", "-c", cmd], capture_output=True, text=True, check=True)
+        rss = int(r.stderr.strip().splitlines()[-1]) / 1024
+        m = statistics.median(times[k])
+        print(f"{k:12} {m:6.2f} s  {m / base:5.2f}x the plain scan  peak RSS {rss:5.0f} MiB")
+    for name in ("body", "out.csv", "out.html"):
+        print(f"  {name}: {os.path.getsize(os.path.join(out, name)) / 1e6:.1f} MB")
+    shutil.rmtree(out)
     if not args.keep:
         shutil.rmtree(root)
 

@@ -63,6 +63,7 @@ RECIPE3E = r"""
 archive=$1 out=$2 key=$3 stage=$2.stage
 mkdir -p "$stage" "$out"
 tar -i -xf "$archive" -C "$stage" 2>/dev/null
+hdr="$stage/.xtar-age"
 data="$out/$(sed -n 's/^#data //p' "$stage/.xtar-header" 2>/dev/null)"
 [ "$data" = "$out/" ] && data="$out/.xtar-data"
 mkdir -p "$data"
@@ -71,10 +72,18 @@ for z in "$stage"/.xtar-pack.*.zip; do
 done
 for f in "$data"/*; do
     [ -f "$f" ] || continue
-    cat "$stage/.xtar-age" "$f" 2>/dev/null | age -d -i "$key" > "$f.gz" 2>/dev/null && gzip -dNf "$f.gz" 2>/dev/null
+    cat "$hdr" "$f" 2>/dev/null | age -d -i "$key" > "$f.gz" 2>/dev/null && gzip -dNf "$f.gz" 2>/dev/null
 done
-{ cat "$stage/.xtar-age" "$stage/.xtar-tree.tar.gz.age" | age -d -i "$key" | tar -xzf - -C "$out"; } 2>/dev/null ||
-{ cat "$stage/.xtar-age" "$stage/.xtar-tree.2.tar.gz.age" | age -d -i "$key" | tar -xzf - -C "$out"; } 2>/dev/null
+{
+    for p in "$stage"/.xtar-names.[0-9]*.tar.gz.age; do
+        cat "$hdr" "$p" | age -d -i "$key" > "$stage/piece" 2>/dev/null && cat "$stage/piece"
+    done
+    for p in "$stage"/.xtar-tree.[0-9]*.tar.gz.age; do
+        cat "$hdr" "$p" | age -d -i "$key" > "$stage/piece" 2>/dev/null ||
+            cat "$hdr" "$stage/.xtar-tree-end.${p##*/.xtar-tree.}" 2>/dev/null | age -d -i "$key" > "$stage/piece" 2>/dev/null
+        cat "$stage/piece"
+    done
+} 2>/dev/null | tar -xzf - -C "$out" 2>/dev/null
 rm -rf "$data" "$stage"
 exit 0
 """

@@ -1,5 +1,7 @@
 //! `pyactivity`: groups the files of a tree by when they changed.
 
+mod formats;
+mod html;
 mod report;
 mod timeline;
 
@@ -13,6 +15,14 @@ use clap::{Parser, ValueEnum};
 
 /// Shows what has been happening on a disk: files that changed at about the
 /// same time (within the radius of each other) form one group of activity.
+///
+/// Timelines for disk auditors: --bodyfile writes The Sleuth Kit's bodyfile
+/// (`mactime -b FILE` reads it; in names `%`, `|` and bytes that are not
+/// UTF-8 are written `%HH`, as mactime decodes them, control characters
+/// `\xHH` and `\` `\\`, as mactime cannot carry them);
+/// --csv one row per file with its group number (RFC 4180 quoting; in
+/// paths, bytes that are not UTF-8 are `\xHH` and `\` is `\\`); --json
+/// JSON Lines; --html a report to explore in a browser.
 ///
 /// Exit status: 0 success; 1 some directories or files could not be read
 /// (each is named on stderr); 2 error.
@@ -35,6 +45,23 @@ pub struct Cli {
     /// Which time of each file to use.
     #[arg(long, value_enum, default_value_t = TimeField::Mtime)]
     pub time: TimeField,
+    /// Every time of each file: a MACB timeline (modified, accessed,
+    /// changed, born), each file up to four events, as mactime makes.
+    #[arg(long, conflicts_with = "time")]
+    pub all_times: bool,
+    /// Write every entry scanned as a TSK 3.x bodyfile to FILE (`-`:
+    /// standard output), for `mactime -b FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub bodyfile: Option<PathBuf>,
+    /// Write one CSV row per file of the shown groups to FILE (`-`:
+    /// standard output): group, time, time_ns, macb, size, path.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write a self-contained HTML report to FILE: the timeline with axes,
+    /// zoom and pan, the groups marked, and the files of a group on a
+    /// click.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Which files to scan.
     #[command(flatten)]
     pub walk: cli::WalkArgs,
@@ -74,6 +101,29 @@ pub enum TimeField {
     Ctime,
     /// Last access.
     Atime,
+    /// Birth (creation), where the file system records it.
+    Birth,
+}
+
+impl TimeField {
+    /// The flag of this time in a MACB string.
+    pub fn flag(self) -> u8 {
+        match self {
+            TimeField::Mtime => activity::MTIME,
+            TimeField::Atime => activity::ATIME,
+            TimeField::Ctime => activity::CTIME,
+            TimeField::Birth => activity::BIRTH,
+        }
+    }
+}
+
+/// A writer for FILE, or standard output for `-`.
+fn output(p: &std::path::Path) -> anyhow::Result<Box<dyn Write>> {
+    if p == std::path::Path::new("-") {
+        return Ok(Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())));
+    }
+    let f = std::fs::File::create(p).with_context(|| format!("cannot write `{}`", p.display()))?;
+    Ok(Box::new(std::io::BufWriter::with_capacity(1 << 16, f)))
 }
 
 /// A point in time from `7d` (ago), a date, or a date and time (local time
@@ -96,6 +146,34 @@ pub fn parse_when(s: &str, now: jiff::Timestamp) -> anyhow::Result<i64> {
     bail!("`{s}` is neither a duration (7d) nor a date (2026-11-01, 2026-11-01 14:30)")
 }
 
+/// The files of `groups`, one row each, in time order.
+fn write_csv(w: &mut dyn Write, r: &activity::Records, groups: &[activity::Group], cli: &Cli) -> std::io::Result<()> {
+    writeln!(w, "group,time,time_ns,macb,size,path")?;
+    let mut shown: Vec<&activity::Group> = groups.iter().collect();
+    shown.sort_by_key(|g| g.start);
+    for g in shown {
+        for i in g.members.clone() {
+            let (t, size, p) = r.get(i);
+            let what = if cli.all_times { r.what(i) } else { cli.time.flag() };
+            let time = match jiff::Timestamp::from_nanosecond(i128::from(t)) {
+                Ok(ts) => ts.to_string(),
+                Err(_) => String::new(),
+            };
+            writeln!(
+                w,
+                "{},{},{},{},{},{}",
+                g.number,
+                time,
+                t,
+                String::from_utf8_lossy(&activity::macb(what)),
+                size,
+                formats::csv_field(&formats::csv_path(p))
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Cli::parse();
     cli::exit("pyactivity", run(args), |_| None)
@@ -110,30 +188,60 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let mut records = activity::Records::default();
     let mut warnings = 0u64;
+    let mut body = cli.bodyfile.as_deref().map(output).transpose()?;
+    let mut body_buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut body_err: Option<std::io::Error> = None;
+    let mut no_birth = 0u64;
+    let in_range = |t: i64| !(since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u));
+    let ns = |sec: i64, nsec: u32| sec.saturating_mul(1_000_000_000).saturating_add(i64::from(nsec));
     for root in &roots {
         let prefix = root.as_os_str().as_bytes().to_vec();
         walk::walk(
             root,
             &opts,
             |e| {
+                let m = &e.meta;
+                let mut path = prefix.clone();
+                if !e.path.is_empty() {
+                    if !path.ends_with(b"/") {
+                        path.push(b'/');
+                    }
+                    path.extend_from_slice(&e.path);
+                }
+                let mut times = vec![
+                    (ns(m.mtime, m.mtime_nsec), activity::MTIME),
+                    (ns(m.atime, m.atime_nsec), activity::ATIME),
+                    (ns(m.ctime, m.ctime_nsec), activity::CTIME),
+                ];
+                if let Some((s, n)) = m.birth {
+                    times.push((ns(s, n), activity::BIRTH));
+                }
+                if let Some(w) = body.as_mut() {
+                    if body_err.is_none() && times.iter().any(|t| in_range(t.0)) {
+                        formats::body_line(&mut body_buf, &path, e.kind, m);
+                        if body_buf.len() >= 1 << 16 {
+                            body_err = w.write_all(&body_buf).err();
+                            body_buf.clear();
+                        }
+                    }
+                }
                 if e.kind != walk::Kind::File {
                     return;
                 }
-                let (sec, nsec) = match cli.time {
-                    TimeField::Mtime => (e.meta.mtime, e.meta.mtime_nsec),
-                    TimeField::Ctime => (e.meta.ctime, e.meta.ctime_nsec),
-                    TimeField::Atime => (e.meta.atime, e.meta.atime_nsec),
-                };
-                let t = sec.saturating_mul(1_000_000_000).saturating_add(i64::from(nsec));
-                if since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u) {
+                if cli.all_times {
+                    times.retain(|t| in_range(t.0));
+                    if !times.is_empty() {
+                        records.push_events(&times, m.size, &path);
+                    }
                     return;
                 }
-                let mut path = prefix.clone();
-                if !path.ends_with(b"/") {
-                    path.push(b'/');
+                let Some(&(t, _)) = times.iter().find(|t| t.1 == cli.time.flag()) else {
+                    no_birth += 1;
+                    return;
+                };
+                if in_range(t) {
+                    records.push(t, m.size, &path);
                 }
-                path.extend_from_slice(&e.path);
-                records.push(t, e.meta.size, &path);
             },
             |err| {
                 warnings += 1;
@@ -141,6 +249,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         )
         .with_context(|| format!("cannot scan `{}`", root.display()))?;
+    }
+    if let Some(mut w) = body.take() {
+        if let Some(e) = body_err {
+            return Err(e).context("cannot write the bodyfile");
+        }
+        w.write_all(&body_buf).and_then(|()| w.flush()).context("cannot write the bodyfile")?;
+    }
+    if no_birth > 0 {
+        warnings += 1;
+        eprintln!("pyactivity: warning: {no_birth} files have no birth time on their file system; left out");
     }
 
     let radius = i64::try_from(cli.radius.as_nanos()).unwrap_or(i64::MAX);
@@ -170,7 +288,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     out.flush()?;
     if let Some(svg) = &cli.svg {
         let tl = timeline::Timeline::of(&records, &groups, 96);
-        std::fs::write(svg, tl.svg()).with_context(|| format!("cannot write `{}`", svg.display()))?;
+        std::fs::write(svg, tl.svg(&records, &groups)).with_context(|| format!("cannot write `{}`", svg.display()))?;
+    }
+    if let Some(csv) = &cli.csv {
+        let mut w = output(csv)?;
+        write_csv(&mut w, &records, &groups, &cli).and_then(|()| w.flush()).context("cannot write the CSV")?;
+    }
+    if let Some(p) = &cli.html {
+        let page = html::page(&records, &groups, &roots, &cli, now_ns);
+        std::fs::write(p, page).with_context(|| format!("cannot write `{}`", p.display()))?;
     }
     Ok(if warnings == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

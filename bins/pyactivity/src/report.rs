@@ -102,7 +102,8 @@ pub fn text(
             g.top_dirs(r, 3).iter().map(|d| format!("{} ({})", path_text(&d.dir), d.files)).collect();
         writeln!(
             out,
-            "{} .. {}  {:>7}  {:>7} files  {:>10}  {}{}",
+            "#{:<4} {} .. {}  {:>7}  {:>7} files  {:>10}  {}{}",
+            g.number,
             local(g.start, "%Y-%m-%d %H:%M"),
             local(g.end, "%H:%M"),
             span(g.end - g.start),
@@ -134,6 +135,7 @@ pub fn json(out: &mut impl Write, r: &Records, groups: &[Group], with_files: boo
             .collect();
         let mut v = json!({
             "type": "group",
+            "group": g.number,
             "start": iso(g.start),
             "end": iso(g.end),
             "start_ns": g.start,

@@ -82,42 +82,114 @@ impl Timeline {
         )
     }
 
-    /// The same as an SVG bar chart.
-    pub fn svg(&self) -> String {
-        let (w, h, pad) = (960.0f64, 240.0f64, 40.0f64);
+    /// The same as an SVG bar chart, with a date axis, a count axis (log
+    /// scale) and each group marked and numbered.
+    pub fn svg(&self, r: &Records, groups: &[Group]) -> String {
+        let (w, h) = (960.0f64, 300.0f64);
+        let (l, rt, top, bottom) = (64.0f64, 16.0f64, 40.0f64, 48.0f64);
+        let (pw, ph) = (w - l - rt, h - top - bottom);
         let n = self.counts.len().max(1) as f64;
-        let bw = (w - 2.0 * pad) / n;
+        let bw = pw / n;
+        let end = self.start.saturating_add(self.bin.saturating_mul(self.counts.len() as i64));
+        let span = (i128::from(end) - i128::from(self.start)).max(1) as f64;
+        let x_of = |t: i64| l + ((i128::from(t) - i128::from(self.start)) as f64 / span * pw).clamp(0.0, pw);
+        let max = self.counts.iter().copied().max().unwrap_or(0);
         let mut s = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
              <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{pad}\" y=\"20\">files per {} (log scale)</text>\n",
+             <text x=\"{l}\" y=\"16\" font-size=\"13\">files per {} (log scale); shaded: groups of activity</text>\n",
             self.column()
         );
+        // Groups: shaded bands, numbered.
+        let mut last_label = f64::MIN;
+        let mut sorted: Vec<&Group> = groups.iter().collect();
+        sorted.sort_by_key(|g| g.start);
+        for g in sorted {
+            let (x0, x1) = (x_of(g.start), x_of(g.end));
+            let gw = (x1 - x0).max(2.0);
+            let dirs: Vec<String> =
+                g.top_dirs(r, 3).iter().map(|d| String::from_utf8_lossy(&d.dir).into_owned()).collect();
+            s.push_str(&format!(
+                "<rect class=\"group\" x=\"{x0:.1}\" y=\"{top}\" width=\"{gw:.1}\" height=\"{ph}\" fill=\"#ffaa00\" fill-opacity=\"0.22\"><title>group #{} — {} files, {} .. {}: {}</title></rect>\n",
+                g.number,
+                g.files,
+                local(g.start, "%Y-%m-%d %H:%M"),
+                local(g.end, "%Y-%m-%d %H:%M"),
+                xml(&dirs.join(", "))
+            ));
+            if x0 > last_label {
+                s.push_str(&format!(
+                    "<text x=\"{x0:.1}\" y=\"{:.1}\" fill=\"#7a4a00\">#{}</text>\n",
+                    top - 4.0,
+                    g.number
+                ));
+                last_label = x0 + 28.0;
+            }
+        }
+        let y_of = |c: u64| top + ph - self.level(c, 1000) as f64 / 1000.0 * ph;
         for (i, &c) in self.counts.iter().enumerate() {
-            let l = self.level(c, 100) as f64 / 100.0;
-            if l == 0.0 {
+            if c == 0 {
                 continue;
             }
-            let bh = l * (h - 2.0 * pad - 10.0);
-            let x = pad + i as f64 * bw;
+            let y = y_of(c);
+            let x = l + i as f64 * bw;
             let t = self.start.saturating_add(self.bin.saturating_mul(i as i64));
             s.push_str(&format!(
-                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#3b7dd8\"><title>{} — {c} files</title></rect>\n",
-                h - pad - bh,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#3b7dd8\"><title>{} — {c} files</title></rect>\n",
                 (bw - 1.0).max(1.0),
+                top + ph - y,
                 local(t, "%Y-%m-%d %H:%M")
             ));
         }
-        let end = self.start.saturating_add(self.bin.saturating_mul(self.counts.len() as i64));
+        // Axes: counts (powers of ten up to the busiest bin), dates.
         s.push_str(&format!(
-            "<line x1=\"{pad}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"black\"/>\n\
-             <text x=\"{pad}\" y=\"{ty}\">{}</text>\n<text x=\"{x2}\" y=\"{ty}\" text-anchor=\"end\">{}</text>\n</svg>\n",
-            local(self.start, "%Y-%m-%d %H:%M"),
-            local(end, "%Y-%m-%d %H:%M"),
-            y = h - pad,
-            x2 = w - pad,
-            ty = h - pad + 16.0,
+            "<path d=\"M{l} {top} V{:.1} H{:.1}\" stroke=\"black\" fill=\"none\"/>\n",
+            top + ph,
+            l + pw
+        ));
+        let mut tick = 1u64;
+        let mut ys = vec![max];
+        while tick < max {
+            ys.push(tick);
+            tick = tick.saturating_mul(10);
+        }
+        for c in ys {
+            let y = y_of(c);
+            s.push_str(&format!(
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{l}\" y2=\"{y:.1}\" stroke=\"black\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{c}</text>\n",
+                l - 4.0,
+                l - 6.0,
+                y + 4.0
+            ));
+        }
+        let ticks = 6;
+        for k in 0..=ticks {
+            let t = self.start.saturating_add(((i128::from(end) - i128::from(self.start)) * k / ticks) as i64);
+            let x = x_of(t);
+            let anchor = match k {
+                0 => "start",
+                k if k == ticks => "end",
+                _ => "middle",
+            };
+            s.push_str(&format!(
+                "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"black\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>\n",
+                top + ph,
+                top + ph + 4.0,
+                top + ph + 18.0,
+                local(t, "%Y-%m-%d %H:%M")
+            ));
+        }
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">time ({})</text>\n</svg>\n",
+            l + pw / 2.0,
+            h - 6.0,
+            local(self.start, "%Z")
         ));
         s
     }
+}
+
+/// Text for XML.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

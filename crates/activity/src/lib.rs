@@ -34,6 +34,24 @@ struct Record {
     size: u64,
     path_at: u64,
     path_len: u32,
+    /// Which times of the file this event is ([`MTIME`], [`ATIME`],
+    /// [`CTIME`], [`BIRTH`]); 0 when only one time is recorded.
+    what: u8,
+}
+
+/// The event is the file's modification.
+pub const MTIME: u8 = 1;
+/// The event is the file's last access.
+pub const ATIME: u8 = 2;
+/// The event is the file's status change.
+pub const CTIME: u8 = 4;
+/// The event is the file's birth.
+pub const BIRTH: u8 = 8;
+
+/// `macb` flags as mactime writes them: `m.c.`, `.a..`, …
+pub fn macb(what: u8) -> [u8; 4] {
+    let f = |bit: u8, c: u8| if what & bit != 0 { c } else { b'.' };
+    [f(MTIME, b'm'), f(ATIME, b'a'), f(CTIME, b'c'), f(BIRTH, b'b')]
 }
 
 /// The records of a scan.
@@ -49,8 +67,33 @@ impl Records {
     pub fn push(&mut self, time_ns: i64, size: u64, path: &[u8]) {
         let path_at = self.arena.len() as u64;
         self.arena.extend_from_slice(path);
-        self.records.push(Record { time: time_ns, size, path_at, path_len: path.len() as u32 });
+        self.records.push(Record { time: time_ns, size, path_at, path_len: path.len() as u32, what: 0 });
         self.sorted = false;
+    }
+
+    /// Adds the events of one file, one per distinct time among `times`
+    /// (time and which-flags), as mactime does: times that are equal make
+    /// one event with their flags together. The path is stored once.
+    pub fn push_events(&mut self, times: &[(i64, u8)], size: u64, path: &[u8]) {
+        let path_at = self.arena.len() as u64;
+        self.arena.extend_from_slice(path);
+        let mut merged: Vec<(i64, u8)> = Vec::with_capacity(4);
+        for &(t, w) in times {
+            match merged.iter_mut().find(|m| m.0 == t) {
+                Some(m) => m.1 |= w,
+                None => merged.push((t, w)),
+            }
+        }
+        for (time, what) in merged {
+            self.records.push(Record { time, size, path_at, path_len: path.len() as u32, what });
+        }
+        self.sorted = false;
+    }
+
+    /// Which times of its file the `i`-th record is (0: the one time asked
+    /// for).
+    pub fn what(&self, i: usize) -> u8 {
+        self.records[i].what
     }
 
     /// Number of records.
@@ -94,6 +137,7 @@ impl Records {
                 let members = start..i;
                 let bytes = self.records[members.clone()].iter().map(|r| r.size).sum();
                 groups.push(Group {
+                    number: groups.len() as u64 + 1,
                     start: self.records[start].time,
                     end: self.records[i - 1].time,
                     files: (i - start) as u64,
@@ -110,6 +154,8 @@ impl Records {
 /// Files that changed at about the same time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
+    /// Its number, from 1 for the oldest group of the scan.
+    pub number: u64,
     /// Time of the oldest change, nanoseconds since the epoch.
     pub start: i64,
     /// Time of the newest change.
@@ -193,6 +239,17 @@ mod tests {
     #[test]
     fn records_are_small() {
         assert!(std::mem::size_of::<Record>() <= 32);
+    }
+
+    #[test]
+    fn events_of_equal_times_merge_and_share_one_path() {
+        let mut r = Records::default();
+        r.push_events(&[(5, MTIME), (9, ATIME), (5, CTIME), (1, BIRTH)], 10, b"f");
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.arena.len(), 1);
+        r.cluster(0);
+        let got: Vec<(i64, [u8; 4])> = (0..r.len()).map(|i| (r.get(i).0, macb(r.what(i)))).collect();
+        assert_eq!(got, vec![(1, *b"...b"), (5, *b"m.c."), (9, *b".a..")]);
     }
 
     #[test]

@@ -50,6 +50,13 @@ pub struct Meta {
     pub ino: u64,
     /// Number of hard links.
     pub nlink: u64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Birth (creation) time, seconds and nanoseconds since the epoch,
+    /// where the file system reports it (`statx`).
+    pub birth: Option<(i64, u32)>,
 }
 
 impl Meta {
@@ -67,6 +74,19 @@ impl Meta {
             dev: m.dev(),
             ino: m.ino(),
             nlink: m.nlink(),
+            uid: m.uid(),
+            gid: m.gid(),
+            birth: m.created().ok().map(|t| match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
+                Err(e) => {
+                    let d = e.duration();
+                    if d.subsec_nanos() == 0 {
+                        (-(d.as_secs() as i64), 0)
+                    } else {
+                        (-(d.as_secs() as i64) - 1, 1_000_000_000 - d.subsec_nanos())
+                    }
+                }
+            }),
         }
     }
 }

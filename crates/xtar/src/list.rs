@@ -89,15 +89,24 @@ pub fn archive_manifest_keyed(archive: &Path, keys: &crate::Keys, obs: &dyn Obse
     let mut root = Vec::new();
     let mut from_indexes: Vec<Entry> = Vec::new();
     let mut trailer: Option<manifest::Manifest> = None;
+    let mut pieces: Vec<u8> = Vec::new();
     while let Some(item) = scanner.next(obs)? {
         match item {
             Item::Header { root: r, .. } => root = r,
             Item::Index { entries, .. } | Item::Entries { entries, .. } => from_indexes.extend(entries),
+            // Encrypted: the manifest comes in pieces, in order.
+            Item::Manifest { text } if scanner.is_encrypted() => pieces.extend_from_slice(&text),
             Item::Manifest { text } => match manifest::Manifest::parse(&text) {
                 Ok(m) => trailer = Some(m),
                 Err(source) => obs.warning(&Error::Manifest { what: "`.xtar-manifest`".into(), source }),
             },
             _ => {}
+        }
+    }
+    if !pieces.is_empty() {
+        match manifest::Manifest::parse(&pieces) {
+            Ok(m) => trailer = Some(m),
+            Err(source) => obs.warning(&Error::Manifest { what: "the manifest's pieces".into(), source }),
         }
     }
     if let Some(m) = trailer {

@@ -396,7 +396,8 @@ impl Scanner {
                 if let Some(item) = self.sealed_member(&name, header.size, data_at, obs)? {
                     return Ok(Some(item));
                 }
-                if name == sealfmt::AGE_NAME {
+                if sealfmt::SealedMember::parse(&name).is_some() {
+                    // The age header, taken in passing.
                     self.finish_member()?;
                     continue;
                 }
@@ -502,39 +503,34 @@ impl Scanner {
     /// passing: `None`), the sealed manifest or tree tar (opened). `None`
     /// for other members.
     fn sealed_member(&mut self, name: &[u8], size: u64, data_at: u64, obs: &dyn Observer) -> Result<Option<Item>> {
+        use sealfmt::SealedMember;
         let path = self.path.clone();
-        if name == sealfmt::AGE_NAME {
+        let Some(kind) = SealedMember::parse(name) else { return Ok(None) };
+        if kind == SealedMember::Age {
             let h = self.meta_data(size)?;
             if let Some(u) = self.unseal.as_mut() {
                 u.try_header(&h, &path, data_at, obs)?;
             }
             return Ok(None);
         }
-        let tree = name == sealfmt::TREE_NAME || name == sealfmt::TREE_END_NAME;
-        if name != sealfmt::MANIFEST_NAME && !tree {
-            return Ok(None);
-        }
         let z = self.meta_data(size)?;
         let Some(u) = self.unseal.as_mut() else { return Ok(None) };
-        // Both copies of the tree tar are the same bytes, sealed under the
-        // first copy's name.
-        let sealed_as = if tree { sealfmt::TREE_NAME } else { sealfmt::MANIFEST_NAME };
-        let plain = u.open_meta(sealed_as, &z, &path, data_at, obs)?;
-        if tree {
-            let (entries, complete) = crate::format::tree::read(&plain);
-            if !complete {
+        let plain = u.open_meta(&kind.sealed_as(), &z, &path, data_at, obs)?;
+        if let SealedMember::Manifest(_) = kind {
+            let d = crate::format::gz::decode(&plain);
+            if !d.complete {
                 obs.warning(
                     &self.damaged(data_at, format!("`{}` is damaged; reading what is left of it", lossy(name))),
                 );
             }
-            let entries = self.unseal.as_mut().map(|u| u.take_links(entries)).unwrap_or_default();
-            return Ok(Some(Item::Entries { entries, complete }));
+            return Ok(Some(Item::Manifest { text: d.text }));
         }
-        let d = crate::format::gz::decode(&plain);
-        if !d.complete {
-            obs.warning(&self.damaged(data_at, "the manifest is damaged; reading what is left of it"));
+        let (entries, complete) = crate::format::tree::read(&plain);
+        if !complete {
+            obs.warning(&self.damaged(data_at, format!("`{}` is damaged; reading what is left of it", lossy(name))));
         }
-        Ok(Some(Item::Manifest { text: d.text }))
+        let entries = self.unseal.as_mut().map(|u| u.take_links(entries)).unwrap_or_default();
+        Ok(Some(Item::Entries { entries, complete }))
     }
 
     /// A pack entry of an encrypted archive, whose local header `l` was
@@ -563,7 +559,7 @@ impl Scanner {
             obs.warning(&self.damaged(
                 at,
                 format!(
-                    "pack entry `{}` has no path (the tree tar lost its line in both copies); skipped",
+                    "pack entry `{}` is damaged and has no path in the tree tar (lost in both copies); skipped",
                     lossy(&l.name)
                 ),
             ));

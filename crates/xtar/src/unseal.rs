@@ -12,7 +12,7 @@ use std::sync::Arc;
 use keys::seal::{self, ArchiveKey, Opener, SealError};
 use manifest::{Entry, Kind};
 
-use crate::format::sealed::{self as fmt, GZ_HEAD, GZ_TAIL};
+use crate::format::sealed::{self as fmt, GZ_TAIL};
 use crate::format::tar::{self as tarfmt, Block, BLOCK};
 use crate::format::zip::{EntryInfo, Method, S_IFREG};
 use crate::{Error, Observer, Result};
@@ -31,6 +31,8 @@ pub(crate) struct Unseal {
     names: HashMap<u64, (Vec<u8>, u32)>,
     /// The number of the last pack entry read.
     pub(crate) last_id: u64,
+    /// The numbers of manifest and tree tar pieces, from the header.
+    pub(crate) pieces: Option<(u32, u32, u32)>,
 }
 
 impl Unseal {
@@ -40,7 +42,7 @@ impl Unseal {
             .split(|&b| b == b'\n')
             .find_map(|l| l.strip_prefix(fmt::DATA_LINE))
             .map_or_else(|| fmt::DATA_DIR.to_vec(), <[u8]>::to_vec);
-        Unseal { key: None, ids, data_dir, names: HashMap::new(), last_id: 0 }
+        Unseal { key: None, ids, data_dir, names: HashMap::new(), last_id: 0, pieces: fmt::pieces(header) }
     }
 
     /// Tries the copy `header` of the age header. A wrong key is an error;
@@ -287,9 +289,9 @@ pub(crate) struct Opened {
 /// entry has no known path.
 pub(crate) fn open_entry(u: &Unseal, key: &ArchiveKey, name: &[u8], sealed: u64, head: &[u8]) -> Option<Opened> {
     let id = fmt::entry_id(name)?;
-    let (path, mode) = u.name_of(id)?.clone();
-    let fail = |message: String| Opened {
-        path: path.clone(),
+    let known = u.name_of(id).cloned();
+    let fail = |path: Vec<u8>, message: String| Opened {
+        path,
         prefix: Vec::new(),
         size: sealed,
         opening: Opening {
@@ -302,9 +304,12 @@ pub(crate) fn open_entry(u: &Unseal, key: &ArchiveKey, name: &[u8], sealed: u64,
             failed: Some(message),
         },
     };
+    // Without its first chunk, a file is named by the tree tar or not at
+    // all (then nobody can be told it is damaged).
+    let fail_known = |message: String| known.as_ref().map(|(p, _)| fail(p.clone(), message));
     let opener = match key.opener(name, sealed) {
         Ok(o) => o,
-        Err(e) => return Some(fail(e.to_string())),
+        Err(e) => return fail_known(e.to_string()),
     };
     let first = head.get(seal::NONCE..).unwrap_or_default();
     let chunk0 = match opener.open_chunk(0, first) {
@@ -312,26 +317,36 @@ pub(crate) fn open_entry(u: &Unseal, key: &ArchiveKey, name: &[u8], sealed: u64,
         Err(e) => {
             let moved = !key.nonce_matches(name, &head[..head.len().min(seal::NONCE)]);
             let why = if moved { "; its nonce is another member's: moved, swapped or replayed" } else { "" };
-            return Some(fail(format!("its encrypted data: {e}{why}")));
+            return fail_known(format!("its encrypted data: {e}{why}"));
         }
     };
-    let (mtime, size, crc) = match fmt::parse_gzip_head(&chunk0) {
+    let h = match fmt::parse_gzip_head(&chunk0) {
         Ok(h) => h,
-        Err(m) => return Some(fail(m.to_string())),
+        Err(m) => return fail_known(m.to_string()),
     };
+    // The file names itself (XP); the tree tar's name is for files whose
+    // path is too long for that.
+    let (path, mode) = match (&h.own, known) {
+        (Some((mode, _, p)), _) => (p.clone(), *mode),
+        (None, Some(k)) => k,
+        (None, None) => return None,
+    };
+    if crate::format::check_member_path(&path).is_err() {
+        return Some(fail(path, "its path is not a safe relative path".into()));
+    }
     let plain_len = seal::plain_len(sealed).unwrap_or(0);
-    let Some(deflated) = plain_len.checked_sub((GZ_HEAD + GZ_TAIL) as u64) else {
-        return Some(fail("its plaintext is too short".into()));
+    let Some(deflated) = plain_len.checked_sub((h.len + GZ_TAIL) as u64) else {
+        return Some(fail(path, "its plaintext is too short".into()));
     };
     let info = EntryInfo {
         name: path.clone(),
         method: Method::Deflated,
-        crc,
+        crc: h.crc,
         csize: deflated,
-        usize: size,
-        mtime,
+        usize: h.size,
+        mtime: h.mtime,
         unix_mode: S_IFREG | (mode & 0o7777),
-        zip64: EntryInfo::needs_zip64(size),
+        zip64: EntryInfo::needs_zip64(h.size),
     };
     let prefix = info.local_header();
     let tail = info.central_header(0);
@@ -344,7 +359,7 @@ pub(crate) fn open_entry(u: &Unseal, key: &ArchiveKey, name: &[u8], sealed: u64,
             opener: Some(opener),
             next_chunk: 1,
             plain: chunk0,
-            at: GZ_HEAD,
+            at: h.len,
             left: deflated,
             tail,
             failed: None,
@@ -353,6 +368,11 @@ pub(crate) fn open_entry(u: &Unseal, key: &ArchiveKey, name: &[u8], sealed: u64,
 }
 
 impl Opening {
+    /// Whether its first chunk authenticated (and its header parsed).
+    pub(crate) fn first_chunk_ok(&self) -> bool {
+        self.failed.is_none()
+    }
+
     /// Hands out the next bytes; `src` gives the sealed chunks still
     /// unread (`remaining` bytes of them), updating `pos`.
     pub(crate) fn read(

@@ -5,13 +5,16 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
-const HOUR: i64 = 3600;
+pub(crate) const HOUR: i64 = 3600;
 
-fn pyactivity() -> Command {
+mod browser;
+mod timelines;
+
+pub(crate) fn pyactivity() -> Command {
     Command::cargo_bin("pyactivity").expect("binary built")
 }
 
-fn file(root: &Path, rel: &str, size: usize, mtime: i64) {
+pub(crate) fn file(root: &Path, rel: &str, size: usize, mtime: i64) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
     std::fs::write(&p, vec![b'x'; size]).expect("write");
@@ -21,7 +24,7 @@ fn file(root: &Path, rel: &str, size: usize, mtime: i64) {
 
 /// Three sessions: photos (3 files, 2 days ago), notes (2 files, 50 min
 /// apart, yesterday), and one old file.
-fn tree(root: &Path, now: i64) {
+pub(crate) fn tree(root: &Path, now: i64) {
     let photos = now - 48 * HOUR;
     file(root, "photos/2026-11/a.jpg", 1000, photos);
     file(root, "photos/2026-11/b.jpg", 2000, photos + 600);
@@ -32,7 +35,7 @@ fn tree(root: &Path, now: i64) {
     file(root, "old/ancient.txt", 5, 86_400 * 365 * 10);
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
 }
 

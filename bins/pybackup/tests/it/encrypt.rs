@@ -13,6 +13,7 @@ archive=$1 out=$2 key=$3
 stage=$out.stage
 mkdir -p "$stage" "$out"
 tar -i -xf "$archive" -C "$stage"
+hdr="$stage/.xtar-age"
 data="$out/$(sed -n 's/^#data //p' "$stage/.xtar-header")"
 mkdir -p "$data"
 for z in "$stage"/.xtar-pack.*.zip; do
@@ -20,11 +21,22 @@ for z in "$stage"/.xtar-pack.*.zip; do
 done
 for f in "$data"/*; do
     [ -f "$f" ] || continue
-    cat "$stage/.xtar-age" "$f" | age -d -i "$key" > "$f.gz" && gzip -dNf "$f.gz"
+    cat "$hdr" "$f" | age -d -i "$key" > "$f.gz" && gzip -dNf "$f.gz"
 done
-cat "$stage/.xtar-age" "$stage/.xtar-tree.tar.gz.age" | age -d -i "$key" | tar -xzf - -C "$out"
+{
+    for p in "$stage"/.xtar-names.[0-9]*.tar.gz.age; do
+        cat "$hdr" "$p" | age -d -i "$key" > "$stage/piece" && cat "$stage/piece"
+    done
+    for p in "$stage"/.xtar-tree.[0-9]*.tar.gz.age; do
+        cat "$hdr" "$p" | age -d -i "$key" > "$stage/piece" ||
+            cat "$hdr" "$stage/.xtar-tree-end.${p##*/.xtar-tree.}" | age -d -i "$key" > "$stage/piece"
+        cat "$stage/piece"
+    done
+} | tar -xzf - -C "$out"
 rm -rf "$data"
-cat "$stage/.xtar-age" "$stage/.xtar-manifest.gz.age" | age -d -i "$key" | gzip -dc |
+for p in "$stage"/.xtar-manifest.*.gz.age; do
+    cat "$hdr" "$p" | age -d -i "$key"
+done | gzip -dc |
 while IFS="$(printf '\t')" read -r path kind mode rest; do
     [ "$kind" = f ] && chmod "$mode" "$out/$(printf '%b' "$path")"
 done
@@ -103,8 +115,8 @@ fn tree(src: &Path) {
     let big: Vec<u8> =
         (0..33u32 << 20).map(|i| b"0123456789abcdef\n"[(i % 17) as usize] ^ ((i >> 16) as u8 & 3)).collect();
     write(src, b"big/over-32-mib.txt", &big);
-    write(src, b"noise/first-random.bin", &noise(200_000, 1));
-    write(src, b"noise/second-random.bin", &noise(200_000, 2));
+    write(src, b"noise/one-random.bin", &noise(200_000, 1));
+    write(src, b"noise/two-random.bin", &noise(200_000, 2));
     for i in 0..300 {
         write(
             src,
@@ -340,7 +352,8 @@ fn flipped_swapped_and_foreign_members_are_detected_and_named() {
     assert_eq!(lost.len(), 1, "one file lost");
     assert!(lines[0].contains(&*String::from_utf8_lossy(&lost[0].0)), "{lines:?} names {:?}", lost[0].0);
 
-    // Two entries of the same length swapped (the two random files):
+    // Two entries of the same length swapped (the two random files, whose
+    // names are as long):
     // both are refused as moved, the rest restored.
     let noise_len = entries.iter().find(|f| f.3 > 150_000 && f.3 < 250_000).expect("a noise file").3;
     let same: Vec<_> = entries.iter().filter(|e| e.3 == noise_len).collect();

@@ -24,6 +24,13 @@ const MAGIC: [u8; 4] = [0x1f, 0x8b, 8, 0];
 /// depend only on the text.
 /// The pieces are compressed in parallel on the current rayon pool.
 pub fn compress(text: &[u8], out: &mut Vec<u8>) {
+    for m in compress_each(text) {
+        out.extend_from_slice(&m);
+    }
+}
+
+/// The gzip members [`compress`] would write, each on its own.
+pub fn compress_each(text: &[u8]) -> Vec<Vec<u8>> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
@@ -31,17 +38,14 @@ pub fn compress(text: &[u8], out: &mut Vec<u8>) {
         pieces.push(piece);
         rest = tail;
     }
-    compress_pieces(&pieces, out);
+    members(&pieces)
 }
 
-/// Compresses each of `pieces` into a gzip member of its own, appended
-/// to `out` in order (in parallel on the current rayon pool).
-pub fn compress_pieces(pieces: &[&[u8]], out: &mut Vec<u8>) {
+/// Each of `pieces` compressed into a gzip member of its own (in parallel
+/// on the current rayon pool).
+pub fn members(pieces: &[&[u8]]) -> Vec<Vec<u8>> {
     use rayon::prelude::*;
-    let members: Vec<Vec<u8>> = pieces.par_iter().map(|p| member(p)).collect();
-    for m in members {
-        out.extend_from_slice(&m);
-    }
+    pieces.par_iter().map(|p| member(p)).collect()
 }
 
 /// One gzip member holding `piece`.

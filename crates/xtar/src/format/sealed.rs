@@ -11,12 +11,78 @@
 
 /// The member holding the archive's age header.
 pub const AGE_NAME: &[u8] = b".xtar-age";
-/// The sealed manifest.
-pub const MANIFEST_NAME: &[u8] = b".xtar-manifest.gz.age";
-/// The sealed tree tar, and its copy at the end (the same bytes).
-pub const TREE_NAME: &[u8] = b".xtar-tree.tar.gz.age";
-/// The copy of the sealed tree tar at the end.
-pub const TREE_END_NAME: &[u8] = b".xtar-tree.2.tar.gz.age";
+/// The header line giving the number of manifest and tree tar pieces.
+pub const PIECES_LINE: &[u8] = b"#pieces ";
+
+/// A member only encrypted archives have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SealedMember {
+    /// `.xtar-age`: a copy of the age header.
+    Age,
+    /// `.xtar-manifest.NNNNNN.gz.age`: piece N (from 1) of the manifest.
+    Manifest(u32),
+    /// `.xtar-names.NNNNNN.tar.gz.age`: piece N of the names tar (the hard
+    /// links from files' paths to their numbers, for stock tools).
+    Names(u32),
+    /// `.xtar-tree.NNNNNN.tar.gz.age`: piece N of the tree tar.
+    Tree(u32),
+    /// `.xtar-tree-end.NNNNNN.tar.gz.age`: its copy at the end (the same
+    /// bytes, sealed under the first copy's name).
+    TreeEnd(u32),
+}
+
+impl SealedMember {
+    /// The member's name.
+    pub fn name(self) -> Vec<u8> {
+        match self {
+            SealedMember::Age => AGE_NAME.to_vec(),
+            SealedMember::Manifest(i) => format!(".xtar-manifest.{i:06}.gz.age").into_bytes(),
+            SealedMember::Names(i) => format!(".xtar-names.{i:06}.tar.gz.age").into_bytes(),
+            SealedMember::Tree(i) => format!(".xtar-tree.{i:06}.tar.gz.age").into_bytes(),
+            SealedMember::TreeEnd(i) => format!(".xtar-tree-end.{i:06}.tar.gz.age").into_bytes(),
+        }
+    }
+
+    /// The name its payload is sealed under (a tree piece's copy: the
+    /// first copy's).
+    pub fn sealed_as(self) -> Vec<u8> {
+        match self {
+            SealedMember::TreeEnd(i) => SealedMember::Tree(i).name(),
+            other => other.name(),
+        }
+    }
+
+    /// The member a name is, if any.
+    pub fn parse(name: &[u8]) -> Option<SealedMember> {
+        if name == AGE_NAME {
+            return Some(SealedMember::Age);
+        }
+        let numbered = |prefix: &[u8], suffix: &[u8]| -> Option<u32> {
+            let d = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+            if d.len() < 6 || !d.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(d).ok()?.parse().ok().filter(|&i| i > 0)
+        };
+        numbered(b".xtar-manifest.", b".gz.age")
+            .map(SealedMember::Manifest)
+            .or_else(|| numbered(b".xtar-names.", b".tar.gz.age").map(SealedMember::Names))
+            .or_else(|| numbered(b".xtar-tree.", b".tar.gz.age").map(SealedMember::Tree))
+            .or_else(|| numbered(b".xtar-tree-end.", b".tar.gz.age").map(SealedMember::TreeEnd))
+    }
+}
+
+/// Bytes of tar in a piece of the names tar: large, since only stock
+/// tools need it (pybackup reads each file's name from its plaintext).
+pub const NAMES_PIECE: usize = 1 << 20;
+
+/// The numbers of manifest, names and tree tar pieces a header gives.
+pub fn pieces(header: &[u8]) -> Option<(u32, u32, u32)> {
+    let line = header.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(PIECES_LINE))?;
+    let text = std::str::from_utf8(line).ok()?;
+    let mut w = text.split(' ');
+    Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+}
 /// The header line that says an archive is encrypted.
 pub const SEALED_LINE: &[u8] = b"#sealed age";
 /// The header line naming the directory that pack entries unzip into.
@@ -26,36 +92,84 @@ pub const DATA_DIR: &[u8] = b".xtar-data";
 /// A copy of the age header goes after every this many packs.
 pub const AGE_EVERY: u32 = 64;
 
-/// Bytes of the gzip header of a file's plaintext.
-pub const GZ_HEAD: usize = 10 + 2 + 4 + 12;
+/// Bytes of the fixed part of a file's gzip header: the gzip fields, XLEN
+/// and the `X3` subfield.
+pub const GZ_FIXED: usize = 10 + 2 + 4 + 12;
 /// Bytes of the gzip trailer.
 pub const GZ_TAIL: usize = 8;
+/// Paths longer than this have no `XP` subfield (the gzip header must fit
+/// in the first 64 KiB chunk).
+pub const MAX_OWN_PATH: usize = 60_000;
 const STORED_BLOCK: u64 = 65_535;
 
-/// The gzip header of a file of `size` bytes, CRC-32 `crc`, mtime `mtime`.
-pub fn gzip_head(mtime: i64, size: u64, crc: u32) -> [u8; GZ_HEAD] {
-    let mut h = [0u8; GZ_HEAD];
-    h[..4].copy_from_slice(&[0x1f, 0x8b, 8, 4]); // FLG: FEXTRA only
-    let t = u32::try_from(mtime).unwrap_or(0);
-    h[4..8].copy_from_slice(&t.to_le_bytes());
-    h[8] = 0;
-    h[9] = 255;
-    h[10..12].copy_from_slice(&16u16.to_le_bytes());
-    h[12..14].copy_from_slice(b"X3");
-    h[14..16].copy_from_slice(&12u16.to_le_bytes());
-    h[16..24].copy_from_slice(&size.to_le_bytes());
-    h[24..28].copy_from_slice(&crc.to_le_bytes());
+/// What a file's gzip header tells of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnHead {
+    /// Its mtime, seconds (0 when out of 0 … 2^32−1).
+    pub mtime: i64,
+    /// Its size.
+    pub size: u64,
+    /// The CRC-32 of its content.
+    pub crc: u32,
+    /// Its permission bits, mtime nanoseconds and path, from the `XP`
+    /// subfield (absent for paths over [`MAX_OWN_PATH`] bytes).
+    pub own: Option<(u32, u32, Vec<u8>)>,
+    /// Bytes of the header.
+    pub len: usize,
+}
+
+/// Bytes of the gzip header of a file whose path is `path_len` bytes.
+pub fn head_len(path_len: usize) -> usize {
+    GZ_FIXED + if path_len <= MAX_OWN_PATH { 4 + 8 + path_len } else { 0 }
+}
+
+/// The gzip header of a file: mtime in MTIME, and in the extra field the
+/// subfield `X3` (size, CRC-32) and the subfield `XP` (mode, mtime
+/// nanoseconds, path), so that each file's plaintext names it.
+pub fn gzip_head(mtime: i64, nsec: u32, mode: u32, size: u64, crc: u32, path: &[u8]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(head_len(path.len()));
+    h.extend_from_slice(&[0x1f, 0x8b, 8, 4]); // FLG: FEXTRA only
+    h.extend_from_slice(&u32::try_from(mtime).unwrap_or(0).to_le_bytes());
+    h.extend_from_slice(&[0, 255]);
+    let xlen = head_len(path.len()) - 12;
+    h.extend_from_slice(&(xlen as u16).to_le_bytes());
+    h.extend_from_slice(b"X3");
+    h.extend_from_slice(&12u16.to_le_bytes());
+    h.extend_from_slice(&size.to_le_bytes());
+    h.extend_from_slice(&crc.to_le_bytes());
+    if path.len() <= MAX_OWN_PATH {
+        h.extend_from_slice(b"XP");
+        h.extend_from_slice(&((8 + path.len()) as u16).to_le_bytes());
+        h.extend_from_slice(&mode.to_le_bytes());
+        h.extend_from_slice(&nsec.to_le_bytes());
+        h.extend_from_slice(path);
+    }
     h
 }
 
-/// What [`gzip_head`] wrote: (mtime, size, CRC-32), or why it is not one.
-pub fn parse_gzip_head(h: &[u8]) -> Result<(i64, u64, u32), &'static str> {
-    if h.len() < GZ_HEAD || h[..4] != [0x1f, 0x8b, 8, 4] || h[10..16] != [16, 0, b'X', b'3', 12, 0] {
-        return Err("its plaintext does not start with this format's gzip header");
+/// What [`gzip_head`] wrote, or why it is not one.
+pub fn parse_gzip_head(h: &[u8]) -> Result<OwnHead, &'static str> {
+    let bad = "its plaintext does not start with this format's gzip header";
+    if h.len() < GZ_FIXED || h[..4] != [0x1f, 0x8b, 8, 4] || h[12..16] != [b'X', b'3', 12, 0] {
+        return Err(bad);
     }
     let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let size = u64::from_le_bytes(h[16..24].try_into().map_err(|_| "short header")?);
-    Ok((i64::from(le32(&h[4..8])), size, le32(&h[24..28])))
+    let xlen = usize::from(u16::from_le_bytes([h[10], h[11]]));
+    let len = 12 + xlen;
+    if xlen < 16 || h.len() < len {
+        return Err(bad);
+    }
+    let size = u64::from_le_bytes(h[16..24].try_into().map_err(|_| bad)?);
+    let own = if xlen > 16 {
+        let x = &h[28..len];
+        if x.len() < 12 || &x[..2] != b"XP" || usize::from(u16::from_le_bytes([x[2], x[3]])) != x.len() - 4 {
+            return Err(bad);
+        }
+        Some((le32(&x[4..8]), le32(&x[8..12]), x[12..].to_vec()))
+    } else {
+        None
+    };
+    Ok(OwnHead { mtime: i64::from(le32(&h[4..8])), size, crc: le32(&h[24..28]), own, len })
 }
 
 /// The gzip trailer of a file of `size` bytes, CRC-32 `crc`.
@@ -77,9 +191,9 @@ pub fn deflate_len(stored: bool, csize: u64) -> u64 {
     }
 }
 
-/// Bytes of a file's plaintext.
-pub fn plain_len(stored: bool, csize: u64) -> u64 {
-    GZ_HEAD as u64 + deflate_len(stored, csize) + GZ_TAIL as u64
+/// Bytes of a file's plaintext (its path `path_len` bytes).
+pub fn plain_len(stored: bool, csize: u64, path_len: usize) -> u64 {
+    head_len(path_len) as u64 + deflate_len(stored, csize) + GZ_TAIL as u64
 }
 
 /// Wraps stored bytes into deflate stored blocks as they come.
@@ -157,9 +271,32 @@ mod tests {
     }
 
     #[test]
+    fn member_names_round_trip() {
+        for m in [
+            SealedMember::Age,
+            SealedMember::Manifest(3),
+            SealedMember::Names(2),
+            SealedMember::Tree(1),
+            SealedMember::TreeEnd(123_456),
+        ] {
+            assert_eq!(SealedMember::parse(&m.name()), Some(m));
+        }
+        assert_eq!(SealedMember::TreeEnd(7).sealed_as(), SealedMember::Tree(7).name());
+        assert_eq!(SealedMember::parse(b".xtar-tree.000000.tar.gz.age"), None);
+        assert_eq!(SealedMember::parse(b".xtar-manifest.gz"), None);
+        assert_eq!(pieces(b"#xtar 4\n#sealed age\n#pieces 12 3 340\n"), Some((12, 3, 340)));
+    }
+
+    #[test]
     fn gzip_head_round_trips() {
-        let h = gzip_head(1_600_000_000, 123_456_789_012, 0xdead_beef);
-        assert_eq!(parse_gzip_head(&h), Ok((1_600_000_000, 123_456_789_012, 0xdead_beef)));
+        let h = gzip_head(1_600_000_000, 7, 0o4755, 123_456_789_012, 0xdead_beef, b"dir/file name");
+        assert_eq!(h.len(), head_len(13));
+        let p = parse_gzip_head(&h).unwrap();
+        assert_eq!((p.mtime, p.size, p.crc, p.len), (1_600_000_000, 123_456_789_012, 0xdead_beef, h.len()));
+        assert_eq!(p.own, Some((0o4755, 7, b"dir/file name".to_vec())));
         assert!(parse_gzip_head(&h[..20]).is_err());
+        let long = vec![b'a'; MAX_OWN_PATH + 1];
+        let h = gzip_head(1, 0, 0o644, 5, 6, &long);
+        assert_eq!(parse_gzip_head(&h).unwrap().own, None);
     }
 }

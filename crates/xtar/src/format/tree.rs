@@ -40,6 +40,19 @@ pub fn write<'a>(entries: impl Iterator<Item = &'a Entry> + Clone) -> Vec<u8> {
 /// The gzip-compressed tar of `entries`, in the order given (fifos,
 /// sockets and devices left out).
 pub fn write_in_order<'a>(ordered: impl Iterator<Item = &'a Entry>) -> Vec<u8> {
+    write_members(ordered).concat()
+}
+
+/// The gzip members of [`write_in_order`], each on its own: each holds
+/// whole entries (the last one the end blocks too).
+pub fn write_members<'a>(ordered: impl Iterator<Item = &'a Entry>) -> Vec<Vec<u8>> {
+    write_members_sized(ordered, gz::PIECE, true)
+}
+
+/// Like [`write_members`], with pieces of about `piece` bytes of tar, and
+/// the end-of-archive blocks only if `end` (a tar to be followed by
+/// another one in the same stream has none).
+pub fn write_members_sized<'a>(ordered: impl Iterator<Item = &'a Entry>, piece: usize, end: bool) -> Vec<Vec<u8>> {
     use super::tar::{write_entry_header, EntryKind, BLOCK};
     let mut tar = Vec::new();
     let mut cuts = vec![0usize];
@@ -53,18 +66,18 @@ pub fn write_in_order<'a>(ordered: impl Iterator<Item = &'a Entry>) -> Vec<u8> {
         };
         let link = e.target.as_deref().unwrap_or_default();
         write_entry_header(&mut tar, &e.path, kind, link, e.mtime.sec, mode);
-        if tar.len() - cuts.last().copied().unwrap_or(0) >= gz::PIECE {
+        if tar.len() - cuts.last().copied().unwrap_or(0) >= piece {
             cuts.push(tar.len());
         }
     }
-    tar.resize(tar.len() + 2 * BLOCK, 0);
+    if end {
+        tar.resize(tar.len() + 2 * BLOCK, 0);
+    }
     if cuts.last() != Some(&tar.len()) {
         cuts.push(tar.len());
     }
     let pieces: Vec<&[u8]> = cuts.windows(2).map(|w| &tar[w[0]..w[1]]).collect();
-    let mut out = Vec::new();
-    gz::compress_pieces(&pieces, &mut out);
-    out
+    gz::members(&pieces)
 }
 
 /// The entries of a tree tar, as far as it can be read, and whether it

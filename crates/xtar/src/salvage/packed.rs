@@ -126,29 +126,32 @@ impl State<'_, '_> {
     }
 
     /// Takes the entry of an encrypted archive at `at`: its payload opened
-    /// and handed to the engine as the plain format's zip entry. With
-    /// `candidate` (an entry found by its signature alone), only if its
-    /// content is what the manifest expects. Returns whether it was taken.
-    fn take_sealed(&mut self, at: u64, l: &zip::LocalHeader, candidate: bool) -> Result<bool> {
+    /// and handed to the engine as the plain format's zip entry. An entry
+    /// found by its signature alone (`by_signature`) is taken only if its
+    /// first chunk authenticates: then it is this archive's, under its own
+    /// name (§A9), whether or not the manifest survived to expect it; if it
+    /// does not, nothing is said (the signature may be chance). Returns
+    /// whether it was taken.
+    fn take_sealed(&mut self, at: u64, l: &zip::LocalHeader, by_signature: bool) -> Result<bool> {
         let Some(u) = self.unseal.as_ref() else { return Ok(false) };
         let Some(key) = u.key.as_ref() else { return Ok(false) };
         let data = at + l.len;
         let n = l.csize.min((keys::seal::NONCE + keys::seal::SEALED_CHUNK) as u64);
         let head = self.read(data, n);
         let Some(o) = crate::unseal::open_entry(u, key, &l.name, l.csize, &head) else {
-            if !candidate {
+            if !by_signature {
                 self.engine.problem(Error::Damaged {
                     path: self.archive.to_path_buf(),
                     offset: at,
                     message: format!(
-                        "pack entry `{}` has no path (the tree tar lost its line in both copies)",
+                        "pack entry `{}` is damaged and has no path in the tree tar (lost in both copies)",
                         String::from_utf8_lossy(&l.name)
                     ),
                 });
             }
             return Ok(false);
         };
-        if candidate && self.engine.expects(&o.path).is_none() {
+        if by_signature && !o.opening.first_chunk_ok() {
             return Ok(false);
         }
         let mut r = SealedReader {
@@ -158,17 +161,10 @@ impl State<'_, '_> {
             remaining: l.csize - n,
             pos: 0,
         };
-        let taken = if candidate {
-            self.engine.candidate(&o.path, o.size, &mut r)?
-        } else {
-            self.engine.member(o.path.clone(), o.size, &mut r)?;
-            true
-        };
-        if taken {
-            self.kept.insert(o.path, (at, l.len + l.csize));
-        }
+        self.engine.member(o.path.clone(), o.size, &mut r)?;
+        self.kept.insert(o.path, (at, l.len + l.csize));
         self.engine.collect(false)?;
-        Ok(taken)
+        Ok(true)
     }
 
     /// Salvages the pack whose data is `[start, end)`; returns whether its
@@ -464,6 +460,8 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
     let mut tree_complete = false;
     let mut packs: Vec<(u32, u64, u64)> = Vec::new();
     let mut reported = 0u64;
+    // Encrypted: the pieces of the manifest and of the tree tar read whole.
+    let mut sealed_pieces: std::collections::HashSet<crate::format::sealed::SealedMember> = Default::default();
     while let Some(block) = scan.next_block()? {
         if scan.pos() - reported >= 1 << 20 {
             obs.advance(scan.pos() - reported);
@@ -481,9 +479,10 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
         };
         let end = if f.fits { f.next } else { st.len };
         if st.unseal.is_some() && f.fits && f.size <= MAX_META {
-            if let Some(done) = sealed_meta(st, &mut scan, archive, &f.name, f.start, f.data, f.size, end, obs)? {
-                manifest_complete |= done.0;
-                tree_complete |= done.1;
+            if let Some(whole) = sealed_meta(st, &mut scan, archive, &f.name, f.start, f.data, f.size, end, obs)? {
+                if let Some(piece) = whole {
+                    sealed_pieces.insert(piece);
+                }
                 scan.seek_to(f.next)?;
                 continue;
             }
@@ -524,6 +523,16 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
         }
     }
     obs.advance(st.len.saturating_sub(reported));
+    if let Some((m, _, t)) = st.unseal.as_ref().and_then(|u| u.pieces) {
+        use crate::format::sealed::SealedMember;
+        manifest_complete = (1..=m).all(|i| sealed_pieces.contains(&SealedMember::Manifest(i)));
+        tree_complete = (1..=t).all(|i| {
+            sealed_pieces.contains(&SealedMember::Tree(i)) || sealed_pieces.contains(&SealedMember::TreeEnd(i))
+        });
+        if let Some(b) = st.engine.book.as_mut() {
+            b.manifest_complete = manifest_complete;
+        }
+    }
     if !manifest_complete && st.unseal.is_none() {
         // A manifest whose tar header was lost: its gzip members, where no
         // header explains the bytes and outside every pack found.
@@ -561,9 +570,9 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
 }
 
 /// A member only encrypted archives have, at `start` (data at `data`,
-/// `size` bytes, the next member at `end`): the age header (taken), the
-/// manifest or the tree tar (opened chunk by chunk and read). `None` for
-/// other members; else whether the manifest and the tree tar were whole.
+/// `size` bytes, the next member at `end`): the age header (taken), a piece
+/// of the manifest or of the tree tar (opened chunk by chunk and read).
+/// `None` for other members; else the piece read whole, if it is one.
 #[allow(clippy::too_many_arguments)]
 fn sealed_meta(
     st: &mut State<'_, '_>,
@@ -575,36 +584,30 @@ fn sealed_meta(
     size: u64,
     end: u64,
     obs: &dyn Observer,
-) -> Result<Option<(bool, bool)>> {
-    use crate::format::sealed as fmt;
-    let tree = name == fmt::TREE_NAME || name == fmt::TREE_END_NAME;
-    if name != fmt::AGE_NAME && name != fmt::MANIFEST_NAME && !tree {
-        return Ok(None);
-    }
+) -> Result<Option<Option<crate::format::sealed::SealedMember>>> {
+    use crate::format::sealed::SealedMember;
+    let Some(kind) = SealedMember::parse(name) else { return Ok(None) };
     st.cover(start, end);
-    if name == fmt::AGE_NAME {
-        return Ok(Some((false, false)));
+    if kind == SealedMember::Age {
+        return Ok(Some(None));
     }
     let z = scan.read_up_to(size)?;
     let Some(u) = st.unseal.as_mut() else { return Ok(None) };
-    let path = scan_path.to_path_buf();
-    let sealed_as = if tree { fmt::TREE_NAME } else { fmt::MANIFEST_NAME };
-    let whole = u.key.as_ref().and_then(|k| k.open_member(sealed_as, &z).ok()).is_some();
-    let plain = u.open_meta(sealed_as, &z, &path, data, obs)?;
-    if tree {
+    let sealed_as = kind.sealed_as();
+    let whole = u.key.as_ref().and_then(|k| k.open_member(&sealed_as, &z).ok()).is_some();
+    let plain = u.open_meta(&sealed_as, &z, scan_path, data, obs)?;
+    let complete = if let SealedMember::Manifest(_) = kind {
+        let d = gz::decode(&plain);
+        let (entries, bad) = crate::read::parse_entries(&d.text);
+        st.engine.index(b"", entries)?;
+        whole && d.complete && bad == 0
+    } else {
         let (entries, complete) = format::tree::read(&plain);
         let entries = u.take_links(entries);
         st.engine.index(b"", entries)?;
-        return Ok(Some((false, whole && complete)));
-    }
-    let d = gz::decode(&plain);
-    let (entries, bad) = crate::read::parse_entries(&d.text);
-    let complete = whole && d.complete && bad == 0 && d.text.starts_with(manifest::MAGIC.as_bytes());
-    if let Some(b) = st.engine.book.as_mut() {
-        b.manifest_complete |= complete;
-    }
-    st.engine.index(b"", entries)?;
-    Ok(Some((complete, false)))
+        whole && complete
+    };
+    Ok(Some(complete.then_some(kind)))
 }
 
 /// The ranges of `[0, len)` that `covered` leaves out (at most

@@ -193,10 +193,47 @@ impl PackedWriter {
         let mut all: Vec<&Entry> = others.iter().chain(files.iter().map(|f| &f.entry)).collect();
         all.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
 
+        let mut text = Vec::with_capacity(all.len() * 100);
+        manifest::write_header(&mut text, &self.root);
+        for e in &all {
+            manifest::write_entry_line(&mut text, e);
+        }
+        let manifest_pieces = self.pool.install(|| gz::compress_each(&text));
+        drop(text);
+        // Encrypted: the links from files' paths to their numbers make a
+        // names tar of their own (stock tools need it, pybackup does not:
+        // each file names itself), at the head only; the tree tar holds
+        // the rest: the further names of hard links to those files, then
+        // directories, symlinks and empty files, then the further names of
+        // empty files. No name is made in a directory after its mtime.
+        let (names_pieces, tree_pieces) = if self.seal.is_some() {
+            links.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+            let with_data: std::collections::HashSet<&[u8]> = links.iter().map(|l| &l.path[..]).collect();
+            let to_data = |e: &&Entry| e.target.as_deref().is_some_and(|t| with_data.contains(t));
+            let hard = others.iter().filter(|e| e.kind == Kind::HardLink);
+            let ordered = hard
+                .clone()
+                .filter(to_data)
+                .chain(others.iter().filter(|e| format::tree::holds(e) && e.kind != Kind::HardLink))
+                .chain(hard.filter(|e| !to_data(e)));
+            let names =
+                self.pool.install(|| format::tree::write_members_sized(links.iter(), sealed::NAMES_PIECE, false));
+            (names, self.pool.install(|| format::tree::write_members(ordered)))
+        } else {
+            (Vec::new(), vec![self.pool.install(|| format::tree::write(all.iter().copied()))])
+        };
+        drop(all);
+        drop(links);
+
         let version = if self.seal.is_some() { format::SEALED_VERSION } else { format::PACKED_VERSION };
         let mut header = format!("{HEADER_MAGIC} {version}\n").into_bytes();
         if self.seal.is_some() {
-            for line in [sealed::SEALED_LINE, &[sealed::DATA_LINE, &data_dir[..]].concat()] {
+            let pieces = format!("{} {} {}", manifest_pieces.len(), names_pieces.len(), tree_pieces.len()).into_bytes();
+            for line in [
+                sealed::SEALED_LINE,
+                &[sealed::DATA_LINE, &data_dir[..]].concat(),
+                &[sealed::PIECES_LINE, &pieces[..]].concat(),
+            ] {
                 header.extend_from_slice(line);
                 header.push(b'\n');
             }
@@ -211,45 +248,38 @@ impl PackedWriter {
             self.out.member(sealed::AGE_NAME, &h, mtime, 0o644)?;
         }
 
-        let mut z = Vec::new();
-        let mut text = Vec::with_capacity(all.len() * 100);
-        manifest::write_header(&mut text, &self.root);
-        for e in &all {
-            manifest::write_entry_line(&mut text, e);
-        }
-        self.pool.install(|| gz::compress(&text, &mut z));
-        drop(text);
-        let z = self.sealed_meta(sealed::MANIFEST_NAME, z)?;
-        let name = if self.seal.is_some() { sealed::MANIFEST_NAME } else { format::MANIFEST_GZ_NAME };
-        self.out.member(name, &z, mtime, 0o644)?;
+        // Encrypted, the manifest and the tree tar are a member per gzip
+        // member, each sealed on its own: damage costs the lines of the
+        // pieces it touches, as unencrypted, not a 64 KiB chunk of them.
+        let tree_members: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = if self.seal.is_some() {
+            for (i, z) in manifest_pieces.iter().enumerate() {
+                let m = sealed::SealedMember::Manifest(i as u32 + 1);
+                let z = self.sealed_meta(&m.sealed_as(), z)?;
+                self.out.member(&m.name(), &z, mtime, 0o644)?;
+            }
+            for (i, n) in names_pieces.iter().enumerate() {
+                let m = sealed::SealedMember::Names(i as u32 + 1);
+                let n = self.sealed_meta(&m.sealed_as(), n)?;
+                self.out.member(&m.name(), &n, mtime, 0o644)?;
+            }
+            let mut v = Vec::with_capacity(tree_pieces.len());
+            for (i, t) in tree_pieces.iter().enumerate() {
+                let (head, end) =
+                    (sealed::SealedMember::Tree(i as u32 + 1), sealed::SealedMember::TreeEnd(i as u32 + 1));
+                v.push((head.name(), end.name(), self.sealed_meta(&head.sealed_as(), t)?));
+            }
+            v
+        } else {
+            self.out.member(format::MANIFEST_GZ_NAME, &manifest_pieces.concat(), mtime, 0o644)?;
+            vec![(format::TREE_TAR_NAME.to_vec(), format::TREE_TAR_END_NAME.to_vec(), tree_pieces.concat())]
+        };
+        drop(manifest_pieces);
+        drop(names_pieces);
+        drop(tree_pieces);
         let manifest_end = self.out.pos;
-        let tree = if self.seal.is_some() {
-            // Links to the unzipped data first, then the further names of
-            // hard links to them, then directories, symlinks and empty
-            // files, then the further names of empty files: no name is
-            // created in a directory after the directory's mtime is set.
-            links.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
-            let with_data: std::collections::HashSet<&[u8]> = links.iter().map(|l| &l.path[..]).collect();
-            let to_data = |e: &&Entry| e.target.as_deref().is_some_and(|t| with_data.contains(t));
-            let hard = others.iter().filter(|e| e.kind == Kind::HardLink);
-            let ordered = links
-                .iter()
-                .chain(hard.clone().filter(to_data))
-                .chain(others.iter().filter(|e| format::tree::holds(e) && e.kind != Kind::HardLink))
-                .chain(hard.filter(|e| !to_data(e)));
-            self.pool.install(|| format::tree::write_in_order(ordered))
-        } else {
-            self.pool.install(|| format::tree::write(all.iter().copied()))
-        };
-        drop(all);
-        drop(links);
-        let tree = self.sealed_meta(sealed::TREE_NAME, tree)?;
-        let (tree_name, tree_end_name) = if self.seal.is_some() {
-            (sealed::TREE_NAME, sealed::TREE_END_NAME)
-        } else {
-            (format::TREE_TAR_NAME, format::TREE_TAR_END_NAME)
-        };
-        self.out.member(tree_name, &tree, mtime, 0o644)?;
+        for (name, _, bytes) in &tree_members {
+            self.out.member(name, bytes, mtime, 0o644)?;
+        }
         // The head guard: no pack within GUARD bytes after the manifest, so
         // that no burst of damage that long takes both copies of a file's
         // line (its zip headers are the second copy). The tree tar fills
@@ -286,7 +316,9 @@ impl PackedWriter {
         let packs_end = self.out.pos;
         // The second copy of the tree tar: tail damage, where media fail
         // first, leaves stock tools the first; head damage this one.
-        self.out.member(tree_end_name, &tree, mtime, 0o644)?;
+        for (_, end_name, bytes) in &tree_members {
+            self.out.member(end_name, bytes, mtime, 0o644)?;
+        }
         self.write_age(mtime)?;
         // The tail guard: the last GUARD bytes hold no pack, so that losing
         // them costs stock tools no pack's central directory.
@@ -316,11 +348,11 @@ impl PackedWriter {
         dir
     }
 
-    /// A metadata member's bytes: sealed under `name` when encrypted.
-    fn sealed_meta(&self, name: &[u8], plain: Vec<u8>) -> Result<Vec<u8>> {
-        let Some(key) = &self.seal else { return Ok(plain) };
+    /// A metadata member's bytes, sealed under `name`.
+    fn sealed_meta(&self, name: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+        let Some(key) = &self.seal else { return Ok(plain.to_vec()) };
         let mut out = Vec::new();
-        key.seal(name, &plain, &mut out).map_err(|e| self.out.err(std::io::Error::other(e)))?;
+        key.seal(name, plain, &mut out).map_err(|e| self.out.err(std::io::Error::other(e)))?;
         Ok(out)
     }
 
@@ -496,7 +528,7 @@ fn sealed_pack(
 
 /// Bytes of a file's sealed payload.
 fn sealed_payload_len(f: &Spilled) -> u64 {
-    seal::sealed_len(sealed::plain_len(f.method == zip::Method::Stored, f.csize))
+    seal::sealed_len(sealed::plain_len(f.method == zip::Method::Stored, f.csize, f.entry.path.len()))
 }
 
 /// The stored pack entry of file number `id`, its payload `len` bytes: no
@@ -529,7 +561,9 @@ fn seal_file_with(
         |e: seal::SealError| Error::Write { path: spill_path.to_path_buf(), source: std::io::Error::other(e) };
     let mut out = Vec::with_capacity(2 << 20);
     let mut s = key.sealer(name, &mut out);
-    s.update(&sealed::gzip_head(f.entry.mtime.sec, f.entry.size, f.crc), &mut out).map_err(seal_err)?;
+    let e = &f.entry;
+    s.update(&sealed::gzip_head(e.mtime.sec, e.mtime.nsec, e.mode, e.size, f.crc, &e.path), &mut out)
+        .map_err(seal_err)?;
     let stored = f.method == zip::Method::Stored;
     let mut blocks = sealed::StoredBlocks::new(f.csize);
     let mut buf = vec![0u8; f.csize.min(1 << 20) as usize];

@@ -33,7 +33,7 @@ pub(crate) struct Input {
 /// What the writer does with the next file.
 pub(crate) enum Next {
     /// A small file, compressed (or the error that prevented it).
-    Small(Result<Job>),
+    Small(Box<Result<Job>>),
     /// A large file: the writer streams it itself.
     Large,
 }
@@ -111,7 +111,7 @@ impl Window {
             }
         };
         self.inflight -= size;
-        Ok(Next::Small(r))
+        Ok(Next::Small(Box::new(r)))
     }
 }
 

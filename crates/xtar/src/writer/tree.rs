@@ -349,15 +349,17 @@ pub fn write_entries(w: &mut dyn TreeSink, src: &Path, entries: &[walk::Entry], 
                         None => w.add_file(&Entry::from_walk(e), &full, obs),
                     },
                     None => match window.next(scope, &out_path)? {
-                        Next::Small(Ok(job)) => {
-                            let mut entry = Entry::from_walk(e);
-                            entry.mode = job.meta.mode;
-                            entry.mtime = Timestamp::new(job.meta.mtime, job.meta.mtime_nsec);
-                            let r = w.add_compressed(&entry, &job.compressed);
-                            obs.advance(e.meta.size);
-                            r.map(|s| Stored { changed: job.changed.then_some(job.path), ..s })
-                        }
-                        Next::Small(Err(err)) => Err(err),
+                        Next::Small(r) => match *r {
+                            Ok(job) => {
+                                let mut entry = Entry::from_walk(e);
+                                entry.mode = job.meta.mode;
+                                entry.mtime = Timestamp::new(job.meta.mtime, job.meta.mtime_nsec);
+                                let r = w.add_compressed(&entry, &job.compressed);
+                                obs.advance(e.meta.size);
+                                r.map(|s| Stored { changed: job.changed.then_some(job.path), ..s })
+                            }
+                            Err(err) => Err(err),
+                        },
                         Next::Large => w.add_file(&Entry::from_walk(e), &full, obs),
                     },
                 },
