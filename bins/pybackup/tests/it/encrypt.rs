@@ -384,3 +384,108 @@ fn flipped_swapped_and_foreign_members_are_detected_and_named() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().filter(|l| l.contains("replayed")).count(), 1, "{}", stderr(&out));
 }
+
+/// A damage pattern: its name, the (start, end) ranges overwritten with
+/// noise, and a length to cut the archive to.
+type Pattern = (&'static str, Vec<(usize, usize)>, Option<usize>);
+
+/// The damage benchmark's patterns, on a small scale: scattered sectors,
+/// a burst, the first and last 64 KiB, the end cut off. (start, end) ranges
+/// overwritten with noise, and a length to cut to.
+fn damage_patterns(len: usize) -> Vec<Pattern> {
+    const SECTOR: usize = 2048;
+    let sectors = len / SECTOR;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut pick = |pct: usize| {
+        let mut v: Vec<(usize, usize)> = (0..sectors * pct / 100)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let s = (x % sectors as u64) as usize * SECTOR;
+                (s, s + SECTOR)
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let burst = len / 3 / SECTOR * SECTOR;
+    vec![
+        ("sect 1%", pick(1), None),
+        ("sect 5%", pick(5), None),
+        ("burst 256K", vec![(burst, burst + (256 << 10))], None),
+        ("head 64K", vec![(0, 64 << 10)], None),
+        ("tail 64K", vec![(len - (64 << 10), len)], None),
+        ("cut 20%", vec![], Some(len * 80 / 100 / SECTOR * SECTOR)),
+    ]
+}
+
+#[test]
+fn salvage_of_a_damaged_encrypted_archive_gives_back_every_entry_not_hit() {
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    crate::fidelity::rich_tree(&src);
+    for i in 0..600usize {
+        let body = if i % 3 == 0 {
+            noise(200 + i * 37, i as u64)
+        } else {
+            format!("text file {i}\n").repeat(i % 40 + 1).into_bytes()
+        };
+        write(&src, format!("d{}/f{i:03}.dat", i % 17).as_bytes(), &body);
+    }
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &args(&k.to()));
+    let bytes = std::fs::read(&archive).expect("read");
+    let entries = pack_entries(&bytes);
+    for (name, ranges, cut) in damage_patterns(bytes.len()) {
+        let mut d = bytes.clone();
+        let mut x = 7u8;
+        for &(a, b) in &ranges {
+            for byte in &mut d[a..b.min(bytes.len())] {
+                x = x.wrapping_mul(31).wrapping_add(17);
+                *byte ^= x | 1;
+            }
+        }
+        let end = cut.unwrap_or(bytes.len());
+        d.truncate(end);
+        let damaged = t.path().join("d.xtar");
+        std::fs::write(&damaged, &d).expect("write");
+        let dest = t.path().join(format!("out-{}", name.replace(['%', ' '], "")));
+        let out = pybackup()
+            .arg("salvage")
+            .arg(&damaged)
+            .arg(&dest)
+            .arg("-i")
+            .arg(k.path("rec.key"))
+            .arg("--json")
+            .output()
+            .expect("runs");
+        assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{name}: {}", stderr(&out));
+        let summary: serde_json::Value =
+            serde_json::from_slice(out.stdout.split(|&b| b == b'\n').rfind(|l| !l.is_empty()).expect("summary"))
+                .expect("json");
+        let intact = summary["intact"].as_u64().expect("intact");
+        // Entries whose bytes (local header to the end of the payload) no
+        // damage touched.
+        let untouched = entries
+            .iter()
+            .filter(|&&(_, header, data, len)| {
+                data + len <= end && !ranges.iter().any(|&(a, b)| a < data + len && header < b)
+            })
+            .count() as u64;
+        assert!(untouched > 0 && intact >= untouched, "{name}: {intact} intact, but {untouched} entries untouched");
+        // What is restored is exact.
+        let want = snapshot(&src, false);
+        for (p, n) in snapshot(&dest, false) {
+            if n.kind == "file" {
+                assert_eq!(
+                    Some(&n.content),
+                    want.get(&p).map(|w| &w.content),
+                    "{name}: {}",
+                    String::from_utf8_lossy(&p)
+                );
+            }
+        }
+    }
+}
