@@ -14,6 +14,12 @@
 
 /// Appends `name` escaped for a bodyfile.
 pub fn body_name(out: &mut Vec<u8>, name: &[u8]) {
+    // Most names need nothing: copy them as they are.
+    let plain = |b: &u8| *b >= 0x20 && *b != 0x7f && *b != b'%' && *b != b'|' && *b != b'\\';
+    if name.iter().all(plain) && (name.is_ascii() || std::str::from_utf8(name).is_ok()) {
+        out.extend_from_slice(name);
+        return;
+    }
     for chunk in name.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c == '%' || c == '|' {
@@ -50,52 +56,52 @@ pub fn kind_letter(kind: walk::Kind) -> char {
 /// the metadata's type and the nine permission letters (`r/rrw-r--r--`,
 /// `d/drwxr-xr-x`, `l/lrwxrwxrwx`), with s/S and t/T for the set-id and
 /// sticky bits.
+#[cfg(test)]
 pub fn mode_string(kind: walk::Kind, mode: u32) -> String {
+    String::from_utf8_lossy(&mode_bytes(kind, mode)).into_owned()
+}
+
+fn mode_bytes(kind: walk::Kind, mode: u32) -> [u8; 12] {
     let t = match kind_letter(kind) {
-        '-' => 'r',
-        c => c,
+        '-' => b'r',
+        c => c as u8,
     };
-    let mut s = format!("{t}/{t}");
-    let bit = |m: u32, c: char| if mode & m != 0 { c } else { '-' };
-    let special = |x: bool, set: bool, lower: char, upper: char| match (set, x) {
+    let bit = |m: u32, c: u8| if mode & m != 0 { c } else { b'-' };
+    let special = |x: bool, set: bool, lower: u8, upper: u8| match (set, x) {
         (true, true) => lower,
         (true, false) => upper,
-        (false, true) => 'x',
-        (false, false) => '-',
+        (false, true) => b'x',
+        (false, false) => b'-',
     };
-    s.push(bit(0o400, 'r'));
-    s.push(bit(0o200, 'w'));
-    s.push(special(mode & 0o100 != 0, mode & 0o4000 != 0, 's', 'S'));
-    s.push(bit(0o040, 'r'));
-    s.push(bit(0o020, 'w'));
-    s.push(special(mode & 0o010 != 0, mode & 0o2000 != 0, 's', 'S'));
-    s.push(bit(0o004, 'r'));
-    s.push(bit(0o002, 'w'));
-    s.push(special(mode & 0o001 != 0, mode & 0o1000 != 0, 't', 'T'));
-    s
+    [
+        t,
+        b'/',
+        t,
+        bit(0o400, b'r'),
+        bit(0o200, b'w'),
+        special(mode & 0o100 != 0, mode & 0o4000 != 0, b's', b'S'),
+        bit(0o040, b'r'),
+        bit(0o020, b'w'),
+        special(mode & 0o010 != 0, mode & 0o2000 != 0, b's', b'S'),
+        bit(0o004, b'r'),
+        bit(0o002, b'w'),
+        special(mode & 0o001 != 0, mode & 0o1000 != 0, b't', b'T'),
+    ]
 }
 
 /// One bodyfile line (TSK 3.x): `MD5|name|inode|mode|UID|GID|size|atime|
 /// mtime|ctime|crtime`, times in seconds, MD5 and an unknown birth time 0.
 pub fn body_line(out: &mut Vec<u8>, name: &[u8], kind: walk::Kind, m: &walk::Meta) {
+    use std::io::Write;
     out.extend_from_slice(b"0|");
     body_name(out, name);
+    out.push(b'|');
+    let _ = write!(out, "{}", m.ino);
+    out.push(b'|');
+    out.extend_from_slice(&mode_bytes(kind, m.mode));
     let crtime = m.birth.map_or(0, |b| b.0);
-    out.extend_from_slice(
-        format!(
-            "|{}|{}|{}|{}|{}|{}|{}|{}|{}\n",
-            m.ino,
-            mode_string(kind, m.mode),
-            m.uid,
-            m.gid,
-            m.size,
-            m.atime,
-            m.mtime,
-            m.ctime,
-            crtime
-        )
-        .as_bytes(),
-    );
+    // Writing into a Vec cannot fail.
+    let _ = writeln!(out, "|{}|{}|{}|{}|{}|{}|{}", m.uid, m.gid, m.size, m.atime, m.mtime, m.ctime, crtime);
 }
 
 /// A path as CSV text: UTF-8, with `\xHH` for bytes that are not and `\\`

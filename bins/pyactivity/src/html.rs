@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use activity::{Group, Records};
-use serde_json::{json, Value};
 
 use crate::formats::csv_path;
 use crate::Cli;
@@ -29,52 +28,119 @@ fn dir_and_name(p: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// The data the page draws: groups and the columns of their files.
-fn data(r: &Records, groups: &[Group], roots: &[PathBuf], cli: &Cli, now: i64) -> Value {
+/// A JSON string, safe inside a `<script>` element.
+fn js_str(out: &mut String, s: &str) {
+    let j = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    out.push_str(&j.replace("</", "<\\/"));
+}
+
+/// Appends `"name":[v,v,…]` for the values of `items`.
+fn column<T>(out: &mut String, name: &str, items: impl Iterator<Item = T>, mut put: impl FnMut(&mut String, T)) {
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\":[");
+    let mut first = true;
+    for it in items {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        put(out, it);
+    }
+    out.push(']');
+}
+
+/// The data the page draws, as JSON text written as it goes (a tree of
+/// values for a million files would take gigabytes): groups, and the
+/// columns of their files.
+fn data(r: &Records, groups: &[Group], roots: &[PathBuf], cli: &Cli, now: i64) -> String {
+    use std::fmt::Write;
     let mut shown: Vec<&Group> = groups.iter().collect();
     shown.sort_by_key(|g| g.start);
-    let mut dirs: Vec<String> = Vec::new();
+    let members = || shown.iter().flat_map(|g| g.members.clone());
+    let mut dirs: Vec<&[u8]> = Vec::new();
     let mut dir_no: HashMap<&[u8], usize> = HashMap::new();
-    let (mut t, mut size, mut dir, mut name, mut what) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut gs = Vec::new();
-    for g in &shown {
-        let first = t.len();
-        for i in g.members.clone() {
-            let (time, s, p) = r.get(i);
-            let (d, n) = dir_and_name(p);
-            let k = *dir_no.entry(d).or_insert_with(|| {
-                dirs.push(csv_path(d));
-                dirs.len() - 1
-            });
-            // Milliseconds: what JavaScript dates hold.
-            t.push(json!(time.div_euclid(1_000_000)));
-            size.push(json!(s));
-            dir.push(json!(k));
-            name.push(Value::String(csv_path(n)));
-            if cli.all_times {
-                what.push(Value::String(String::from_utf8_lossy(&activity::macb(r.what(i))).into_owned()));
-            }
-        }
-        let top: Vec<Value> = g.top_dirs(r, 3).iter().map(|d| json!([csv_path(&d.dir), d.files])).collect();
-        gs.push(json!({
-            "n": g.number, "start": g.start.div_euclid(1_000_000), "end": g.end.div_euclid(1_000_000),
-            "files": g.files, "bytes": g.bytes, "first": first, "count": t.len() - first, "dirs": top,
-        }));
+    let mut dir_of = Vec::with_capacity(members().count());
+    for i in members() {
+        let (d, _) = dir_and_name(r.get(i).2);
+        let k = *dir_no.entry(d).or_insert_with(|| {
+            dirs.push(d);
+            dirs.len() - 1
+        });
+        dir_of.push(k);
     }
+    let mut out = String::with_capacity(dir_of.len() * 40 + 4096);
+    out.push('{');
+    let title = roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
     let time = if cli.all_times { "all times (MACB)".to_string() } else { format!("{:?}", cli.time).to_lowercase() };
-    json!({
-        "title": roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-        "radius": humantime::format_duration(cli.radius).to_string(),
-        "time": time,
-        "now": now.div_euclid(1_000_000),
-        "groups": gs, "t": t, "size": size, "dir": dir, "name": name, "dirs": dirs, "what": what,
-    })
+    for (k, v) in [("title", title), ("radius", humantime::format_duration(cli.radius).to_string()), ("time", time)] {
+        let _ = write!(out, "\"{k}\":");
+        js_str(&mut out, &v);
+        out.push(',');
+    }
+    let _ = write!(out, "\"now\":{},\"groups\":[", now.div_euclid(1_000_000));
+    let mut first = 0usize;
+    for (n, g) in shown.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let count = g.members.len();
+        let _ = write!(
+            out,
+            "{{\"n\":{},\"start\":{},\"end\":{},\"files\":{},\"bytes\":{},\"first\":{first},\"count\":{count},\"dirs\":[",
+            g.number,
+            g.start.div_euclid(1_000_000),
+            g.end.div_euclid(1_000_000),
+            g.files,
+            g.bytes
+        );
+        for (k, d) in g.top_dirs(r, 3).iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            js_str(&mut out, &csv_path(&d.dir));
+            let _ = write!(out, ",{}]", d.files);
+        }
+        out.push_str("]}");
+        first += count;
+    }
+    out.push_str("],");
+    // Milliseconds: what JavaScript dates hold.
+    column(&mut out, "t", members(), |o, i| {
+        let _ = write!(o, "{}", r.get(i).0.div_euclid(1_000_000));
+    });
+    out.push(',');
+    column(&mut out, "size", members(), |o, i| {
+        let _ = write!(o, "{}", r.get(i).1);
+    });
+    out.push(',');
+    column(&mut out, "dir", dir_of.iter(), |o, k| {
+        let _ = write!(o, "{k}");
+    });
+    out.push(',');
+    column(&mut out, "name", members(), |o, i| js_str(o, &csv_path(dir_and_name(r.get(i).2).1)));
+    out.push(',');
+    column(&mut out, "dirs", dirs.iter(), |o, d| js_str(o, &csv_path(d)));
+    out.push(',');
+    if cli.all_times {
+        column(&mut out, "what", members(), |o, i| js_str(o, &String::from_utf8_lossy(&activity::macb(r.what(i)))));
+    } else {
+        out.push_str("\"what\":[]");
+    }
+    out.push('}');
+    out
 }
 
 /// The whole page.
 pub fn page(r: &Records, groups: &[Group], roots: &[PathBuf], cli: &Cli, now: i64) -> String {
-    let json = data(r, groups, roots, cli, now).to_string().replace("</", "<\\/");
-    TEMPLATE.replace("/*DATA*/null", &json)
+    let (head, tail) = TEMPLATE.split_once("/*DATA*/null").unwrap_or((TEMPLATE, ""));
+    let json = data(r, groups, roots, cli, now);
+    let mut page = String::with_capacity(head.len() + json.len() + tail.len());
+    page.push_str(head);
+    page.push_str(&json);
+    page.push_str(tail);
+    page
 }
 
 const TEMPLATE: &str = r##"<!DOCTYPE html>

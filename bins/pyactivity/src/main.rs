@@ -196,26 +196,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ns = |sec: i64, nsec: u32| sec.saturating_mul(1_000_000_000).saturating_add(i64::from(nsec));
     for root in &roots {
         let prefix = root.as_os_str().as_bytes().to_vec();
+        let mut path = prefix.clone();
         walk::walk(
             root,
             &opts,
             |e| {
                 let m = &e.meta;
-                let mut path = prefix.clone();
+                // One buffer for every path, not an allocation each.
+                path.truncate(prefix.len());
                 if !e.path.is_empty() {
                     if !path.ends_with(b"/") {
                         path.push(b'/');
                     }
                     path.extend_from_slice(&e.path);
                 }
-                let mut times = vec![
+                let mut times = [
                     (ns(m.mtime, m.mtime_nsec), activity::MTIME),
                     (ns(m.atime, m.atime_nsec), activity::ATIME),
                     (ns(m.ctime, m.ctime_nsec), activity::CTIME),
+                    (0, 0),
                 ];
+                let mut n_times = 3;
                 if let Some((s, n)) = m.birth {
-                    times.push((ns(s, n), activity::BIRTH));
+                    times[3] = (ns(s, n), activity::BIRTH);
+                    n_times = 4;
                 }
+                let times = &mut times[..n_times];
                 if let Some(w) = body.as_mut() {
                     if body_err.is_none() && times.iter().any(|t| in_range(t.0)) {
                         formats::body_line(&mut body_buf, &path, e.kind, m);
@@ -229,9 +235,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return;
                 }
                 if cli.all_times {
-                    times.retain(|t| in_range(t.0));
-                    if !times.is_empty() {
-                        records.push_events(&times, m.size, &path);
+                    let kept: Vec<(i64, u8)> = times.iter().copied().filter(|t| in_range(t.0)).collect();
+                    if !kept.is_empty() {
+                        records.push_events(&kept, m.size, &path);
                     }
                     return;
                 }
