@@ -99,6 +99,15 @@ fn text_report_timeline_files_and_svg() {
     assert!(text.contains("photos/2026-11/b.jpg"), "{text}");
     let svg = std::fs::read_to_string(&svg).expect("svg");
     assert!(svg.starts_with("<svg") && svg.contains("<rect"), "{svg}");
+    // Axes with labels, and every group marked and numbered.
+    assert!(
+        svg.contains("text-anchor=\"end\">1</text>") && svg.contains("time ("),
+        "a count axis and a time axis: {svg}"
+    );
+    let groups = String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with('#')).count();
+    assert!(groups >= 3, "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(svg.matches("class=\"group\"").count(), groups, "{svg}");
+    assert!(svg.contains(">#1</text>"), "{svg}");
 }
 
 #[test]
