@@ -48,9 +48,21 @@ try:
             {"type": "pointerMove", "duration": 0, "origin": {"element-6066-11e4-a52e-4f735466cecf": ref}, "x": x, "y": y},
             {"type": "pointerDown", "button": 0}, {"type": "pointerUp", "button": 0}]}]})
         listed = js("return [window.pyactivity.listed, Array.from(document.querySelectorAll('#files tbody tr')).map(r => r.cells[2].textContent)]")
+        # Zoom with the button, then pan by dragging the chart 200 pixels.
+        before = js("return window.pyactivity.view")
+        zin = call("POST", f"/session/{sid}/element", {"using": "css selector", "value": "#zin"})
+        call("POST", f"/session/{sid}/element/{list(zin.values())[0]}/click", {})
+        zoomed = js("return window.pyactivity.view")
+        call("POST", f"/session/{sid}/actions", {"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+            {"type": "pointerMove", "duration": 0, "origin": {"element-6066-11e4-a52e-4f735466cecf": ref}, "x": 0, "y": 0},
+            {"type": "pointerDown", "button": 0},
+            {"type": "pointerMove", "duration": 100, "origin": "pointer", "x": 200, "y": 0},
+            {"type": "pointerUp", "button": 0}]}]})
+        panned = js("return window.pyactivity.view")
         png = call("GET", f"/session/{sid}/screenshot")
         open(shot, "wb").write(base64.b64decode(png))
-        print(json.dumps({"drawn": [d["n"] for d in drawn], "rows": rows, "listed": listed[0], "files": listed[1]}))
+        print(json.dumps({"drawn": [d["n"] for d in drawn], "rows": rows, "listed": listed[0], "files": listed[1],
+                          "views": [before, zoomed, panned]}))
     finally:
         call("DELETE", f"/session/{sid}")
 finally:
@@ -102,6 +114,12 @@ fn chromium_draws_the_groups_and_a_click_lists_exactly_their_files() {
     files.sort();
     let want: Vec<String> = (0..40).map(|i| format!("{}/two/sub/{i:02}.dat", root.display())).collect();
     assert_eq!(files, want);
+    // Zoom in halves the period shown, around its middle; dragging right
+    // shows earlier times, the width kept.
+    let view = |k: usize, f: &str| v["views"][k][f].as_f64().expect("view");
+    let (w0, w1) = (view(0, "to") - view(0, "from"), view(1, "to") - view(1, "from"));
+    assert!((w1 / w0 - 0.5).abs() < 1e-6, "zoom: {w0} -> {w1}");
+    assert!(view(2, "from") < view(1, "from") && ((view(2, "to") - view(2, "from")) - w1).abs() < 1.0, "pan: {v}");
     let png = std::fs::read(&shot).expect("screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a screenshot of {} bytes", png.len());
     // Keep it for people to look at, when asked.
