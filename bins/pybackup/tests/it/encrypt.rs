@@ -91,6 +91,18 @@ impl Keys {
     }
 }
 
+/// Keys, a scratch directory, the test tree in it, and its archive
+/// encrypted to both keys.
+fn encrypted_tree() -> (Keys, tempfile::TempDir, PathBuf, PathBuf) {
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &args(&k.to()));
+    (k, t, src, archive)
+}
+
 fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -128,12 +140,7 @@ fn tree(src: &Path) {
 
 #[test]
 fn each_way_in_opens_an_encrypted_archive_whole() {
-    let k = Keys::new();
-    let t = tempfile::tempdir().expect("tmp");
-    let src = t.path().join("src");
-    tree(&src);
-    let archive = t.path().join("a.xtar");
-    compress(&src, &archive, &args(&k.to()));
+    let (k, t, src, archive) = encrypted_tree();
     // The owner's key with its passphrase, the recovery key alone, two of
     // the three shares of the recovery key.
     let ways = [("owner", k.path("own.key")), ("recovery", k.path("rec.key")), ("shares", k.path("two.shares"))];
@@ -161,12 +168,7 @@ fn found_in<'a>(hay: &[u8], needles: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
 
 #[test]
 fn an_encrypted_archive_shows_no_name_and_no_content() {
-    let k = Keys::new();
-    let t = tempfile::tempdir().expect("tmp");
-    let src = t.path().join("src");
-    tree(&src);
-    let archive = t.path().join("a.xtar");
-    compress(&src, &archive, &args(&k.to()));
+    let (_keys, t, src, archive) = encrypted_tree();
     let bytes = std::fs::read(&archive).expect("read");
     // Every name component and link target of 6 bytes or more (shorter
     // strings occur by chance in 40 MB of ciphertext), and the root.
@@ -207,12 +209,7 @@ fn an_encrypted_archive_shows_no_name_and_no_content() {
 
 #[test]
 fn gnu_tar_debian_age_and_unzip_recover_an_encrypted_archive() {
-    let k = Keys::new();
-    let t = tempfile::tempdir().expect("tmp");
-    let src = t.path().join("src");
-    tree(&src);
-    let archive = t.path().join("a.xtar");
-    compress(&src, &archive, &args(&k.to()));
+    let (k, t, src, archive) = encrypted_tree();
     let out = t.path().join("out");
     let res = Command::new("bash")
         .arg("-c")
@@ -317,12 +314,7 @@ pub(crate) fn pack_entries(bytes: &[u8]) -> Vec<(Vec<u8>, usize, usize, usize)> 
 
 #[test]
 fn flipped_swapped_and_foreign_members_are_detected_and_named() {
-    let k = Keys::new();
-    let t = tempfile::tempdir().expect("tmp");
-    let src = t.path().join("src");
-    tree(&src);
-    let archive = t.path().join("a.xtar");
-    compress(&src, &archive, &args(&k.to()));
+    let (k, t, src, archive) = encrypted_tree();
     let bytes = std::fs::read(&archive).expect("read");
     let entries = pack_entries(&bytes);
     assert!(entries.len() > 300, "{} pack entries", entries.len());

@@ -421,12 +421,7 @@ impl PackedWriter {
         let mut buf = Vec::new();
         for (f, info) in files.iter().zip(infos.iter_mut()) {
             if info.csize <= IN_MEMORY {
-                buf.clear();
-                seal_file_with(key, f, &info.name, spill, spill_path, &mut |b| {
-                    buf.extend_from_slice(b);
-                    Ok(())
-                })?;
-                info.crc = crc32fast::hash(&buf);
+                seal_in_memory(key, f, info, spill, spill_path, &mut buf)?;
                 out.write(&info.local_header())?;
                 out.write(&buf)?;
             } else {
@@ -440,11 +435,7 @@ impl PackedWriter {
                 seal_file_with(key, f, &info.name, spill, spill_path, &mut |b| out.write(b))?;
             }
         }
-        let mut offset = 0u64;
-        for info in &infos {
-            self.out.write(&info.central_header(offset))?;
-            offset += info.local_header().len() as u64 + info.csize;
-        }
+        self.out.write(&central_directory(&infos))?;
         self.out.write(&trailer)?;
         self.out.padding(len)
     }
@@ -507,23 +498,44 @@ fn sealed_pack(
     format::tar::write_member_header(&mut out, &format::pack_name(k), len, mtime, 0o644);
     let mut buf = Vec::new();
     for (f, info) in files.iter().zip(infos.iter_mut()) {
-        buf.clear();
-        seal_file_with(key, f, &info.name, spill, spill_path, &mut |b| {
-            buf.extend_from_slice(b);
-            Ok(())
-        })?;
-        info.crc = crc32fast::hash(&buf);
+        seal_in_memory(key, f, info, spill, spill_path, &mut buf)?;
         out.extend_from_slice(&info.local_header());
         out.extend_from_slice(&buf);
     }
-    let mut offset = 0u64;
-    for info in &infos {
-        out.extend_from_slice(&info.central_header(offset));
-        offset += info.local_header().len() as u64 + info.csize;
-    }
+    out.extend_from_slice(&central_directory(&infos));
     out.extend_from_slice(&trailer);
     out.resize(out.len() + format::tar::padding(len), 0);
     Ok(out)
+}
+
+/// Seals the payload of `f` into `buf` (emptied first) and sets the
+/// CRC-32 of its entry `info`.
+fn seal_in_memory(
+    key: &ArchiveKey,
+    f: &Spilled,
+    info: &mut EntryInfo,
+    spill: &File,
+    spill_path: &Path,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    buf.clear();
+    seal_file_with(key, f, &info.name, spill, spill_path, &mut |b| {
+        buf.extend_from_slice(b);
+        Ok(())
+    })?;
+    info.crc = crc32fast::hash(buf);
+    Ok(())
+}
+
+/// The central directory of a pack of the entries `infos`, in order.
+fn central_directory(infos: &[EntryInfo]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    for info in infos {
+        out.extend_from_slice(&info.central_header(offset));
+        offset += info.local_header().len() as u64 + info.csize;
+    }
+    out
 }
 
 /// Bytes of a file's sealed payload.
