@@ -14,7 +14,7 @@ use crate::error::lossy;
 use crate::format::sealed as sealfmt;
 use crate::format::tar::{self as tarfmt, Block, BLOCK};
 use crate::format::{version_supported, MemberName, FORMAT_VERSION, HEADER_MAGIC, INDEX_MAGIC};
-use crate::unseal::{Keys, Opening, Unseal};
+use crate::unseal::{Keys, Opening, Piece, Unseal};
 use crate::{Error, Observer, Result};
 
 /// Metadata members (header, index, manifest) larger than this are refused.
@@ -515,22 +515,10 @@ impl Scanner {
         }
         let z = self.meta_data(size)?;
         let Some(u) = self.unseal.as_mut() else { return Ok(None) };
-        let plain = u.open_meta(&kind.sealed_as(), &z, &path, data_at, obs)?;
-        if let SealedMember::Manifest(_) = kind {
-            let d = crate::format::gz::decode(&plain);
-            if !d.complete {
-                obs.warning(
-                    &self.damaged(data_at, format!("`{}` is damaged; reading what is left of it", lossy(name))),
-                );
-            }
-            return Ok(Some(Item::Manifest { text: d.text }));
-        }
-        let (entries, complete) = crate::format::tree::read(&plain);
-        if !complete {
-            obs.warning(&self.damaged(data_at, format!("`{}` is damaged; reading what is left of it", lossy(name))));
-        }
-        let entries = self.unseal.as_mut().map(|u| u.take_links(entries)).unwrap_or_default();
-        Ok(Some(Item::Entries { entries, complete }))
+        Ok(Some(match u.read_piece(kind, &z, &path, data_at, obs)? {
+            Piece::Manifest { text, .. } => Item::Manifest { text },
+            Piece::Entries { entries, whole } => Item::Entries { entries, complete: whole },
+        }))
     }
 
     /// A pack entry of an encrypted archive, whose local header `l` was

@@ -20,6 +20,25 @@ use crate::{Error, Observer, Result};
 /// The keys a reader may open encrypted archives with.
 pub type Keys = Arc<Vec<keys::RecoveryKey>>;
 
+/// What a piece of an encrypted archive's metadata held.
+pub(crate) enum Piece {
+    /// Lines of the manifest.
+    Manifest {
+        /// The text read.
+        text: Vec<u8>,
+        /// Whether all of it read.
+        whole: bool,
+    },
+    /// Entries of the names tar or the tree tar (the links of files to
+    /// their numbers taken out).
+    Entries {
+        /// The entries read.
+        entries: Vec<Entry>,
+        /// Whether all of it read.
+        whole: bool,
+    },
+}
+
 /// What a reader knows of an encrypted archive.
 pub(crate) struct Unseal {
     pub(crate) key: Option<ArchiveKey>,
@@ -92,35 +111,56 @@ impl Unseal {
         })
     }
 
-    /// Opens the metadata member `name` (manifest or tree tar), chunk by
-    /// chunk: chunks that do not authenticate are left out (the gzip chain
-    /// inside resynchronises) and reported.
-    pub(crate) fn open_meta(
+    /// Opens and reads a piece of the manifest, the names tar or the tree
+    /// tar (`sealed`, the bytes of member `kind`), chunk by chunk: chunks
+    /// that do not authenticate are left out (the gzip member inside is
+    /// then lost, or resynchronised after) and reported, as is a piece that
+    /// does not read whole. The links of files to their numbers are taken
+    /// out of tar pieces and remembered.
+    pub(crate) fn read_piece(
         &mut self,
-        name: &[u8],
+        kind: fmt::SealedMember,
         sealed: &[u8],
         path: &Path,
         at: u64,
         obs: &dyn Observer,
-    ) -> Result<Vec<u8>> {
-        let key = self.need_key(path, obs)?;
+    ) -> Result<Piece> {
+        let name = kind.name();
         let damaged = |message: String| Error::Damaged { path: path.to_path_buf(), offset: at, message };
-        let chunks = match key.open_chunks(name, sealed) {
-            Ok(c) => c,
+        let key = self.need_key(path, obs)?;
+        let (plain, mut whole) = match key.open_chunks(&kind.sealed_as(), sealed) {
+            Ok(chunks) => {
+                let bad = chunks.iter().filter(|c| c.is_none()).count();
+                if bad > 0 {
+                    obs.warning(&damaged(format!(
+                        "`{}`: {bad} of its {} chunks do not authenticate (damaged or tampered with); reading the rest",
+                        String::from_utf8_lossy(&name),
+                        chunks.len()
+                    )));
+                }
+                (chunks.into_iter().flatten().flatten().collect::<Vec<u8>>(), bad == 0)
+            }
             Err(e) => {
-                obs.warning(&damaged(format!("`{}`: {e}", String::from_utf8_lossy(name))));
-                return Ok(Vec::new());
+                obs.warning(&damaged(format!("`{}`: {e}", String::from_utf8_lossy(&name))));
+                (Vec::new(), false)
             }
         };
-        let bad = chunks.iter().filter(|c| c.is_none()).count();
-        if bad > 0 {
+        let piece = if let fmt::SealedMember::Manifest(_) = kind {
+            let d = crate::format::gz::decode(&plain);
+            whole &= d.complete;
+            Piece::Manifest { text: d.text, whole }
+        } else {
+            let (entries, complete) = crate::format::tree::read(&plain);
+            whole &= complete;
+            Piece::Entries { entries: self.take_links(entries), whole }
+        };
+        if !whole {
             obs.warning(&damaged(format!(
-                "`{}`: {bad} of its {} chunks do not authenticate (damaged or tampered with); reading the rest",
-                String::from_utf8_lossy(name),
-                chunks.len()
+                "`{}` is damaged; reading what is left of it",
+                String::from_utf8_lossy(&name)
             )));
         }
-        Ok(chunks.into_iter().flatten().flatten().collect())
+        Ok(piece)
     }
 
     /// Takes the links of files to their entries out of the tree tar's

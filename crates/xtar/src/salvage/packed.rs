@@ -593,19 +593,16 @@ fn sealed_meta(
     }
     let z = scan.read_up_to(size)?;
     let Some(u) = st.unseal.as_mut() else { return Ok(None) };
-    let sealed_as = kind.sealed_as();
-    let whole = u.key.as_ref().and_then(|k| k.open_member(&sealed_as, &z).ok()).is_some();
-    let plain = u.open_meta(&sealed_as, &z, scan_path, data, obs)?;
-    let complete = if let SealedMember::Manifest(_) = kind {
-        let d = gz::decode(&plain);
-        let (entries, bad) = crate::read::parse_entries(&d.text);
-        st.engine.index(b"", entries)?;
-        whole && d.complete && bad == 0
-    } else {
-        let (entries, complete) = format::tree::read(&plain);
-        let entries = u.take_links(entries);
-        st.engine.index(b"", entries)?;
-        whole && complete
+    let complete = match u.read_piece(kind, &z, scan_path, data, obs)? {
+        crate::unseal::Piece::Manifest { text, whole } => {
+            let (entries, bad) = crate::read::parse_entries(&text);
+            st.engine.index(b"", entries)?;
+            whole && bad == 0
+        }
+        crate::unseal::Piece::Entries { entries, whole } => {
+            st.engine.index(b"", entries)?;
+            whole
+        }
     };
     Ok(Some(complete.then_some(kind)))
 }
