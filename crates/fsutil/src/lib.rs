@@ -184,6 +184,33 @@ pub fn remove_matching(dir: &Path, stale: impl Fn(&[u8]) -> bool) -> usize {
     removed
 }
 
+/// A reader of the bytes `[pos, end)` of a file, with positioned reads
+/// (several readers share one open file).
+pub struct ReadAt<'a> {
+    /// The file.
+    pub f: &'a std::fs::File,
+    /// Where the next read starts.
+    pub pos: u64,
+    /// Where reading stops.
+    pub end: u64,
+}
+
+impl std::io::Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.f.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

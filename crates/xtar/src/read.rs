@@ -675,9 +675,9 @@ pub fn parse_entries(text: &[u8]) -> (Vec<manifest::Entry>, usize) {
 }
 
 /// Reads through to `inner`, keeping a copy of what was read.
-struct TeeRead<'a, R> {
-    inner: R,
-    copy: &'a mut Vec<u8>,
+pub(crate) struct TeeRead<'a, R> {
+    pub(crate) inner: R,
+    pub(crate) copy: &'a mut Vec<u8>,
 }
 
 impl<R: Read> Read for TeeRead<'_, R> {

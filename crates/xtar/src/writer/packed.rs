@@ -151,9 +151,46 @@ impl PackedWriter {
         format::check_member_path(path).map_err(|reason| Error::WriteOrder { member: lossy(path), reason })
     }
 
+    /// Adds a regular file whose data is already compressed as a zip
+    /// entry's: `local` is that entry's local header (its method, CRC-32,
+    /// sizes) and `data` gives its `local.csize` bytes, copied as they are
+    /// (a file moved from another version 3 or 4 archive, which `forget`
+    /// does). `entry` gives its path, mode, mtime and SHA-256.
+    pub fn add_zip_data(
+        &mut self,
+        entry: &Entry,
+        local: &zip::LocalHeader,
+        data: &mut dyn std::io::Read,
+    ) -> Result<Stored> {
+        self.check_path(&entry.path)?;
+        let at = self.spill_len;
+        let copied = std::io::copy(&mut std::io::Read::take(data, local.csize), &mut self.spill)
+            .map_err(|e| self.spill_err(e))?;
+        self.spill_len += copied;
+        if copied != local.csize {
+            return Err(Error::Member {
+                member: lossy(&entry.path),
+                message: format!("its data ends after {copied} of {} bytes", local.csize),
+            });
+        }
+        let mut e = entry.clone();
+        e.size = local.usize;
+        let info = entry_info(&e, local);
+        Ok(self.stored(e, info, at))
+    }
+
     /// Writes the archive: header, manifest, guard, packs, tree tar and the
     /// end; flushes.
-    pub fn finish(mut self) -> Result<Written> {
+    pub fn finish(self) -> Result<Written> {
+        self.finish_with(|_| Ok(Vec::new()))
+    }
+
+    /// Like [`PackedWriter::finish`], with members of the caller's after
+    /// the packs: `extras` is given what was written so far (every file
+    /// with the offset of its pack entry's local header) and returns the
+    /// members, `(name, bytes)`, each written as it is (a backup set's
+    /// record and keyring). Readers skip members they do not know (§A1).
+    pub fn finish_with(mut self, extras: impl FnOnce(&Written) -> Result<Vec<(Vec<u8>, Vec<u8>)>>) -> Result<Written> {
         let Some(root_mtime) = self.mtime else {
             return Err(order(b"", "an archive needs its root directory"));
         };
@@ -305,12 +342,33 @@ impl PackedWriter {
             packs.push((packs.len() as u32 + 1, start, end));
             start = end;
         }
+        let mut starts = Vec::with_capacity(packs.len());
         if self.seal.is_some() {
-            self.write_sealed_packs(&packs, &files, &spill, mtime)?;
+            starts = self.write_sealed_packs(&packs, &files, &spill, mtime)?;
         } else {
             for &(k, start, end) in &packs {
+                starts.push(self.out.pos);
                 self.write_pack(k, &files[start..end], &spill, mtime)?;
             }
+        }
+        // Where each file's pack entry starts: after its pack's tar header
+        // (one block: pack names are short) and the entries before it.
+        let mut offsets = std::collections::HashMap::with_capacity(files.len());
+        for (&(_, start, end), &at) in packs.iter().zip(&starts) {
+            let mut pos = at + BLOCK as u64;
+            for f in &files[start..end] {
+                offsets.insert(f.entry.path.clone(), pos);
+                pos += f.stored_len;
+            }
+        }
+        self.summary.bytes_out = self.out.pos;
+        let mut written = Written { summary: self.summary.clone(), entries: Vec::new(), offsets };
+        written.entries = others.iter().cloned().chain(files.iter().map(|f| f.entry.clone())).collect();
+        written.entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+        drop(files);
+        drop(others);
+        for (name, bytes) in extras(&written)? {
+            self.out.member(&name, &bytes, mtime, 0o644)?;
         }
 
         let packs_end = self.out.pos;
@@ -322,16 +380,17 @@ impl PackedWriter {
         self.write_age(mtime)?;
         // The tail guard: the last GUARD bytes hold no pack, so that losing
         // them costs stock tools no pack's central directory.
+        // Without packs there is nothing to guard: the head guard already
+        // keeps the two copies of the tree tar apart (§A5).
         let tail = self.out.pos - packs_end + 2 * BLOCK as u64;
-        if let Some(pad) = format::guard_pad(tail) {
+        if let Some(pad) = format::guard_pad(tail).filter(|_| !packs.is_empty()) {
             self.out.member(format::PAD_NAME, &vec![0u8; pad as usize], mtime, 0o644)?;
         }
         self.out.write(&[0u8; 2 * BLOCK])?;
         self.out.flush()?;
         self.summary.bytes_out = self.out.pos;
-        let mut entries: Vec<Entry> = others.into_iter().chain(files.into_iter().map(|f| f.entry)).collect();
-        entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
-        Ok(Written { summary: self.summary, entries, offsets: Default::default() })
+        written.summary = self.summary;
+        Ok(written)
     }
 
     /// The directory pack entries unzip into: `.xtar-data`, unless the
@@ -373,7 +432,8 @@ impl PackedWriter {
         files: &[Spilled],
         spill: &File,
         mtime: i64,
-    ) -> Result<()> {
+    ) -> Result<Vec<u64>> {
+        let mut starts = Vec::with_capacity(packs.len());
         let window = 4 * self.pool.current_num_threads().max(1);
         for group in packs.chunks(window) {
             let sealed: Vec<Option<Result<Vec<u8>>>> = {
@@ -396,13 +456,14 @@ impl PackedWriter {
                 if k.is_multiple_of(sealed::AGE_EVERY) {
                     self.write_age(mtime)?;
                 }
+                starts.push(self.out.pos);
                 match bytes {
                     Some(b) => self.out.write(&b?)?,
                     None => self.write_sealed_pack(k, start as u64 + 1, &files[start..end], spill, mtime)?,
                 }
             }
         }
-        Ok(())
+        Ok(starts)
     }
 
     /// Writes pack `k` of an encrypted archive as it is sealed: each
@@ -460,6 +521,20 @@ impl PackedWriter {
         self.out.write(&central)?;
         self.out.write(&trailer)?;
         self.out.padding(len)
+    }
+}
+
+/// The zip entry of file `e` whose data is as `local` describes it.
+fn entry_info(e: &Entry, local: &zip::LocalHeader) -> EntryInfo {
+    EntryInfo {
+        name: e.path.clone(),
+        method: local.method,
+        crc: local.crc,
+        csize: local.csize,
+        usize: local.usize,
+        mtime: e.mtime.sec,
+        unix_mode: zip::S_IFREG | e.mode,
+        zip64: EntryInfo::needs_zip64(local.usize),
     }
 }
 
@@ -666,16 +741,7 @@ impl TreeSink for PackedWriter {
         e.mtime = s.mtime;
         e.size = s.size;
         e.sha256 = Some(s.sha256);
-        let info = EntryInfo {
-            name: e.path.clone(),
-            method: local.method,
-            crc: local.crc,
-            csize: local.csize,
-            usize: local.usize,
-            mtime: e.mtime.sec,
-            unix_mode: S_IFREG | e.mode,
-            zip64: EntryInfo::needs_zip64(local.usize),
-        };
+        let info = entry_info(&e, &local);
         let mut stored = self.stored(e, info, start + local.len);
         stored.changed = s.changed.then(|| disk.to_path_buf());
         Ok(stored)

@@ -1,0 +1,146 @@
+//! Reading single files of a version 3 or 4 archive at offsets known
+//! beforehand (a backup set's record gives each file's), without reading
+//! the rest of the archive.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use fsutil::ReadAt;
+
+use crate::format::sealed as sealfmt;
+use crate::format::tar::padding;
+use crate::format::{self, HEADER_MAGIC, HEADER_NAME};
+use crate::unseal::{Keys, SealedReader, Unseal};
+use crate::{Error, Observer, Result};
+
+/// The largest `.xtar-header` or `.xtar-age` member read.
+const MAX_HEAD: u64 = 1 << 20;
+
+/// A version 3 or 4 archive opened for [`FilesAt::file`]: its header read
+/// and, when it is encrypted, its key opened.
+pub struct FilesAt {
+    path: PathBuf,
+    unseal: Option<Unseal>,
+}
+
+impl FilesAt {
+    /// Reads the header of the archive `f` (named `path` in messages) and,
+    /// if it is encrypted, opens its key with one of `ids` (from the first
+    /// copy of its age header, else from the copies at its end). A missing
+    /// or wrong key is an error here, before anything is read.
+    pub fn open(f: &File, path: &Path, ids: &Keys, obs: &dyn Observer) -> Result<FilesAt> {
+        let read = |at: u64, len: u64| -> Result<Vec<u8>> {
+            if len > MAX_HEAD {
+                return Err(Error::Damaged {
+                    path: path.to_path_buf(),
+                    offset: at,
+                    message: "implausible header".into(),
+                });
+            }
+            let mut b = vec![0u8; len as usize];
+            f.read_exact_at(&mut b, at).map_err(|source| Error::ReadArchive {
+                path: path.to_path_buf(),
+                offset: at,
+                source,
+            })?;
+            Ok(b)
+        };
+        let (name, size, data) = crate::read::member_at(f, path, 0)?;
+        if name != HEADER_NAME {
+            return Err(Error::NotXtar { path: path.to_path_buf(), message: "no `.xtar-header` at its start".into() });
+        }
+        let header = read(data, size)?;
+        let first = header.split(|&b| b == b'\n').next().unwrap_or_default();
+        let version = std::str::from_utf8(first)
+            .ok()
+            .and_then(|l| l.strip_prefix(HEADER_MAGIC))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .ok_or_else(|| Error::NotXtar { path: path.to_path_buf(), message: "bad `.xtar-header`".into() })?;
+        if !(format::PACKED_VERSION..=format::FORMAT_VERSION).contains(&version) {
+            return Err(Error::Version {
+                path: path.to_path_buf(),
+                found: version.to_string(),
+                supported: format::FORMAT_VERSION,
+            });
+        }
+        let sealed = header.split(|&b| b == b'\n').any(|l| l == sealfmt::SEALED_LINE);
+        if !sealed {
+            return Ok(FilesAt { path: path.to_path_buf(), unseal: None });
+        }
+        let mut u = Unseal::new(&header, ids.clone());
+        let next = data + size + padding(size) as u64;
+        if let Ok((name, size, at)) = crate::read::member_at(f, path, next) {
+            if name == sealfmt::AGE_NAME {
+                u.try_header(&read(at, size)?, path, at, obs)?;
+            }
+        }
+        u.need_key(path, obs)?;
+        Ok(FilesAt { path: path.to_path_buf(), unseal: Some(u) })
+    }
+
+    /// Whether the archive is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.unseal.is_some()
+    }
+
+    /// The file whose pack entry's local header is at `offset` of `f`:
+    /// its path (as its zip entry, or for an encrypted archive its own
+    /// plaintext, names it), and a reader of it as the plain format's zip
+    /// entry, of the length given, for [`crate::Restorer::member`]. An
+    /// encrypted entry's chunks are authenticated as they are read: one
+    /// that fails is a read error.
+    pub fn file<'f>(&self, f: &'f File, offset: u64) -> Result<(Vec<u8>, u64, Box<dyn Read + 'f>)> {
+        let len = f.metadata().map_err(|source| Error::Read { path: self.path.clone(), source })?.len();
+        let damaged = |message: String| Error::Damaged {
+            path: self.path.clone(),
+            offset,
+            message: format!("pack entry: {message}"),
+        };
+        let mut head = Vec::new();
+        let local = {
+            let mut tee = crate::read::TeeRead { inner: ReadAt { f, pos: offset, end: len }, copy: &mut head };
+            format::zip::read_local_header(&mut tee).map_err(damaged)?
+        };
+        let data = offset + head.len() as u64;
+        if data.checked_add(local.csize).is_none_or(|end| end > len) {
+            return Err(damaged(format!("`{}` overruns the archive", String::from_utf8_lossy(&local.name))));
+        }
+        let Some(u) = &self.unseal else {
+            let size = head.len() as u64 + local.csize;
+            let rest = ReadAt { f, pos: data, end: data + local.csize };
+            return Ok((local.name, size, Box::new(std::io::Cursor::new(head).chain(rest))));
+        };
+        let key = u.key.as_ref().ok_or_else(|| damaged("no key".into()))?;
+        let n = local.csize.min((keys::seal::NONCE + keys::seal::SEALED_CHUNK) as u64);
+        let mut first = vec![0u8; n as usize];
+        f.read_exact_at(&mut first, data).map_err(|source| Error::ReadArchive {
+            path: self.path.clone(),
+            offset: data,
+            source,
+        })?;
+        let opened = crate::unseal::open_entry(u, key, &local.name, local.csize, &first)
+            .ok_or_else(|| damaged(format!("entry {} does not open", String::from_utf8_lossy(&local.name))))?;
+        if !opened.opening.first_chunk_ok() {
+            // Its first chunk did not authenticate: read it to say why.
+            let mut r = SealedReader {
+                prefix: Vec::new(),
+                opening: opened.opening,
+                src: std::io::empty(),
+                remaining: 0,
+                pos: 0,
+            };
+            let why = r.read(&mut [0u8; 1]).err().map_or_else(|| "damaged".to_string(), |e| e.to_string());
+            return Err(damaged(format!("entry {}: {why}", String::from_utf8_lossy(&local.name))));
+        }
+        let reader = SealedReader {
+            prefix: opened.prefix,
+            opening: opened.opening,
+            src: ReadAt { f, pos: data + n, end: data + local.csize },
+            remaining: local.csize - n,
+            pos: data + n,
+        };
+        Ok((opened.path, opened.size, Box::new(reader)))
+    }
+}
