@@ -171,24 +171,49 @@ impl Keyring {
 }
 
 fn encrypt_armored(to: &age::x25519::Recipient, plain: &[u8]) -> Result<String> {
+    String::from_utf8(encrypt(to, plain, age::armor::Format::AsciiArmor)?).map_err(|e| Error::Age(e.to_string()))
+}
+
+fn encrypt(to: &age::x25519::Recipient, plain: &[u8], format: age::armor::Format) -> Result<Vec<u8>> {
     let enc = age::Encryptor::with_recipients(std::iter::once(to as &dyn age::Recipient))
         .map_err(|e| Error::Age(e.to_string()))?;
     let mut out = Vec::new();
-    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
-        .map_err(|e| Error::Age(e.to_string()))?;
+    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, format).map_err(|e| Error::Age(e.to_string()))?;
     let mut w = enc.wrap_output(armor).map_err(|e| Error::Age(e.to_string()))?;
     w.write_all(plain).map_err(|e| Error::Age(e.to_string()))?;
     w.finish().and_then(|a| a.finish()).map_err(|e| Error::Age(e.to_string()))?;
-    String::from_utf8(out).map_err(|e| Error::Age(e.to_string()))
+    Ok(out)
 }
 
 fn decrypt_armored(identity: &age::x25519::Identity, armored: &str) -> Result<Vec<u8>> {
-    let dec = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(armored.as_bytes()))
-        .map_err(|e| Error::Age(e.to_string()))?;
-    let mut r = dec.decrypt(std::iter::once(identity as &dyn age::Identity)).map_err(|_| Error::NoWayIn)?;
-    let mut out = Vec::new();
+    decrypt(identity, armored.as_bytes()).map(|z| z.to_vec())
+}
+
+fn decrypt(identity: &age::x25519::Identity, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let dec =
+        age::Decryptor::new_buffered(age::armor::ArmoredReader::new(bytes)).map_err(|e| Error::Age(e.to_string()))?;
+    let mut r = dec.decrypt(std::iter::once(identity as &dyn age::Identity)).map_err(|e| match e {
+        age::DecryptError::NoMatchingKeys => Error::NoWayIn,
+        e => Error::Age(e.to_string()),
+    })?;
+    let mut out = Zeroizing::new(Vec::new());
     r.read_to_end(&mut out).map_err(|e| Error::Age(e.to_string()))?;
     Ok(out)
+}
+
+/// `plain` as an ordinary (binary) age file encrypted to `recipient`
+/// (`age1…`): what `age -d -i KEY` opens.
+pub fn encrypt_to(recipient: &str, plain: &[u8]) -> Result<Vec<u8>> {
+    let to = age::x25519::Recipient::from_str(recipient)
+        .map_err(|e| Error::Keyring(format!("`{recipient}` is not an age X25519 recipient: {e}")))?;
+    encrypt(&to, plain, age::armor::Format::Binary)
+}
+
+/// Opens an age file (binary or armored) encrypted to `key`:
+/// [`Error::NoWayIn`] when it was encrypted to other keys, [`Error::Age`]
+/// when it is damaged.
+pub fn decrypt_with(key: &RecoveryKey, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    decrypt(key.identity(), bytes)
 }
 
 #[cfg(test)]
