@@ -81,6 +81,11 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Check that every snapshot of a repository can be restored.
     Check(CheckArgs),
+    /// Make a repository for `backup`; with --encrypt, an encrypted one,
+    /// and its ways in (the owner's key, a printed recovery key, more
+    /// recipients). A backup into a path that is no repository makes an
+    /// unencrypted one on its own.
+    Init(InitArgs),
     /// Recovery keys: make one, split one into shares for friends or
     /// places, put one together from shares.
     #[command(subcommand)]
@@ -365,6 +370,8 @@ pub struct DiffArgs {
     pub no_hash: bool,
     #[command(flatten)]
     pub walk: WalkArgs,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -436,6 +443,8 @@ pub struct BackupArgs {
     pub level: LevelArgs,
     #[command(flatten)]
     pub walk: WalkArgs,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 /// Which snapshots a command looks at.
@@ -448,6 +457,32 @@ pub struct FilterArgs {
     /// it is recorded absolute, with links resolved).
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+}
+
+/// `pybackup init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The repository to make (a new or empty directory).
+    pub repo: PathBuf,
+    /// Encrypt every archive and record of the repository (to a master key
+    /// that the ways in below open; backups need none of them).
+    #[arg(long)]
+    pub encrypt: bool,
+    /// The owner's key: read if the file exists (its passphrase asked for
+    /// when it is protected), else made and written protected by a
+    /// passphrase. Its way in is labelled `owner`.
+    #[arg(long, value_name = "FILE", requires = "encrypt")]
+    pub owner_key: Option<PathBuf>,
+    /// Write the new recovery key to this file (mode 0600) instead of
+    /// printing it on standard output.
+    #[arg(long, value_name = "FILE", requires = "encrypt")]
+    pub recovery_key: Option<PathBuf>,
+    /// One more way in: `LABEL=age1…` (or `age1…`, labelled
+    /// `recipient-N`), for example a friend's key. Repeatable.
+    #[arg(long = "recipient", short = 'r', value_name = "[LABEL=]RECIPIENT", requires = "encrypt")]
+    pub recipients: Vec<String>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -473,6 +508,45 @@ pub enum KeyCommand {
         shares: usize,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+    },
+    /// List the ways into an encrypted repository (no key needed).
+    List {
+        /// The repository.
+        repo: PathBuf,
+    },
+    /// Add a way into an encrypted repository: a recipient's key opens it
+    /// from now on, old archives included (only the keyring is written).
+    /// Needs a key that opens it now (-i).
+    Add {
+        /// The repository.
+        repo: PathBuf,
+        /// A name for the way in (one word).
+        #[arg(long)]
+        label: String,
+        /// Its public key (`age1…`); or --new-key.
+        #[arg(long, value_name = "age1…", required_unless_present = "new_key", conflicts_with = "new_key")]
+        recipient: Option<String>,
+        /// Make a new key for it and write it to this file (mode 0600;
+        /// protected by a passphrase with --protect).
+        #[arg(long, value_name = "FILE")]
+        new_key: Option<PathBuf>,
+        /// Protect the new key file with a passphrase.
+        #[arg(long, requires = "new_key")]
+        protect: bool,
+        #[command(flatten)]
+        open: OpenArgs,
+    },
+    /// Remove a way into an encrypted repository (only the keyring is
+    /// written; copies in archives made before keep it). Needs a key of a
+    /// way that stays (-i), so that nobody locks himself out.
+    Remove {
+        /// The repository.
+        repo: PathBuf,
+        /// The way's label.
+        #[arg(long)]
+        label: String,
+        #[command(flatten)]
+        open: OpenArgs,
     },
     /// Put a recovery key together from shares (one per line, in any
     /// order, from files or standard input) and check it against them.
@@ -514,6 +588,8 @@ pub struct PassphraseArgs {
 pub struct MigrateArgs {
     /// The repository.
     pub repo: PathBuf,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -528,6 +604,8 @@ pub struct SnapshotsArgs {
     /// Also list checkpoint and data archives, not only snapshots.
     #[arg(long)]
     pub all: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -547,6 +625,8 @@ pub struct RestoreArgs {
     /// source.
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -572,6 +652,8 @@ pub struct ForgetArgs {
     /// Say what would be done, and do nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -581,6 +663,8 @@ pub struct CheckArgs {
     /// Also decompress every stored file and check its SHA-256.
     #[arg(long)]
     pub read_data: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 #[derive(Debug, Args)]

@@ -72,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Forget(a) => cmd::forget::run(&a, &Ui::new(g.quiet, true, "forget")),
         Command::Check(a) => cmd::check::run(&a, &Ui::new(g.quiet, true, "check")),
         Command::Migrate(a) => cmd::migrate::run(&a),
+        Command::Init(a) => cmd::key::init(&a),
         Command::Key(c) => cmd::key::run(&c),
         Command::Protect(a) => cmd::protect::run(&a, &Ui::new(g.quiet, true, "protect")),
         Command::Repair(a) => cmd::repair::run(&a, &Ui::new(g.quiet, true, "repair")),

@@ -10,6 +10,7 @@ use sha2::Digest;
 
 use crate::record::{diff_lines, Line, Location, Record, Stat, Stats, Status, RECORD_NAME};
 use crate::repository::Repo;
+use crate::sealed::{ARCHIVE_KEYRING, SEALED_RECORD};
 use crate::Result;
 
 /// How to back up.
@@ -27,6 +28,10 @@ pub struct BackupOptions {
     /// The snapshot to compare with (default: the newest of the same host
     /// and source directory).
     pub parent: Option<String>,
+    /// Keys to an encrypted repository (none needed: a backup reads this
+    /// machine's cache of its own records; with a way in, the records
+    /// themselves).
+    pub keys: xtar::Keys,
 }
 
 impl Default for BackupOptions {
@@ -37,6 +42,7 @@ impl Default for BackupOptions {
             checkpoint_bytes: 1 << 30,
             host: None,
             parent: None,
+            keys: xtar::Keys::default(),
         }
     }
 }
@@ -201,7 +207,7 @@ impl<'r> Known<'r> {
 
 /// Backs up `src` into the repository at `repo` (created if needed).
 pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Observer) -> Result<BackupReport> {
-    let repo = Repo::init(repo)?;
+    let repo = Repo::init_keyed(repo, &opts.keys)?;
     let _lock = repo.lock()?;
     repo.remove_stale();
     let copies_written = repo.ensure_copies(false)?.len() as u64;
@@ -451,6 +457,9 @@ impl Run<'_> {
                 .collect();
             xtar::Select::Paths(selected).apply(subset)
         };
+        if self.repo.sealing.is_some() {
+            return self.write_sealed(name, &entries, &by_path, (batch, complete), (run_names, pending_names));
+        }
         let out = self.repo.archive_path(name);
         let (src, copts, obs) = (self.src, self.copts.clone(), self.obs);
         let mut copy: Option<Vec<u8>> = None;
@@ -459,29 +468,8 @@ impl Run<'_> {
             xtar::write_entries(&mut writer, src, &entries, obs)?;
             let text = {
                 let w = writer.written();
-                // Book where each stored file now is.
-                for e in &w.entries {
-                    let (Some(&i), Some(&offset)) = (by_path.get(&e.path), w.offsets.get(&e.path)) else { continue };
-                    if let Some(line) = self.lines[i].as_mut() {
-                        line.entry = e.clone();
-                        line.loc = Some(Location { archive: name.to_string(), member: None, offset });
-                    }
-                }
-                let rec = self.record(name, batch, complete);
-                let rec = finish_record(rec, self.earlier.parent.as_ref(), run_names);
-                if complete {
-                    self.report.stats = rec.stats;
-                    self.report.resumed = rec
-                        .lines
-                        .iter()
-                        .filter(|l| l.loc.as_ref().is_some_and(|loc| pending_names.contains(&loc.archive)))
-                        .count() as u64;
-                    let text = self.relative_to_parent(rec);
-                    self.report.record_bytes = text.len() as u64;
-                    text
-                } else {
-                    rec.to_text()
-                }
+                self.book(name, w, &by_path);
+                self.record_text(name, batch, complete, run_names, pending_names)
             };
             writer.add_extra(RECORD_NAME, &text)?;
             let written = writer.finish();
@@ -496,6 +484,94 @@ impl Run<'_> {
             self.repo.write_copy(name, &text)?;
         }
         Ok(written)
+    }
+
+    /// [`Run::write_archive`] into an encrypted repository (§9): a version
+    /// 4 archive encrypted to the master key, with the keyring and the
+    /// sealed record as members; the sealed record's copy beside it (for
+    /// checkpoints too: this machine's cache is checked against it); and
+    /// the record's text in this machine's cache.
+    fn write_sealed(
+        &mut self,
+        name: &str,
+        entries: &[walk::Entry],
+        by_path: &HashMap<Vec<u8>, usize>,
+        (batch, complete): (&[usize], bool),
+        (run_names, pending_names): (&HashSet<String>, &HashSet<String>),
+    ) -> Result<xtar::Written> {
+        let Some(sealing) = self.repo.sealing.as_ref() else {
+            return Err(crate::Error::NoRecord { archive: name.into() });
+        };
+        let keyring = sealing.keyring.to_text().into_bytes();
+        let mut copts = self.copts.clone();
+        copts.version = xtar::format::SEALED_VERSION;
+        copts.recipients = vec![sealing.keyring.recipient.clone()];
+        copts.spill_dir = Some(self.repo.root().join(crate::repository::ARCHIVES));
+        let out = self.repo.archive_path(name);
+        let (src, obs) = (self.src, self.obs);
+        let mut kept: Option<(Vec<u8>, Vec<u8>)> = None;
+        let written = xtar::write_new_file(&out, false, |file, out| {
+            let spill = copts.spill_dir.clone().unwrap_or_default();
+            let mut w = xtar::PackedWriter::new(file, out, &xtar::root_label(src, &copts), &copts, &spill)?;
+            xtar::write_entries(&mut w, src, entries, obs)?;
+            w.finish_with(|written| {
+                self.book(name, written, by_path);
+                let text = self.record_text(name, batch, complete, run_names, pending_names);
+                let sealed = self
+                    .repo
+                    .sealing
+                    .as_ref()
+                    .map(|s| s.seal(&text))
+                    .transpose()
+                    .map_err(|e| xtar::Error::Write { path: out.to_path_buf(), source: std::io::Error::other(e) })?
+                    .unwrap_or_default();
+                kept = Some((text, sealed.clone()));
+                Ok(vec![(ARCHIVE_KEYRING.to_vec(), keyring.clone()), (SEALED_RECORD.to_vec(), sealed)])
+            })
+        })?;
+        if let Some((text, sealed)) = kept {
+            self.repo.write_copy(name, &sealed)?;
+            if let Some(Err(e)) = self.repo.sealing.as_ref().map(|s| s.keep(name, &text, &sealed)) {
+                self.report.warnings += 1;
+                self.obs.warning(&xtar::Error::Write { path: "the cache of this machine's records".into(), source: e });
+            }
+        }
+        Ok(written)
+    }
+
+    /// Books where each stored file now is, from what the writer wrote.
+    fn book(&mut self, name: &str, w: &xtar::Written, by_path: &HashMap<Vec<u8>, usize>) {
+        for e in &w.entries {
+            let (Some(&i), Some(&offset)) = (by_path.get(&e.path), w.offsets.get(&e.path)) else { continue };
+            if let Some(line) = self.lines[i].as_mut() {
+                line.entry = e.clone();
+                line.loc = Some(Location { archive: name.to_string(), member: None, offset });
+            }
+        }
+    }
+
+    /// The text of archive `name`'s record: the whole snapshot's (maybe
+    /// relative to its parent) when `complete`, else the checkpoint's.
+    fn record_text(
+        &mut self,
+        name: &str,
+        batch: &[usize],
+        complete: bool,
+        run_names: &HashSet<String>,
+        pending_names: &HashSet<String>,
+    ) -> Vec<u8> {
+        let rec = self.record(name, batch, complete);
+        let rec = finish_record(rec, self.earlier.parent.as_ref(), run_names);
+        if !complete {
+            return rec.to_text();
+        }
+        self.report.stats = rec.stats;
+        self.report.resumed =
+            rec.lines.iter().filter(|l| l.loc.as_ref().is_some_and(|loc| pending_names.contains(&loc.archive))).count()
+                as u64;
+        let text = self.relative_to_parent(rec);
+        self.report.record_bytes = text.len() as u64;
+        text
     }
 
     /// The text of a complete record: only what differs from the parent

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 
 use manifest::Entry;
 
-use crate::record::{Line, Record, Status};
+use crate::record::{Line, Status};
 use crate::repository::Repo;
-use crate::restore::{locate, read_members};
+use crate::restore::{read_members, Holder};
 use crate::Result;
 
 /// What `check` found.
@@ -55,8 +55,8 @@ impl xtar::Observer for Collect<'_> {
 /// every snapshot's listing can be put together, and that every member
 /// they refer to is where they say; with `read_data`, also decompresses
 /// every referred member and checks its CRC-32, size and SHA-256.
-pub fn check(repo: &Path, read_data: bool, obs: &dyn xtar::Observer) -> Result<CheckReport> {
-    let repo = Repo::open(repo)?;
+pub fn check(repo: &Path, read_data: bool, keys: &xtar::Keys, obs: &dyn xtar::Observer) -> Result<CheckReport> {
+    let repo = Repo::open_keyed(repo, keys, crate::default_cache_dir())?;
     let mut report = CheckReport::default();
     // (archive, member) → the line that refers to it first, and who does.
     let mut refs: BTreeMap<(String, Vec<u8>), (Line, String)> = BTreeMap::new();
@@ -121,7 +121,7 @@ pub fn check(repo: &Path, read_data: bool, obs: &dyn xtar::Observer) -> Result<C
             let opts = xtar::ExtractOptions::default();
             let mut restorer = xtar::Restorer::new(None, &opts, &collect)?;
             restorer.entries(lines.iter().map(|l| l.entry.clone()).collect())?;
-            read_members(&repo, &lines, &mut restorer)?;
+            read_members(&repo, &lines, &mut restorer, obs)?;
             restorer.finish()?;
             for m in collect.messages.into_inner().unwrap_or_default() {
                 report.problems.push(format!("archive {archive}: {m}"));
@@ -129,9 +129,10 @@ pub fn check(repo: &Path, read_data: bool, obs: &dyn xtar::Observer) -> Result<C
         } else {
             let path = repo.archive_path(&archive);
             let f = File::open(&path).map_err(crate::io_err(&path))?;
+            let holder = Holder::open(&repo, &f, &archive, obs)?;
             for (member, line, snap) in &members {
                 let offset = line.loc.as_ref().map_or(0, |l| l.offset);
-                if let Err(e) = locate(&repo, &f, &archive, member, offset) {
+                if let Err(e) = holder.member(&repo, member, offset) {
                     report.problems.push(format!("snapshot {snap}: {e}"));
                 }
             }
@@ -146,9 +147,7 @@ fn redundancy(repo: &Repo, name: &str, problems: &mut Vec<String>) {
     let archive = repo.archive_path(name);
     let copy_path = repo.copy_path(name);
     let main = repo.archive_record(name);
-    let copy = std::fs::read(&copy_path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| Record::verify(&t, name).map(|_| t.clone()).map_err(|e| e.to_string()));
+    let copy = repo.copy_record(name).map_err(|e| e.to_string());
     match (main, copy) {
         (Ok(a), Ok(c)) if a != c => problems.push(format!(
             "snapshot {name}: the record in {} and its copy {} differ",

@@ -11,7 +11,7 @@ use manifest::{Entry, Kind};
 
 use crate::record::{diff_lines, Line, Location, Record, Status, RECORD_NAME};
 use crate::repository::{name_time, Filter, Repo};
-use crate::restore::member_start;
+use crate::restore::{member_start, Holder};
 use crate::{Error, Result};
 
 /// Which snapshots to keep. A snapshot is kept if any rule keeps it.
@@ -83,12 +83,18 @@ pub fn forget(
     policy: &Policy,
     filter: &Filter,
     dry_run: bool,
+    keys: &xtar::Keys,
     obs: &dyn xtar::Observer,
 ) -> Result<ForgetPlan> {
     if *policy == Policy::default() {
         return Err(Error::NoRetentionRule);
     }
-    let repo = Repo::open(repo)?;
+    let repo = Repo::open_keyed(repo, keys, crate::default_cache_dir())?;
+    // Without the key, only this machine's records could be read: what
+    // other snapshots need would be unknown, and could be deleted.
+    if repo.is_encrypted() && repo.master_key().is_none() {
+        return Err(Error::ForgetNeedsKey { repo: repo.root().to_path_buf() });
+    }
     let _lock = repo.lock()?;
     repo.remove_stale();
     let mut records: BTreeMap<String, std::sync::Arc<Record>> = BTreeMap::new();
@@ -171,11 +177,10 @@ pub fn forget(
     // A run killed while it rebased may have left a copy that differs from
     // its archive's record: the archive's is the one that holds.
     for name in &plan.keep {
-        if let Ok(text) = repo.archive_record(name) {
-            if std::fs::read(repo.copy_path(name)).ok().as_deref() != Some(&text[..]) {
-                repo.write_copy(name, &text)?;
-            }
-        }
+        repo.refresh_copy(name)?;
+    }
+    for name in &plan.rebase {
+        repo.refresh_cache(name)?;
     }
     // Then the forgotten snapshots go: the copy of each record first, so
     // that a run killed here leaves no copy that outlives its archive.
@@ -184,6 +189,9 @@ pub fn forget(
         match std::fs::remove_file(&copy) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(crate::io_err(&copy)(e)),
             _ => {}
+        }
+        if let Some(s) = &repo.sealing {
+            s.forget(name);
         }
     }
     // Newest first: a forgotten snapshot still listed after a run killed
@@ -196,10 +204,16 @@ pub fn forget(
             consolidate(&repo, &records[name], &needed[name], obs)?;
             continue;
         }
-        let path = repo.archive_path(name);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(crate::io_err(&path)(e)),
-            _ => {}
+        // The archive, then any copy of its record (an encrypted
+        // repository keeps one for checkpoints and data archives too).
+        for path in [repo.archive_path(name), repo.copy_path(name)] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(crate::io_err(&path)(e)),
+                _ => {}
+            }
+        }
+        if let Some(s) = &repo.sealing {
+            s.forget(name);
         }
     }
     repo.clear_cache();
@@ -229,7 +243,7 @@ fn rebase(
         let (changed, removed) = diff_lines(&repo.snapshot(a)?.lines, &whole.lines);
         (rec.lines, rec.removed, rec.base) = (changed, removed, Some(a.clone()));
     }
-    repo.write_copy(name, &rec.to_text())?;
+    repo.write_record_copy(name, &rec.to_text())?;
     if !repo.archive_path(name).exists() {
         return Ok(());
     }
@@ -248,8 +262,7 @@ fn rebase(
         rec.to_text()
     })?;
     // The offsets changed: the copy must say the same as the archive.
-    let text = repo.archive_record(name)?;
-    repo.write_copy(name, &text)
+    repo.refresh_copy(name)
 }
 
 /// Rewrites archive `rec.name` to hold only `members`, as a data archive:
@@ -291,6 +304,9 @@ fn rewrite(
     obs: &dyn xtar::Observer,
     record: impl FnOnce(&BTreeMap<Vec<u8>, u64>) -> Vec<u8>,
 ) -> Result<()> {
+    if repo.sealing.is_some() {
+        return rewrite_sealed(repo, rec, members, obs, record);
+    }
     let old_path = repo.archive_path(&rec.name);
     let old = File::open(&old_path).map_err(crate::io_err(&old_path))?;
     let tree = consolidated_tree(rec, members);
@@ -332,6 +348,69 @@ fn rewrite(
         w.finish()
     })?;
     Ok(())
+}
+
+/// [`rewrite`] of an encrypted repository's archive: a new version 4
+/// archive encrypted to the master key, each kept file's compressed data
+/// decrypted from the old one and copied (not compressed again), with the
+/// keyring and the sealed record; then the record's copy.
+fn rewrite_sealed(
+    repo: &Repo,
+    rec: &Record,
+    members: &BTreeMap<Vec<u8>, Line>,
+    obs: &dyn xtar::Observer,
+    record: impl FnOnce(&BTreeMap<Vec<u8>, u64>) -> Vec<u8>,
+) -> Result<()> {
+    use xtar::TreeSink;
+    let Some(sealing) = repo.sealing.as_ref() else { return Err(Error::NoRecord { archive: rec.name.clone() }) };
+    let old_path = repo.archive_path(&rec.name);
+    let old = File::open(&old_path).map_err(crate::io_err(&old_path))?;
+    let holder = Holder::open(repo, &old, &rec.name, obs)?;
+    let tree = consolidated_tree(rec, members);
+    let steps = xtar::plan(tree.iter().map(|e| (e.path.as_slice(), e.kind == Kind::Dir)));
+    obs.start(tree.iter().map(|e| e.size).sum());
+    let spill = repo.root().join(crate::repository::ARCHIVES);
+    let copts = xtar::CompressOptions {
+        jobs: 1,
+        version: xtar::format::SEALED_VERSION,
+        recipients: vec![sealing.keyring.recipient.clone()],
+        ..Default::default()
+    };
+    let keyring = sealing.keyring.to_text().into_bytes();
+    let mut sealed_record = Vec::new();
+    xtar::write_new_file(&old_path, true, |file, out| {
+        let mut w = xtar::PackedWriter::new(file, out, &rec.root, &copts, &spill)?;
+        for step in &steps {
+            match *step {
+                xtar::Step::Open(i) => w.open_dir(&tree[i])?,
+                xtar::Step::Close => w.close_dir()?,
+                xtar::Step::Add(i) => {
+                    let e = &tree[i];
+                    let offset = members.get(&e.path).and_then(|l| l.loc.as_ref()).map_or(0, |l| l.offset);
+                    let failed = |message: String| xtar::Error::Member {
+                        member: String::from_utf8_lossy(&e.path).into(),
+                        message,
+                    };
+                    let (_, mut r) = holder.member(repo, &e.path, offset).map_err(|e| failed(e.to_string()))?;
+                    let local = xtar::format::zip::read_local_header(&mut r).map_err(failed)?;
+                    w.add_zip_data(e, &local, &mut r)?;
+                    obs.advance(e.size);
+                }
+            }
+        }
+        w.finish_with(|written| {
+            let offsets: BTreeMap<Vec<u8>, u64> = written.offsets.iter().map(|(p, o)| (p.clone(), *o)).collect();
+            let text = record(&offsets);
+            sealed_record = sealing
+                .seal(&text)
+                .map_err(|e| xtar::Error::Write { path: out.to_path_buf(), source: std::io::Error::other(e) })?;
+            Ok(vec![
+                (crate::sealed::ARCHIVE_KEYRING.to_vec(), keyring.clone()),
+                (crate::sealed::SEALED_RECORD.to_vec(), sealed_record.clone()),
+            ])
+        })
+    })?;
+    repo.write_copy(&rec.name, &sealed_record)
 }
 
 /// The entries of a consolidated archive, in canonical order: each kept
@@ -421,6 +500,7 @@ mod tests {
             &Policy { keep_last: 1, ..Default::default() },
             &Filter::default(),
             false,
+            &Default::default(),
             &xtar::Silent,
         )
         .unwrap();
@@ -456,7 +536,7 @@ mod tests {
         for p in ["a.txt", "b.txt", "sub/deeper/c.bin", "sub/copy.bin"] {
             assert_eq!(std::fs::read(dest.join(p)).unwrap(), std::fs::read(src.join(p)).unwrap(), "{p}");
         }
-        let check = crate::check(&repo_path, true, &xtar::Silent).unwrap();
+        let check = crate::check(&repo_path, true, &Default::default(), &xtar::Silent).unwrap();
         assert!(check.is_clean(), "{check:?}");
     }
 

@@ -32,6 +32,7 @@ mod forget;
 pub mod record;
 mod repository;
 mod restore;
+mod sealed;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,7 @@ pub use forget::{forget, ForgetPlan, Policy};
 pub use record::{Line, Location, Record, Stat, Stats, Status};
 pub use repository::{Filter, Repo, SnapshotInfo};
 pub use restore::{restore, snapshot_manifest};
+pub use sealed::{default_cache_dir, init_encrypted, repo_id, write_keyring, ARCHIVE_KEYRING, KEYRING, SEALED_RECORD};
 
 /// The repository format version this code writes: records may list only
 /// what changed since their base, and every snapshot's record has a copy
@@ -53,8 +55,8 @@ pub const REPOSITORY_VERSION: u32 = 2;
 /// name and renamed, so a run killed part-way leaves a repository that
 /// works, and the next run (or backup) goes on. Returns the snapshots
 /// whose copy was written.
-pub fn migrate(repo: &std::path::Path) -> Result<Vec<String>> {
-    let repo = Repo::open(repo)?;
+pub fn migrate(repo: &std::path::Path, keys: &xtar::Keys) -> Result<Vec<String>> {
+    let repo = Repo::open_keyed(repo, keys, default_cache_dir())?;
     let _lock = repo.lock()?;
     repo.remove_stale();
     repo.ensure_copies(true)
@@ -135,6 +137,36 @@ pub enum Error {
     SourceIsRepo {
         /// The repository.
         path: PathBuf,
+    },
+    /// The keyring of an encrypted repository.
+    #[error("{}: {source}", path.display())]
+    Keyring {
+        /// The keyring (or the repository).
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: keys::Error,
+    },
+    /// Keys were given and none opens the repository.
+    #[error("{} is encrypted and none of the keys given is a way into it (see `pybackup key list`)", repo.display())]
+    WrongKey {
+        /// The repository.
+        repo: PathBuf,
+    },
+    /// A record of an encrypted repository is needed and no key was given
+    /// (and this machine's cache does not hold it).
+    #[error(
+        "the record of snapshot `{archive}` is encrypted: give a key with -i (an owner key, a recovery key or shares)"
+    )]
+    NeedKey {
+        /// The archive.
+        archive: String,
+    },
+    /// `forget` of an encrypted repository without a key.
+    #[error("{} is encrypted: forget reads every snapshot's record, so it needs a key (-i)", repo.display())]
+    ForgetNeedsKey {
+        /// The repository.
+        repo: PathBuf,
     },
     /// A worker thread stopped without an answer.
     #[error("a worker thread panicked while {task}")]

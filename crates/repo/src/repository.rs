@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use crate::record::{apply_deltas, valid_name, PathFilter, Record, Status, RECORD_NAME};
+use crate::sealed::{archive_member, Sealing, ARCHIVE_KEYRING, KEYRING, SEALED_RECORD};
 use crate::{io_err, Error, Result};
 
 /// The directory of archives inside a repository.
@@ -24,6 +25,8 @@ pub struct Repo {
     root: PathBuf,
     cache: Mutex<HashMap<String, std::sync::Arc<Record>>>,
     raw: Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
+    /// An encrypted repository's keyring and keys (§9).
+    pub(crate) sealing: Option<Sealing>,
 }
 
 /// A snapshot as listed: its record's header.
@@ -84,15 +87,81 @@ pub fn time_name(t: SystemTime) -> String {
 impl Repo {
     /// Opens an existing repository.
     pub fn open(root: &Path) -> Result<Repo> {
+        Repo::open_keyed(root, &[], crate::sealed::default_cache_dir())
+    }
+
+    /// Opens an existing repository; if it is encrypted, with the first of
+    /// `ids` that is a way in (none: only this machine's cached records
+    /// in `cache`, under the repository's identity, can be read). Keys
+    /// given that open nothing are an error.
+    pub fn open_keyed(root: &Path, ids: &[keys::RecoveryKey], cache: Option<PathBuf>) -> Result<Repo> {
         if !root.join(ARCHIVES).is_dir() {
             return Err(Error::NotARepo { path: root.to_path_buf() });
         }
-        Ok(Repo { root: root.to_path_buf(), cache: Mutex::new(HashMap::new()), raw: Mutex::new(HashMap::new()) })
+        let mut repo = Repo {
+            root: root.to_path_buf(),
+            cache: Mutex::new(HashMap::new()),
+            raw: Mutex::new(HashMap::new()),
+            sealing: None,
+        };
+        if let Some(text) = repo.keyring_text()? {
+            repo.sealing = Some(Sealing::new(root, &text, ids, cache)?);
+        }
+        Ok(repo)
+    }
+
+    /// Whether the repository is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.sealing.is_some()
+    }
+
+    /// The keyring of an encrypted repository.
+    pub fn keyring(&self) -> Option<&keys::Keyring> {
+        self.sealing.as_ref().map(|s| &s.keyring)
+    }
+
+    /// The master key, when a way in was given.
+    pub fn master_key(&self) -> Option<&keys::RecoveryKey> {
+        self.sealing.as_ref().and_then(|s| s.master.as_ref())
+    }
+
+    /// The keyring's text: the file `keyring`, or, when it is lost, the
+    /// copy in the newest archive that holds one (an encrypted archive's
+    /// header says so; an unencrypted repository's archives are not
+    /// walked). The file is written again from the copy when it can be.
+    fn keyring_text(&self) -> Result<Option<String>> {
+        let path = self.root.join(KEYRING);
+        match std::fs::read(&path) {
+            Ok(b) => return Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&path)(e)),
+            Err(_) => {}
+        }
+        for name in self.archives()?.into_iter().rev() {
+            let archive = self.archive_path(&name);
+            if !archive_is_sealed(&archive) {
+                // Unencrypted archives: an unencrypted repository.
+                return Ok(None);
+            }
+            if let Some(b) = archive_member(&archive, ARCHIVE_KEYRING) {
+                let text = String::from_utf8_lossy(&b).into_owned();
+                if keys::Keyring::parse(&text).is_ok() {
+                    let _ = fsutil::write_bytes(&path, text.as_bytes(), false);
+                    return Ok(Some(text));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Opens a repository, creating it if `root` does not exist or is an
     /// empty directory.
     pub fn init(root: &Path) -> Result<Repo> {
+        Repo::init_keyed(root, &[])
+    }
+
+    /// [`Repo::init`], with keys for an encrypted repository, as
+    /// [`Repo::open_keyed`] takes them.
+    pub fn init_keyed(root: &Path, ids: &[keys::RecoveryKey]) -> Result<Repo> {
         let archives = root.join(ARCHIVES);
         if !archives.is_dir() {
             if root.exists() && std::fs::read_dir(root).map_err(io_err(root))?.next().is_some() {
@@ -100,7 +169,7 @@ impl Repo {
             }
             std::fs::create_dir_all(&archives).map_err(io_err(&archives))?;
         }
-        Repo::open(root)
+        Repo::open_keyed(root, ids, crate::sealed::default_cache_dir())
     }
 
     /// The repository's directory.
@@ -176,6 +245,48 @@ impl Repo {
         });
     }
 
+    /// Writes the copy of a record whose text is `text`: sealed to the
+    /// master key in an encrypted repository.
+    pub fn write_record_copy(&self, name: &str, text: &[u8]) -> Result<()> {
+        match &self.sealing {
+            Some(s) => self.write_copy(name, &s.seal(text)?),
+            None => self.write_copy(name, text),
+        }
+    }
+
+    /// Makes the copy of archive `name`'s record the same as the record in
+    /// the archive, when that one reads (after a run killed while it
+    /// rewrote one or the other).
+    pub fn refresh_copy(&self, name: &str) -> Result<()> {
+        let stored = match &self.sealing {
+            Some(_) => match archive_member(&self.archive_path(name), SEALED_RECORD) {
+                Some(sealed) if self.archive_record(name).is_ok() => sealed,
+                _ => return Ok(()),
+            },
+            None => match self.archive_record(name) {
+                Ok(text) => text,
+                Err(_) => return Ok(()),
+            },
+        };
+        if std::fs::read(self.copy_path(name)).ok().as_deref() != Some(&stored[..]) {
+            self.write_copy(name, &stored)?;
+        }
+        Ok(())
+    }
+
+    /// After `forget` sealed the record of `name` again, this machine's
+    /// cached text of it (if it has one) becomes the new text: its old
+    /// text may be listed relative to a snapshot that is gone.
+    pub fn refresh_cache(&self, name: &str) -> Result<()> {
+        let Some(s) = &self.sealing else { return Ok(()) };
+        if s.cached(name).is_none() {
+            return Ok(());
+        }
+        let text = self.copy_record(name)?;
+        let sealed = std::fs::read(self.copy_path(name)).map_err(io_err(self.copy_path(name)))?;
+        s.keep(name, &text, &sealed).map_err(io_err(self.copy_path(name)))
+    }
+
     /// Writes the copy of a record (atomically, replacing an older copy).
     pub fn write_copy(&self, name: &str, text: &[u8]) -> Result<()> {
         fsutil::write_bytes(&self.copy_path(name), text, true).map_err(|e| Error::Xtar(e.into()))
@@ -190,6 +301,9 @@ impl Repo {
     /// each time. Returns the names of the copies written. Call with the
     /// lock held.
     pub fn ensure_copies(&self, all: bool) -> Result<Vec<String>> {
+        if self.sealing.is_some() {
+            return self.ensure_sealed_copies(all);
+        }
         let newest_copy = if all {
             None
         } else {
@@ -219,6 +333,34 @@ impl Repo {
                 self.write_copy(&name, &text)?;
                 written.push(name);
             }
+        }
+        Ok(written)
+    }
+
+    /// [`Repo::ensure_copies`] of an encrypted repository: a copy is the
+    /// archive's sealed record, byte for byte, so no key is needed.
+    fn ensure_sealed_copies(&self, all: bool) -> Result<Vec<String>> {
+        let mut written = Vec::new();
+        let archives = self.archives()?;
+        let newest_copy = if all { None } else { self.names()?.into_iter().rev().find(|n| self.copy_path(n).exists()) };
+        for name in archives {
+            if newest_copy.as_ref().is_some_and(|c| name <= *c) || (!all && self.copy_path(&name).exists()) {
+                continue;
+            }
+            let Some(sealed) = archive_member(&self.archive_path(&name), SEALED_RECORD) else { continue };
+            if std::fs::read(self.copy_path(&name)).ok().as_deref() == Some(&sealed[..]) {
+                continue;
+            }
+            // With the key, a damaged member is not copied over a good copy.
+            if let Some(s) = &self.sealing {
+                if let Some(opened) = s.open(&name, &sealed) {
+                    if opened.ok().filter(|t| Record::verify(t, &name).is_ok()).is_none() {
+                        continue;
+                    }
+                }
+            }
+            self.write_copy(&name, &sealed)?;
+            written.push(name);
         }
         Ok(written)
     }
@@ -262,13 +404,7 @@ impl Repo {
         if let Some(r) = self.raw.lock().ok().and_then(|c| c.get(name).cloned()) {
             return Ok(r);
         }
-        let text = match self.archive_record(name) {
-            Ok(text) => text,
-            Err(e) => match std::fs::read(self.copy_path(name)) {
-                Ok(copy) if Record::verify(&copy, name).is_ok() => copy,
-                _ => return Err(e),
-            },
-        };
+        let text = if self.sealing.is_some() { self.sealed_raw(name)? } else { self.plain_raw(name)? };
         let text = std::sync::Arc::new(text);
         if let Ok(mut c) = self.raw.lock() {
             c.insert(name.to_string(), text.clone());
@@ -276,8 +412,65 @@ impl Repo {
         Ok(text)
     }
 
+    /// The record as its copy beside the archive holds it, checked (and,
+    /// in an encrypted repository, opened).
+    pub fn copy_record(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.copy_path(name);
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let text = match &self.sealing {
+            Some(s) => s.open(name, &bytes).unwrap_or(Err(Error::NeedKey { archive: name.to_string() }))?,
+            None => bytes,
+        };
+        Record::verify(&text, name)?;
+        Ok(text)
+    }
+
+    /// The record of an encrypted repository's archive: opened with the
+    /// master key (from the copy, else the archive), or, without it, this
+    /// machine's cached text of it (§9.3).
+    fn sealed_raw(&self, name: &str) -> Result<Vec<u8>> {
+        let Some(s) = &self.sealing else { return Err(Error::NoRecord { archive: name.to_string() }) };
+        if s.master.is_none() {
+            let text = s.cached(name).ok_or_else(|| Error::NeedKey { archive: name.to_string() })?;
+            Record::verify(&text, name)?;
+            return Ok(text);
+        }
+        let copy = std::fs::read(self.copy_path(name)).ok();
+        let member = || archive_member(&self.archive_path(name), SEALED_RECORD);
+        let mut first_err = None;
+        for sealed in [copy, member()].into_iter().flatten() {
+            match s.open(name, &sealed) {
+                Some(Ok(text)) if Record::verify(&text, name).is_ok() => return Ok(text),
+                Some(Ok(text)) => first_err = first_err.or(Record::verify(&text, name).err()),
+                Some(Err(e)) => first_err = first_err.or(Some(e)),
+                None => {}
+            }
+        }
+        Err(first_err.unwrap_or(Error::NoRecord { archive: name.to_string() }))
+    }
+
+    /// The record of an unencrypted repository's archive: its own, or its
+    /// copy when that cannot be read.
+    fn plain_raw(&self, name: &str) -> Result<Vec<u8>> {
+        let text = match self.archive_record(name) {
+            Ok(text) => text,
+            Err(e) => match std::fs::read(self.copy_path(name)) {
+                Ok(copy) if Record::verify(&copy, name).is_ok() => copy,
+                _ => return Err(e),
+            },
+        };
+        Ok(text)
+    }
+
     /// The record as the archive holds it, checked (not cached, no copy).
     pub fn archive_record(&self, name: &str) -> Result<Vec<u8>> {
+        if let Some(s) = &self.sealing {
+            let sealed = archive_member(&self.archive_path(name), SEALED_RECORD)
+                .ok_or_else(|| Error::NoRecord { archive: name.to_string() })?;
+            let text = s.open(name, &sealed).unwrap_or(Err(Error::NeedKey { archive: name.to_string() }))?;
+            Record::verify(&text, name)?;
+            return Ok(text);
+        }
         let text = xtar::read::tail_member(&self.archive_path(name), RECORD_NAME)?
             .ok_or_else(|| Error::NoRecord { archive: name.to_string() })?;
         Record::verify(&text, name)?;
@@ -429,8 +622,12 @@ impl Repo {
     /// Resolves a snapshot among those `filter` accepts: `None` or
     /// `latest` for the newest, else a full name or a unique prefix of one.
     pub fn resolve(&self, spec: Option<&str>, filter: &Filter) -> Result<String> {
-        let not_found =
-            |spec: &str, hint: String| Error::NoSnapshot { spec: spec.to_string(), repo: self.root.clone(), hint };
+        let not_found = |spec: &str, hint: String| {
+            if self.sealing.as_ref().is_some_and(|s| s.master.is_none()) {
+                return Error::NeedKey { archive: spec.to_string() };
+            }
+            Error::NoSnapshot { spec: spec.to_string(), repo: self.root.clone(), hint }
+        };
         match spec {
             None | Some("latest") => self.latest(filter)?.ok_or_else(|| not_found("latest", String::new())),
             Some(s) => {
@@ -467,4 +664,22 @@ impl Repo {
             }
         }
     }
+}
+
+/// Whether the archive at `path` is encrypted (its `.xtar-header` says so).
+pub(crate) fn archive_is_sealed(path: &Path) -> bool {
+    archive_member_first(path).is_some_and(|h| h.split(|&b| b == b'\n').any(|l| l == b"#sealed age"))
+}
+
+/// The data of an archive's first member (its `.xtar-header`).
+fn archive_member_first(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path).ok()?;
+    let (name, size, data) = xtar::read::member_at(&f, path, 0).ok()?;
+    if name != b".xtar-header" || size > 1 << 16 {
+        return None;
+    }
+    let mut b = vec![0u8; size as usize];
+    f.read_exact_at(&mut b, data).ok()?;
+    Some(b)
 }

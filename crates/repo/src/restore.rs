@@ -3,8 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use manifest::{Entry, Kind, Manifest};
@@ -13,27 +11,7 @@ use crate::record::Line;
 use crate::repository::{Filter, Repo};
 use crate::{Error, Result};
 
-/// A reader of `len` bytes of `f` from `pos`, with positioned reads.
-pub(crate) struct At<'a> {
-    pub(crate) f: &'a File,
-    pub(crate) pos: u64,
-    pub(crate) end: u64,
-}
-
-impl Read for At<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.f.read_at(&mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
+pub(crate) use fsutil::ReadAt as At;
 
 /// Finds a member in an opened archive: at `offset` if the header there
 /// names it, else at the offset the archive's own record gives (archives
@@ -57,20 +35,71 @@ pub(crate) fn member_start(repo: &Repo, f: &File, archive: &str, member: &[u8], 
             return Ok(offset);
         }
     }
-    let own = repo.record(archive)?;
-    let line = own
-        .lines
-        .binary_search_by(|l| manifest::cmp_paths(&l.entry.path, member))
-        .ok()
-        .map(|i| &own.lines[i])
-        .filter(|l| l.loc.as_ref().is_some_and(|loc| loc.archive == archive && loc.member.is_none()));
-    if let Some(loc) = line.and_then(|l| l.loc.as_ref()) {
-        let (name, _, _) = xtar::read::member_at(f, &path, loc.offset)?;
+    if let Some(at) = own_offset(repo, archive, member) {
+        let (name, _, _) = xtar::read::member_at(f, &path, at)?;
         if name == want {
-            return Ok(loc.offset);
+            return Ok(at);
         }
     }
     Err(Error::MissingMember { archive: archive.to_string(), member: member.to_vec() })
+}
+
+/// An archive opened to read the files records point at: directly
+/// (format version 2), or through its pack entries and key (an encrypted
+/// repository's archives, format version 4).
+pub(crate) struct Holder<'f> {
+    f: &'f File,
+    name: String,
+    sealed: Option<xtar::FilesAt>,
+}
+
+impl<'f> Holder<'f> {
+    /// Opens archive `name` (open as `f`); an encrypted one with the
+    /// repository's master key.
+    pub(crate) fn open(repo: &Repo, f: &'f File, name: &str, obs: &dyn xtar::Observer) -> Result<Holder<'f>> {
+        let sealed = match &repo.sealing {
+            None => None,
+            Some(s) => {
+                let master = s.master.as_ref().ok_or_else(|| Error::NeedKey { archive: name.to_string() })?;
+                let ids: xtar::Keys = std::sync::Arc::new(vec![keys::RecoveryKey::parse(&master.to_identity_string())
+                    .map_err(|e| Error::Keyring { path: repo.root().to_path_buf(), source: e })?]);
+                Some(xtar::FilesAt::open(f, &repo.archive_path(name), &ids, obs)?)
+            }
+        };
+        Ok(Holder { f, name: name.to_string(), sealed })
+    }
+
+    /// The member of `member` (a path), found at `offset` or where the
+    /// archive's own record says: its size and a reader of it.
+    pub(crate) fn member(&self, repo: &Repo, member: &[u8], offset: u64) -> Result<(u64, Box<dyn std::io::Read + 'f>)> {
+        let Some(files) = &self.sealed else {
+            let (size, data) = locate(repo, self.f, &self.name, member, offset)?;
+            let r = std::io::BufReader::with_capacity(256 << 10, At { f: self.f, pos: data, end: data + size });
+            return Ok((size, Box::new(r)));
+        };
+        let mut tried = vec![offset];
+        if let Ok((path, size, r)) = files.file(self.f, offset) {
+            if path == member {
+                return Ok((size, r));
+            }
+        }
+        if let Some(at) = own_offset(repo, &self.name, member).filter(|at| !tried.contains(at)) {
+            tried.push(at);
+            let (path, size, r) = files.file(self.f, at)?;
+            if path == member {
+                return Ok((size, r));
+            }
+        }
+        Err(Error::MissingMember { archive: self.name.clone(), member: member.to_vec() })
+    }
+}
+
+/// Where archive `archive`'s own record says the file `member` it stores
+/// under its own name is.
+fn own_offset(repo: &Repo, archive: &str, member: &[u8]) -> Option<u64> {
+    let own = repo.record(archive).ok()?;
+    let i = own.lines.binary_search_by(|l| manifest::cmp_paths(&l.entry.path, member)).ok()?;
+    own.lines[i].loc.as_ref().filter(|loc| loc.archive == archive && loc.member.is_none()).map(|loc| loc.offset)
 }
 
 /// Whether `path` is one of `paths` or below one (all when empty).
@@ -89,7 +118,7 @@ pub fn restore(
     opts: &xtar::ExtractOptions,
     obs: &dyn xtar::Observer,
 ) -> Result<xtar::ExtractReport> {
-    let repo = Repo::open(repo)?;
+    let repo = Repo::open_keyed(repo, &opts.keys, crate::default_cache_dir())?;
     let name = repo.resolve(snapshot, filter)?;
     // Only the lines asked for are parsed (the record of a big tree is
     // large), then those of hard-link targets outside them.
@@ -147,13 +176,18 @@ pub fn restore(
     }
     let mut restorer = xtar::Restorer::new(Some(dest), opts, obs)?;
     restorer.entries(lines.iter().map(|l| l.entry.clone()).collect())?;
-    read_members(&repo, &lines, &mut restorer)?;
+    read_members(&repo, &lines, &mut restorer, obs)?;
     Ok(restorer.finish()?)
 }
 
 /// Feeds the member of every located line to `restorer`, archive by
 /// archive, in the order of their offsets.
-pub(crate) fn read_members(repo: &Repo, lines: &[Line], restorer: &mut xtar::Restorer<'_>) -> Result<()> {
+pub(crate) fn read_members(
+    repo: &Repo,
+    lines: &[Line],
+    restorer: &mut xtar::Restorer<'_>,
+    obs: &dyn xtar::Observer,
+) -> Result<()> {
     let mut by_archive: BTreeMap<&str, Vec<&Line>> = BTreeMap::new();
     for l in lines {
         if let Some(loc) = &l.loc {
@@ -172,11 +206,12 @@ pub(crate) fn read_members(repo: &Repo, lines: &[Line], restorer: &mut xtar::Res
                 continue;
             }
         };
+        // A missing or wrong key stops here, before any file of it.
+        let holder = Holder::open(repo, &f, archive, obs)?;
         for l in ls {
             let (Some(loc), Some(member)) = (&l.loc, l.member_name()) else { continue };
-            match locate(repo, &f, archive, member, loc.offset) {
-                Ok((size, data)) => {
-                    let mut r = std::io::BufReader::with_capacity(256 << 10, At { f: &f, pos: data, end: data + size });
+            match holder.member(repo, member, loc.offset) {
+                Ok((size, mut r)) => {
                     let stored = loc.member.as_deref();
                     restorer.member(&l.entry.path, stored, size, &mut r)?;
                 }
@@ -188,8 +223,8 @@ pub(crate) fn read_members(repo: &Repo, lines: &[Line], restorer: &mut xtar::Res
 }
 
 /// The manifest of a snapshot (for `diff`).
-pub fn snapshot_manifest(repo: &Path, snapshot: Option<&str>, filter: &Filter) -> Result<Manifest> {
-    let repo = Repo::open(repo)?;
+pub fn snapshot_manifest(repo: &Path, snapshot: Option<&str>, filter: &Filter, keys: &xtar::Keys) -> Result<Manifest> {
+    let repo = Repo::open_keyed(repo, keys, crate::default_cache_dir())?;
     let name = repo.resolve(snapshot, filter)?;
     let rec = repo.snapshot(&name)?;
     let mut m = Manifest::new(rec.root.clone());

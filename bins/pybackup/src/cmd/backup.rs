@@ -18,6 +18,7 @@ pub fn run(a: &BackupArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
     opts.checksum = a.checksum;
     opts.host = a.host.as_ref().map(|h| h.as_bytes().to_vec());
     opts.parent = a.parent.clone();
+    opts.keys = crate::cmd::key::open_keys(&a.open)?;
     if let Some(c) = a.checkpoint {
         opts.checkpoint_bytes = c;
     }

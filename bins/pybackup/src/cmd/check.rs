@@ -6,7 +6,8 @@ use crate::cmd::*;
 use crate::ui::Ui;
 
 pub fn run(a: &CheckArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let r = repo::check(&a.repo, a.read_data, ui)?;
+    let keys = crate::cmd::key::open_keys(&a.open)?;
+    let r = repo::check(&a.repo, a.read_data, &keys, ui)?;
     for p in &r.problems {
         eprintln!("pybackup: {p}");
     }

@@ -16,7 +16,8 @@ fn load_side(p: &Path, a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<(Ma
     if !p.exists() {
         if let Some(s) = p.to_str() {
             if let (repo, Some(snap)) = split_spec(s) {
-                let m = repo::snapshot_manifest(&repo, Some(&snap), &repo::Filter::default())
+                let keys = crate::cmd::key::open_keys(&a.open)?;
+                let m = repo::snapshot_manifest(&repo, Some(&snap), &repo::Filter::default(), &keys)
                     .with_context(|| format!("cannot read snapshot `{s}`"))?;
                 return Ok((m, 0));
             }
@@ -34,7 +35,8 @@ fn load_side(p: &Path, a: &DiffArgs, jobs: usize, ui: &Ui) -> anyhow::Result<(Ma
         let m = Manifest::parse(&text).with_context(|| format!("cannot parse manifest `{}`", p.display()))?;
         return Ok((m, 0));
     }
-    let m = xtar::archive_manifest(p, ui).with_context(|| format!("cannot read `{}`", p.display()))?;
+    let keys = crate::cmd::key::open_keys(&a.open)?;
+    let m = xtar::archive_manifest_keyed(p, &keys, ui).with_context(|| format!("cannot read `{}`", p.display()))?;
     Ok((m, 0))
 }
 

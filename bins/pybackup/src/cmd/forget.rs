@@ -13,7 +13,8 @@ pub fn run(a: &ForgetArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         keep_weekly: a.keep_weekly,
         keep_monthly: a.keep_monthly,
     };
-    let plan = repo::forget(&a.repo, &policy, &filter(&a.filter), a.dry_run, ui)?;
+    let keys = crate::cmd::key::open_keys(&a.open)?;
+    let plan = repo::forget(&a.repo, &policy, &filter(&a.filter), a.dry_run, &keys, ui)?;
     let verb = if a.dry_run { "would" } else { "did" };
     // Quiet: nothing but errors (and the plan of a dry run, which is the
     // point of one).

@@ -33,6 +33,55 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{}", s.to_line())?;
             }
         }
+        KeyCommand::List { repo } => {
+            let r = repo::Repo::open(repo)?;
+            let ring = r.keyring().with_context(|| format!("`{}` is not encrypted", repo.display()))?;
+            println!("# {}: encrypted to master key {}", repo.display(), ring.recipient);
+            for w in ring.ways() {
+                println!("{}\t{}", w.label, w.recipient);
+            }
+        }
+        KeyCommand::Add { repo, label, recipient, new_key, protect, open } => {
+            let keys = open_keys(open)?;
+            anyhow::ensure!(!keys.is_empty(), "adding a way in needs a key that opens `{}` now (-i)", repo.display());
+            let r = repo::Repo::open_keyed(repo, &keys, None)?;
+            let (Some(ring), Some(master)) = (r.keyring(), r.master_key()) else {
+                anyhow::bail!("`{}` is not encrypted", repo.display());
+            };
+            let mut ring = ring.clone();
+            let made = new_key.as_ref().map(|_| keys::RecoveryKey::generate());
+            let to = match (&made, recipient) {
+                (Some(k), _) => k.recipient(),
+                (None, Some(r)) => r.clone(),
+                (None, None) => anyhow::bail!("give --recipient or --new-key"),
+            };
+            ring.add(master, label, &to)?;
+            if let (Some(k), Some(path)) = (&made, new_key) {
+                let out =
+                    KeyOutArgs { output: Some(path.clone()), protect: *protect, passphrase: open.passphrase.clone() };
+                write_key(&out, k)?;
+            }
+            repo::write_keyring(repo, &ring)?;
+            eprintln!("pybackup: {}: way in `{label}` added ({to}); no archive was rewritten", repo.display());
+        }
+        KeyCommand::Remove { repo, label, open } => {
+            let keys = open_keys(open)?;
+            let r = repo::Repo::open(repo)?;
+            let ring = r.keyring().with_context(|| format!("`{}` is not encrypted", repo.display()))?;
+            let mut ring = ring.clone();
+            ring.remove(label)?;
+            // The key given must open the keyring through a way that stays.
+            anyhow::ensure!(
+                keys.iter().any(|k| ring.open(k).is_ok()),
+                "removing `{label}` needs a key of a way in that stays (-i): nobody is locked out by mistake"
+            );
+            repo::write_keyring(repo, &ring)?;
+            eprintln!(
+                "pybackup: {}: way in `{label}` removed from the keyring (archives made before hold copies of the keyring \
+                 that still have it)",
+                repo.display()
+            );
+        }
         KeyCommand::Combine { files, out } => {
             let mut shares = Vec::new();
             for f in files {
@@ -178,4 +227,70 @@ fn write_secret(out: Option<&Path>, text: &[u8]) -> anyhow::Result<()> {
             f.write_all(text).and_then(|()| f.sync_all()).with_context(|| format!("cannot write `{}`", p.display()))
         }
     }
+}
+
+/// `pybackup init`: a new repository, encrypted or not.
+pub fn init(a: &InitArgs) -> anyhow::Result<ExitCode> {
+    if !a.encrypt {
+        repo::Repo::init(&a.repo).with_context(|| format!("cannot make a repository at `{}`", a.repo.display()))?;
+        eprintln!("pybackup: {}: repository made (not encrypted)", a.repo.display());
+        return Ok(code(true));
+    }
+    anyhow::ensure!(
+        !a.repo.exists() || std::fs::read_dir(&a.repo).map(|mut d| d.next().is_none()).unwrap_or(false),
+        "`{}` exists and is not empty; an encrypted repository starts empty",
+        a.repo.display()
+    );
+    let mut ways: Vec<(String, String)> = Vec::new();
+    if let Some(path) = &a.owner_key {
+        let key = if path.exists() {
+            let bytes = read_input(path)?;
+            keys::RecoveryKey::open(&bytes, || ask_passphrase(&a.passphrase, path))
+                .with_context(|| format!("cannot read a key from {}", name(path)))?
+        } else {
+            let key = keys::RecoveryKey::generate();
+            let out = KeyOutArgs { output: Some(path.clone()), protect: true, passphrase: a.passphrase.clone() };
+            write_key(&out, &key)?;
+            eprintln!("pybackup: owner key written to `{}`, protected by your passphrase", path.display());
+            key
+        };
+        ways.push(("owner".into(), key.recipient()));
+    }
+    let recovery = keys::RecoveryKey::generate();
+    ways.push(("recovery".into(), recovery.recipient()));
+    for (n, r) in a.recipients.iter().enumerate() {
+        let (label, to) = match r.split_once('=') {
+            Some((l, t)) => (l.to_string(), t.to_string()),
+            None => (format!("recipient-{}", n + 1), r.clone()),
+        };
+        ways.push((label, to));
+    }
+    let refs: Vec<(&str, &str)> = ways.iter().map(|(l, r)| (l.as_str(), r.as_str())).collect();
+    let (ring, _master) = keys::Keyring::create(&refs)?;
+    // The recovery key is written (or printed) before the repository
+    // exists: a repository no key opens is never made.
+    match &a.recovery_key {
+        Some(path) => {
+            write_secret(Some(path), recovery.to_keygen_file().as_bytes())?;
+            eprintln!(
+                "pybackup: recovery key written to `{}`: print it, keep it apart, delete the file",
+                path.display()
+            );
+        }
+        None => {
+            write_secret(None, recovery.to_keygen_file().as_bytes())?;
+            eprintln!(
+                "pybackup: above is the recovery key: print it and keep it apart; with it alone the backups open"
+            );
+        }
+    }
+    repo::init_encrypted(&a.repo, &ring)
+        .with_context(|| format!("cannot make a repository at `{}`", a.repo.display()))?;
+    eprintln!(
+        "pybackup: {}: encrypted repository made; ways in: {}. Backups need no key; `pybackup key split` makes shares \
+         of the recovery key",
+        a.repo.display(),
+        ring.ways().iter().map(|w| w.label.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(code(true))
 }

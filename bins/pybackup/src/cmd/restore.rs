@@ -10,7 +10,8 @@ use crate::ui::Ui;
 pub fn run(a: &RestoreArgs, jobs: usize, verbose: bool, ui: &Ui) -> anyhow::Result<ExitCode> {
     let (repo, snap) = split_spec(&a.source);
     let paths = a.paths.iter().map(|p| request_path(p)).collect::<anyhow::Result<Vec<_>>>()?;
-    let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs, paths, ..Default::default() };
+    let keys = crate::cmd::key::open_keys(&a.open)?;
+    let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs, paths, keys };
     let r = repo::restore(&repo, snap.as_deref(), &filter(&a.filter), &a.dest, &opts, ui)
         .with_context(|| format!("cannot restore `{}`", a.source))?;
     ui.finish();

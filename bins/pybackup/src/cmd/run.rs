@@ -37,6 +37,7 @@ pub fn backup_args(job: &jobs::Job, source: &std::path::Path, a: &RunArgs) -> Ba
         parent: a.parent.clone().or_else(|| job.parent.clone()),
         level: LevelArgs { level: a.level.given().or(job.level), ..Default::default() },
         walk,
+        open: OpenArgs::default(),
     }
 }
 
@@ -61,6 +62,7 @@ fn run_job(job: &jobs::Job, a: &RunArgs, runs: u64, threads: usize, g: &Global) 
                 keep_weekly: job.keep.weekly,
                 keep_monthly: job.keep.monthly,
                 dry_run: false,
+                open: OpenArgs::default(),
             };
             let r = crate::cmd::forget::run(&f, &Ui::new(true, true, "forget"))
                 .map_err(|e| format!("forget in `{}`: {e:#}", f.repo.display()))?;
@@ -68,7 +70,11 @@ fn run_job(job: &jobs::Job, a: &RunArgs, runs: u64, threads: usize, g: &Global) 
         }
     }
     if job.check_every > 0 && (runs + 1).is_multiple_of(u64::from(job.check_every)) {
-        let c = CheckArgs { repo: expand(std::path::Path::new(&job.repository)), read_data: false };
+        let c = CheckArgs {
+            repo: expand(std::path::Path::new(&job.repository)),
+            read_data: false,
+            open: OpenArgs::default(),
+        };
         let r = crate::cmd::check::run(&c, &Ui::new(g.quiet, true, "check"))
             .map_err(|e| format!("check of `{}`: {e:#}", c.repo.display()))?;
         if r != ExitCode::SUCCESS {

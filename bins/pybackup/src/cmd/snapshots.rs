@@ -9,7 +9,8 @@ use crate::cmd::*;
 use crate::ui::human;
 
 pub fn run(a: &SnapshotsArgs) -> anyhow::Result<ExitCode> {
-    let repo = repo::Repo::open(&a.repo)?;
+    let keys = crate::cmd::key::open_keys(&a.open)?;
+    let repo = repo::Repo::open_keyed(&a.repo, &keys, repo::default_cache_dir())?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut problems = 0;
     if !a.json {

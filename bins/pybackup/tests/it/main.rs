@@ -11,6 +11,7 @@ mod jobs;
 mod keys;
 mod protect;
 mod salvage;
+mod sealed_repo;
 mod sets;
 mod sharing;
 mod snapshots;
