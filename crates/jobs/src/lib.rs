@@ -111,6 +111,9 @@ struct RawJob {
     schedule: Option<Spanned<String>>,
     warn_after: Option<Spanned<String>>,
     check_every: Option<u32>,
+    #[serde(default)]
+    identity: Vec<String>,
+    passphrase_file: Option<String>,
 }
 
 /// One job, checked.
@@ -153,6 +156,12 @@ pub struct Job {
     warn_after: Option<Duration>,
     /// A quick `check` after every this many runs (0: never).
     pub check_every: u32,
+    /// As `forget -i` and `check -i`: keys to an encrypted repository, for
+    /// retention (a backup needs none; without keys, `check` checks what
+    /// it can without them).
+    pub identity: Vec<PathBuf>,
+    /// As `--passphrase-file`, for a key protected by a passphrase.
+    pub passphrase_file: Option<PathBuf>,
 }
 
 /// A retention policy.
@@ -305,6 +314,8 @@ fn check_job(name: String, j: RawJob, at: &impl Fn(std::ops::Range<usize>, Strin
         schedule: j.schedule.map(Spanned::into_inner),
         warn_after,
         check_every: j.check_every.unwrap_or(0),
+        identity: j.identity.into_iter().map(PathBuf::from).collect(),
+        passphrase_file: j.passphrase_file.map(PathBuf::from),
     })
 }
 
@@ -351,6 +362,11 @@ schedule = "daily"
 # warn-after = "2d"
 # A quick `pybackup check` of the repository after every N runs.
 check-every = 7
+
+# An encrypted repository (`pybackup init REPO --encrypt`): backups need no
+# key; retention does. A key for `forget` (and a full `check`):
+# identity = ["~/.config/pybackup/owner.key"]
+# passphrase-file = "~/.config/pybackup/owner.pass"   # for a protected key
 "#;
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ impl xtar::Observer for Collect<'_> {
 /// every referred member and checks its CRC-32, size and SHA-256.
 pub fn check(repo: &Path, read_data: bool, keys: &xtar::Keys, obs: &dyn xtar::Observer) -> Result<CheckReport> {
     let repo = Repo::open_keyed(repo, keys, crate::default_cache_dir())?;
+    if repo.is_encrypted() && repo.master_key().is_none() {
+        return check_without_key(&repo, obs);
+    }
     let mut report = CheckReport::default();
     // (archive, member) → the line that refers to it first, and who does.
     let mut refs: BTreeMap<(String, Vec<u8>), (Line, String)> = BTreeMap::new();
@@ -174,4 +177,85 @@ fn redundancy(repo: &Repo, name: &str, problems: &mut Vec<String>) {
             problems.push(format!("snapshot {name}: neither its record ({a}) nor its copy ({c}) can be read"))
         }
     }
+}
+
+/// `check` of an encrypted repository without a key (what the friend who
+/// stores it can run, repository.md §9.5): the keyring parses; every
+/// archive's structure, and every encrypted file's bytes against their
+/// CRC-32; every record's copy is the archive's sealed record byte for
+/// byte; every complete snapshot this machine's cache holds can be listed
+/// and every file it lists is in an archive that exists.
+fn check_without_key(repo: &Repo, obs: &dyn xtar::Observer) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let archives = repo.archives()?;
+    report.archives = archives.len() as u64;
+    let total: u64 =
+        archives.iter().filter_map(|a| std::fs::metadata(repo.archive_path(a)).ok()).map(|m| m.len()).sum();
+    obs.start(total);
+    for name in &archives {
+        let path = repo.archive_path(name);
+        match xtar::check_without_key(&path) {
+            Ok(c) => {
+                report.members += c.entries;
+                report.problems.extend(c.problems.into_iter().map(|p| format!("archive {name}: {p}")));
+            }
+            Err(e) => report.problems.push(format!("archive {name}: {e}")),
+        }
+        obs.advance(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0));
+        let member = crate::sealed::archive_member(&path, crate::sealed::SEALED_RECORD);
+        let copy = std::fs::read(repo.copy_path(name)).ok();
+        match (member, copy) {
+            (Some(m), Some(c)) if m == c => {}
+            (Some(_), Some(_)) => report.problems.push(format!(
+                "snapshot {name}: the sealed record in its archive and its copy {} differ",
+                repo.copy_path(name).display()
+            )),
+            (None, Some(_)) => {
+                report.problems.push(format!("archive {name}: its sealed record cannot be read (its copy can)"))
+            }
+            (Some(_), None) => report.problems.push(format!(
+                "snapshot {name}: the copy of its record, {}, is missing; `pybackup migrate` writes it again",
+                repo.copy_path(name).display()
+            )),
+            (None, None) => report.problems.push(format!("archive {name}: no sealed record, and no copy")),
+        }
+    }
+    // Copies whose archive is gone: their snapshots are still listed, and
+    // what they stored is lost.
+    let present: BTreeSet<&String> = archives.iter().collect();
+    for name in repo.names()? {
+        if !present.contains(&name) {
+            report.problems.push(format!(
+                "snapshot {name}: its archive {} is missing (the snapshot is still listed, from its copy)",
+                repo.archive_path(&name).display()
+            ));
+        }
+        // What this machine's own snapshots list, it can check.
+        if let Ok(rec) = repo.record_header(&name) {
+            if rec.status != Status::Complete {
+                continue;
+            }
+            report.snapshots += 1;
+            match repo.snapshot(&name) {
+                Ok(listing) => {
+                    for l in &listing.lines {
+                        if let Some(loc) = l.loc.as_ref().filter(|loc| !present.contains(&loc.archive)) {
+                            report.problems.push(format!(
+                                "snapshot {name}: `{}` is in archive {}, which is missing",
+                                String::from_utf8_lossy(&l.entry.path),
+                                loc.archive
+                            ));
+                        }
+                    }
+                }
+                Err(e) => report.problems.push(format!("snapshot {name} cannot be listed: {e}")),
+            }
+        }
+    }
+    match std::fs::read_to_string(repo.root().join(crate::sealed::KEYRING)) {
+        Ok(t) if keys::Keyring::parse(&t).is_ok() => {}
+        Ok(_) => report.problems.push("the keyring file is damaged (every archive holds a copy)".into()),
+        Err(e) => report.problems.push(format!("the keyring file cannot be read ({e}); every archive holds a copy")),
+    }
+    Ok(report)
 }

@@ -144,3 +144,127 @@ impl FilesAt {
         Ok((opened.path, opened.size, Box::new(reader)))
     }
 }
+
+/// What [`check_without_key`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeylessCheck {
+    /// Tar members walked.
+    pub members: u64,
+    /// Pack entries whose bytes were checked against their CRC-32.
+    pub entries: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Everything wrong, one message each, naming the offset.
+    pub problems: Vec<String>,
+}
+
+/// Checks what can be checked of a version 3 or 4 archive without its key
+/// (what the holder of someone else's encrypted archive can check): every
+/// tar header from the start to the end blocks, every stored pack entry
+/// against its CRC-32 (every entry of an encrypted archive is one: its
+/// CRC-32 is of the sealed bytes, xtar.md §A9.2), and that every copy of
+/// `.xtar-age` is the same.
+pub fn check_without_key(path: &Path) -> Result<KeylessCheck> {
+    let f = File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let len = f.metadata().map_err(|source| Error::Read { path: path.to_path_buf(), source })?.len();
+    let mut report = KeylessCheck::default();
+    let mut age: Option<Vec<u8>> = None;
+    let mut at = 0u64;
+    loop {
+        if at + 1024 > len {
+            report.problems.push(format!("{}: cut short at byte {at} (no end blocks)", path.display()));
+            break;
+        }
+        let mut block = [0u8; 512];
+        f.read_exact_at(&mut block, at).map_err(|source| Error::ReadArchive {
+            path: path.to_path_buf(),
+            offset: at,
+            source,
+        })?;
+        if block.iter().all(|&b| b == 0) {
+            break;
+        }
+        let (name, size, data) = match crate::read::member_at(&f, path, at) {
+            Ok(m) => m,
+            Err(e) => {
+                report.problems.push(e.to_string());
+                break;
+            }
+        };
+        if data.checked_add(size).is_none_or(|end| end > len) {
+            report.problems.push(format!("{}: member at byte {at} overruns the archive", path.display()));
+            break;
+        }
+        report.members += 1;
+        if name == sealfmt::AGE_NAME && size <= MAX_HEAD {
+            let mut h = vec![0u8; size as usize];
+            f.read_exact_at(&mut h, data).map_err(|source| Error::ReadArchive {
+                path: path.to_path_buf(),
+                offset: data,
+                source,
+            })?;
+            match &age {
+                Some(first) if *first != h => report
+                    .problems
+                    .push(format!("{}: the copy of `.xtar-age` at byte {at} differs from the first", path.display())),
+                Some(_) => {}
+                None => age = Some(h),
+            }
+        }
+        if matches!(format::MemberName::parse_v3(&name), format::MemberName::Pack(_)) {
+            check_pack(&f, path, data, size, &mut report);
+        }
+        at = data + size + padding(size) as u64;
+    }
+    Ok(report)
+}
+
+/// Checks each entry of the pack whose data is `[data, data + size)`
+/// against the CRC-32 its local header gives.
+fn check_pack(f: &File, path: &Path, data: u64, size: u64, report: &mut KeylessCheck) {
+    let end = data + size;
+    let mut pos = data;
+    while pos + 30 <= end {
+        let mut head = Vec::new();
+        let local = {
+            let mut tee = crate::read::TeeRead { inner: ReadAt { f, pos, end }, copy: &mut head };
+            format::zip::read_local_header(&mut tee)
+        };
+        let local = match local {
+            Ok(l) => l,
+            Err(_) if head.starts_with(b"PK\x01\x02") => return,
+            Err(m) => {
+                report.problems.push(format!("{}: pack entry at byte {pos}: {m}", path.display()));
+                return;
+            }
+        };
+        let body = pos + head.len() as u64;
+        if body + local.csize > end {
+            report.problems.push(format!("{}: pack entry at byte {pos} overruns its pack", path.display()));
+            return;
+        }
+        let mut crc = crc32fast::Hasher::new();
+        let mut r = ReadAt { f, pos: body, end: body + local.csize };
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => crc.update(&buf[..n]),
+                Err(e) => {
+                    report.problems.push(format!("{}: pack entry at byte {pos}: {e}", path.display()));
+                    return;
+                }
+            }
+        }
+        report.entries += 1;
+        report.bytes += local.csize;
+        if local.method == format::zip::Method::Stored && crc.finalize() != local.crc {
+            report.problems.push(format!(
+                "{}: pack entry `{}` at byte {pos}: its bytes do not match their CRC-32 (damaged)",
+                path.display(),
+                String::from_utf8_lossy(&local.name)
+            ));
+        }
+        pos = body + local.csize;
+    }
+}

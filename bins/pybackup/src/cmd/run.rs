@@ -41,6 +41,14 @@ pub fn backup_args(job: &jobs::Job, source: &std::path::Path, a: &RunArgs) -> Ba
     }
 }
 
+/// The keys a job gives `forget` and `check` (`identity`, `passphrase-file`).
+fn job_keys(job: &jobs::Job) -> OpenArgs {
+    OpenArgs {
+        identities: job.identity.iter().map(|p| expand(p)).collect(),
+        passphrase: PassphraseArgs { passphrase_file: job.passphrase_file.as_deref().map(expand) },
+    }
+}
+
 /// One job: every source backed up, then retention, then maybe a check.
 /// `Ok(messages)`: the snapshots made; `Err`: why it failed.
 fn run_job(job: &jobs::Job, a: &RunArgs, runs: u64, threads: usize, g: &Global) -> Result<(String, bool), String> {
@@ -62,7 +70,7 @@ fn run_job(job: &jobs::Job, a: &RunArgs, runs: u64, threads: usize, g: &Global) 
                 keep_weekly: job.keep.weekly,
                 keep_monthly: job.keep.monthly,
                 dry_run: false,
-                open: OpenArgs::default(),
+                open: job_keys(job),
             };
             let r = crate::cmd::forget::run(&f, &Ui::new(true, true, "forget"))
                 .map_err(|e| format!("forget in `{}`: {e:#}", f.repo.display()))?;

@@ -273,3 +273,35 @@ fn init_config_writes_an_example_that_checks() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(h.config()).expect("kept"), text);
 }
+
+#[test]
+fn a_job_into_an_encrypted_repository_backs_up_without_a_key_and_forgets_with_one() {
+    let h = Home::new();
+    tree(&h.path("src"));
+    std::fs::write(h.path("pass"), "a passphrase for the job\n").expect("write");
+    let (repo, key, pass) =
+        (h.path("repo").display().to_string(), h.path("own.key").display().to_string(), h.path("pass"));
+    let o = h.run(
+        &["init", &repo, "--encrypt", "--owner-key", &key, "--passphrase-file", &pass.display().to_string()],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let keys = format!("identity = [\"{key}\"]\npassphrase-file = \"{}\"\n", pass.display());
+    h.write_config(&job_config(&h, &format!("keep-last = 1\ncheck-every = 1\n{keys}")));
+    for round in 0..3 {
+        write(&h.path("src"), b"a.txt", format!("alpha, round {round}\n").as_bytes());
+        let o = h.run(&["run", "docs"], None);
+        assert!(o.status.success(), "run {round}: {}", stderr(&o));
+    }
+    let o = h.run(&["snapshots", &repo, "--json", "-i", &key, "--passphrase-file", &pass.display().to_string()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "keep-last = 1 kept one snapshot: {}", stdout(&o));
+    // Without the keys, the job still backs up; retention then fails,
+    // saying why, and the snapshots are all there.
+    h.write_config(&job_config(&h, "keep-last = 1\n"));
+    let o = h.run(&["run", "docs"], None);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("needs a key"), "{}", stderr(&o));
+    let o = h.run(&["snapshots", &repo, "--json", "-i", &key, "--passphrase-file", &pass.display().to_string()], None);
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+}

@@ -365,3 +365,31 @@ awk '/^way recovery /{on=1; next} on{print} /^-----END AGE ENCRYPTED FILE-----/{
         assert_eq!(want[p].content, got[p].content, "{}", String::from_utf8_lossy(p));
     }
 }
+
+#[test]
+fn whoever_stores_it_checks_an_encrypted_repository_without_a_key() {
+    let s = Setup::new();
+    s.backup();
+    write(&s.src(), b"many/file-02.txt", b"changed\n");
+    let second = s.backup();
+    // Another machine: no key, no cache.
+    let check = |s: &Setup| s.cmd().arg("check").arg(s.repo()).env("PYBACKUP_CACHE_DIR", s.path("elsewhere")).output();
+    let out = check(&s).expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no problems"), "{}", stderr(&out));
+    // A flipped byte inside an encrypted file's bytes is found and placed.
+    let archive = s.repo().join(format!("Archives/{}.xtar", second["snapshot"].as_str().expect("name")));
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let entries = crate::encrypt::pack_entries(&bytes);
+    let (_, _, data, len) = entries.first().cloned().expect("an entry");
+    bytes[data + len / 2] ^= 0x20;
+    std::fs::write(&archive, &bytes).expect("write");
+    let out = check(&s).expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("do not match their CRC-32"), "{}", stderr(&out));
+    // A lost copy of a record is named.
+    std::fs::remove_file(s.repo().join(format!("Archives/{}.snapshot", second["snapshot"].as_str().expect("name"))))
+        .expect("rm");
+    let out = check(&s).expect("runs");
+    assert!(stderr(&out).contains("is missing; `pybackup migrate` writes it again"), "{}", stderr(&out));
+}
