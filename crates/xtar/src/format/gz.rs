@@ -44,13 +44,18 @@ pub fn compress_each(text: &[u8]) -> Vec<Vec<u8>> {
 /// Each of `pieces` compressed into a gzip member of its own (in parallel
 /// on the current rayon pool).
 pub fn members(pieces: &[&[u8]]) -> Vec<Vec<u8>> {
+    members_at(pieces, LEVEL)
+}
+
+/// [`members`] at libdeflate level `level` (1 to 12).
+pub fn members_at(pieces: &[&[u8]], level: i32) -> Vec<Vec<u8>> {
     use rayon::prelude::*;
-    pieces.par_iter().map(|p| member(p)).collect()
+    pieces.par_iter().map(|p| member(p, level)).collect()
 }
 
 /// One gzip member holding `piece`.
-fn member(piece: &[u8]) -> Vec<u8> {
-    let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(LEVEL).unwrap_or_default());
+fn member(piece: &[u8], level: i32) -> Vec<u8> {
+    let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).unwrap_or_default());
     let mut out = vec![0u8; c.gzip_compress_bound(piece.len())];
     match c.gzip_compress(piece, &mut out) {
         Ok(n) => {

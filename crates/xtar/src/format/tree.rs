@@ -53,6 +53,17 @@ pub fn write_members<'a>(ordered: impl Iterator<Item = &'a Entry>) -> Vec<Vec<u8
 /// the end-of-archive blocks only if `end` (a tar to be followed by
 /// another one in the same stream has none).
 pub fn write_members_sized<'a>(ordered: impl Iterator<Item = &'a Entry>, piece: usize, end: bool) -> Vec<Vec<u8>> {
+    write_members_at(ordered, piece, end, None)
+}
+
+/// Like [`write_members_sized`], compressed at libdeflate level `level`
+/// (the default for metadata when `None`).
+pub fn write_members_at<'a>(
+    ordered: impl Iterator<Item = &'a Entry>,
+    piece: usize,
+    end: bool,
+    level: Option<i32>,
+) -> Vec<Vec<u8>> {
     use super::tar::{write_entry_header, EntryKind, BLOCK};
     let mut tar = Vec::new();
     let mut cuts = vec![0usize];
@@ -77,7 +88,10 @@ pub fn write_members_sized<'a>(ordered: impl Iterator<Item = &'a Entry>, piece: 
         cuts.push(tar.len());
     }
     let pieces: Vec<&[u8]> = cuts.windows(2).map(|w| &tar[w[0]..w[1]]).collect();
-    gz::members(&pieces)
+    match level {
+        Some(l) => gz::members_at(&pieces, l),
+        None => gz::members(&pieces),
+    }
 }
 
 /// The entries of a tree tar, as far as it can be read, and whether it

@@ -213,22 +213,31 @@ impl PackedWriter {
         // Encrypted: each file's entry is named by its number, and the tree
         // tar links its path to that name in the data directory.
         let data_dir = self.data_dir(&others);
-        let mut links = Vec::new();
         if self.seal.is_some() {
             for (i, f) in files.iter_mut().enumerate() {
                 let id = i as u64 + 1;
                 f.stored_len = sealed_info(id, f.stored_len, 0).local_header().len() as u64 + f.stored_len;
-                let target = [&data_dir[..], b"/", &sealed::entry_name(id)].concat();
-                let mut link = Entry::dir(f.entry.path.clone(), f.entry.mode, f.entry.mtime);
-                link.kind = Kind::HardLink;
-                link.target = Some(target);
-                links.push(link);
             }
         }
 
         // The manifest's order, by reference: the entries are not copied.
         let mut all: Vec<&Entry> = others.iter().chain(files.iter().map(|f| &f.entry)).collect();
         all.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
+        // Encrypted, each file's link to its number, in path order (the
+        // order of `all`; a file is known by its entry's address).
+        let mut links = Vec::new();
+        if self.seal.is_some() {
+            let ids: std::collections::HashMap<*const Entry, u64> =
+                files.iter().enumerate().map(|(i, f)| (&f.entry as *const Entry, i as u64 + 1)).collect();
+            for e in &all {
+                let Some(&id) = ids.get(&(*e as *const Entry)) else { continue };
+                let target = [&data_dir[..], b"/", &sealed::entry_name(id)].concat();
+                let mut link = Entry::dir(e.path.clone(), e.mode, e.mtime);
+                link.kind = Kind::HardLink;
+                link.target = Some(target);
+                links.push(link);
+            }
+        }
 
         let mut text = Vec::with_capacity(all.len() * 100);
         manifest::write_header(&mut text, &self.root);
@@ -244,7 +253,6 @@ impl PackedWriter {
         // directories, symlinks and empty files, then the further names of
         // empty files. No name is made in a directory after its mtime.
         let (names_pieces, tree_pieces) = if self.seal.is_some() {
-            links.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
             let with_data: std::collections::HashSet<&[u8]> = links.iter().map(|l| &l.path[..]).collect();
             let to_data = |e: &&Entry| e.target.as_deref().is_some_and(|t| with_data.contains(t));
             let hard = others.iter().filter(|e| e.kind == Kind::HardLink);
@@ -253,8 +261,11 @@ impl PackedWriter {
                 .filter(to_data)
                 .chain(others.iter().filter(|e| format::tree::holds(e) && e.kind != Kind::HardLink))
                 .chain(hard.filter(|e| !to_data(e)));
-            let names =
-                self.pool.install(|| format::tree::write_members_sized(links.iter(), sealed::NAMES_PIECE, false));
+            // One tar header per file, for stock tools only: compressed
+            // at a faster level than the rest of the metadata.
+            let names = self.pool.install(|| {
+                format::tree::write_members_at(links.iter(), sealed::NAMES_PIECE, false, Some(NAMES_LEVEL))
+            });
             (names, self.pool.install(|| format::tree::write_members(ordered)))
         } else {
             (Vec::new(), vec![self.pool.install(|| format::tree::write(all.iter().copied()))])
@@ -537,6 +548,9 @@ fn entry_info(e: &Entry, local: &zip::LocalHeader) -> EntryInfo {
         zip64: EntryInfo::needs_zip64(local.usize),
     }
 }
+
+/// The libdeflate level of the names tar of an encrypted archive.
+const NAMES_LEVEL: i32 = 6;
 
 /// Payloads up to this size are sealed in memory.
 const IN_MEMORY: u64 = 4 << 20;
