@@ -393,3 +393,61 @@ fn whoever_stores_it_checks_an_encrypted_repository_without_a_key() {
     let out = check(&s).expect("runs");
     assert!(stderr(&out).contains("is missing; `pybackup migrate` writes it again"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_backup_killed_mid_way_resumes_without_a_key() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let s = Setup::new();
+    s.backup();
+    for i in 0..40u64 {
+        let text: Vec<u8> =
+            noise(400_000, i + 7).iter().map(|b| if b % 7 == 0 { b' ' } else { b'a' + b % 16 }).collect();
+        write(&s.src(), format!("work/d{}/f{i}.txt", i % 5).as_bytes(), &text);
+    }
+    let archives = s.repo().join("Archives");
+    let done = || {
+        std::fs::read_dir(&archives)
+            .map(|r| r.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".xtar")).count())
+            .unwrap_or(0)
+    };
+    let mut kills = 0;
+    for k in [2usize, 2] {
+        let base = done();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pybackup"))
+            .env("PYBACKUP_CACHE_DIR", s.path("cache"))
+            .args(["-q", "-j2", "backup"])
+            .arg(s.src())
+            .arg(s.repo())
+            .args(["--checkpoint", "1M", "-9"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let give_up = Instant::now() + Duration::from_secs(120);
+        loop {
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            if done() >= base + k || Instant::now() > give_up {
+                let _ = child.kill();
+                let _ = child.wait();
+                kills += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(kills, 2, "both runs were killed mid-way");
+    // The next run, with no key, goes on from the checkpoints.
+    let out = s.cmd().arg("backup").arg(s.src()).arg(s.repo()).args(["--json", "--checkpoint", "1M", "-9"]).output();
+    let out = out.expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(summary_u64(&v, "resumed") >= 4, "what the killed runs stored is reused: {v}");
+    let out = s.restore("latest", "resumed", &["rec.key"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&s.src(), &s.path("resumed"));
+    let out = s.keyed("check", &[&s.repo(), Path::new("--read-data")], &["rec.key"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
