@@ -79,6 +79,13 @@ pub enum Command {
     /// Remove old snapshots by a retention policy; data that kept snapshots
     /// still need is consolidated first.
     Forget(ForgetArgs),
+    /// Copy a repository to another place (a directory, or `s3://BUCKET/PREFIX`
+    /// with its settings in the AWS_* environment variables), or bring it
+    /// up to date there: only what the destination lacks is sent, each
+    /// object is read back and checked by SHA-256, and what the source no
+    /// longer has is removed last. A copy cut short is finished by the
+    /// next one.
+    Copy(CopyArgs),
     /// Check that every snapshot of a repository can be restored.
     Check(CheckArgs),
     /// Make a repository for `backup`; with --encrypt, an encrypted one,
@@ -457,6 +464,18 @@ pub struct FilterArgs {
     /// it is recorded absolute, with links resolved).
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+}
+
+/// `pybackup copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The repository to copy: a directory or `s3://BUCKET/PREFIX`.
+    pub src: String,
+    /// Where to: a directory (made if needed) or `s3://BUCKET/PREFIX`.
+    pub dst: String,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pybackup init`.

@@ -70,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshots(a) => cmd::snapshots::run(&a),
         Command::Restore(a) => cmd::restore::run(&a, jobs, g.verbose, &Ui::new(g.quiet, g.no_progress, "restore")),
         Command::Forget(a) => cmd::forget::run(&a, &Ui::new(g.quiet, true, "forget")),
+        Command::Copy(a) => cmd::copy::run(&a, &Ui::new(g.quiet, g.no_progress, "copy")),
         Command::Check(a) => cmd::check::run(&a, &Ui::new(g.quiet, true, "check")),
         Command::Migrate(a) => cmd::migrate::run(&a),
         Command::Init(a) => cmd::key::init(&a),

@@ -28,6 +28,7 @@
 
 mod backup;
 mod check;
+mod copy;
 mod forget;
 pub mod record;
 mod repository;
@@ -38,6 +39,7 @@ use std::path::PathBuf;
 
 pub use backup::{backup, host_name, BackupOptions, BackupReport};
 pub use check::{check, CheckReport};
+pub use copy::{copy, CopyReport};
 pub use forget::{forget, ForgetPlan, Policy};
 pub use record::{Line, Location, Record, Stat, Stats, Status};
 pub use repository::{Filter, Repo, SnapshotInfo};
@@ -168,6 +170,9 @@ pub enum Error {
         /// The repository.
         repo: PathBuf,
     },
+    /// A store (a directory or an object store) that failed, or refused.
+    #[error("{0}")]
+    Store(String),
     /// A worker thread stopped without an answer.
     #[error("a worker thread panicked while {task}")]
     WorkerPanicked {

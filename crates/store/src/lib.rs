@@ -15,6 +15,8 @@
 use std::path::PathBuf;
 
 pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -92,8 +94,60 @@ pub trait Store: Send + Sync {
     /// Publishes `data` under `name`, replacing what was there: readers see
     /// the old object or the new one, never a part.
     fn put(&self, name: &str, data: &[u8]) -> Result<()>;
+    /// Publishes the `len` bytes `data` gives under `name`, as [`put`]
+    /// does, without holding them in memory (a multipart upload, or a
+    /// temporary file renamed). Fewer bytes than `len` is an error, and
+    /// nothing is published.
+    ///
+    /// [`put`]: Store::put
+    fn put_from(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()>;
     /// Removes an object (nothing happens when there is none).
     fn delete(&self, name: &str) -> Result<()>;
+}
+
+/// The bytes moved per request when objects are streamed.
+pub const CHUNK: usize = 8 << 20;
+
+/// A reader of a whole object, by ranged reads of [`CHUNK`] bytes: an
+/// object of any size is copied without being held in memory.
+pub struct ObjectReader<'s> {
+    store: &'s dyn Store,
+    name: String,
+    pos: u64,
+    len: u64,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl<'s> ObjectReader<'s> {
+    /// Reads object `name`, `len` bytes long (as listed).
+    pub fn new(store: &'s dyn Store, name: &str, len: u64) -> ObjectReader<'s> {
+        ObjectReader { store, name: name.to_string(), pos: 0, len, buf: Vec::new(), at: 0 }
+    }
+}
+
+impl std::io::Read for ObjectReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at >= self.buf.len() {
+            if self.pos >= self.len {
+                return Ok(0);
+            }
+            let want = (self.len - self.pos).min(CHUNK as u64);
+            self.buf = self.store.read_range(&self.name, self.pos, want).map_err(std::io::Error::other)?;
+            self.at = 0;
+            if self.buf.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("`{}` ends at byte {} of {}", self.name, self.pos, self.len),
+                ));
+            }
+            self.pos += self.buf.len() as u64;
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Checks an object name: relative, plain components, no `.`/`..`, no NUL.
@@ -116,7 +170,7 @@ pub fn open(location: &str) -> Result<Box<dyn Store>> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() || bucket.contains('@') || bucket.contains(':') {
             return Err(Error::BadUrl {
-                url: location.to_string(),
+                url: redacted(location),
                 reason: "expected s3://BUCKET/PREFIX (credentials and endpoints come from the environment, never \
                          from the URL)"
                     .into(),
@@ -126,9 +180,24 @@ pub fn open(location: &str) -> Result<Box<dyn Store>> {
         return Ok(Box::new(S3::new(config)?));
     }
     if let Some((scheme, _)) = location.split_once("://") {
-        return Err(Error::BadUrl { url: location.to_string(), reason: format!("unknown scheme `{scheme}`") });
+        return Err(Error::BadUrl { url: redacted(location), reason: format!("unknown scheme `{scheme}`") });
     }
     Ok(Box::new(Local::new(location)))
+}
+
+/// `url` with whatever stands before an `@` in its authority replaced by
+/// `***`: a URL someone put credentials in is never printed with them.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_string(),
+    };
+    match path {
+        Some(p) => format!("{scheme}://{authority}/{p}"),
+        None => format!("{scheme}://{authority}"),
+    }
 }
 
 /// A local directory.
@@ -224,6 +293,31 @@ impl Store for Local {
             name: name.to_string(),
             message: e.to_string(),
         })
+    }
+
+    fn put_from(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+        let path = self.path(name)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(self.op_err("write", name))?;
+        }
+        let fail = |e: &dyn std::fmt::Display| Error::Op {
+            store: self.describe(),
+            op: "write",
+            name: name.to_string(),
+            message: e.to_string(),
+        };
+        fsutil::write_new(&path, true, |file, out| -> std::result::Result<(), fsutil::Error> {
+            let io = |source: std::io::Error| fsutil::Error::Write { path: out.to_path_buf(), source };
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            let n = std::io::copy(&mut std::io::Read::take(data, len), &mut w).map_err(io)?;
+            std::io::Write::flush(&mut w).map_err(io)?;
+            if n != len {
+                let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{n} of {len} bytes given"));
+                return Err(io(e));
+            }
+            Ok(())
+        })
+        .map_err(|e| fail(&e))
     }
 
     fn delete(&self, name: &str) -> Result<()> {
@@ -420,6 +514,41 @@ impl Store for S3 {
         // One PUT (or one multipart upload, completed last): the object
         // appears whole or not at all.
         self.rt.block_on(self.op.write(name, data.to_vec())).map(|_| ()).map_err(self.fail("write", name))
+    }
+
+    fn put_from(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+        check_name(&self.describe, name)?;
+        // A multipart upload in chunks, completed last: until `close`, no
+        // object of this name appears (an aborted one leaves none). The
+        // reading happens outside the runtime: `data` may itself read from
+        // a store (a copy from one bucket to another).
+        let mut w = self
+            .rt
+            .block_on(async { self.op.writer_with(name).chunk(CHUNK).await })
+            .map_err(self.fail("write", name))?;
+        let failed = |message: String| Error::Op { store: self.describe(), op: "write", name: name.into(), message };
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(CHUNK as u64) as usize;
+            let mut buf = vec![0u8; want];
+            let mut got = 0;
+            let mut problem = None;
+            while got < want && problem.is_none() {
+                match data.read(&mut buf[got..]) {
+                    Ok(0) => problem = Some(format!("{} of {len} bytes given", len - left + got as u64)),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => problem = Some(format!("reading what to upload: {e}")),
+                }
+            }
+            if let Some(message) = problem {
+                let _ = self.rt.block_on(w.abort());
+                return Err(failed(message));
+            }
+            self.rt.block_on(w.write(buf)).map_err(self.fail("write", name))?;
+            left -= got as u64;
+        }
+        self.rt.block_on(w.close()).map(|_| ()).map_err(self.fail("write", name))
     }
 
     fn delete(&self, name: &str) -> Result<()> {

@@ -15,6 +15,7 @@ pub mod backup;
 pub mod check;
 pub mod compress;
 pub mod config;
+pub mod copy;
 pub mod diff;
 pub mod expand;
 pub mod extract;

@@ -10,6 +10,7 @@ mod interop;
 mod jobs;
 mod keys;
 mod protect;
+mod remote;
 mod salvage;
 mod sealed_repo;
 mod sets;

@@ -2,14 +2,10 @@
 //! snapshot, relocation, retention, interruption.
 
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-fn restore(spec: &str, dest: &Path, extra: &[&str]) -> Output {
-    pybackup().arg("restore").arg(spec).arg(dest).args(extra).output().expect("runs")
-}
 
 fn spec(repo: &Path, snap: &str) -> String {
     format!("{}@{snap}", repo.display())

@@ -175,6 +175,11 @@ pub fn snapshots(repo: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `pybackup restore SPEC DEST EXTRA...`.
+pub fn restore(spec: &str, dest: &Path, extra: &[&str]) -> Output {
+    pybackup().arg("restore").arg(spec).arg(dest).args(extra).output().expect("runs")
+}
+
 /// `pybackup check REPO [--read-data]`.
 pub fn check(repo: &Path, read_data: bool) -> Output {
     let mut c = pybackup();

