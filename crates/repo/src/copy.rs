@@ -60,23 +60,11 @@ fn rank(name: &str) -> u8 {
 /// are removed last. A `dst` that holds another repository is refused.
 pub fn copy(src: &dyn Store, dst: &dyn Store, obs: &dyn xtar::Observer) -> Result<CopyReport> {
     let store_err = |e: store::Error| Error::Store(e.to_string());
-    let from: BTreeMap<String, u64> = src
-        .list("")
-        .map_err(store_err)?
-        .into_iter()
-        .filter(|o| is_repo_object(&o.name))
-        .map(|o| (o.name, o.size))
-        .collect();
+    let from = objects(src)?;
     if !from.keys().any(|n| n.starts_with("Archives/")) && !from.contains_key(crate::sealed::KEYRING) {
         return Err(Error::Store(format!("{} holds no pybackup repository", src.describe())));
     }
-    let to: BTreeMap<String, u64> = dst
-        .list("")
-        .map_err(store_err)?
-        .into_iter()
-        .filter(|o| is_repo_object(&o.name))
-        .map(|o| (o.name, o.size))
-        .collect();
+    let to = objects(dst)?;
     same_repository(src, dst, &from, &to)?;
     let mut order: Vec<(&String, &u64)> = from.iter().collect();
     order.sort_by_key(|(n, _)| (rank(n), n.to_string()));
@@ -102,6 +90,12 @@ pub fn copy(src: &dyn Store, dst: &dyn Store, obs: &dyn xtar::Observer) -> Resul
         report.removed += 1;
     }
     Ok(report)
+}
+
+/// The objects of the repository in `s`, with their sizes.
+fn objects(s: &dyn Store) -> Result<BTreeMap<String, u64>> {
+    let listed = s.list("").map_err(|e| Error::Store(e.to_string()))?;
+    Ok(listed.into_iter().filter(|o| is_repo_object(&o.name)).map(|o| (o.name, o.size)).collect())
 }
 
 /// Refuses a destination that holds another repository: a different
