@@ -184,11 +184,45 @@ pub fn remove_matching(dir: &Path, stale: impl Fn(&[u8]) -> bool) -> usize {
     removed
 }
 
-/// A reader of the bytes `[pos, end)` of a file, with positioned reads
-/// (several readers share one open file).
+/// Something read at offsets: a file, or an object of a remote store read
+/// by ranges. Archives are read through it, so that the same code reads
+/// them on a disk and in an object store.
+pub trait Source: Send + Sync {
+    /// Reads bytes at `offset` into `buf`; returns how many (0 at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+    /// Its length in bytes.
+    fn size(&self) -> std::io::Result<u64>;
+    /// Fills `buf` from `offset`, or fails with `UnexpectedEof`.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.metadata().map(|m| m.len())
+    }
+}
+
+/// A reader of the bytes `[pos, end)` of a [`Source`], with positioned
+/// reads (several readers share one open file).
 pub struct ReadAt<'a> {
     /// The file.
-    pub f: &'a std::fs::File,
+    pub f: &'a dyn Source,
     /// Where the next read starts.
     pub pos: u64,
     /// Where reading stops.
@@ -197,7 +231,6 @@ pub struct ReadAt<'a> {
 
 impl std::io::Read for ReadAt<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
         let want = (self.end.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
         if want == 0 {
             return Ok(0);

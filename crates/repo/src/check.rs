@@ -1,7 +1,6 @@
 //! `check`: every snapshot can be restored.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -130,9 +129,8 @@ pub fn check(repo: &Path, read_data: bool, keys: &xtar::Keys, obs: &dyn xtar::Ob
                 report.problems.push(format!("archive {archive}: {m}"));
             }
         } else {
-            let path = repo.archive_path(&archive);
-            let f = File::open(&path).map_err(crate::io_err(&path))?;
-            let holder = Holder::open(&repo, &f, &archive, obs)?;
+            let f = repo.open_archive(&archive)?;
+            let holder = Holder::open(&repo, f.as_ref(), &archive, obs)?;
             for (member, line, snap) in &members {
                 let offset = line.loc.as_ref().map_or(0, |l| l.offset);
                 if let Err(e) = holder.member(&repo, member, offset) {
@@ -158,7 +156,7 @@ fn redundancy(repo: &Repo, name: &str, problems: &mut Vec<String>) {
             copy_path.display()
         )),
         (Ok(_), Ok(_)) => {}
-        (Err(e), Ok(_)) if !archive.exists() => problems.push(format!(
+        (Err(e), Ok(_)) if !repo.archive_exists(name) => problems.push(format!(
             "snapshot {name}: its archive {} is missing (the snapshot is still listed, from {}): {e}",
             archive.display(),
             copy_path.display()
@@ -189,21 +187,22 @@ fn check_without_key(repo: &Repo, obs: &dyn xtar::Observer) -> Result<CheckRepor
     let mut report = CheckReport::default();
     let archives = repo.archives()?;
     report.archives = archives.len() as u64;
-    let total: u64 =
-        archives.iter().filter_map(|a| std::fs::metadata(repo.archive_path(a)).ok()).map(|m| m.len()).sum();
-    obs.start(total);
-    for name in &archives {
+    let sizes: Vec<u64> =
+        archives.iter().map(|a| repo.open_archive(a).map(|f| f.size().unwrap_or(0)).unwrap_or(0)).collect();
+    obs.start(sizes.iter().sum());
+    for (name, size) in archives.iter().zip(sizes) {
         let path = repo.archive_path(name);
-        match xtar::check_without_key(&path) {
+        let checked = repo.open_archive(name).and_then(|f| Ok(xtar::check_without_key_in(f.as_ref(), &path)?));
+        match checked {
             Ok(c) => {
                 report.members += c.entries;
                 report.problems.extend(c.problems.into_iter().map(|p| format!("archive {name}: {p}")));
             }
             Err(e) => report.problems.push(format!("archive {name}: {e}")),
         }
-        obs.advance(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0));
-        let member = crate::sealed::archive_member(&path, crate::sealed::SEALED_RECORD);
-        let copy = std::fs::read(repo.copy_path(name)).ok();
+        obs.advance(size);
+        let member = repo.archive_member(name, crate::sealed::SEALED_RECORD);
+        let copy = repo.read_object(&crate::repository::copy_rel(name)).ok();
         match (member, copy) {
             (Some(m), Some(c)) if m == c => {}
             (Some(_), Some(_)) => report.problems.push(format!(
@@ -252,7 +251,7 @@ fn check_without_key(repo: &Repo, obs: &dyn xtar::Observer) -> Result<CheckRepor
             }
         }
     }
-    match std::fs::read_to_string(repo.root().join(crate::sealed::KEYRING)) {
+    match repo.read_object(crate::sealed::KEYRING).map(|b| String::from_utf8_lossy(&b).into_owned()) {
         Ok(t) if keys::Keyring::parse(&t).is_ok() => {}
         Ok(_) => report.problems.push("the keyring file is damaged (every archive holds a copy)".into()),
         Err(e) => report.problems.push(format!("the keyring file cannot be read ({e}); every archive holds a copy")),

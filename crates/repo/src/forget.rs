@@ -90,6 +90,7 @@ pub fn forget(
         return Err(Error::NoRetentionRule);
     }
     let repo = Repo::open_keyed(repo, keys, crate::default_cache_dir())?;
+    repo.local_only("forget")?;
     // Without the key, only this machine's records could be read: what
     // other snapshots need would be unknown, and could be deleted.
     if repo.is_encrypted() && repo.master_key().is_none() {

@@ -27,6 +27,21 @@ pub struct Repo {
     raw: Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
     /// An encrypted repository's keyring and keys (§9).
     pub(crate) sealing: Option<Sealing>,
+    /// Where its objects are: a directory, or an object store.
+    place: Place,
+}
+
+/// Where a repository's objects are.
+enum Place {
+    /// In the directory `root`.
+    Local,
+    /// In an object store (`s3://…`), listed when opened.
+    Remote { store: std::sync::Arc<dyn store::Store>, sizes: std::collections::BTreeMap<String, u64> },
+}
+
+/// Whether `location` names an object store rather than a directory.
+pub fn is_remote(location: &Path) -> bool {
+    location.to_str().is_some_and(|s| s.contains("://"))
 }
 
 /// A snapshot as listed: its record's header.
@@ -95,14 +110,43 @@ impl Repo {
     /// in `cache`, under the repository's identity, can be read). Keys
     /// given that open nothing are an error.
     pub fn open_keyed(root: &Path, ids: &[keys::RecoveryKey], cache: Option<PathBuf>) -> Result<Repo> {
+        if is_remote(root) {
+            let url = root.to_str().unwrap_or_default();
+            let store = store::open(url).map_err(|e| Error::Store(e.to_string()))?;
+            return Repo::open_in(std::sync::Arc::from(store), root, ids, cache);
+        }
         if !root.join(ARCHIVES).is_dir() {
             return Err(Error::NotARepo { path: root.to_path_buf() });
         }
+        Repo::with_place(root, Place::Local, ids, cache)
+    }
+
+    /// Opens the repository in an object store (`label` names it in
+    /// messages), as [`Repo::open_keyed`] does. Its objects are listed
+    /// once, here; archives are read by ranges.
+    pub fn open_in(
+        store: std::sync::Arc<dyn store::Store>,
+        label: &Path,
+        ids: &[keys::RecoveryKey],
+        cache: Option<PathBuf>,
+    ) -> Result<Repo> {
+        let mut sizes = std::collections::BTreeMap::new();
+        for o in store.list("").map_err(|e| Error::Store(e.to_string()))? {
+            sizes.insert(o.name, o.size);
+        }
+        if !sizes.keys().any(|n| n.starts_with("Archives/")) && !sizes.contains_key(KEYRING) {
+            return Err(Error::NotARepo { path: label.to_path_buf() });
+        }
+        Repo::with_place(label, Place::Remote { store, sizes }, ids, cache)
+    }
+
+    fn with_place(root: &Path, place: Place, ids: &[keys::RecoveryKey], cache: Option<PathBuf>) -> Result<Repo> {
         let mut repo = Repo {
             root: root.to_path_buf(),
             cache: Mutex::new(HashMap::new()),
             raw: Mutex::new(HashMap::new()),
             sealing: None,
+            place,
         };
         if let Some(text) = repo.keyring_text()? {
             repo.sealing = Some(Sealing::new(root, &text, ids, cache)?);
@@ -131,26 +175,97 @@ impl Repo {
     /// walked). The file is written again from the copy when it can be.
     fn keyring_text(&self) -> Result<Option<String>> {
         let path = self.root.join(KEYRING);
-        match std::fs::read(&path) {
+        match self.read_object(KEYRING) {
             Ok(b) => return Ok(Some(String::from_utf8_lossy(&b).into_owned())),
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&path)(e)),
             Err(_) => {}
         }
         for name in self.archives()?.into_iter().rev() {
-            let archive = self.archive_path(&name);
-            if !archive_is_sealed(&archive) {
+            if !self.archive_is_sealed(&name) {
                 // Unencrypted archives: an unencrypted repository.
                 return Ok(None);
             }
-            if let Some(b) = archive_member(&archive, ARCHIVE_KEYRING) {
+            if let Some(b) = self.archive_member(&name, ARCHIVE_KEYRING) {
                 let text = String::from_utf8_lossy(&b).into_owned();
                 if keys::Keyring::parse(&text).is_ok() {
-                    let _ = fsutil::write_bytes(&path, text.as_bytes(), false);
+                    if matches!(self.place, Place::Local) {
+                        let _ = fsutil::write_bytes(&path, text.as_bytes(), false);
+                    }
                     return Ok(Some(text));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// Whether the repository is in an object store (`s3://…`).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.place, Place::Remote { .. })
+    }
+
+    /// Refuses what a repository in an object store cannot do yet.
+    pub(crate) fn local_only(&self, what: &'static str) -> Result<()> {
+        match self.place {
+            Place::Local => Ok(()),
+            Place::Remote { .. } => Err(Error::RemoteNotYet { what, repo: self.root.clone() }),
+        }
+    }
+
+    /// The bytes of object `rel` (`Archives/NAME.snapshot`, `keyring`,
+    /// `Latest`); a missing one is `NotFound`.
+    pub(crate) fn read_object(&self, rel: &str) -> std::io::Result<Vec<u8>> {
+        match &self.place {
+            Place::Local => std::fs::read(self.root.join(rel)),
+            Place::Remote { store, .. } => store.read(rel).map_err(|e| match e {
+                store::Error::NotFound { .. } => std::io::ErrorKind::NotFound.into(),
+                e => std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
+
+    /// The size of object `rel`, if there is one.
+    fn object_size(&self, rel: &str) -> Option<u64> {
+        match &self.place {
+            Place::Local => std::fs::metadata(self.root.join(rel)).ok().filter(|m| m.is_file()).map(|m| m.len()),
+            Place::Remote { sizes, .. } => sizes.get(rel).copied(),
+        }
+    }
+
+    /// Whether archive `name` is in the repository.
+    pub fn archive_exists(&self, name: &str) -> bool {
+        self.object_size(&format!("{ARCHIVES}/{name}.xtar")).is_some()
+    }
+
+    /// Archive `name`, to be read at offsets (from an object store, by
+    /// ranged reads of the blocks read).
+    pub fn open_archive(&self, name: &str) -> Result<Box<dyn fsutil::Source>> {
+        let rel = format!("{ARCHIVES}/{name}.xtar");
+        match &self.place {
+            Place::Local => {
+                let path = self.archive_path(name);
+                Ok(Box::new(File::open(&path).map_err(io_err(&path))?))
+            }
+            Place::Remote { store, sizes } => {
+                let size = sizes
+                    .get(&rel)
+                    .copied()
+                    .ok_or_else(|| io_err(self.archive_path(name))(std::io::ErrorKind::NotFound.into()))?;
+                Ok(Box::new(store::RemoteObject::new(store.clone(), &rel, size)))
+            }
+        }
+    }
+
+    /// Member `member` of archive `name`, found by walking its headers.
+    pub(crate) fn archive_member(&self, name: &str, member: &[u8]) -> Option<Vec<u8>> {
+        let f = self.open_archive(name).ok()?;
+        archive_member(f.as_ref(), &self.archive_path(name), member)
+    }
+
+    /// Whether archive `name` is encrypted (its `.xtar-header` says so).
+    pub(crate) fn archive_is_sealed(&self, name: &str) -> bool {
+        let Ok(f) = self.open_archive(name) else { return false };
+        archive_member_first(f.as_ref(), &self.archive_path(name))
+            .is_some_and(|h| h.split(|&b| b == b'\n').any(|l| l == b"#sealed age"))
     }
 
     /// Opens a repository, creating it if `root` does not exist or is an
@@ -162,6 +277,11 @@ impl Repo {
     /// [`Repo::init`], with keys for an encrypted repository, as
     /// [`Repo::open_keyed`] takes them.
     pub fn init_keyed(root: &Path, ids: &[keys::RecoveryKey]) -> Result<Repo> {
+        if is_remote(root) {
+            let repo = Repo::open_keyed(root, ids, crate::sealed::default_cache_dir())?;
+            repo.local_only("backup")?;
+            return Ok(repo);
+        }
         let archives = root.join(ARCHIVES);
         if !archives.is_dir() {
             if root.exists() && std::fs::read_dir(root).map_err(io_err(root))?.next().is_some() {
@@ -203,34 +323,45 @@ impl Repo {
     /// The names of every archive and every record copy, oldest first: a
     /// snapshot whose archive is lost is still listed from its copy.
     pub fn names(&self) -> Result<Vec<String>> {
-        let dir = self.root.join(ARCHIVES);
-        let mut names = std::collections::BTreeSet::new();
-        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let e = e.map_err(io_err(&dir))?;
-            let n = e.file_name();
-            let Some(n) = n.to_str() else { continue };
-            let Some(name) = n.strip_suffix(".xtar").or_else(|| n.strip_suffix(COPY_SUFFIX)) else { continue };
-            if valid_name(name) && e.file_type().is_ok_and(|t| t.is_file()) {
-                names.insert(name.to_string());
-            }
-        }
+        let names: std::collections::BTreeSet<String> = self
+            .files()?
+            .into_iter()
+            .filter_map(|n| n.strip_suffix(".xtar").or_else(|| n.strip_suffix(COPY_SUFFIX)).map(str::to_string))
+            .filter(|n| valid_name(n))
+            .collect();
         Ok(names.into_iter().collect())
     }
 
     /// The names of all archives, oldest first.
     pub fn archives(&self) -> Result<Vec<String>> {
-        let dir = self.root.join(ARCHIVES);
-        let mut names = Vec::new();
-        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let e = e.map_err(io_err(&dir))?;
-            let n = e.file_name();
-            let Some(name) = n.to_str().and_then(|n| n.strip_suffix(".xtar")) else { continue };
-            if valid_name(name) && e.file_type().is_ok_and(|t| t.is_file()) {
-                names.push(name.to_string());
-            }
-        }
+        let mut names: Vec<String> = self
+            .files()?
+            .into_iter()
+            .filter_map(|n| n.strip_suffix(".xtar").map(str::to_string))
+            .filter(|n| valid_name(n))
+            .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// The names of the regular files in `Archives`.
+    fn files(&self) -> Result<Vec<String>> {
+        match &self.place {
+            Place::Remote { sizes, .. } => {
+                Ok(sizes.keys().filter_map(|n| n.strip_prefix("Archives/")).map(str::to_string).collect())
+            }
+            Place::Local => {
+                let dir = self.root.join(ARCHIVES);
+                let mut out = Vec::new();
+                for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+                    let e = e.map_err(io_err(&dir))?;
+                    if let (Some(n), true) = (e.file_name().to_str(), e.file_type().is_ok_and(|t| t.is_file())) {
+                        out.push(n.to_string());
+                    }
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// Removes temporary files that killed runs left in `Archives`
@@ -259,7 +390,7 @@ impl Repo {
     /// rewrote one or the other).
     pub fn refresh_copy(&self, name: &str) -> Result<()> {
         let stored = match &self.sealing {
-            Some(_) => match archive_member(&self.archive_path(name), SEALED_RECORD) {
+            Some(_) => match self.archive_member(name, SEALED_RECORD) {
                 Some(sealed) if self.archive_record(name).is_ok() => sealed,
                 _ => return Ok(()),
             },
@@ -347,7 +478,7 @@ impl Repo {
             if newest_copy.as_ref().is_some_and(|c| name <= *c) || (!all && self.copy_path(&name).exists()) {
                 continue;
             }
-            let Some(sealed) = archive_member(&self.archive_path(&name), SEALED_RECORD) else { continue };
+            let Some(sealed) = self.archive_member(&name, SEALED_RECORD) else { continue };
             if std::fs::read(self.copy_path(&name)).ok().as_deref() == Some(&sealed[..]) {
                 continue;
             }
@@ -416,7 +547,7 @@ impl Repo {
     /// in an encrypted repository, opened).
     pub fn copy_record(&self, name: &str) -> Result<Vec<u8>> {
         let path = self.copy_path(name);
-        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let bytes = self.read_object(&copy_rel(name)).map_err(io_err(&path))?;
         let text = match &self.sealing {
             Some(s) => s.open(name, &bytes).unwrap_or(Err(Error::NeedKey { archive: name.to_string() }))?,
             None => bytes,
@@ -435,8 +566,8 @@ impl Repo {
             Record::verify(&text, name)?;
             return Ok(text);
         }
-        let copy = std::fs::read(self.copy_path(name)).ok();
-        let member = || archive_member(&self.archive_path(name), SEALED_RECORD);
+        let copy = self.read_object(&copy_rel(name)).ok();
+        let member = || self.archive_member(name, SEALED_RECORD);
         let mut first_err = None;
         for sealed in [copy, member()].into_iter().flatten() {
             match s.open(name, &sealed) {
@@ -452,9 +583,18 @@ impl Repo {
     /// The record of an unencrypted repository's archive: its own, or its
     /// copy when that cannot be read.
     fn plain_raw(&self, name: &str) -> Result<Vec<u8>> {
+        // In an object store, the copy first: one small read instead of
+        // the archive's tail (they hold the same bytes, §2.2).
+        if self.is_remote() {
+            if let Ok(copy) = self.read_object(&copy_rel(name)) {
+                if Record::verify(&copy, name).is_ok() {
+                    return Ok(copy);
+                }
+            }
+        }
         let text = match self.archive_record(name) {
             Ok(text) => text,
-            Err(e) => match std::fs::read(self.copy_path(name)) {
+            Err(e) => match self.read_object(&copy_rel(name)) {
                 Ok(copy) if Record::verify(&copy, name).is_ok() => copy,
                 _ => return Err(e),
             },
@@ -465,13 +605,15 @@ impl Repo {
     /// The record as the archive holds it, checked (not cached, no copy).
     pub fn archive_record(&self, name: &str) -> Result<Vec<u8>> {
         if let Some(s) = &self.sealing {
-            let sealed = archive_member(&self.archive_path(name), SEALED_RECORD)
+            let sealed = self
+                .archive_member(name, SEALED_RECORD)
                 .ok_or_else(|| Error::NoRecord { archive: name.to_string() })?;
             let text = s.open(name, &sealed).unwrap_or(Err(Error::NeedKey { archive: name.to_string() }))?;
             Record::verify(&text, name)?;
             return Ok(text);
         }
-        let text = xtar::read::tail_member(&self.archive_path(name), RECORD_NAME)?
+        let f = self.open_archive(name)?;
+        let text = xtar::read::tail_member_in(f.as_ref(), &self.archive_path(name), RECORD_NAME)?
             .ok_or_else(|| Error::NoRecord { archive: name.to_string() })?;
         Record::verify(&text, name)?;
         Ok(text)
@@ -582,7 +724,7 @@ impl Repo {
 
     fn info(&self, name: &str) -> Result<SnapshotInfo> {
         let rec = self.record_header(name)?;
-        let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let size = |rel: String| self.object_size(&rel).unwrap_or(0);
         Ok(SnapshotInfo {
             name: name.to_string(),
             time: name_time(name).unwrap_or(SystemTime::UNIX_EPOCH),
@@ -591,7 +733,7 @@ impl Repo {
             host: rec.host.clone(),
             root: rec.root.clone(),
             stats: rec.stats,
-            archive_bytes: size(self.archive_path(name)) + size(self.copy_path(name)),
+            archive_bytes: size(format!("{ARCHIVES}/{name}.xtar")) + size(copy_rel(name)),
         })
     }
 
@@ -666,16 +808,14 @@ impl Repo {
     }
 }
 
-/// Whether the archive at `path` is encrypted (its `.xtar-header` says so).
-pub(crate) fn archive_is_sealed(path: &Path) -> bool {
-    archive_member_first(path).is_some_and(|h| h.split(|&b| b == b'\n').any(|l| l == b"#sealed age"))
+/// The object name of the copy of archive `name`'s record.
+pub(crate) fn copy_rel(name: &str) -> String {
+    format!("{ARCHIVES}/{name}{COPY_SUFFIX}")
 }
 
 /// The data of an archive's first member (its `.xtar-header`).
-fn archive_member_first(path: &Path) -> Option<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let f = File::open(path).ok()?;
-    let (name, size, data) = xtar::read::member_at(&f, path, 0).ok()?;
+fn archive_member_first(f: &dyn fsutil::Source, path: &Path) -> Option<Vec<u8>> {
+    let (name, size, data) = xtar::read::member_at(f, path, 0).ok()?;
     if name != b".xtar-header" || size > 1 << 16 {
         return None;
     }

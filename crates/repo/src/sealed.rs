@@ -148,15 +148,14 @@ pub fn write_keyring(root: &Path, keyring: &keys::Keyring) -> Result<()> {
     fsutil::write_bytes(&root.join(KEYRING), keyring.to_text().as_bytes(), true).map_err(|e| Error::Xtar(e.into()))
 }
 
-/// Reads member `name` of the archive at `path` by walking its tar
-/// headers from the start (`None` when the walk ends without it).
-pub(crate) fn archive_member(path: &Path, name: &[u8]) -> Option<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
+/// Reads member `name` of the archive `f` (named `path` in messages) by
+/// walking its tar headers from the start (`None` when the walk ends
+/// without it).
+pub(crate) fn archive_member(f: &dyn fsutil::Source, path: &Path, name: &[u8]) -> Option<Vec<u8>> {
+    let len = f.size().ok()?;
     let mut at = 0u64;
     while at + 1024 <= len {
-        let (n, size, data) = xtar::read::member_at(&f, path, at).ok()?;
+        let (n, size, data) = xtar::read::member_at(f, path, at).ok()?;
         if n == name {
             if size > len - data {
                 return None;

@@ -200,6 +200,81 @@ fn redacted(url: &str) -> String {
     }
 }
 
+/// An object read at offsets ([`fsutil::Source`]) by ranged reads of
+/// whole blocks of [`BLOCK`] bytes, the last [`BLOCKS`] of them kept: a
+/// reader that reads one file of a large archive fetches the blocks it
+/// touches and nothing else.
+pub struct RemoteObject {
+    store: std::sync::Arc<dyn Store>,
+    name: String,
+    size: u64,
+    blocks: std::sync::Mutex<std::collections::VecDeque<(u64, std::sync::Arc<Vec<u8>>)>>,
+    fetched: std::sync::atomic::AtomicU64,
+}
+
+/// The unit of [`RemoteObject`]'s reads.
+pub const BLOCK: u64 = 64 << 10;
+/// How many blocks a [`RemoteObject`] keeps.
+pub const BLOCKS: usize = 64;
+
+impl RemoteObject {
+    /// Object `name` of `store`, `size` bytes long (as listed).
+    pub fn new(store: std::sync::Arc<dyn Store>, name: &str, size: u64) -> RemoteObject {
+        RemoteObject { store, name: name.to_string(), size, blocks: Default::default(), fetched: Default::default() }
+    }
+
+    /// Bytes fetched from the store so far.
+    pub fn fetched(&self) -> u64 {
+        self.fetched.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn block(&self, k: u64, want_to: u64) -> std::io::Result<std::sync::Arc<Vec<u8>>> {
+        if let Ok(blocks) = self.blocks.lock() {
+            if let Some((_, b)) = blocks.iter().find(|(n, _)| *n == k) {
+                return Ok(b.clone());
+            }
+        }
+        // Fetch from block k through the block holding `want_to - 1`, in
+        // one request: a long read is one request, not one per block.
+        let last = want_to.saturating_sub(1).max(k * BLOCK) / BLOCK;
+        let (from, to) = (k * BLOCK, ((last + 1) * BLOCK).min(self.size));
+        let bytes = self.store.read_range(&self.name, from, to - from).map_err(std::io::Error::other)?;
+        self.fetched.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut first = None;
+        if let Ok(mut blocks) = self.blocks.lock() {
+            for (i, chunk) in bytes.chunks(BLOCK as usize).enumerate() {
+                let b = std::sync::Arc::new(chunk.to_vec());
+                if i == 0 {
+                    first = Some(b.clone());
+                }
+                blocks.push_back((k + i as u64, b));
+                while blocks.len() > BLOCKS {
+                    blocks.pop_front();
+                }
+            }
+        }
+        first.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+    }
+}
+
+impl fsutil::Source for RemoteObject {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if offset >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let k = offset / BLOCK;
+        let want_to = (offset + buf.len() as u64).min(self.size);
+        let b = self.block(k, want_to)?;
+        let at = (offset - k * BLOCK) as usize;
+        let n = buf.len().min(b.len().saturating_sub(at));
+        buf[..n].copy_from_slice(&b[at..at + n]);
+        Ok(n)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.size)
+    }
+}
+
 /// A local directory.
 pub struct Local {
     root: PathBuf,

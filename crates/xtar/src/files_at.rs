@@ -4,10 +4,9 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use fsutil::ReadAt;
+use fsutil::{ReadAt, Source};
 
 use crate::format::sealed as sealfmt;
 use crate::format::tar::padding;
@@ -30,7 +29,7 @@ impl FilesAt {
     /// if it is encrypted, opens its key with one of `ids` (from the first
     /// copy of its age header, else from the copies at its end). A missing
     /// or wrong key is an error here, before anything is read.
-    pub fn open(f: &File, path: &Path, ids: &Keys, obs: &dyn Observer) -> Result<FilesAt> {
+    pub fn open(f: &dyn Source, path: &Path, ids: &Keys, obs: &dyn Observer) -> Result<FilesAt> {
         let read = |at: u64, len: u64| -> Result<Vec<u8>> {
             if len > MAX_HEAD {
                 return Err(Error::Damaged {
@@ -91,8 +90,8 @@ impl FilesAt {
     /// entry, of the length given, for [`crate::Restorer::member`]. An
     /// encrypted entry's chunks are authenticated as they are read: one
     /// that fails is a read error.
-    pub fn file<'f>(&self, f: &'f File, offset: u64) -> Result<(Vec<u8>, u64, Box<dyn Read + 'f>)> {
-        let len = f.metadata().map_err(|source| Error::Read { path: self.path.clone(), source })?.len();
+    pub fn file<'f>(&self, f: &'f dyn Source, offset: u64) -> Result<(Vec<u8>, u64, Box<dyn Read + 'f>)> {
+        let len = f.size().map_err(|source| Error::Read { path: self.path.clone(), source })?;
         let damaged = |message: String| Error::Damaged {
             path: self.path.clone(),
             offset,
@@ -166,7 +165,12 @@ pub struct KeylessCheck {
 /// `.xtar-age` is the same.
 pub fn check_without_key(path: &Path) -> Result<KeylessCheck> {
     let f = File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-    let len = f.metadata().map_err(|source| Error::Read { path: path.to_path_buf(), source })?.len();
+    check_without_key_in(&f, path)
+}
+
+/// [`check_without_key`] of the archive `f` (named `path` in messages).
+pub fn check_without_key_in(f: &dyn Source, path: &Path) -> Result<KeylessCheck> {
+    let len = f.size().map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
     let mut report = KeylessCheck::default();
     let mut age: Option<Vec<u8>> = None;
     let mut at = 0u64;
@@ -184,7 +188,7 @@ pub fn check_without_key(path: &Path) -> Result<KeylessCheck> {
         if block.iter().all(|&b| b == 0) {
             break;
         }
-        let (name, size, data) = match crate::read::member_at(&f, path, at) {
+        let (name, size, data) = match crate::read::member_at(f, path, at) {
             Ok(m) => m,
             Err(e) => {
                 report.problems.push(e.to_string());
@@ -212,7 +216,7 @@ pub fn check_without_key(path: &Path) -> Result<KeylessCheck> {
             }
         }
         if matches!(format::MemberName::parse_v3(&name), format::MemberName::Pack(_)) {
-            check_pack(&f, path, data, size, &mut report);
+            check_pack(f, path, data, size, &mut report);
         }
         at = data + size + padding(size) as u64;
     }
@@ -221,7 +225,7 @@ pub fn check_without_key(path: &Path) -> Result<KeylessCheck> {
 
 /// Checks each entry of the pack whose data is `[data, data + size)`
 /// against the CRC-32 its local header gives.
-fn check_pack(f: &File, path: &Path, data: u64, size: u64, report: &mut KeylessCheck) {
+fn check_pack(f: &dyn Source, path: &Path, data: u64, size: u64, report: &mut KeylessCheck) {
     let end = data + size;
     let mut pos = data;
     while pos + 30 <= end {

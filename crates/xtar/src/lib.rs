@@ -54,7 +54,7 @@ pub use compress::Compressed;
 pub use error::{Error, Result};
 pub use extract::Restorer;
 pub use extract::{expand, extract, verify, ExtractOptions, ExtractReport, Fate, Verified};
-pub use files_at::{check_without_key, FilesAt, KeylessCheck};
+pub use files_at::{check_without_key, check_without_key_in, FilesAt, KeylessCheck};
 pub use launch::{launch, LaunchReport};
 pub use list::{archive_manifest, archive_manifest_keyed, list, list_keyed, Listed};
 pub use progress::{Observer, Silent};

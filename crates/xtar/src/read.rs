@@ -724,8 +724,7 @@ impl Read for MemberData<'_> {
 /// The member whose first header block (or long-name record) is at
 /// `offset` in `f`: its name, its size and the offset of its data. Used
 /// to read one member directly, for instance from a backup set's record.
-pub fn member_at(f: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64, u64)> {
-    use std::os::unix::fs::FileExt;
+pub fn member_at(f: &dyn fsutil::Source, path: &Path, offset: u64) -> Result<(Vec<u8>, u64, u64)> {
     let damaged =
         |at: u64, message: &str| Error::Damaged { path: path.to_path_buf(), offset: at, message: message.into() };
     let read_block = |at: u64| -> Result<[u8; BLOCK]> {
@@ -774,9 +773,13 @@ pub fn member_at(f: &File, path: &Path, offset: u64) -> Result<(Vec<u8>, u64, u6
 /// returns its data. `Ok(None)` if there is none. Only the archive's tail
 /// is read: the manifest, the member, and what follows them.
 pub fn tail_member(path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>> {
-    use std::os::unix::fs::FileExt;
     let f = File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-    let len = f.metadata().map_err(|source| Error::Read { path: path.to_path_buf(), source })?.len();
+    tail_member_in(&f, path, name)
+}
+
+/// [`tail_member`] of the archive `f` (named `path` in messages).
+pub fn tail_member_in(f: &dyn fsutil::Source, path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>> {
+    let len = f.size().map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
     let io = |at: u64| move |source| Error::ReadArchive { path: path.to_path_buf(), offset: at, source };
     let mut end = len - len % BLOCK as u64;
     let mut chunk: Vec<u8> = Vec::new();

@@ -45,6 +45,11 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
             let keys = open_keys(open)?;
             anyhow::ensure!(!keys.is_empty(), "adding a way in needs a key that opens `{}` now (-i)", repo.display());
             let r = repo::Repo::open_keyed(repo, &keys, None)?;
+            anyhow::ensure!(
+                !r.is_remote(),
+                "`{}` is in an object store: key add there is not built yet",
+                repo.display()
+            );
             let (Some(ring), Some(master)) = (r.keyring(), r.master_key()) else {
                 anyhow::bail!("`{}` is not encrypted", repo.display());
             };
@@ -67,6 +72,11 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
         KeyCommand::Remove { repo, label, open } => {
             let keys = open_keys(open)?;
             let r = repo::Repo::open(repo)?;
+            anyhow::ensure!(
+                !r.is_remote(),
+                "`{}` is in an object store: key remove there is not built yet",
+                repo.display()
+            );
             let ring = r.keyring().with_context(|| format!("`{}` is not encrypted", repo.display()))?;
             let mut ring = ring.clone();
             ring.remove(label)?;

@@ -56,6 +56,44 @@ fn disk_to_cloud_and_back(start: fn(&Path) -> (Server, S3Config)) {
     assert_eq!(count(&next, "copied"), 3, "{next}");
     assert!(count(&next, "bytes") < count(&first, "bytes"), "{next} {first}");
 
+    // Read where it is: list, restore, diff and check the copy in the
+    // store without bringing it back.
+    let out = with_s3(&c, &[os("snapshots"), os("s3://test/repo"), os("--json")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: Vec<serde_json::Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("json"))
+        .collect();
+    assert_eq!(listed.len(), 3);
+    let name = |i: usize| listed[i]["snapshot"].as_str().expect("name").to_string();
+    let spec = format!("s3://test/repo@{}", name(2));
+    let dest = t.path().join("from-s3");
+    let out = with_s3(&c, &[os("restore"), os(&spec), dest.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &dest);
+    let one = t.path().join("one-from-s3");
+    let spec0 = format!("s3://test/repo@{}", name(0));
+    let out = with_s3(&c, &[os("restore"), os(&spec0), one.as_os_str(), os("plain.txt")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(std::fs::read(one.join("plain.txt")).expect("read"), b"changed after the first backup\n");
+    let out = with_s3(&c, &[os("diff"), os(&spec0), os(&spec)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("plain.txt"));
+    let out = with_s3(&c, &[os("check"), os("s3://test/repo"), os("--read-data")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What is not built yet says so, and changes nothing.
+    for args in [
+        &["backup", &src.display().to_string(), "s3://test/repo"][..],
+        &["forget", "s3://test/repo", "--keep-last", "1"],
+    ] {
+        let out = with_s3(&c, &args.iter().map(os).collect::<Vec<_>>());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("not built yet"), "{}", stderr(&out));
+    }
+    assert_eq!(copy(&c, &disk_s, "s3://test/repo")["copied"], 0);
+
     // To another place in the cloud, and back to a disk: every snapshot
     // restores exactly, and check reads every file.
     copy(&c, "s3://test/repo", "s3://test/elsewhere");
@@ -111,6 +149,18 @@ fn an_encrypted_repository_copies_as_opaque_objects() {
     let b = pybackup().env("PYBACKUP_CACHE_DIR", t.path().join("cache")).arg("backup").arg(&src).arg(&repo).output();
     assert!(b.expect("runs").status.success());
     copy(&c, &repo.display().to_string(), "s3://test/sealed");
+    // Restored and checked where it is: with the key, and, by whoever
+    // stores it, without.
+    let there = t.path().join("from-s3");
+    let out = with_s3(&c, &[os("restore"), os("s3://test/sealed"), there.as_os_str(), os("-i"), key.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &there);
+    let mut keyless = vec![os("check"), os("s3://test/sealed")];
+    let out = with_s3(&c, &keyless);
+    assert!(out.status.success(), "{}", stderr(&out));
+    keyless.extend([os("-i"), key.as_os_str(), os("--read-data")]);
+    let out = with_s3(&c, &keyless);
+    assert!(out.status.success(), "{}", stderr(&out));
     let back = t.path().join("back");
     copy(&c, "s3://test/sealed", &back.display().to_string());
     let out = pybackup().arg("restore").arg(&back).arg(t.path().join("r")).arg("-i").arg(&key).output().expect("runs");
