@@ -57,6 +57,17 @@ pub fn host_name() -> Vec<u8> {
         .unwrap_or_else(|| b"localhost".to_vec())
 }
 
+/// The checkpoint size of a backup into an object store, unless given.
+pub const REMOTE_CHECKPOINT: u64 = 64 << 20;
+
+/// Where archives bound for an object store are written before they are
+/// uploaded: `$PYBACKUP_STAGING_DIR`, else the system's temporary directory.
+fn staging_dir() -> std::path::PathBuf {
+    std::env::var_os("PYBACKUP_STAGING_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| std::env::temp_dir().join("pybackup-staging"), std::path::PathBuf::from)
+}
+
 /// A record whose lines are relative to its parent's is written when the
 /// parent's chain is shorter than this...
 const MAX_DELTAS: usize = 64;
@@ -209,6 +220,13 @@ impl<'r> Known<'r> {
 pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Observer) -> Result<BackupReport> {
     let repo = Repo::init_keyed(repo, &opts.keys)?;
     let _lock = repo.lock()?;
+    // In an object store, an archive is uploaded whole: smaller ones bound
+    // what a run cut short loses, and keep uploads in bounds (§12).
+    let mut opts = opts.clone();
+    if repo.is_remote() && opts.checkpoint_bytes == BackupOptions::default().checkpoint_bytes {
+        opts.checkpoint_bytes = REMOTE_CHECKPOINT;
+    }
+    let opts = &opts;
     repo.remove_stale();
     let copies_written = repo.ensure_copies(false)?.len() as u64;
     let mut copts = opts.compress.clone();
@@ -460,10 +478,10 @@ impl Run<'_> {
         if self.repo.sealing.is_some() {
             return self.write_sealed(name, &entries, &by_path, (batch, complete), (run_names, pending_names));
         }
-        let out = self.repo.archive_path(name);
         let (src, copts, obs) = (self.src, self.copts.clone(), self.obs);
         let mut copy: Option<Vec<u8>> = None;
-        let written = xtar::write_new_file(&out, false, |file, out| {
+        let staging = staging_dir();
+        let written = self.repo.publish_archive(name, &staging, |file, out| {
             let mut writer = xtar::ArchiveWriter::new(file, out, &xtar::root_label(src, &copts), &copts)?;
             xtar::write_entries(&mut writer, src, &entries, obs)?;
             let text = {
@@ -506,11 +524,15 @@ impl Run<'_> {
         let mut copts = self.copts.clone();
         copts.version = xtar::format::SEALED_VERSION;
         copts.recipients = vec![sealing.keyring.recipient.clone()];
-        copts.spill_dir = Some(self.repo.root().join(crate::repository::ARCHIVES));
-        let out = self.repo.archive_path(name);
+        let staging = staging_dir();
+        copts.spill_dir = Some(if self.repo.is_remote() {
+            staging.clone()
+        } else {
+            self.repo.root().join(crate::repository::ARCHIVES)
+        });
         let (src, obs) = (self.src, self.obs);
         let mut kept: Option<(Vec<u8>, Vec<u8>)> = None;
-        let written = xtar::write_new_file(&out, false, |file, out| {
+        let written = self.repo.publish_archive(name, &staging, |file, out| {
             let spill = copts.spill_dir.clone().unwrap_or_default();
             let mut w = xtar::PackedWriter::new(file, out, &xtar::root_label(src, &copts), &copts, &spill)?;
             xtar::write_entries(&mut w, src, entries, obs)?;

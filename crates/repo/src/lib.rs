@@ -30,6 +30,7 @@ mod backup;
 mod check;
 mod copy;
 mod forget;
+mod lock;
 pub mod record;
 mod repository;
 mod restore;
@@ -41,6 +42,7 @@ pub use backup::{backup, host_name, BackupOptions, BackupReport};
 pub use check::{check, CheckReport};
 pub use copy::{copy, CopyReport};
 pub use forget::{forget, ForgetPlan, Policy};
+pub use lock::Lock;
 pub use record::{Line, Location, Record, Stat, Stats, Status};
 pub use repository::{is_remote, Filter, Repo, SnapshotInfo};
 pub use restore::{restore, snapshot_manifest};
@@ -128,6 +130,14 @@ pub enum Error {
     Locked {
         /// The lock file.
         path: PathBuf,
+    },
+    /// Another run holds a repository in an object store.
+    #[error("{} is locked by another pybackup run: {holder}", repo.display())]
+    LockedRemote {
+        /// The repository.
+        repo: PathBuf,
+        /// Its lock object, host and age.
+        holder: String,
     },
     /// `init` was given a directory that holds other things.
     #[error("{} exists and is neither empty nor a pybackup repository; refusing to use it", path.display())]

@@ -36,7 +36,7 @@ enum Place {
     /// In the directory `root`.
     Local,
     /// In an object store (`s3://…`), listed when opened.
-    Remote { store: std::sync::Arc<dyn store::Store>, sizes: std::collections::BTreeMap<String, u64> },
+    Remote { store: std::sync::Arc<dyn store::Store>, sizes: Mutex<std::collections::BTreeMap<String, u64>> },
 }
 
 /// Whether `location` names an object store rather than a directory.
@@ -137,7 +137,7 @@ impl Repo {
         if !sizes.keys().any(|n| n.starts_with("Archives/")) && !sizes.contains_key(KEYRING) {
             return Err(Error::NotARepo { path: label.to_path_buf() });
         }
-        Repo::with_place(label, Place::Remote { store, sizes }, ids, cache)
+        Repo::with_place(label, Place::Remote { store, sizes: Mutex::new(sizes) }, ids, cache)
     }
 
     fn with_place(root: &Path, place: Place, ids: &[keys::RecoveryKey], cache: Option<PathBuf>) -> Result<Repo> {
@@ -227,7 +227,7 @@ impl Repo {
     fn object_size(&self, rel: &str) -> Option<u64> {
         match &self.place {
             Place::Local => std::fs::metadata(self.root.join(rel)).ok().filter(|m| m.is_file()).map(|m| m.len()),
-            Place::Remote { sizes, .. } => sizes.get(rel).copied(),
+            Place::Remote { sizes, .. } => sizes.lock().ok().and_then(|s| s.get(rel).copied()),
         }
     }
 
@@ -245,10 +245,9 @@ impl Repo {
                 let path = self.archive_path(name);
                 Ok(Box::new(File::open(&path).map_err(io_err(&path))?))
             }
-            Place::Remote { store, sizes } => {
-                let size = sizes
-                    .get(&rel)
-                    .copied()
+            Place::Remote { store, .. } => {
+                let size = self
+                    .object_size(&rel)
                     .ok_or_else(|| io_err(self.archive_path(name))(std::io::ErrorKind::NotFound.into()))?;
                 Ok(Box::new(store::RemoteObject::new(store.clone(), &rel, size)))
             }
@@ -278,9 +277,16 @@ impl Repo {
     /// [`Repo::open_keyed`] takes them.
     pub fn init_keyed(root: &Path, ids: &[keys::RecoveryKey]) -> Result<Repo> {
         if is_remote(root) {
-            let repo = Repo::open_keyed(root, ids, crate::sealed::default_cache_dir())?;
-            repo.local_only("backup")?;
-            return Ok(repo);
+            // A new repository in a store: an empty prefix is one.
+            let url = root.to_str().unwrap_or_default();
+            let store: std::sync::Arc<dyn store::Store> =
+                std::sync::Arc::from(store::open(url).map_err(|e| Error::Store(e.to_string()))?);
+            return match Repo::open_in(store.clone(), root, ids, crate::sealed::default_cache_dir()) {
+                Err(Error::NotARepo { .. }) if store.list("").map_err(|e| Error::Store(e.to_string()))?.is_empty() => {
+                    Repo::with_place(root, Place::Remote { store, sizes: Mutex::default() }, ids, None)
+                }
+                other => other,
+            };
         }
         let archives = root.join(ARCHIVES);
         if !archives.is_dir() {
@@ -299,12 +305,15 @@ impl Repo {
 
     /// Takes the repository's lock, held until the returned file is
     /// dropped (the kernel releases it if the process dies).
-    pub fn lock(&self) -> Result<File> {
+    pub fn lock(&self) -> Result<crate::lock::Lock> {
+        if let Place::Remote { store, .. } = &self.place {
+            return crate::lock::Lock::remote(store.clone(), &self.root);
+        }
         let path = self.root.join(LOCK);
         let f =
             std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
         match f.try_lock() {
-            Ok(()) => Ok(f),
+            Ok(()) => Ok(crate::lock::Lock::Local(f)),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
             Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
         }
@@ -347,9 +356,10 @@ impl Repo {
     /// The names of the regular files in `Archives`.
     fn files(&self) -> Result<Vec<String>> {
         match &self.place {
-            Place::Remote { sizes, .. } => {
-                Ok(sizes.keys().filter_map(|n| n.strip_prefix("Archives/")).map(str::to_string).collect())
-            }
+            Place::Remote { sizes, .. } => Ok(sizes
+                .lock()
+                .map(|s| s.keys().filter_map(|n| n.strip_prefix("Archives/")).map(str::to_string).collect())
+                .unwrap_or_default()),
             Place::Local => {
                 let dir = self.root.join(ARCHIVES);
                 let mut out = Vec::new();
@@ -368,6 +378,11 @@ impl Repo {
     /// (`.NAME.xtar.XXXXXX.partial`, `.NAME.snapshot.XXXXXX.partial`).
     /// Call with the lock held.
     pub fn remove_stale(&self) {
+        if self.is_remote() {
+            // Nothing is published under a temporary name there: an upload
+            // cut short is no object.
+            return;
+        }
         fsutil::remove_matching(&self.root.join(ARCHIVES), |n| {
             fsutil::partial_target(n)
                 .and_then(|t| std::str::from_utf8(t).ok())
@@ -399,7 +414,7 @@ impl Repo {
                 Err(_) => return Ok(()),
             },
         };
-        if std::fs::read(self.copy_path(name)).ok().as_deref() != Some(&stored[..]) {
+        if self.read_object(&copy_rel(name)).ok().as_deref() != Some(&stored[..]) {
             self.write_copy(name, &stored)?;
         }
         Ok(())
@@ -414,13 +429,76 @@ impl Repo {
             return Ok(());
         }
         let text = self.copy_record(name)?;
-        let sealed = std::fs::read(self.copy_path(name)).map_err(io_err(self.copy_path(name)))?;
+        let sealed = self.read_object(&copy_rel(name)).map_err(io_err(self.copy_path(name)))?;
         s.keep(name, &text, &sealed).map_err(io_err(self.copy_path(name)))
     }
 
     /// Writes the copy of a record (atomically, replacing an older copy).
     pub fn write_copy(&self, name: &str, text: &[u8]) -> Result<()> {
-        fsutil::write_bytes(&self.copy_path(name), text, true).map_err(|e| Error::Xtar(e.into()))
+        self.put_object(&copy_rel(name), text)
+    }
+
+    /// Publishes object `rel` whole (write-then-rename on a disk, one PUT
+    /// in a store), replacing what was there.
+    pub(crate) fn put_object(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        match &self.place {
+            Place::Local => fsutil::write_bytes(&self.root.join(rel), bytes, true).map_err(|e| Error::Xtar(e.into())),
+            Place::Remote { store, sizes } => {
+                store.put(rel, bytes).map_err(|e| Error::Store(e.to_string()))?;
+                if let Ok(mut s) = sizes.lock() {
+                    s.insert(rel.to_string(), bytes.len() as u64);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes object `rel` (nothing happens when there is none).
+    pub(crate) fn delete_object(&self, rel: &str) -> Result<()> {
+        match &self.place {
+            Place::Local => match std::fs::remove_file(self.root.join(rel)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(self.root.join(rel))(e)),
+                _ => Ok(()),
+            },
+            Place::Remote { store, sizes } => {
+                store.delete(rel).map_err(|e| Error::Store(e.to_string()))?;
+                if let Ok(mut s) = sizes.lock() {
+                    s.remove(rel);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes a new archive `name` through `write` (given a new, empty
+    /// file and the path it goes by) and publishes it whole: renamed into
+    /// place on a disk; in a store, written to a temporary file in
+    /// `staging`, uploaded (a multipart upload, completed last), removed.
+    pub(crate) fn publish_archive<T>(
+        &self,
+        name: &str,
+        staging: &Path,
+        write: impl FnOnce(&File, &Path) -> xtar::Result<T>,
+    ) -> Result<T> {
+        let out = self.archive_path(name);
+        let Place::Remote { store, sizes } = &self.place else {
+            return Ok(xtar::write_new_file(&out, false, write)?);
+        };
+        std::fs::create_dir_all(staging).map_err(io_err(staging))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.xtar."))
+            .suffix(".upload")
+            .tempfile_in(staging)
+            .map_err(io_err(staging))?;
+        let value = write(tmp.as_file(), &out)?;
+        let mut f = tmp.reopen().map_err(io_err(tmp.path()))?;
+        let len = f.metadata().map_err(io_err(tmp.path()))?.len();
+        let rel = format!("{ARCHIVES}/{name}.xtar");
+        store.put_from(&rel, &mut f, len).map_err(|e| Error::Store(e.to_string()))?;
+        if let Ok(mut s) = sizes.lock() {
+            s.insert(rel, len);
+        }
+        Ok(value)
     }
 
     /// Writes the copy of the record of every complete snapshot that has
@@ -439,14 +517,14 @@ impl Repo {
             None
         } else {
             let names = self.names()?;
-            names.into_iter().rev().find(|n| self.copy_path(n).exists())
+            names.into_iter().rev().find(|n| self.object_size(&copy_rel(n)).is_some())
         };
         let mut written = Vec::new();
         for name in self.archives()? {
             if newest_copy.as_ref().is_some_and(|c| name <= *c) {
                 continue;
             }
-            let copy = std::fs::read(self.copy_path(&name)).ok();
+            let copy = self.read_object(&copy_rel(&name)).ok();
             if copy.is_some() && !all {
                 continue;
             }
@@ -473,13 +551,16 @@ impl Repo {
     fn ensure_sealed_copies(&self, all: bool) -> Result<Vec<String>> {
         let mut written = Vec::new();
         let archives = self.archives()?;
-        let newest_copy = if all { None } else { self.names()?.into_iter().rev().find(|n| self.copy_path(n).exists()) };
+        let newest_copy =
+            if all { None } else { self.names()?.into_iter().rev().find(|n| self.object_size(&copy_rel(n)).is_some()) };
         for name in archives {
-            if newest_copy.as_ref().is_some_and(|c| name <= *c) || (!all && self.copy_path(&name).exists()) {
+            if newest_copy.as_ref().is_some_and(|c| name <= *c)
+                || (!all && self.object_size(&copy_rel(&name)).is_some())
+            {
                 continue;
             }
             let Some(sealed) = self.archive_member(&name, SEALED_RECORD) else { continue };
-            if std::fs::read(self.copy_path(&name)).ok().as_deref() == Some(&sealed[..]) {
+            if self.read_object(&copy_rel(&name)).ok().as_deref() == Some(&sealed[..]) {
                 continue;
             }
             // With the key, a damaged member is not copied over a good copy.
@@ -504,8 +585,8 @@ impl Repo {
         loop {
             let name = time_name(t);
             if newest.as_ref().is_none_or(|n| name > *n)
-                && !self.archive_path(&name).exists()
-                && !self.copy_path(&name).exists()
+                && !self.archive_exists(&name)
+                && self.object_size(&copy_rel(&name)).is_none()
             {
                 return Ok(name);
             }
@@ -795,15 +876,9 @@ impl Repo {
 
     /// Points `Latest` at `name` (written atomically).
     pub fn set_latest(&self, name: Option<&str>) -> Result<()> {
-        let path = self.root.join(LATEST);
         match name {
-            None => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(e)),
-                _ => Ok(()),
-            },
-            Some(name) => {
-                fsutil::write_bytes(&path, format!("{name}\n").as_bytes(), true).map_err(|e| Error::Xtar(e.into()))
-            }
+            None => self.delete_object(LATEST),
+            Some(name) => self.put_object(LATEST, format!("{name}\n").as_bytes()),
         }
     }
 }

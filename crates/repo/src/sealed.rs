@@ -135,6 +135,14 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// Makes a new encrypted repository at `root` (absent or an empty
 /// directory) with `keyring`.
 pub fn init_encrypted(root: &Path, keyring: &keys::Keyring) -> Result<()> {
+    if crate::is_remote(root) {
+        let url = root.to_str().unwrap_or_default();
+        let store = store::open(url).map_err(|e| Error::Store(e.to_string()))?;
+        if !store.list("").map_err(|e| Error::Store(e.to_string()))?.is_empty() {
+            return Err(Error::NotEmpty { path: root.to_path_buf() });
+        }
+        return store.put(KEYRING, keyring.to_text().as_bytes()).map_err(|e| Error::Store(e.to_string()));
+    }
     if root.exists() && std::fs::read_dir(root).map_err(io_err(root))?.next().is_some() {
         return Err(Error::NotEmpty { path: root.to_path_buf() });
     }

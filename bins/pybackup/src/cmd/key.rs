@@ -247,7 +247,9 @@ pub fn init(a: &InitArgs) -> anyhow::Result<ExitCode> {
         return Ok(code(true));
     }
     anyhow::ensure!(
-        !a.repo.exists() || std::fs::read_dir(&a.repo).map(|mut d| d.next().is_none()).unwrap_or(false),
+        repo::is_remote(&a.repo)
+            || !a.repo.exists()
+            || std::fs::read_dir(&a.repo).map(|mut d| d.next().is_none()).unwrap_or(false),
         "`{}` exists and is not empty; an encrypted repository starts empty",
         a.repo.display()
     );

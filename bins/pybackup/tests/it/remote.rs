@@ -84,14 +84,9 @@ fn disk_to_cloud_and_back(start: fn(&Path) -> (Server, S3Config)) {
     let out = with_s3(&c, &[os("check"), os("s3://test/repo"), os("--read-data")]);
     assert!(out.status.success(), "{}", stderr(&out));
     // What is not built yet says so, and changes nothing.
-    for args in [
-        &["backup", &src.display().to_string(), "s3://test/repo"][..],
-        &["forget", "s3://test/repo", "--keep-last", "1"],
-    ] {
-        let out = with_s3(&c, &args.iter().map(os).collect::<Vec<_>>());
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("not built yet"), "{}", stderr(&out));
-    }
+    let out = with_s3(&c, &[os("forget"), os("s3://test/repo"), os("--keep-last"), os("1")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not built yet"), "{}", stderr(&out));
     assert_eq!(copy(&c, &disk_s, "s3://test/repo")["copied"], 0);
 
     // To another place in the cloud, and back to a disk: every snapshot
@@ -161,6 +156,32 @@ fn an_encrypted_repository_copies_as_opaque_objects() {
     keyless.extend([os("-i"), key.as_os_str(), os("--read-data")]);
     let out = with_s3(&c, &keyless);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Made in the store, backed up into it with no key (the second run
+    // from this machine's cache), restored with the key.
+    let key2 = t.path().join("rec2.key");
+    let out =
+        with_s3(&c, &[os("init"), os("s3://test/sealed2"), os("--encrypt"), os("--recovery-key"), key2.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cache = t.path().join("cache2");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let mut cmd = pybackup();
+        for (k, v) in store::testing::env(&c) {
+            cmd.env(k, v);
+        }
+        cmd.env("PYBACKUP_CACHE_DIR", &cache).args(args).output().expect("runs")
+    };
+    for round in 0..2 {
+        let out = run(&[os("backup"), src.as_os_str(), os("s3://test/sealed2"), os("--json")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(round == 1, count(&v, "stored") == 0, "round {round}: {v}");
+    }
+    let there2 = t.path().join("from-s3-2");
+    let out = run(&[os("restore"), os("s3://test/sealed2"), there2.as_os_str(), os("-i"), key2.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &there2);
+    let out = run(&[os("check"), os("s3://test/sealed2")]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let back = t.path().join("back");
     copy(&c, "s3://test/sealed", &back.display().to_string());
     let out = pybackup().arg("restore").arg(&back).arg(t.path().join("r")).arg("-i").arg(&key).output().expect("runs");
@@ -176,4 +197,66 @@ fn a_url_with_credentials_is_refused_and_not_printed() {
     let e = stderr(&out);
     assert!(e.contains("credentials and endpoints come from the environment"), "{e}");
     assert!(!e.contains("sekrit"), "{e}");
+}
+
+/// `pybackup backup SRC s3://… --json`, which must succeed: its summary.
+fn backup_s3(c: &S3Config, src: &Path, url: &str) -> serde_json::Value {
+    let out = with_s3(c, &[os("backup"), src.as_os_str(), os(url), os("--json")]);
+    assert!(out.status.success(), "backup into {url}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn backs_up_into_the_store(start: fn(&Path) -> (Server, S3Config)) {
+    let t = tempfile::tempdir().expect("tmp");
+    let (_server, c) = start(&t.path().join("server"));
+    let src = t.path().join("src");
+    crate::fidelity::rich_tree(&src);
+    let first = backup_s3(&c, &src, "s3://test/direct");
+    assert!(count(&first, "stored") > 10, "{first}");
+    let unchanged = backup_s3(&c, &src, "s3://test/direct");
+    assert_eq!(count(&unchanged, "stored"), 0, "{unchanged}");
+    assert_eq!(count(&unchanged, "hashed"), 0, "an unchanged run reads no file: {unchanged}");
+    write(&src, b"plain.txt", b"changed in the third run\n");
+    let third = backup_s3(&c, &src, "s3://test/direct");
+    assert_eq!(count(&third, "stored"), 1, "{third}");
+    let dest = t.path().join("restored");
+    let out = with_s3(&c, &[os("restore"), os("s3://test/direct"), dest.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &dest);
+    let out = with_s3(&c, &[os("check"), os("s3://test/direct"), os("--read-data")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The same repository, copied to a disk, is an ordinary one.
+    let disk = t.path().join("disk");
+    copy(&c, "s3://test/direct", &disk.display().to_string());
+    assert_eq!(snapshots(&disk, &[]).len(), 3);
+    let c2 = check(&disk, true);
+    assert!(c2.status.success(), "{}", stderr(&c2));
+
+    // A lock object of a live run stops a second run, naming it; one whose
+    // run died (not refreshed for long) is broken.
+    let secret = store::testing::env(&c).into_iter().find(|(k, _)| *k == "AWS_SECRET_ACCESS_KEY").expect("secret").1;
+    let s3 =
+        store::S3::new(S3Config::new("test", "direct", c.endpoint.as_deref(), &c.region, &c.access_key_id, &secret))
+            .expect("store");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    use store::Store;
+    let lock = |t: u64| format!("pybackup lock\nhost elsewhere\npid 1\ntime {t}\n").into_bytes();
+    s3.put("locks/other-run", &lock(now)).expect("put");
+    let out = with_s3(&c, &[os("backup"), src.as_os_str(), os("s3://test/direct")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(e.contains("locked by another pybackup run") && e.contains("elsewhere"), "{e}");
+    s3.put("locks/other-run", &lock(now - 3600)).expect("put");
+    backup_s3(&c, &src, "s3://test/direct");
+    assert!(s3.list("locks/").expect("list").is_empty(), "locks left behind");
+}
+
+#[test]
+fn backups_go_straight_into_garage() {
+    backs_up_into_the_store(garage);
+}
+
+#[test]
+fn backups_go_straight_into_rclone_s3() {
+    backs_up_into_the_store(rclone);
 }
