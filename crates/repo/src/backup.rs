@@ -218,8 +218,10 @@ impl<'r> Known<'r> {
 
 /// Backs up `src` into the repository at `repo` (created if needed).
 pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Observer) -> Result<BackupReport> {
-    let repo = Repo::init_keyed(repo, &opts.keys)?;
+    let mut repo = Repo::init_keyed(repo, &opts.keys)?;
     let _lock = repo.lock()?;
+    repo.ensure_identity()?;
+    let repo = repo;
     // In an object store, an archive is uploaded whole: smaller ones bound
     // what a run cut short loses, and keep uploads in bounds (§12).
     let mut opts = opts.clone();
@@ -500,6 +502,7 @@ impl Run<'_> {
         // either leaves it (and every snapshot listed relative to it).
         if let Some(text) = copy {
             self.repo.write_copy(name, &text)?;
+            self.repo.keep_record(name, &text);
         }
         Ok(written)
     }

@@ -28,7 +28,7 @@ pub struct CopyReport {
 /// Whether `name` is an object of a repository: its archives and record
 /// copies, its keyring, `Latest` (not the lock, not temporaries).
 fn is_repo_object(name: &str) -> bool {
-    if name == crate::repository::LATEST || name == crate::sealed::KEYRING {
+    if name == crate::repository::LATEST || name == crate::sealed::KEYRING || name == crate::repository::ID {
         return true;
     }
     let Some(file) = name.strip_prefix("Archives/") else { return false };

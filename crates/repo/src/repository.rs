@@ -14,6 +14,8 @@ use crate::{io_err, Error, Result};
 pub const ARCHIVES: &str = "Archives";
 /// The file naming the newest complete snapshot.
 pub const LATEST: &str = "Latest";
+/// The object holding the repository's identity (§12.1).
+pub const ID: &str = "id";
 const LOCK: &str = "lock";
 /// The suffix of the copy of a snapshot's record beside its archive.
 pub const COPY_SUFFIX: &str = ".snapshot";
@@ -29,6 +31,9 @@ pub struct Repo {
     pub(crate) sealing: Option<Sealing>,
     /// Where its objects are: a directory, or an object store.
     place: Place,
+    /// In an object store, where this machine keeps the texts of the
+    /// records it read or wrote (§12.1), under the repository's identity.
+    record_cache: Option<PathBuf>,
 }
 
 /// Where a repository's objects are.
@@ -147,11 +152,58 @@ impl Repo {
             raw: Mutex::new(HashMap::new()),
             sealing: None,
             place,
+            record_cache: None,
         };
         if let Some(text) = repo.keyring_text()? {
-            repo.sealing = Some(Sealing::new(root, &text, ids, cache)?);
+            repo.sealing = Some(Sealing::new(root, &text, ids, cache.clone())?);
+        } else if repo.is_remote() {
+            repo.record_cache = match (repo.identity(), cache) {
+                (Some(id), Some(dir)) => Some(dir.join(id)),
+                _ => None,
+            };
         }
         Ok(repo)
+    }
+
+    /// The repository's identity (§12.1): the object `id` (32 hex digits),
+    /// if it has one.
+    pub fn identity(&self) -> Option<String> {
+        let id = self.read_object(ID).ok()?;
+        let id = String::from_utf8_lossy(&id).trim().to_string();
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+    }
+
+    /// Gives the repository an identity if it has none (a new one, or one
+    /// made by an older pybackup): 16 random bytes in hex.
+    pub(crate) fn ensure_identity(&mut self) -> Result<()> {
+        if self.sealing.is_some() {
+            return Ok(());
+        }
+        let id = match self.identity() {
+            Some(id) => id,
+            None => {
+                let mut b = [0u8; 16];
+                getrandom::fill(&mut b)
+                    .map_err(|e| Error::Store(format!("no randomness for the repository's identity: {e}")))?;
+                let id = hex::encode(b);
+                self.put_object(ID, format!("{id}\n").as_bytes())?;
+                id
+            }
+        };
+        if self.is_remote() && self.record_cache.is_none() {
+            self.record_cache = crate::sealed::default_cache_dir().map(|d| d.join(id));
+        }
+        Ok(())
+    }
+
+    /// Keeps the text of a record this run wrote in this machine's cache
+    /// (a repository in an object store, §12.1); a cache that cannot be
+    /// written costs the next run one download.
+    pub(crate) fn keep_record(&self, name: &str, text: &[u8]) {
+        if let Some(dir) = &self.record_cache {
+            let _ = std::fs::create_dir_all(dir);
+            let _ = fsutil::write_bytes(&dir.join(format!("{name}{COPY_SUFFIX}")), text, true);
+        }
     }
 
     /// Whether the repository is encrypted.
@@ -664,11 +716,22 @@ impl Repo {
     /// The record of an unencrypted repository's archive: its own, or its
     /// copy when that cannot be read.
     fn plain_raw(&self, name: &str) -> Result<Vec<u8>> {
-        // In an object store, the copy first: one small read instead of
-        // the archive's tail (they hold the same bytes, §2.2).
+        // In an object store: this machine's cached text first (§12.1),
+        // then the copy: one small read instead of the archive's tail
+        // (they hold the same bytes, §2.2).
         if self.is_remote() {
+            let cached = self.record_cache.as_ref().map(|d| d.join(format!("{name}{COPY_SUFFIX}")));
+            if let Some(text) = cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
+                if Record::verify(&text, name).is_ok() {
+                    return Ok(text);
+                }
+            }
             if let Ok(copy) = self.read_object(&copy_rel(name)) {
                 if Record::verify(&copy, name).is_ok() {
+                    if let Some(p) = &cached {
+                        let _ = p.parent().map(std::fs::create_dir_all);
+                        let _ = fsutil::write_bytes(p, &copy, true);
+                    }
                     return Ok(copy);
                 }
             }
