@@ -680,8 +680,13 @@ pub struct CheckArgs {
     /// The repository.
     pub repo: PathBuf,
     /// Also decompress every stored file and check its SHA-256.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "read_data_subset")]
     pub read_data: bool,
+    /// Read a part of the archives whole: `K/N` (part K of N: parts 1/N to
+    /// N/N together read every archive once, so a full check can be spread
+    /// over N days) or `P%` (a random P percent).
+    #[arg(long, value_name = "K/N|P%", value_parser = repo::ReadData::parse_subset)]
+    pub read_data_subset: Option<repo::ReadData>,
     #[command(flatten)]
     pub open: OpenArgs,
 }

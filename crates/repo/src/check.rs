@@ -18,6 +18,9 @@ pub struct CheckReport {
     pub snapshots: u64,
     /// Archives in the repository.
     pub archives: u64,
+    /// Archives read whole (decompressed and hashed; without a key, their
+    /// bytes checked against their CRC-32s).
+    pub read: u64,
     /// Distinct members referred to, each found (and with `read_data`,
     /// decompressed and hashed) once.
     pub members: u64,
@@ -55,15 +58,100 @@ impl xtar::Observer for Collect<'_> {
 /// they refer to is where they say; with `read_data`, also decompresses
 /// every referred member and checks its CRC-32, size and SHA-256.
 pub fn check(repo: &Path, read_data: bool, keys: &xtar::Keys, obs: &dyn xtar::Observer) -> Result<CheckReport> {
+    let read = if read_data { ReadData::All } else { ReadData::None };
+    check_reading(repo, read, keys, obs)
+}
+
+/// Which archives `check` reads whole (downloads, in an object store):
+/// a user spreads a full check over days with a part each day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadData {
+    /// None: records and where each file is only.
+    None,
+    /// Every archive.
+    All,
+    /// Part `k` of `n` (1-based): the archives whose place in the sorted
+    /// list of all, counted from 0, is `k - 1` modulo `n`. Parts 1 to `n`
+    /// together read every archive once.
+    Part {
+        /// Which part.
+        k: u32,
+        /// Of how many.
+        n: u32,
+    },
+    /// A random choice of this many per thousand of the archives (at
+    /// least one when there is any).
+    Permille(u32),
+}
+
+impl ReadData {
+    /// Parses `1/5` or `10%` (as `--read-data-subset` takes them).
+    pub fn parse_subset(s: &str) -> std::result::Result<ReadData, String> {
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| format!("`{s}`: expected a percentage such as 10%"))?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(format!("`{s}`: a percentage above 0 and at most 100"));
+            }
+            return Ok(ReadData::Permille((v * 10.0).round().max(1.0) as u32));
+        }
+        let (k, n) =
+            s.split_once('/').ok_or_else(|| format!("`{s}`: expected K/N (such as 1/5) or P% (such as 10%)"))?;
+        let (k, n): (u32, u32) = (
+            k.trim().parse().map_err(|_| format!("`{s}`: bad part number"))?,
+            n.trim().parse().map_err(|_| format!("`{s}`: bad number of parts"))?,
+        );
+        if n == 0 || k == 0 || k > n {
+            return Err(format!("`{s}`: K/N needs 1 <= K <= N"));
+        }
+        Ok(ReadData::Part { k, n })
+    }
+
+    /// The archives of `all` (sorted) to read whole.
+    fn choose(self, all: &[String]) -> BTreeSet<String> {
+        match self {
+            ReadData::None => BTreeSet::new(),
+            ReadData::All => all.iter().cloned().collect(),
+            ReadData::Part { k, n } => all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i as u64 % u64::from(n) == u64::from(k - 1))
+                .map(|(_, a)| a.clone())
+                .collect(),
+            ReadData::Permille(p) => {
+                let want = ((all.len() as u64 * u64::from(p)).div_ceil(1000) as usize)
+                    .min(all.len())
+                    .max(usize::from(!all.is_empty()));
+                // A different choice each run: a time-seeded shuffle.
+                let mut seed = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+                    | 1;
+                let mut order: Vec<&String> = all.iter().collect();
+                for i in (1..order.len()).rev() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    order.swap(i, (seed % (i as u64 + 1)) as usize);
+                }
+                order.into_iter().take(want).cloned().collect()
+            }
+        }
+    }
+}
+
+/// [`check`], reading the archives `read` chooses whole.
+pub fn check_reading(repo: &Path, read: ReadData, keys: &xtar::Keys, obs: &dyn xtar::Observer) -> Result<CheckReport> {
     let repo = Repo::open_keyed(repo, keys, crate::default_cache_dir())?;
     if repo.is_encrypted() && repo.master_key().is_none() {
-        return check_without_key(&repo, obs);
+        return check_without_key(&repo, read, obs);
     }
     let mut report = CheckReport::default();
     // (archive, member) → the line that refers to it first, and who does.
     let mut refs: BTreeMap<(String, Vec<u8>), (Line, String)> = BTreeMap::new();
     let archives = repo.archives()?;
     report.archives = archives.len() as u64;
+    let to_read = read.choose(&archives);
+    report.read = to_read.len() as u64;
     for name in &repo.names()? {
         let rec = match repo.record(name) {
             Ok(r) => r,
@@ -106,7 +194,7 @@ pub fn check(repo: &Path, read_data: bool, keys: &xtar::Keys, obs: &dyn xtar::Ob
             }
             continue;
         }
-        if read_data {
+        if to_read.contains(&archive) {
             // Each member once, under its own name, against its SHA-256.
             let lines: Vec<Line> = members
                 .iter()
@@ -183,14 +271,24 @@ fn redundancy(repo: &Repo, name: &str, problems: &mut Vec<String>) {
 /// CRC-32; every record's copy is the archive's sealed record byte for
 /// byte; every complete snapshot this machine's cache holds can be listed
 /// and every file it lists is in an archive that exists.
-fn check_without_key(repo: &Repo, obs: &dyn xtar::Observer) -> Result<CheckReport> {
+fn check_without_key(repo: &Repo, read: ReadData, obs: &dyn xtar::Observer) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let archives = repo.archives()?;
     report.archives = archives.len() as u64;
+    // Without a key, checking is reading: `None` reads every archive (as
+    // it always did); a subset reads that subset.
+    let to_read = match read {
+        ReadData::None | ReadData::All => ReadData::All.choose(&archives),
+        part => part.choose(&archives),
+    };
+    report.read = to_read.len() as u64;
     let sizes: Vec<u64> =
         archives.iter().map(|a| repo.open_archive(a).map(|f| f.size().unwrap_or(0)).unwrap_or(0)).collect();
     obs.start(sizes.iter().sum());
     for (name, size) in archives.iter().zip(sizes) {
+        if !to_read.contains(name) {
+            continue;
+        }
         let path = repo.archive_path(name);
         let checked = repo.open_archive(name).and_then(|f| Ok(xtar::check_without_key_in(f.as_ref(), &path)?));
         match checked {

@@ -39,7 +39,7 @@ mod sealed;
 use std::path::PathBuf;
 
 pub use backup::{backup, host_name, BackupOptions, BackupReport};
-pub use check::{check, CheckReport};
+pub use check::{check, check_reading, CheckReport, ReadData};
 pub use copy::{copy, CopyReport};
 pub use forget::{forget, ForgetPlan, Policy};
 pub use lock::Lock;

@@ -7,7 +7,12 @@ use crate::ui::Ui;
 
 pub fn run(a: &CheckArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let keys = crate::cmd::key::open_keys(&a.open)?;
-    let r = repo::check(&a.repo, a.read_data, &keys, ui)?;
+    let read = match (a.read_data, a.read_data_subset) {
+        (_, Some(part)) => part,
+        (true, None) => repo::ReadData::All,
+        (false, None) => repo::ReadData::None,
+    };
+    let r = repo::check_reading(&a.repo, read, &keys, ui)?;
     for p in &r.problems {
         eprintln!("pybackup: {p}");
     }
@@ -17,7 +22,11 @@ pub fn run(a: &CheckArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             r.snapshots,
             r.archives,
             r.members,
-            if a.read_data { "read and hashed" } else { "located" },
+            if r.read > 0 {
+                format!("located, those of {} archive(s) read and hashed", r.read)
+            } else {
+                "located".into()
+            },
             if r.is_clean() { "no problems".to_string() } else { format!("{} problems", r.problems.len()) }
         ));
     }

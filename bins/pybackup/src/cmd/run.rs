@@ -81,7 +81,8 @@ fn run_job(job: &jobs::Job, a: &RunArgs, runs: u64, threads: usize, g: &Global) 
         let c = CheckArgs {
             repo: expand(std::path::Path::new(&job.repository)),
             read_data: false,
-            open: OpenArgs::default(),
+            read_data_subset: None,
+            open: job_keys(job),
         };
         let r = crate::cmd::check::run(&c, &Ui::new(g.quiet, true, "check"))
             .map_err(|e| format!("check of `{}`: {e:#}", c.repo.display()))?;

@@ -352,3 +352,45 @@ fn a_backup_killed_at_any_moment_leaves_a_consistent_repository_and_resumes() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
+
+#[test]
+fn check_spreads_a_full_read_over_parts() {
+    let t = tempfile::tempdir().expect("tmp");
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    for i in 0..5u64 {
+        write(&src, format!("f{i}.bin").as_bytes(), &noise(50_000, 2 * i + 1));
+        backup(&src, &repo, &[]);
+    }
+    let archives = xtars(&repo);
+    assert_eq!(archives.len(), 5);
+    let read_of = |arg: &str| {
+        let out = pybackup().arg("check").arg(&repo).args(["--read-data-subset", arg]).output().expect("runs");
+        let e = stderr(&out);
+        let n: u64 = e
+            .split("those of ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{arg}: {e}"));
+        (out.status.code(), n)
+    };
+    // Five parts read every archive once.
+    let parts: Vec<(Option<i32>, u64)> = (1..=5).map(|k| read_of(&format!("{k}/5"))).collect();
+    assert!(parts.iter().all(|(c, n)| *c == Some(0) && *n == 1), "{parts:?}");
+    assert_eq!(read_of("10%"), (Some(0), 1));
+    assert_eq!(read_of("100%"), (Some(0), 5));
+    // A flipped byte in the data of the third archive: the part that
+    // reads it finds it, the others do not read it.
+    let victim = &archives[2];
+    let mut bytes = std::fs::read(victim).expect("read");
+    let at = bytes.windows(4).position(|w| w == b"PK\x03\x04").expect("a zip entry") + 200;
+    bytes[at] ^= 0x55;
+    std::fs::write(victim, &bytes).expect("write");
+    let codes: Vec<Option<i32>> = (1..=5).map(|k| read_of(&format!("{k}/5")).0).collect();
+    assert_eq!(codes.iter().filter(|c| **c == Some(1)).count(), 1, "{codes:?}");
+    assert_eq!(codes[2], Some(1), "part 3 reads the third archive: {codes:?}");
+    for bad in ["0/5", "6/5", "1/0", "0%", "101%", "half"] {
+        let out = pybackup().arg("check").arg(&repo).args(["--read-data-subset", bad]).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
+}
