@@ -260,3 +260,71 @@ fn backups_go_straight_into_garage() {
 fn backups_go_straight_into_rclone_s3() {
     backs_up_into_the_store(rclone);
 }
+
+#[test]
+fn a_backup_into_garage_killed_mid_way_resumes_and_sends_only_what_is_missing() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    use store::Store;
+    let t = tempfile::tempdir().expect("tmp");
+    let (_server, c) = garage(&t.path().join("server"));
+    let src = t.path().join("src");
+    for i in 0..40u64 {
+        let text: Vec<u8> =
+            noise(400_000, 2 * i + 1).iter().map(|b| if b % 7 == 0 { b' ' } else { b'a' + b % 16 }).collect();
+        write(&src, format!("d{}/f{i}.txt", i % 5).as_bytes(), &text);
+    }
+    let secret = store::testing::env(&c).into_iter().find(|(k, _)| *k == "AWS_SECRET_ACCESS_KEY").expect("secret").1;
+    let s3 =
+        store::S3::new(S3Config::new("test", "killed", c.endpoint.as_deref(), &c.region, &c.access_key_id, &secret))
+            .expect("store");
+    let archives = |s3: &store::S3| -> Vec<store::Object> {
+        s3.list("Archives/").unwrap_or_default().into_iter().filter(|o| o.name.ends_with(".xtar")).collect()
+    };
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("pybackup"));
+    for (k, v) in store::testing::env(&c) {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .args(["-q", "-j2", "backup"])
+        .arg(&src)
+        .args(["s3://test/killed", "--checkpoint", "1M", "-9"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let killed = loop {
+        if child.try_wait().expect("wait").is_some() {
+            break false;
+        }
+        if archives(&s3).len() >= 3 || Instant::now() > give_up {
+            let _ = child.kill();
+            let _ = child.wait();
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(killed, "the run was killed mid-way");
+    let before: Vec<store::Object> = archives(&s3);
+    let sent_before: u64 = before.iter().map(|o| o.size).sum();
+    // The killed run's lock object is still there: the next run breaks it
+    // only when it is stale. Rewrite it as stale (a run that died minutes
+    // ago), as time would.
+    for o in s3.list("locks/").expect("list") {
+        s3.put(&o.name, b"pybackup lock\nhost killed\npid 1\ntime 0\n").expect("put");
+    }
+    let v = backup_s3(&c, &src, "s3://test/killed");
+    assert!(count(&v, "resumed") > 0, "what the killed run uploaded is reused: {v}");
+    let total: u64 = archives(&s3).iter().map(|o| o.size).sum();
+    let largest = archives(&s3).iter().map(|o| o.size).max().unwrap_or(0);
+    let sent_after = count(&v, "bytes_written");
+    assert!(
+        sent_before + sent_after <= total + largest,
+        "sent {sent_before} + {sent_after} for {total} bytes of archives (largest {largest})"
+    );
+    let dest = t.path().join("restored");
+    let out = with_s3(&c, &[os("restore"), os("s3://test/killed"), dest.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &dest);
+}
