@@ -29,7 +29,7 @@ fn wait_for(port: u16, child: &mut Child, what: &str) {
 }
 
 /// A server process, killed when dropped.
-pub struct Server(Child);
+pub struct Server(pub Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -55,38 +55,59 @@ fn run(cmd: &mut Command) -> String {
 
 /// A one-node Garage cluster with a bucket `test` and a key for it.
 pub fn garage(dir: &Path) -> (Server, S3Config) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    let (rpc, s3) = (free_port(), free_port());
+    let (mut servers, config) = garage_cluster(dir, 1);
+    (servers.remove(0), config)
+}
+
+/// A Garage cluster of `nodes` nodes on 127.0.0.1, each in a zone of its
+/// own, with replication factor `nodes`, a bucket `test` and a key for it;
+/// the S3 endpoint is node 0's. The servers, in node order.
+pub fn garage_cluster(dir: &Path, nodes: usize) -> (Vec<Server>, S3Config) {
     let secret: String = (0..32).map(|i| format!("{:02x}", (i * 37 + 11) as u8)).collect();
-    let cfg = dir.join("garage.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\nreplication_factor = 1\n\
-             rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
-             [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\nroot_domain = \".s3.garage.localhost\"\n",
-            d = dir.display()
-        ),
-    )
-    .expect("config");
     let garage = tool("garage");
-    let child = Command::new(&garage)
-        .arg("-c")
-        .arg(&cfg)
-        .arg("server")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {garage}: {e} (.ci/run builds it with cargo install garage)"));
-    let mut server = Server(child);
-    wait_for(rpc, &mut server.0, "garage");
-    let g = |args: &[&str]| run(Command::new(&garage).arg("-c").arg(&cfg).args(args));
-    let id = g(&["node", "id", "-q"]);
-    let id = id.trim().split('@').next().expect("node id").to_string();
-    g(&["layout", "assign", "-z", "dc1", "-c", "1G", &id]);
-    g(&["layout", "apply", "--version", "1"]);
-    g(&["bucket", "create", "test"]);
-    let key = g(&["key", "create", "test-key"]);
+    let mut servers = Vec::new();
+    let mut nodes_at = Vec::new();
+    for n in 0..nodes {
+        let d = dir.join(format!("node{n}"));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        let (rpc, s3) = (free_port(), free_port());
+        let cfg = d.join("garage.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\nreplication_factor = {nodes}\n\
+                 rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\nroot_domain = \".s3.garage.localhost\"\n",
+                d = d.display()
+            ),
+        )
+        .expect("config");
+        let child = Command::new(&garage)
+            .arg("-c")
+            .arg(&cfg)
+            .arg("server")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {garage}: {e} (.ci/run builds it with cargo install garage)"));
+        let mut server = Server(child);
+        wait_for(rpc, &mut server.0, "garage");
+        servers.push(server);
+        nodes_at.push((cfg, rpc, s3));
+    }
+    let g = |n: usize, args: &[&str]| run(Command::new(&garage).arg("-c").arg(&nodes_at[n].0).args(args));
+    let ids: Vec<String> = (0..nodes)
+        .map(|n| g(n, &["node", "id", "-q"]).trim().split('@').next().expect("node id").to_string())
+        .collect();
+    for (n, id) in ids.iter().enumerate().skip(1) {
+        g(0, &["node", "connect", &format!("{id}@127.0.0.1:{}", nodes_at[n].1)]);
+    }
+    for (n, id) in ids.iter().enumerate() {
+        g(0, &["layout", "assign", "-z", &format!("dc{n}"), "-c", "1G", id]);
+    }
+    g(0, &["layout", "apply", "--version", "1"]);
+    g(0, &["bucket", "create", "test"]);
+    let key = g(0, &["key", "create", "test-key"]);
     let field = |name: &str| {
         key.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -94,10 +115,11 @@ pub fn garage(dir: &Path) -> (Server, S3Config) {
             .unwrap_or_else(|| panic!("no `{name}` in {key}"))
     };
     let (key_id, key_secret) = (field("Key ID:"), field("Secret key:"));
-    g(&["bucket", "allow", "--read", "--write", "--owner", "test", "--key", "test-key"]);
-    wait_for(s3, &mut server.0, "garage's S3 API");
+    g(0, &["bucket", "allow", "--read", "--write", "--owner", "test", "--key", "test-key"]);
+    let s3 = nodes_at[0].2;
+    wait_for(s3, &mut servers[0].0, "garage's S3 API");
     let endpoint = format!("http://127.0.0.1:{s3}");
-    (server, S3Config::new("test", "repo", Some(&endpoint), "garage", &key_id, &key_secret))
+    (servers, S3Config::new("test", "repo", Some(&endpoint), "garage", &key_id, &key_secret))
 }
 
 /// `rclone serve s3` over a local directory, with a bucket `test`.

@@ -41,3 +41,12 @@ fn wrong_keys_give_a_clear_error_without_the_secret() {
     assert!(!format!("{e:?}").contains("not-the-secret-xyz"));
     assert!(!format!("{:?}", S3Config::new("b", "p", None, "r", "id", "sekrit")).contains("sekrit"));
 }
+
+/// A three-node Garage cluster with replication factor 3 conforms too.
+#[test]
+fn a_three_node_garage_cluster_conforms() {
+    let t = tempfile::tempdir().expect("tmp");
+    let (_servers, config) = store::testing::garage_cluster(t.path(), 3);
+    let s3 = S3::new(config).expect("store");
+    store::conformance::run(&s3, "conformance").unwrap_or_else(|e| panic!("{e}"));
+}

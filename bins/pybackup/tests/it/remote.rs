@@ -234,10 +234,7 @@ fn backs_up_into_the_store(start: fn(&Path) -> (Server, S3Config)) {
 
     // A lock object of a live run stops a second run, naming it; one whose
     // run died (not refreshed for long) is broken.
-    let secret = store::testing::env(&c).into_iter().find(|(k, _)| *k == "AWS_SECRET_ACCESS_KEY").expect("secret").1;
-    let s3 =
-        store::S3::new(S3Config::new("test", "direct", c.endpoint.as_deref(), &c.region, &c.access_key_id, &secret))
-            .expect("store");
+    let s3 = store_at(&c, "direct");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     use store::Store;
     let lock = |t: u64| format!("pybackup lock\nhost elsewhere\npid 1\ntime {t}\n").into_bytes();
@@ -269,30 +266,12 @@ fn a_backup_into_garage_killed_mid_way_resumes_and_sends_only_what_is_missing() 
     let t = tempfile::tempdir().expect("tmp");
     let (_server, c) = garage(&t.path().join("server"));
     let src = t.path().join("src");
-    for i in 0..40u64 {
-        let text: Vec<u8> =
-            noise(400_000, 2 * i + 1).iter().map(|b| if b % 7 == 0 { b' ' } else { b'a' + b % 16 }).collect();
-        write(&src, format!("d{}/f{i}.txt", i % 5).as_bytes(), &text);
-    }
-    let secret = store::testing::env(&c).into_iter().find(|(k, _)| *k == "AWS_SECRET_ACCESS_KEY").expect("secret").1;
-    let s3 =
-        store::S3::new(S3Config::new("test", "killed", c.endpoint.as_deref(), &c.region, &c.access_key_id, &secret))
-            .expect("store");
+    text_tree(&src);
+    let s3 = store_at(&c, "killed");
     let archives = |s3: &store::S3| -> Vec<store::Object> {
         s3.list("Archives/").unwrap_or_default().into_iter().filter(|o| o.name.ends_with(".xtar")).collect()
     };
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("pybackup"));
-    for (k, v) in store::testing::env(&c) {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .args(["-q", "-j2", "backup"])
-        .arg(&src)
-        .args(["s3://test/killed", "--checkpoint", "1M", "-9"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_backup(&c, &src, "s3://test/killed", Stdio::null());
     let give_up = Instant::now() + Duration::from_secs(120);
     let killed = loop {
         if child.try_wait().expect("wait").is_some() {
@@ -327,4 +306,68 @@ fn a_backup_into_garage_killed_mid_way_resumes_and_sends_only_what_is_missing() 
     let out = with_s3(&c, &[os("restore"), os("s3://test/killed"), dest.as_os_str()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same_tree(&src, &dest);
+}
+
+#[test]
+fn a_backup_into_a_three_node_garage_cluster_completes_with_a_node_stopped_mid_way() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    use store::Store;
+    let t = tempfile::tempdir().expect("tmp");
+    let (mut servers, c) = store::testing::garage_cluster(&t.path().join("cluster"), 3);
+    let src = t.path().join("src");
+    text_tree(&src);
+    let s3 = store_at(&c, "ha");
+    let child = spawn_backup(&c, &src, "s3://test/ha", Stdio::piped());
+    // Node 2 stops once the first archive is in.
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while s3.list("Archives/").unwrap_or_default().iter().all(|o| !o.name.ends_with(".xtar")) {
+        assert!(Instant::now() < give_up, "no archive appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let node = servers.remove(2);
+    drop(node);
+    let count_archives = || s3.list("Archives/").expect("list").iter().filter(|o| o.name.ends_with(".xtar")).count();
+    let at_stop = count_archives();
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "the backup with a node down: {}", String::from_utf8_lossy(&out.stderr));
+    let archives = count_archives();
+    assert!(archives > at_stop + 2, "the backup went on after the node stopped ({at_stop} then {archives} archives)");
+    let dest = t.path().join("restored");
+    let out = with_s3(&c, &[os("restore"), os("s3://test/ha"), dest.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &dest);
+    let out = with_s3(&c, &[os("check"), os("s3://test/ha"), os("--read-data")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// 40 files of 400 KB of text that deflate works hard on (at `-9`).
+fn text_tree(src: &Path) {
+    for i in 0..40u64 {
+        let text: Vec<u8> =
+            noise(400_000, 2 * i + 1).iter().map(|b| if b % 7 == 0 { b' ' } else { b'a' + b % 16 }).collect();
+        write(src, format!("d{}/f{i}.txt", i % 5).as_bytes(), &text);
+    }
+}
+
+/// The store of `c`'s server under `prefix` of bucket `test`.
+fn store_at(c: &S3Config, prefix: &str) -> store::S3 {
+    let secret = store::testing::env(c).into_iter().find(|(k, _)| *k == "AWS_SECRET_ACCESS_KEY").expect("secret").1;
+    store::S3::new(S3Config::new("test", prefix, c.endpoint.as_deref(), &c.region, &c.access_key_id, &secret))
+        .expect("store")
+}
+
+/// `pybackup backup SRC URL --checkpoint 1M -9`, started in the background.
+fn spawn_backup(c: &S3Config, src: &Path, url: &str, stderr: std::process::Stdio) -> std::process::Child {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("pybackup"));
+    for (k, v) in store::testing::env(c) {
+        cmd.env(k, v);
+    }
+    cmd.args(["-q", "-j2", "backup"])
+        .arg(src)
+        .args([url, "--checkpoint", "1M", "-9"])
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn")
 }
