@@ -62,7 +62,7 @@ pub const REMOTE_CHECKPOINT: u64 = 64 << 20;
 
 /// Where archives bound for an object store are written before they are
 /// uploaded: `$PYBACKUP_STAGING_DIR`, else the system's temporary directory.
-fn staging_dir() -> std::path::PathBuf {
+pub(crate) fn staging_dir() -> std::path::PathBuf {
     std::env::var_os("PYBACKUP_STAGING_DIR")
         .filter(|v| !v.is_empty())
         .map_or_else(|| std::env::temp_dir().join("pybackup-staging"), std::path::PathBuf::from)

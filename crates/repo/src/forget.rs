@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::SystemTime;
 
-use std::fs::File;
-
 use manifest::{Entry, Kind};
 
 use crate::record::{diff_lines, Line, Location, Record, Status, RECORD_NAME};
@@ -90,7 +88,6 @@ pub fn forget(
         return Err(Error::NoRetentionRule);
     }
     let repo = Repo::open_keyed(repo, keys, crate::default_cache_dir())?;
-    repo.local_only("forget")?;
     // Without the key, only this machine's records could be read: what
     // other snapshots need would be unknown, and could be deleted.
     if repo.is_encrypted() && repo.master_key().is_none() {
@@ -149,7 +146,7 @@ pub fn forget(
         if rec.status == Status::Partial && newest.as_ref().is_none_or(|n| name > n) {
             continue;
         }
-        let archive_exists = repo.archive_path(name).exists();
+        let archive_exists = repo.archive_exists(name);
         match needed.get(name) {
             _ if !archive_exists => plan.delete.push(name.clone()),
             None => plan.delete.push(name.clone()),
@@ -186,11 +183,7 @@ pub fn forget(
     // Then the forgotten snapshots go: the copy of each record first, so
     // that a run killed here leaves no copy that outlives its archive.
     for name in &plan.forget {
-        let copy = repo.copy_path(name);
-        match std::fs::remove_file(&copy) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(crate::io_err(&copy)(e)),
-            _ => {}
-        }
+        repo.delete_object(&crate::repository::copy_rel(name))?;
         if let Some(s) = &repo.sealing {
             s.forget(name);
         }
@@ -207,11 +200,8 @@ pub fn forget(
         }
         // The archive, then any copy of its record (an encrypted
         // repository keeps one for checkpoints and data archives too).
-        for path in [repo.archive_path(name), repo.copy_path(name)] {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(crate::io_err(&path)(e)),
-                _ => {}
-            }
+        for rel in [format!("{}/{name}.xtar", crate::repository::ARCHIVES), crate::repository::copy_rel(name)] {
+            repo.delete_object(&rel)?;
         }
         if let Some(s) = &repo.sealing {
             s.forget(name);
@@ -245,7 +235,7 @@ fn rebase(
         (rec.lines, rec.removed, rec.base) = (changed, removed, Some(a.clone()));
     }
     repo.write_record_copy(name, &rec.to_text())?;
-    if !repo.archive_path(name).exists() {
+    if !repo.archive_exists(name) {
         return Ok(());
     }
     let empty = BTreeMap::new();
@@ -309,7 +299,8 @@ fn rewrite(
         return rewrite_sealed(repo, rec, members, obs, record);
     }
     let old_path = repo.archive_path(&rec.name);
-    let old = File::open(&old_path).map_err(crate::io_err(&old_path))?;
+    let old = repo.open_archive(&rec.name)?;
+    let old = old.as_ref();
     let tree = consolidated_tree(rec, members);
     let steps = xtar::plan(tree.iter().map(|e| (e.path.as_slice(), e.kind == Kind::Dir)));
     // Where each kept member starts, checked against its name, before
@@ -317,20 +308,20 @@ fn rewrite(
     let mut starts = Vec::with_capacity(tree.len());
     for e in &tree {
         starts.push(match members.get(&e.path).and_then(|l| l.loc.as_ref()) {
-            Some(loc) if e.kind == Kind::File => member_start(repo, &old, &rec.name, &e.path, loc.offset)?,
+            Some(loc) if e.kind == Kind::File => member_start(repo, old, &rec.name, &e.path, loc.offset)?,
             _ => 0,
         });
     }
     obs.start(tree.iter().map(|e| e.size).sum());
     let copts = xtar::CompressOptions { jobs: 1, ..Default::default() };
-    xtar::write_new_file(&old_path, true, |file, out| {
+    repo.replace_archive(&rec.name, &crate::backup::staging_dir(), |file, out| {
         let mut w = xtar::ArchiveWriter::new(file, out, &rec.root, &copts)?;
         for step in &steps {
             match *step {
                 xtar::Step::Open(i) => w.open_dir(&tree[i])?,
                 xtar::Step::Close => w.close_dir()?,
                 xtar::Step::Add(i) => {
-                    w.copy_member(&tree[i], &old, &old_path, starts[i])?;
+                    w.copy_member(&tree[i], old, &old_path, starts[i])?;
                     obs.advance(tree[i].size);
                 }
             }
@@ -364,13 +355,13 @@ fn rewrite_sealed(
 ) -> Result<()> {
     use xtar::TreeSink;
     let Some(sealing) = repo.sealing.as_ref() else { return Err(Error::NoRecord { archive: rec.name.clone() }) };
-    let old_path = repo.archive_path(&rec.name);
-    let old = File::open(&old_path).map_err(crate::io_err(&old_path))?;
-    let holder = Holder::open(repo, &old, &rec.name, obs)?;
+    let old = repo.open_archive(&rec.name)?;
+    let holder = Holder::open(repo, old.as_ref(), &rec.name, obs)?;
     let tree = consolidated_tree(rec, members);
     let steps = xtar::plan(tree.iter().map(|e| (e.path.as_slice(), e.kind == Kind::Dir)));
     obs.start(tree.iter().map(|e| e.size).sum());
-    let spill = repo.root().join(crate::repository::ARCHIVES);
+    let spill =
+        if repo.is_remote() { crate::backup::staging_dir() } else { repo.root().join(crate::repository::ARCHIVES) };
     let copts = xtar::CompressOptions {
         jobs: 1,
         version: xtar::format::SEALED_VERSION,
@@ -379,7 +370,8 @@ fn rewrite_sealed(
     };
     let keyring = sealing.keyring.to_text().into_bytes();
     let mut sealed_record = Vec::new();
-    xtar::write_new_file(&old_path, true, |file, out| {
+    std::fs::create_dir_all(&spill).map_err(crate::io_err(&spill))?;
+    repo.replace_archive(&rec.name, &crate::backup::staging_dir(), |file, out| {
         let mut w = xtar::PackedWriter::new(file, out, &rec.root, &copts, &spill)?;
         for step in &steps {
             match *step {
@@ -466,7 +458,7 @@ mod tests {
 
     /// The bytes of the member whose first header block is at `at`.
     fn member_bytes(path: &Path, at: u64) -> Vec<u8> {
-        let f = File::open(path).unwrap();
+        let f = std::fs::File::open(path).unwrap();
         let (_, size, data) = xtar::read::member_at(&f, path, at).unwrap();
         let mut v = vec![0u8; (data - at + size) as usize];
         f.read_exact_at(&mut v, at).unwrap();

@@ -202,7 +202,7 @@ impl Repo {
     pub(crate) fn keep_record(&self, name: &str, text: &[u8]) {
         if let Some(dir) = &self.record_cache {
             let _ = std::fs::create_dir_all(dir);
-            let _ = fsutil::write_bytes(&dir.join(format!("{name}{COPY_SUFFIX}")), text, true);
+            let _ = fsutil::write_bytes(&dir.join(format!("{name}-{}{COPY_SUFFIX}", text.len())), text, true);
         }
     }
 
@@ -477,7 +477,7 @@ impl Repo {
     /// text may be listed relative to a snapshot that is gone.
     pub fn refresh_cache(&self, name: &str) -> Result<()> {
         let Some(s) = &self.sealing else { return Ok(()) };
-        if s.cached(name).is_none() {
+        if !s.cache.as_ref().is_some_and(|d| d.join(format!("{name}{COPY_SUFFIX}")).exists()) {
             return Ok(());
         }
         let text = self.copy_record(name)?;
@@ -532,9 +532,30 @@ impl Repo {
         staging: &Path,
         write: impl FnOnce(&File, &Path) -> xtar::Result<T>,
     ) -> Result<T> {
+        self.publish(name, staging, false, write)
+    }
+
+    /// [`Repo::publish_archive`] of an archive that replaces archive
+    /// `name` whole (`forget` rewriting it).
+    pub(crate) fn replace_archive<T>(
+        &self,
+        name: &str,
+        staging: &Path,
+        write: impl FnOnce(&File, &Path) -> xtar::Result<T>,
+    ) -> Result<T> {
+        self.publish(name, staging, true, write)
+    }
+
+    fn publish<T>(
+        &self,
+        name: &str,
+        staging: &Path,
+        overwrite: bool,
+        write: impl FnOnce(&File, &Path) -> xtar::Result<T>,
+    ) -> Result<T> {
         let out = self.archive_path(name);
         let Place::Remote { store, sizes } = &self.place else {
-            return Ok(xtar::write_new_file(&out, false, write)?);
+            return Ok(xtar::write_new_file(&out, overwrite, write)?);
         };
         std::fs::create_dir_all(staging).map_err(io_err(staging))?;
         let tmp = tempfile::Builder::new()
@@ -695,7 +716,8 @@ impl Repo {
     fn sealed_raw(&self, name: &str) -> Result<Vec<u8>> {
         let Some(s) = &self.sealing else { return Err(Error::NoRecord { archive: name.to_string() }) };
         if s.master.is_none() {
-            let text = s.cached(name).ok_or_else(|| Error::NeedKey { archive: name.to_string() })?;
+            let listed = self.object_size(&copy_rel(name));
+            let text = s.cached(name, listed).ok_or_else(|| Error::NeedKey { archive: name.to_string() })?;
             Record::verify(&text, name)?;
             return Ok(text);
         }
@@ -720,7 +742,12 @@ impl Repo {
         // then the copy: one small read instead of the archive's tail
         // (they hold the same bytes, §2.2).
         if self.is_remote() {
-            let cached = self.record_cache.as_ref().map(|d| d.join(format!("{name}{COPY_SUFFIX}")));
+            // Keyed by the copy's listed size: a copy `forget` rewrote, or
+            // removed, is not taken from the cache.
+            let cached = match (self.record_cache.as_ref(), self.object_size(&copy_rel(name))) {
+                (Some(d), Some(len)) => Some(d.join(format!("{name}-{len}{COPY_SUFFIX}"))),
+                _ => None,
+            };
             if let Some(text) = cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
                 if Record::verify(&text, name).is_ok() {
                     return Ok(text);

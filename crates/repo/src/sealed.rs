@@ -15,9 +15,8 @@ pub const KEYRING: &str = "keyring";
 pub const ARCHIVE_KEYRING: &[u8] = b".xtar-keyring";
 /// The member that holds an archive's record, as an age file.
 pub const SEALED_RECORD: &[u8] = b".xtar-snapshot.age";
-/// The first line of a cached record: the SHA-256 of the sealed record it
-/// was made with (for people: the text stays usable when `forget` seals
-/// the record again).
+/// The first line of a cached record: the length and SHA-256 of the sealed
+/// record it was made with.
 const CACHE_LINE: &str = "#sealed ";
 
 /// What an encrypted repository's readers and writers hold.
@@ -75,17 +74,18 @@ impl Sealing {
         }))
     }
 
-    /// The cached text of the record of `name`, if this machine wrote it.
-    /// It stays true when `forget` rewrites the sealed record (a kept
-    /// snapshot keeps its listing, and every file it lists stays in the
-    /// archive the listing names; offsets are hints that readers check,
-    /// §2), so it is used as long as the snapshot is in the repository,
-    /// which the caller sees from the repository's names.
-    pub(crate) fn cached(&self, name: &str) -> Option<Vec<u8>> {
+    /// The cached text of the record of `name`, if this machine wrote it
+    /// and the sealed record the repository holds now is `sealed_len`
+    /// bytes long, as the one the text was made from: a record `forget`
+    /// sealed again (or turned into a data archive's) is not trusted, and
+    /// the next run reads, or stores, what it must.
+    pub(crate) fn cached(&self, name: &str, sealed_len: Option<u64>) -> Option<Vec<u8>> {
         let path = self.cache.as_ref()?.join(format!("{name}.snapshot"));
         let bytes = std::fs::read(path).ok()?;
         let nl = bytes.iter().position(|&b| b == b'\n')?;
-        bytes.starts_with(CACHE_LINE.as_bytes()).then(|| bytes[nl + 1..].to_vec())
+        let line = std::str::from_utf8(&bytes[..nl]).ok()?.strip_prefix(CACHE_LINE)?;
+        let len: u64 = line.split(' ').next()?.parse().ok()?;
+        (Some(len) == sealed_len).then(|| bytes[nl + 1..].to_vec())
     }
 
     /// Keeps `text`, the record of `name` sealed as `sealed`, in this
@@ -94,7 +94,8 @@ impl Sealing {
     pub(crate) fn keep(&self, name: &str, text: &[u8], sealed: &[u8]) -> std::io::Result<()> {
         let Some(dir) = &self.cache else { return Ok(()) };
         std::fs::create_dir_all(dir)?;
-        let mut bytes = format!("{CACHE_LINE}{}\n", hex::encode(sha2::Sha256::digest(sealed))).into_bytes();
+        let mut bytes =
+            format!("{CACHE_LINE}{} {}\n", sealed.len(), hex::encode(sha2::Sha256::digest(sealed))).into_bytes();
         bytes.extend_from_slice(text);
         fsutil::write_bytes(&dir.join(format!("{name}.snapshot")), &bytes, true).map_err(std::io::Error::other)?;
         set_private(dir);

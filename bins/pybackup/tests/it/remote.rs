@@ -84,7 +84,7 @@ fn disk_to_cloud_and_back(start: fn(&Path) -> (Server, S3Config)) {
     let out = with_s3(&c, &[os("check"), os("s3://test/repo"), os("--read-data")]);
     assert!(out.status.success(), "{}", stderr(&out));
     // What is not built yet says so, and changes nothing.
-    let out = with_s3(&c, &[os("forget"), os("s3://test/repo"), os("--keep-last"), os("1")]);
+    let out = with_s3(&c, &[os("migrate"), os("s3://test/repo")]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("not built yet"), "{}", stderr(&out));
     assert_eq!(copy(&c, &disk_s, "s3://test/repo")["copied"], 0);
@@ -231,6 +231,18 @@ fn backs_up_into_the_store(start: fn(&Path) -> (Server, S3Config)) {
     assert_eq!(snapshots(&disk, &[]).len(), 3);
     let c2 = check(&disk, true);
     assert!(c2.status.success(), "{}", stderr(&c2));
+    // Retention in the store: the first archive holds what the kept
+    // snapshot needs, and is rewritten there; the second goes.
+    let out = with_s3(&c, &[os("forget"), os("s3://test/direct"), os("--keep-last"), os("1")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = with_s3(&c, &[os("snapshots"), os("s3://test/direct"), os("--json")]);
+    assert_eq!(out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 1);
+    let dest = t.path().join("after-forget");
+    let out = with_s3(&c, &[os("restore"), os("s3://test/direct"), dest.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &dest);
+    let out = with_s3(&c, &[os("check"), os("s3://test/direct"), os("--read-data")]);
+    assert!(out.status.success(), "{}", stderr(&out));
 
     // A lock object of a live run stops a second run, naming it; one whose
     // run died (not refreshed for long) is broken.

@@ -386,7 +386,13 @@ impl ArchiveWriter {
     /// another archive `from` (named `from_path` in errors), where its
     /// first header block is at `offset`. The member must be the one of
     /// `entry.path`; `entry` is what the index and manifest record.
-    pub fn copy_member(&mut self, entry: &Entry, from: &File, from_path: &Path, offset: u64) -> Result<Stored> {
+    pub fn copy_member(
+        &mut self,
+        entry: &Entry,
+        from: &dyn fsutil::Source,
+        from_path: &Path,
+        offset: u64,
+    ) -> Result<Stored> {
         if !matches!(entry.kind, Kind::File | Kind::Symlink) {
             return Err(order(&entry.path, "only files and symlinks have members"));
         }

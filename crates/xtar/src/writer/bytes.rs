@@ -53,7 +53,7 @@ impl Out {
     }
 
     /// Copies `len` bytes at `at` of another file.
-    pub(crate) fn copy_from(&mut self, f: &File, path: &Path, at: u64, len: u64) -> Result<()> {
+    pub(crate) fn copy_from(&mut self, f: &dyn fsutil::Source, path: &Path, at: u64, len: u64) -> Result<()> {
         let mut buf = vec![0u8; len.min(1 << 20) as usize];
         let mut done = 0u64;
         while done < len {
