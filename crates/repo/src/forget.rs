@@ -339,7 +339,7 @@ fn rewrite(
         w.add_extra(RECORD_NAME, &text)?;
         w.finish()
     })?;
-    Ok(())
+    repo.wait_upload()
 }
 
 /// [`rewrite`] of an encrypted repository's archive: a new version 4

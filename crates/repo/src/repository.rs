@@ -34,7 +34,13 @@ pub struct Repo {
     /// In an object store, where this machine keeps the texts of the
     /// records it read or wrote (§12.1), under the repository's identity.
     record_cache: Option<PathBuf>,
+    /// In an object store, the upload of the archive written last, under
+    /// way while the next one is written (§12).
+    upload: Mutex<Option<Upload>>,
 }
+
+/// An upload under way: the object's name and length when it is done.
+type Upload = std::thread::JoinHandle<Result<(String, u64)>>;
 
 /// Where a repository's objects are.
 enum Place {
@@ -153,6 +159,7 @@ impl Repo {
             sealing: None,
             place,
             record_cache: None,
+            upload: Mutex::new(None),
         };
         if let Some(text) = repo.keyring_text()? {
             repo.sealing = Some(Sealing::new(root, &text, ids, cache.clone())?);
@@ -487,6 +494,8 @@ impl Repo {
 
     /// Writes the copy of a record (atomically, replacing an older copy).
     pub fn write_copy(&self, name: &str, text: &[u8]) -> Result<()> {
+        // Never a copy before its archive is whole in the store.
+        self.wait_upload()?;
         self.put_object(&copy_rel(name), text)
     }
 
@@ -557,6 +566,7 @@ impl Repo {
         let Place::Remote { store, sizes } = &self.place else {
             return Ok(xtar::write_new_file(&out, overwrite, write)?);
         };
+        let _ = sizes;
         std::fs::create_dir_all(staging).map_err(io_err(staging))?;
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}.xtar."))
@@ -567,11 +577,34 @@ impl Repo {
         let mut f = tmp.reopen().map_err(io_err(tmp.path()))?;
         let len = f.metadata().map_err(io_err(tmp.path()))?.len();
         let rel = format!("{ARCHIVES}/{name}.xtar");
-        store.put_from(&rel, &mut f, len).map_err(|e| Error::Store(e.to_string()))?;
-        if let Ok(mut s) = sizes.lock() {
-            s.insert(rel, len);
+        // One upload at a time, under way while the next archive is
+        // written: the staging directory holds at most two.
+        self.wait_upload()?;
+        let store = store.clone();
+        let handle = std::thread::spawn(move || {
+            store.put_from(&rel, &mut f, len).map_err(|e| Error::Store(e.to_string()))?;
+            drop(tmp);
+            Ok((rel, len))
+        });
+        if let Ok(mut u) = self.upload.lock() {
+            *u = Some(handle);
         }
         Ok(value)
+    }
+
+    /// Waits for the upload under way, if any (an error of it is this
+    /// call's). Call before anything that names an archive is written (its
+    /// record's copy, `Latest`).
+    pub(crate) fn wait_upload(&self) -> Result<()> {
+        let handle = self.upload.lock().ok().and_then(|mut u| u.take());
+        let Some(h) = handle else { return Ok(()) };
+        let (rel, len) = h.join().map_err(|_| Error::WorkerPanicked { task: "uploading an archive" })??;
+        if let Place::Remote { sizes, .. } = &self.place {
+            if let Ok(mut s) = sizes.lock() {
+                s.insert(rel, len);
+            }
+        }
+        Ok(())
     }
 
     /// Writes the copy of the record of every complete snapshot that has
@@ -966,6 +999,7 @@ impl Repo {
 
     /// Points `Latest` at `name` (written atomically).
     pub fn set_latest(&self, name: Option<&str>) -> Result<()> {
+        self.wait_upload()?;
         match name {
             None => self.delete_object(LATEST),
             Some(name) => self.put_object(LATEST, format!("{name}\n").as_bytes()),
