@@ -61,7 +61,6 @@ pub const REPOSITORY_VERSION: u32 = 2;
 /// whose copy was written.
 pub fn migrate(repo: &std::path::Path, keys: &xtar::Keys) -> Result<Vec<String>> {
     let repo = Repo::open_keyed(repo, keys, default_cache_dir())?;
-    repo.local_only("migrate")?;
     let _lock = repo.lock()?;
     repo.remove_stale();
     repo.ensure_copies(true)
@@ -178,14 +177,6 @@ pub enum Error {
     /// `forget` of an encrypted repository without a key.
     #[error("{} is encrypted: forget reads every snapshot's record, so it needs a key (-i)", repo.display())]
     ForgetNeedsKey {
-        /// The repository.
-        repo: PathBuf,
-    },
-    /// What a repository in an object store cannot do yet.
-    #[error("{} is in an object store: {what} there is not built yet; `pybackup copy` it to a directory, {what} there, and copy it back", repo.display())]
-    RemoteNotYet {
-        /// What was asked.
-        what: &'static str,
         /// The repository.
         repo: PathBuf,
     },

@@ -257,17 +257,15 @@ impl Repo {
         Ok(None)
     }
 
+    /// Writes the keyring of an encrypted repository (whole, replacing the
+    /// old one; archives written later hold the new one).
+    pub fn write_keyring(&self, keyring: &keys::Keyring) -> Result<()> {
+        self.put_object(KEYRING, keyring.to_text().as_bytes())
+    }
+
     /// Whether the repository is in an object store (`s3://…`).
     pub fn is_remote(&self) -> bool {
         matches!(self.place, Place::Remote { .. })
-    }
-
-    /// Refuses what a repository in an object store cannot do yet.
-    pub(crate) fn local_only(&self, what: &'static str) -> Result<()> {
-        match self.place {
-            Place::Local => Ok(()),
-            Place::Remote { .. } => Err(Error::RemoteNotYet { what, repo: self.root.clone() }),
-        }
     }
 
     /// The bytes of object `rel` (`Archives/NAME.snapshot`, `keyring`,

@@ -126,6 +126,36 @@ mod tests {
     }
 
     #[test]
+    fn settings_come_from_variables_then_the_aws_files() {
+        let creds = "[default]\naws_access_key_id = DEFKEY\naws_secret_access_key = defsecret\n\n[work]\n\
+                     aws_access_key_id=WORKKEY\naws_secret_access_key=worksecret\n";
+        let config =
+            "[default]\nregion = eu-west-3\n[profile work]\nregion = garage\nendpoint_url = http://127.0.0.1:3900\n";
+        let none = |_: &str| None;
+        let c = crate::S3Config::from_sources("b", "p", &none, Some(creds), Some(config)).unwrap();
+        assert_eq!((c.access_key_id.as_str(), c.region.as_str(), c.endpoint.as_deref()), ("DEFKEY", "eu-west-3", None));
+        let work = |k: &str| (k == "AWS_PROFILE").then(|| "work".to_string());
+        let c = crate::S3Config::from_sources("b", "p", &work, Some(creds), Some(config)).unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), c.region.as_str(), c.endpoint.as_deref()),
+            ("WORKKEY", "garage", Some("http://127.0.0.1:3900"))
+        );
+        // A variable wins over the files.
+        let var = |k: &str| match k {
+            "AWS_ACCESS_KEY_ID" => Some("VARKEY".to_string()),
+            "AWS_REGION" => Some("var-region".to_string()),
+            _ => None,
+        };
+        let c = crate::S3Config::from_sources("b", "p", &var, Some(creds), Some(config)).unwrap();
+        assert_eq!((c.access_key_id.as_str(), c.region.as_str()), ("VARKEY", "var-region"));
+        // Nothing anywhere: the variable is named.
+        match crate::S3Config::from_sources("b", "p", &none, None, None) {
+            Err(e @ crate::Error::MissingSetting { .. }) => assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn urls_never_carry_credentials() {
         for bad in ["s3://key:secret@bucket/p", "s3:///p", "ftp://user:secret@host/x"] {
             match crate::open(bad) {

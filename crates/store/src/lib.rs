@@ -185,6 +185,30 @@ pub fn open(location: &str) -> Result<Box<dyn Store>> {
     Ok(Box::new(Local::new(location)))
 }
 
+/// The value of `key` in section `[section]` of an INI text (the AWS
+/// tools' files): `key = value`, spaces around `=` ignored, `#` and `;`
+/// comment lines skipped.
+fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == section;
+            continue;
+        }
+        if inside {
+            if let Some((k, v)) = line.split_once('=') {
+                if k.trim() == key {
+                    return Some(v.trim().to_string()).filter(|v| !v.is_empty());
+                }
+            }
+        }
+    }
+    None
+}
+
 /// `url` with whatever stands before an `@` in its authority replaced by
 /// `***`: a URL someone put credentials in is never printed with them.
 fn redacted(url: &str) -> String {
@@ -447,16 +471,49 @@ impl S3Config {
     /// `AWS_ENDPOINT_URL` (S3-compatible stores), `AWS_REGION` or
     /// `AWS_DEFAULT_REGION` (default `us-east-1`).
     pub fn from_env(bucket: &str, prefix: &str) -> Result<S3Config> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let home = env("HOME").map(PathBuf::from);
+        let file = |var: &str, default: &str| {
+            let path = env(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(default)))?;
+            std::fs::read_to_string(path).ok()
+        };
+        let (credentials, config) =
+            (file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"), file("AWS_CONFIG_FILE", ".aws/config"));
+        S3Config::from_sources(bucket, prefix, &env, credentials.as_deref(), config.as_deref())
+    }
+
+    /// [`S3Config::from_env`] from the variables `env` gives and the texts
+    /// of the shared credentials and config files (`~/.aws/credentials`,
+    /// `~/.aws/config`, as the AWS tools write them): a variable wins over
+    /// the files; the profile is `AWS_PROFILE`, else `default`
+    /// (`aws_access_key_id`, `aws_secret_access_key` in the credentials
+    /// file; `region`, `endpoint_url` in the config file's `[default]` or
+    /// `[profile NAME]`).
+    pub fn from_sources(
+        bucket: &str,
+        prefix: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        credentials: Option<&str>,
+        config: Option<&str>,
+    ) -> Result<S3Config> {
         let store = format!("s3://{bucket}/{prefix}");
-        let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let need = |name: &'static str| var(name).ok_or(Error::MissingSetting { store: store.clone(), variable: name });
+        let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+        let config_section = if profile == "default" { profile.clone() } else { format!("profile {profile}") };
+        let cred = |key: &str| credentials.and_then(|t| ini_value(t, &profile, key));
+        let conf = |key: &str| config.and_then(|t| ini_value(t, &config_section, key));
+        let need = |var: &'static str, key: &str| {
+            env(var).or_else(|| cred(key)).ok_or(Error::MissingSetting { store: store.clone(), variable: var })
+        };
         Ok(S3Config {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
-            endpoint: var("AWS_ENDPOINT_URL"),
-            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
-            access_key_id: need("AWS_ACCESS_KEY_ID")?,
-            secret_access_key: need("AWS_SECRET_ACCESS_KEY")?,
+            endpoint: env("AWS_ENDPOINT_URL").or_else(|| conf("endpoint_url")),
+            region: env("AWS_REGION")
+                .or_else(|| env("AWS_DEFAULT_REGION"))
+                .or_else(|| conf("region"))
+                .unwrap_or_else(|| "us-east-1".into()),
+            access_key_id: need("AWS_ACCESS_KEY_ID", "aws_access_key_id")?,
+            secret_access_key: need("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key")?,
         })
     }
 

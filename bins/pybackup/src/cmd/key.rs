@@ -45,11 +45,6 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
             let keys = open_keys(open)?;
             anyhow::ensure!(!keys.is_empty(), "adding a way in needs a key that opens `{}` now (-i)", repo.display());
             let r = repo::Repo::open_keyed(repo, &keys, None)?;
-            anyhow::ensure!(
-                !r.is_remote(),
-                "`{}` is in an object store: key add there is not built yet",
-                repo.display()
-            );
             let (Some(ring), Some(master)) = (r.keyring(), r.master_key()) else {
                 anyhow::bail!("`{}` is not encrypted", repo.display());
             };
@@ -66,17 +61,12 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
                     KeyOutArgs { output: Some(path.clone()), protect: *protect, passphrase: open.passphrase.clone() };
                 write_key(&out, k)?;
             }
-            repo::write_keyring(repo, &ring)?;
+            r.write_keyring(&ring)?;
             eprintln!("pybackup: {}: way in `{label}` added ({to}); no archive was rewritten", repo.display());
         }
         KeyCommand::Remove { repo, label, open } => {
             let keys = open_keys(open)?;
             let r = repo::Repo::open(repo)?;
-            anyhow::ensure!(
-                !r.is_remote(),
-                "`{}` is in an object store: key remove there is not built yet",
-                repo.display()
-            );
             let ring = r.keyring().with_context(|| format!("`{}` is not encrypted", repo.display()))?;
             let mut ring = ring.clone();
             ring.remove(label)?;
@@ -85,7 +75,7 @@ pub fn run(c: &KeyCommand) -> anyhow::Result<ExitCode> {
                 keys.iter().any(|k| ring.open(k).is_ok()),
                 "removing `{label}` needs a key of a way in that stays (-i): nobody is locked out by mistake"
             );
-            repo::write_keyring(repo, &ring)?;
+            r.write_keyring(&ring)?;
             eprintln!(
                 "pybackup: {}: way in `{label}` removed from the keyring (archives made before hold copies of the keyring \
                  that still have it)",

@@ -83,10 +83,18 @@ fn disk_to_cloud_and_back(start: fn(&Path) -> (Server, S3Config)) {
     assert!(String::from_utf8_lossy(&out.stdout).contains("plain.txt"));
     let out = with_s3(&c, &[os("check"), os("s3://test/repo"), os("--read-data")]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // What is not built yet says so, and changes nothing.
-    let out = with_s3(&c, &[os("migrate"), os("s3://test/repo")]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not built yet"), "{}", stderr(&out));
+    // A copy of a record lost in the store is written again there.
+    let s3 = store_at(&c, "repo");
+    let lost = format!("Archives/{}.snapshot", name(1));
+    {
+        use store::Store;
+        s3.delete(&lost).expect("delete");
+        let out = with_s3(&c, &[os("check"), os("s3://test/repo")]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let out = with_s3(&c, &[os("migrate"), os("s3://test/repo")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(s3.size(&lost).expect("size").is_some(), "migrate wrote the copy again");
+    }
     assert_eq!(copy(&c, &disk_s, "s3://test/repo")["copied"], 0);
 
     // To another place in the cloud, and back to a disk: every snapshot
@@ -176,6 +184,24 @@ fn an_encrypted_repository_copies_as_opaque_objects() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(round == 1, count(&v, "stored") == 0, "round {round}: {v}");
     }
+    // A way in added in the store opens what was there before.
+    let friend = t.path().join("friend.key");
+    let out = run(&[
+        os("key"),
+        os("add"),
+        os("s3://test/sealed2"),
+        os("--label"),
+        os("friend"),
+        os("--new-key"),
+        friend.as_os_str(),
+        os("-i"),
+        key2.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let by_friend = t.path().join("by-friend");
+    let out = run(&[os("restore"), os("s3://test/sealed2"), by_friend.as_os_str(), os("-i"), friend.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &by_friend);
     let there2 = t.path().join("from-s3-2");
     let out = run(&[os("restore"), os("s3://test/sealed2"), there2.as_os_str(), os("-i"), key2.as_os_str()]);
     assert!(out.status.success(), "{}", stderr(&out));
