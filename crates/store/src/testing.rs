@@ -119,7 +119,30 @@ pub fn garage_cluster(dir: &Path, nodes: usize) -> (Vec<Server>, S3Config) {
     let s3 = nodes_at[0].2;
     wait_for(s3, &mut servers[0].0, "garage's S3 API");
     let endpoint = format!("http://127.0.0.1:{s3}");
-    (servers, S3Config::new("test", "repo", Some(&endpoint), "garage", &key_id, &key_secret))
+    let config = S3Config::new("test", "repo", Some(&endpoint), "garage", &key_id, &key_secret);
+    ready(&config);
+    (servers, config)
+}
+
+/// Waits (at most 60 s) until the store of `config` takes a write, gives
+/// it back and lists it: a cluster whose nodes are still taking the new
+/// layout refuses writes for a moment (seen with three nodes under load).
+fn ready(config: &S3Config) {
+    use crate::Store;
+    let s3 = crate::S3::new(config.clone()).expect("store");
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = s3.put("ready-probe", b"probe").is_ok()
+            && s3.read("ready-probe").is_ok_and(|b| b == b"probe")
+            && s3.list("ready-probe").is_ok_and(|l| l.len() == 1)
+            && s3.delete("ready-probe").is_ok()
+            && s3.list("ready-probe").is_ok_and(|l| l.is_empty());
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < give_up, "the Garage cluster did not take writes within 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `rclone serve s3` over a local directory, with a bucket `test`.
