@@ -339,7 +339,15 @@ impl Repo {
             let store: std::sync::Arc<dyn store::Store> =
                 std::sync::Arc::from(store::open(url).map_err(|e| Error::Store(e.to_string()))?);
             return match Repo::open_in(store.clone(), root, ids, crate::sealed::default_cache_dir()) {
-                Err(Error::NotARepo { .. }) if store.list("").map_err(|e| Error::Store(e.to_string()))?.is_empty() => {
+                // Empty, or only what a first run that has not written an
+                // archive yet leaves (its lock, the identity): new.
+                Err(Error::NotARepo { .. })
+                    if store
+                        .list("")
+                        .map_err(|e| Error::Store(e.to_string()))?
+                        .iter()
+                        .all(|o| o.name.starts_with("locks/") || o.name == ID) =>
+                {
                     Repo::with_place(root, Place::Remote { store, sizes: Mutex::default() }, ids, None)
                 }
                 other => other,

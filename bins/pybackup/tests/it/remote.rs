@@ -409,3 +409,32 @@ fn spawn_backup(c: &S3Config, src: &Path, url: &str, stderr: std::process::Stdio
         .spawn()
         .expect("spawn")
 }
+
+#[test]
+fn two_backups_at_once_into_garage_one_stops_naming_the_other() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    use store::Store;
+    let t = tempfile::tempdir().expect("tmp");
+    let (_server, c) = garage(&t.path().join("server"));
+    let src = t.path().join("src");
+    text_tree(&src);
+    let s3 = store_at(&c, "both");
+    let first = spawn_backup(&c, &src, "s3://test/both", Stdio::piped());
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while s3.list("locks/").unwrap_or_default().is_empty() {
+        assert!(Instant::now() < give_up, "the first run took no lock");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = with_s3(&c, &[os("backup"), src.as_os_str(), os("s3://test/both")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("locked by another pybackup run"), "{}", stderr(&out));
+    let done = first.wait_with_output().expect("wait");
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    // Nothing is corrupted: the snapshot restores exactly, and the lock is gone.
+    let dest = t.path().join("restored");
+    let out = with_s3(&c, &[os("restore"), os("s3://test/both"), dest.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &dest);
+    assert!(s3.list("locks/").expect("list").is_empty());
+}
