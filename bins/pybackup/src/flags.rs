@@ -381,7 +381,7 @@ pub struct DiffArgs {
     pub open: OpenArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct VerifyArgs {
     /// The archive (`-` for standard input).
     pub archive: PathBuf,
@@ -396,7 +396,7 @@ pub struct VerifyArgs {
     pub open: OpenArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct SalvageArgs {
     /// The damaged archive (a regular file).
     pub archive: PathBuf,

@@ -36,6 +36,25 @@ pub mod status;
 pub mod structure;
 pub mod verify;
 
+/// An archive named by a store URL (`s3://BUCKET/PREFIX/Archives/NAME.xtar`)
+/// brought to a temporary file (verify and salvage read every byte of it
+/// anyway); a local path as it is. The temporary file goes with the guard.
+pub fn fetched(archive: &Path, ui: &Ui) -> anyhow::Result<(PathBuf, Option<tempfile::TempPath>)> {
+    if !repo::is_remote(archive) {
+        return Ok((archive.to_path_buf(), None));
+    }
+    let url = archive.to_str().context("a store URL is text")?;
+    let (dir, name) = url.rsplit_once('/').context("expected s3://BUCKET/PREFIX/OBJECT")?;
+    let store = store::open(dir)?;
+    let size = store.size(name)?.with_context(|| format!("{}: no object `{name}`", store.describe()))?;
+    let mut tmp = tempfile::Builder::new().prefix(".pybackup-fetch-").suffix(".xtar").tempfile()?;
+    let mut from = store::ObjectReader::new(store.as_ref(), name, size);
+    std::io::copy(&mut from, tmp.as_file_mut()).with_context(|| format!("cannot download `{url}`"))?;
+    ui.say(&format!("pybackup: {url}: {} downloaded to read it", human(size)));
+    let path = tmp.into_temp_path();
+    Ok((path.to_path_buf(), Some(path)))
+}
+
 /// A path asked for inside an archive or snapshot, as it spells it.
 pub fn request_path(p: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(xtar::request_path(p)?)

@@ -12,6 +12,8 @@ use crate::cmd::*;
 use crate::ui::{human, Ui};
 
 pub fn run(a: &SalvageArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
+    let (archive, _fetched) = fetched(&a.archive, ui)?;
+    let a = &SalvageArgs { archive, ..a.clone() };
     if let Some(set) = set_of(&a.archive, a.single_volume)? {
         return run_set(&set, a, jobs, ui);
     }

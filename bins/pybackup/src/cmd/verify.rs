@@ -11,6 +11,8 @@ use crate::cmd::*;
 use crate::ui::{human, Ui};
 
 pub fn run(a: &VerifyArgs, jobs: usize, ui: &Ui) -> anyhow::Result<ExitCode> {
+    let (archive, _fetched) = fetched(&a.archive, ui)?;
+    let a = &VerifyArgs { archive, ..a.clone() };
     if let Some(set) = set_of(&a.archive, a.single_volume || a.against.is_some())? {
         return run_set(&set, &a.archive, jobs, ui);
     }

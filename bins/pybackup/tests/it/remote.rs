@@ -245,6 +245,14 @@ fn backs_up_into_the_store(start: fn(&Path) -> (Server, S3Config)) {
     write(&src, b"plain.txt", b"changed in the third run\n");
     let third = backup_s3(&c, &src, "s3://test/direct");
     assert_eq!(count(&third, "stored"), 1, "{third}");
+    // One archive of it, verified and salvaged by its URL.
+    let url = format!("s3://test/direct/Archives/{}.xtar", first["snapshot"].as_str().expect("name"));
+    let out = with_s3(&c, &[os("verify"), os(&url)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let salvaged = t.path().join("salvaged");
+    let out = with_s3(&c, &[os("salvage"), os(&url), salvaged.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(salvaged.join("big/chunked.txt").is_file());
     let dest = t.path().join("restored");
     let out = with_s3(&c, &[os("restore"), os("s3://test/direct"), dest.as_os_str()]);
     assert!(out.status.success(), "{}", stderr(&out));
