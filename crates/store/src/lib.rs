@@ -1,7 +1,8 @@
 //! Where repositories live: one small storage interface, [`Store`], on a
-//! local directory ([`Local`]) or an S3-compatible object store ([`S3`],
-//! through Apache OpenDAL), so that the repository code does not know which
-//! it talks to. Every implementation passes the same [`conformance`] suite.
+//! local directory ([`Local`]), an S3-compatible object store ([`S3`]) or
+//! a WebDAV share ([`Dal::webdav`]), the last two through Apache OpenDAL,
+//! so that the repository code does not know which it talks to. Every
+//! implementation passes the same [`conformance`] suite.
 //!
 //! The interface is what object stores can all do: whole objects published
 //! at once (a reader sees the old object or the new one, never a part),
@@ -178,6 +179,9 @@ pub fn open(location: &str) -> Result<Box<dyn Store>> {
         }
         let config = S3Config::from_env(bucket, prefix.trim_end_matches('/'))?;
         return Ok(Box::new(S3::new(config)?));
+    }
+    if location.starts_with("webdav://") || location.starts_with("webdavs://") {
+        return Ok(Box::new(Dal::webdav(WebDavConfig::from_url(location)?)?));
     }
     if let Some((scheme, _)) = location.split_once("://") {
         return Err(Error::BadUrl { url: redacted(location), reason: format!("unknown scheme `{scheme}`") });
@@ -537,17 +541,114 @@ impl S3Config {
     }
 }
 
-/// An S3-compatible object store (AWS, Garage, MinIO, Ceph, R2, B2…),
-/// through Apache OpenDAL.
-pub struct S3 {
+/// A store through an Apache OpenDAL operator: an S3-compatible object
+/// store (AWS, Garage, MinIO, Ceph, R2, B2…) or a WebDAV share.
+pub struct Dal {
     op: opendal::Operator,
     rt: tokio::runtime::Runtime,
     describe: String,
+    /// Objects are written under a temporary name and moved into place
+    /// (WebDAV: a PUT cut short may leave a part of a file behind).
+    staged: bool,
 }
 
-impl S3 {
-    /// A store with these settings (nothing is contacted yet).
-    pub fn new(c: S3Config) -> Result<S3> {
+/// An S3-compatible object store.
+pub type S3 = Dal;
+
+/// Where a WebDAV share is and how to sign in; never printed whole.
+#[derive(Clone)]
+pub struct WebDavConfig {
+    /// `http://HOST[:PORT]` or `https://…`.
+    pub endpoint: String,
+    /// The directory on the share (`/` for its root).
+    pub root: String,
+    /// The user, if the share asks for one.
+    pub username: Option<String>,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for WebDavConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebDavConfig({}{}, user {:?})", self.endpoint, self.root, self.username)
+    }
+}
+
+impl WebDavConfig {
+    /// `webdav://HOST[:PORT]/PATH` (`webdavs://` for https); the user and
+    /// password from `PYBACKUP_WEBDAV_USER` and `PYBACKUP_WEBDAV_PASSWORD`.
+    pub fn from_url(url: &str) -> Result<WebDavConfig> {
+        let (scheme, rest) = match url.split_once("://") {
+            Some(("webdav", r)) => ("http", r),
+            Some(("webdavs", r)) => ("https", r),
+            _ => return Err(Error::BadUrl { url: redacted(url), reason: "expected webdav:// or webdavs://".into() }),
+        };
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if host.is_empty() || host.contains('@') {
+            return Err(Error::BadUrl {
+                url: redacted(url),
+                reason: "expected webdav://HOST[:PORT]/PATH (the user and password come from \
+                         PYBACKUP_WEBDAV_USER and PYBACKUP_WEBDAV_PASSWORD, never from the URL)"
+                    .into(),
+            });
+        }
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Ok(WebDavConfig {
+            endpoint: format!("{scheme}://{host}"),
+            root: format!("/{}", path.trim_matches('/')),
+            username: env("PYBACKUP_WEBDAV_USER"),
+            password: env("PYBACKUP_WEBDAV_PASSWORD"),
+        })
+    }
+}
+
+impl Dal {
+    /// A store on the WebDAV share of `c` (nothing is contacted yet).
+    pub fn webdav(c: WebDavConfig) -> Result<Dal> {
+        let describe = format!("webdav {}{}", c.endpoint, c.root);
+        let err = |message: String| Error::Op { store: describe.clone(), op: "open", name: String::new(), message };
+        opendal::install_default();
+        let mut b = opendal::services::Webdav::default().endpoint(&c.endpoint).root(&c.root);
+        if let Some(u) = &c.username {
+            b = b.username(u);
+        }
+        if let Some(p) = &c.password {
+            b = b.password(p);
+        }
+        Dal::with(opendal::Operator::new(b).map_err(|e| err(e.to_string()))?, describe, true)
+    }
+
+    fn with(op: opendal::Operator, describe: String, staged: bool) -> Result<Dal> {
+        let err = |message: String| Error::Op { store: describe.clone(), op: "open", name: String::new(), message };
+        let op =
+            op.layer(opendal::layers::TimeoutLayer::new()).layer(opendal::layers::RetryLayer::new().with_max_times(4));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Dal { op, rt, describe, staged })
+    }
+
+    /// The temporary name `name` is written under before it is moved into
+    /// place: `.BASE.NONCE.partial` beside it, which listings skip.
+    fn temp_name(name: &str) -> String {
+        let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        match name.rsplit_once('/') {
+            Some((dir, base)) => format!("{dir}/.{base}.{nonce:08x}{}", fsutil::PARTIAL_SUFFIX),
+            None => format!(".{name}.{nonce:08x}{}", fsutil::PARTIAL_SUFFIX),
+        }
+    }
+
+    /// Moves a written temporary object into place.
+    fn publish(&self, tmp: &str, name: &str) -> Result<()> {
+        self.rt.block_on(self.op.rename(tmp, name)).map_err(|e| {
+            let _ = self.rt.block_on(self.op.delete(tmp));
+            self.fail("write", name)(e)
+        })
+    }
+
+    /// An S3 store with these settings (nothing is contacted yet).
+    pub fn new(c: S3Config) -> Result<Dal> {
         let describe = format!("s3://{}/{}", c.bucket, c.prefix);
         let err = |message: String| Error::Op { store: describe.clone(), op: "open", name: String::new(), message };
         // The HTTP transport (reqwest, rustls): installed once per process.
@@ -561,16 +662,7 @@ impl S3 {
         if let Some(e) = &c.endpoint {
             b = b.endpoint(e);
         }
-        let op = opendal::Operator::new(b)
-            .map_err(|e| err(e.to_string()))?
-            .layer(opendal::layers::TimeoutLayer::new())
-            .layer(opendal::layers::RetryLayer::new().with_max_times(4));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| err(e.to_string()))?;
-        Ok(S3 { op, rt, describe })
+        Dal::with(opendal::Operator::new(b).map_err(|e| err(e.to_string()))?, describe, false)
     }
 
     fn fail(&self, op: &'static str, name: &str) -> impl FnOnce(opendal::Error) -> Error + '_ {
@@ -585,7 +677,7 @@ impl S3 {
     }
 }
 
-impl Store for S3 {
+impl Store for Dal {
     fn describe(&self) -> String {
         self.describe.clone()
     }
@@ -600,7 +692,11 @@ impl Store for S3 {
         let mut out = Vec::new();
         for e in entries {
             let meta = e.metadata();
-            if !meta.mode().is_file() || !e.path().starts_with(prefix) {
+            let base = e.path().rsplit('/').next().unwrap_or_default();
+            if !meta.mode().is_file()
+                || !e.path().starts_with(prefix)
+                || fsutil::partial_target(base.as_bytes()).is_some()
+            {
                 continue;
             }
             let size = match meta.content_length() {
@@ -644,7 +740,12 @@ impl Store for S3 {
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
         check_name(&self.describe, name)?;
         // One PUT (or one multipart upload, completed last): the object
-        // appears whole or not at all.
+        // appears whole or not at all; on WebDAV, a temporary moved.
+        if self.staged {
+            let tmp = Dal::temp_name(name);
+            self.rt.block_on(self.op.write(&tmp, data.to_vec())).map_err(self.fail("write", name))?;
+            return self.publish(&tmp, name);
+        }
         self.rt.block_on(self.op.write(name, data.to_vec())).map(|_| ()).map_err(self.fail("write", name))
     }
 
@@ -654,6 +755,24 @@ impl Store for S3 {
         // object of this name appears (an aborted one leaves none). The
         // reading happens outside the runtime: `data` may itself read from
         // a store (a copy from one bucket to another).
+        if self.staged {
+            // A WebDAV PUT is one request: the object is read whole, then
+            // put under a temporary name and moved (repository objects are
+            // at most a checkpoint, 64 MiB by default).
+            let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
+            let got = std::io::Read::read_to_end(&mut std::io::Read::take(data, len), &mut buf).map_err(|e| {
+                Error::Op { store: self.describe(), op: "write", name: name.into(), message: e.to_string() }
+            })?;
+            if got as u64 != len {
+                return Err(Error::Op {
+                    store: self.describe(),
+                    op: "write",
+                    name: name.into(),
+                    message: format!("{got} of {len} bytes given"),
+                });
+            }
+            return self.put(name, &buf);
+        }
         let mut w = self
             .rt
             .block_on(async { self.op.writer_with(name).chunk(CHUNK).await })

@@ -173,3 +173,24 @@ pub fn env(c: &S3Config) -> Vec<(&'static str, String)> {
         ("AWS_REGION", c.region.clone()),
     ]
 }
+
+/// WsgiDAV (from PyPI) serving `dir/share` on 127.0.0.1, anonymous: the
+/// server and the `webdav://` URL of its root.
+pub fn wsgidav(dir: &Path) -> (Server, String) {
+    let port = free_port();
+    let share = dir.join("share");
+    std::fs::create_dir_all(&share).expect("mkdir");
+    let child = Command::new("wsgidav")
+        .args(["--host", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .arg("--root")
+        .arg(&share)
+        .args(["--auth", "anonymous", "--no-config", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start wsgidav: {e} (.ci/run installs it: pip install wsgidav cheroot)"));
+    let mut server = Server(child);
+    wait_for(port, &mut server.0, "wsgidav");
+    (server, format!("webdav://127.0.0.1:{port}/"))
+}

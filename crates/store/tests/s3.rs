@@ -50,3 +50,32 @@ fn a_three_node_garage_cluster_conforms() {
     let s3 = S3::new(config).expect("store");
     store::conformance::run(&s3, "conformance").unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A WebDAV share (WsgiDAV) conforms: objects are put under a temporary
+/// name and moved into place.
+#[test]
+fn a_webdav_share_conforms() {
+    let t = tempfile::tempdir().expect("tmp");
+    let (_server, url) = store::testing::wsgidav(t.path());
+    let dav = store::open(&url).expect("store");
+    store::conformance::run(dav.as_ref(), "conformance").unwrap_or_else(|e| panic!("{e}"));
+    // No temporary is left on the share.
+    let mut left = Vec::new();
+    for e in walkdir(&t.path().join("share")) {
+        left.push(e);
+    }
+    assert!(left.iter().all(|p| !p.ends_with(".partial")), "{left:?}");
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("readdir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}

@@ -446,3 +446,32 @@ fn two_backups_at_once_into_garage_one_stops_naming_the_other() {
     assert_same_tree(&src, &dest);
     assert!(s3.list("locks/").expect("list").is_empty());
 }
+
+#[test]
+fn backups_go_straight_into_a_webdav_share() {
+    let t = tempfile::tempdir().expect("tmp");
+    let (_server, url) = store::testing::wsgidav(&t.path().join("server"));
+    let repo = format!("{url}repo");
+    let src = t.path().join("src");
+    crate::fidelity::rich_tree(&src);
+    let run = |args: &[&std::ffi::OsStr]| pybackup().args(args).output().expect("runs");
+    for round in 0..2 {
+        let out = run(&[os("backup"), src.as_os_str(), os(&repo), os("--json")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(round == 1, count(&v, "stored") == 0, "round {round}: {v}");
+    }
+    let dest = t.path().join("restored");
+    let out = run(&[os("restore"), os(&repo), dest.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &dest);
+    let out = run(&[os("check"), os(&repo), os("--read-data")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What the share holds is a plain repository: no temporary is left.
+    let share = t.path().join("server/share/repo");
+    let c = check(&share, true);
+    assert!(c.status.success(), "{}", stderr(&c));
+    let names: Vec<String> =
+        snapshot(&share, false).into_keys().map(|k| String::from_utf8_lossy(&k).into_owned()).collect();
+    assert!(names.iter().all(|n| !n.ends_with(".partial")), "{names:?}");
+}
