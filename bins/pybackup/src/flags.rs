@@ -640,6 +640,17 @@ pub struct RestoreArgs {
     /// Replace existing files in DEST.
     #[arg(long)]
     pub overwrite: bool,
+    /// Leave out entries with this name (repeatable), as `backup` does.
+    #[arg(long, value_name = "NAME")]
+    pub exclude: Vec<String>,
+    /// Leave out paths matching this glob (repeatable); with
+    /// --include-glob, the longest matching pattern wins, as in `backup`.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude_glob: Vec<String>,
+    /// Restore only paths matching this glob, and the directories above
+    /// them (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub include_glob: Vec<String>,
     /// With REPO or REPO@latest: the newest snapshot of this host and
     /// source.
     #[command(flatten)]

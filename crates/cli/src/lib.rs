@@ -128,25 +128,31 @@ pub struct WalkArgs {
 impl WalkArgs {
     /// The walk options, every glob checked.
     pub fn options(&self) -> anyhow::Result<walk::Options> {
-        let mut rules = walk::Rules::default();
-        for n in &self.exclude {
-            if n.is_empty() || n.contains('/') {
-                bail!("--exclude takes a file or directory name without `/`, got `{n}` (use --exclude-glob for paths)");
-            }
-            rules.exclude_name(n);
-        }
-        for g in &self.exclude_glob {
-            rules.exclude_glob(g.clone());
-        }
-        for g in &self.include_glob {
-            rules.include_glob(g.clone());
-        }
         Ok(walk::Options {
             follow_links: self.follow_symlinks,
             one_file_system: self.one_file_system,
-            rules: rules.build()?,
+            rules: rule_set(&self.exclude, &self.exclude_glob, &self.include_glob)?,
         })
     }
+}
+
+/// The rules of `--exclude`, `--exclude-glob` and `--include-glob`, every
+/// name and glob checked (backup's walk and restore decide with them).
+pub fn rule_set(exclude: &[String], exclude_glob: &[String], include_glob: &[String]) -> anyhow::Result<walk::RuleSet> {
+    let mut rules = walk::Rules::default();
+    for n in exclude {
+        if n.is_empty() || n.contains('/') {
+            bail!("--exclude takes a file or directory name without `/`, got `{n}` (use --exclude-glob for paths)");
+        }
+        rules.exclude_name(n);
+    }
+    for g in exclude_glob {
+        rules.exclude_glob(g.clone());
+    }
+    for g in include_glob {
+        rules.include_glob(g.clone());
+    }
+    Ok(rules.build()?)
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub use forget::{forget, ForgetPlan, Policy};
 pub use lock::Lock;
 pub use record::{Line, Location, Record, Stat, Stats, Status};
 pub use repository::{is_remote, Filter, Repo, SnapshotInfo};
-pub use restore::{restore, snapshot_manifest};
+pub use restore::{restore, restore_with, snapshot_manifest};
 pub use sealed::{default_cache_dir, init_encrypted, repo_id, write_keyring, ARCHIVE_KEYRING, KEYRING, SEALED_RECORD};
 
 /// The repository format version this code writes: records may list only

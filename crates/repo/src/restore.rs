@@ -134,15 +134,84 @@ pub fn restore(
     opts: &xtar::ExtractOptions,
     obs: &dyn xtar::Observer,
 ) -> Result<xtar::ExtractReport> {
+    restore_with(repo, snapshot, filter, &walk::RuleSet::default(), dest, opts, obs)
+}
+
+/// [`restore`] with include/exclude rules, decided as `backup` decides
+/// them (`walk::RuleSet`: `--exclude NAME` always wins, else the longest
+/// matching glob, exclusion on a tie, else the parent's verdict): what
+/// they leave out is not restored.
+pub fn restore_with(
+    repo: &Path,
+    snapshot: Option<&str>,
+    filter: &Filter,
+    rules: &walk::RuleSet,
+    dest: &Path,
+    opts: &xtar::ExtractOptions,
+    obs: &dyn xtar::Observer,
+) -> Result<xtar::ExtractReport> {
     let repo = Repo::open_keyed(repo, &opts.keys, crate::default_cache_dir())?;
-    restore_from(&repo, snapshot, filter, dest, opts, obs)
+    restore_ruled(&repo, snapshot, filter, rules, dest, opts, obs)
+}
+
+/// The paths of `lines` (in canonical order) that `rules` keep: entries
+/// they include, and the directories above them.
+fn kept_by_rules(lines: &[Line], rules: &walk::RuleSet) -> std::collections::HashSet<Vec<u8>> {
+    use walk::Verdict;
+    let root = rules.root_verdict();
+    let mut verdicts: HashMap<&[u8], Verdict> = HashMap::new();
+    let mut kept = std::collections::HashSet::new();
+    for l in lines {
+        let p = &l.entry.path[..];
+        if p.is_empty() {
+            verdicts.insert(p, root);
+            continue;
+        }
+        let parent = manifest::parent_of(p);
+        let pv = verdicts.get(parent).copied().unwrap_or(root);
+        let name = p.rsplit(|&b| b == b'/').next().unwrap_or(p);
+        let is_dir = l.entry.kind == Kind::Dir;
+        let v = rules.decide(p, name, is_dir, pv);
+        if is_dir {
+            verdicts.insert(p, v);
+        }
+        if v == Verdict::Include {
+            kept.insert(p.to_vec());
+        }
+    }
+    // The directories above what is kept, the root included.
+    let mut above = Vec::new();
+    for p in &kept {
+        let mut q = &p[..];
+        while !q.is_empty() {
+            q = manifest::parent_of(q);
+            above.push(q.to_vec());
+        }
+    }
+    kept.extend(above);
+    kept.insert(Vec::new());
+    kept
 }
 
 /// [`restore`] from a repository already open.
+#[cfg(test)]
 pub(crate) fn restore_from(
     repo: &Repo,
     snapshot: Option<&str>,
     filter: &Filter,
+    dest: &Path,
+    opts: &xtar::ExtractOptions,
+    obs: &dyn xtar::Observer,
+) -> Result<xtar::ExtractReport> {
+    restore_ruled(repo, snapshot, filter, &walk::RuleSet::default(), dest, opts, obs)
+}
+
+/// [`restore_with`] from a repository already open.
+fn restore_ruled(
+    repo: &Repo,
+    snapshot: Option<&str>,
+    filter: &Filter,
+    rules: &walk::RuleSet,
     dest: &Path,
     opts: &xtar::ExtractOptions,
     obs: &dyn xtar::Observer,
@@ -181,13 +250,15 @@ pub(crate) fn restore_from(
         repo.snapshot_filtered(&name, Some(&keep))?.lines
     };
     let by_path: HashMap<&[u8], &Line> = rec.lines.iter().chain(&extra).map(|l| (&l.entry.path[..], l)).collect();
+    let ruled = (!rules.is_empty()).then(|| kept_by_rules(&rec.lines, rules));
+    let restored = |p: &[u8]| selected(&opts.paths, p) && ruled.as_ref().is_none_or(|k| k.contains(p));
     let mut lines: Vec<Line> = Vec::new();
-    for l in rec.lines.iter().filter(|l| selected(&opts.paths, &l.entry.path)) {
+    for l in rec.lines.iter().filter(|l| restored(&l.entry.path)) {
         let mut l = l.clone();
         // A hard link to a file that is not restored becomes a copy of it.
         if l.entry.kind == Kind::HardLink {
             let target = l.entry.target.clone().unwrap_or_default();
-            if !selected(&opts.paths, &target) {
+            if !restored(&target) {
                 if let Some(t) = by_path.get(&target[..]) {
                     l.entry.kind = Kind::File;
                     l.entry.target = None;

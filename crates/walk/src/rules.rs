@@ -104,6 +104,11 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// Whether there is no rule at all (everything is kept).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.globs.is_empty()
+    }
+
     /// Whether any include glob was given.
     pub fn has_includes(&self) -> bool {
         self.globs.iter().any(|g| g.include)

@@ -12,7 +12,8 @@ pub fn run(a: &RestoreArgs, jobs: usize, verbose: bool, ui: &Ui) -> anyhow::Resu
     let paths = a.paths.iter().map(|p| request_path(p)).collect::<anyhow::Result<Vec<_>>>()?;
     let keys = crate::cmd::key::open_keys(&a.open)?;
     let opts = xtar::ExtractOptions { overwrite: a.overwrite, jobs, paths, keys };
-    let r = repo::restore(&repo, snap.as_deref(), &filter(&a.filter), &a.dest, &opts, ui)
+    let rules = cli::rule_set(&a.exclude, &a.exclude_glob, &a.include_glob)?;
+    let r = repo::restore_with(&repo, snap.as_deref(), &filter(&a.filter), &rules, &a.dest, &opts, ui)
         .with_context(|| format!("cannot restore `{}`", a.source))?;
     ui.finish();
     report_restore(ui, verbose, &r);

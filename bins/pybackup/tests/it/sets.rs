@@ -394,3 +394,40 @@ fn check_spreads_a_full_read_over_parts() {
         assert_eq!(out.status.code(), Some(2), "{bad}");
     }
 }
+
+#[test]
+fn restore_takes_include_and_exclude_rules_as_backup_does() {
+    let t = tempfile::tempdir().expect("tmp");
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    for p in ["docs/a.txt", "docs/keep/b.txt", "docs/keep/c.log", "src/main.rs", "src/.cache/x", "notes.log", "top.txt"]
+    {
+        write(&src, p.as_bytes(), format!("content of {p}\n").as_bytes());
+    }
+    std::fs::hard_link(src.join("docs/a.txt"), src.join("top-link.txt")).expect("link");
+    backup(&src, &repo, &[]);
+    let restored = |args: &[&str], dest: &str| -> Vec<String> {
+        let d = t.path().join(dest);
+        let out = pybackup().arg("restore").arg(&repo).arg(&d).args(args).output().expect("runs");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let mut v: Vec<String> = snapshot(&d, false)
+            .into_iter()
+            .filter(|(_, n)| n.kind == "file")
+            .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // Exclusions: a glob, a pattern at any depth, a name at any depth.
+    let got = restored(&["--exclude-glob", "docs/**", "--exclude-glob", "*.log", "--exclude", ".cache"], "r1");
+    assert_eq!(got, vec!["src/main.rs", "top-link.txt", "top.txt"], "{got:?}");
+    // The hard link whose first name was left out comes back as a copy.
+    assert_eq!(std::fs::read(t.path().join("r1/top-link.txt")).expect("read"), b"content of docs/a.txt\n");
+    // With an include glob, only what it names; the longest rule wins.
+    let got = restored(&["--include-glob", "docs/**", "--exclude-glob", "docs/keep/*.log"], "r4");
+    assert_eq!(got, vec!["docs/a.txt", "docs/keep/b.txt"], "{got:?}");
+    // Only what an include glob names, with the directories above it.
+    let got = restored(&["--include-glob", "**/*.log"], "r2");
+    assert_eq!(got, vec!["docs/keep/c.log", "notes.log"], "{got:?}");
+    let out = pybackup().arg("restore").arg(&repo).arg(t.path().join("r3")).args(["--include-glob", "a[b"]).output();
+    assert_eq!(out.expect("runs").status.code(), Some(2));
+}
