@@ -193,19 +193,6 @@ fn kept_by_rules(lines: &[Line], rules: &walk::RuleSet) -> std::collections::Has
     kept
 }
 
-/// [`restore`] from a repository already open.
-#[cfg(test)]
-pub(crate) fn restore_from(
-    repo: &Repo,
-    snapshot: Option<&str>,
-    filter: &Filter,
-    dest: &Path,
-    opts: &xtar::ExtractOptions,
-    obs: &dyn xtar::Observer,
-) -> Result<xtar::ExtractReport> {
-    restore_ruled(repo, snapshot, filter, &walk::RuleSet::default(), dest, opts, obs)
-}
-
 /// [`restore_with`] from a repository already open.
 fn restore_ruled(
     repo: &Repo,
@@ -418,7 +405,8 @@ mod tests {
             };
             let dest = t.path().join(format!("out-{}", repo.file_name().unwrap().to_string_lossy()));
             let before = counting.read.load(Ordering::Relaxed);
-            let r = restore_from(&opened, None, &Filter::default(), &dest, &eopts, &xtar::Silent).unwrap();
+            let none = walk::RuleSet::default();
+            let r = restore_ruled(&opened, None, &Filter::default(), &none, &dest, &eopts, &xtar::Silent).unwrap();
             assert!(r.is_clean(), "{r:?}");
             assert_eq!(std::fs::read(dest.join("small/f123.txt")).unwrap(), b"small file 123\n");
             let read = counting.read.load(Ordering::Relaxed) - before;

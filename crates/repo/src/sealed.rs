@@ -15,8 +15,8 @@ pub const KEYRING: &str = "keyring";
 pub const ARCHIVE_KEYRING: &[u8] = b".xtar-keyring";
 /// The member that holds an archive's record, as an age file.
 pub const SEALED_RECORD: &[u8] = b".xtar-snapshot.age";
-/// The first line of a cached record: the length and SHA-256 of the sealed
-/// record it was made with.
+/// The first line of a cached record: the length of the sealed record it
+/// was made with (all that is compared: no download is needed).
 const CACHE_LINE: &str = "#sealed ";
 
 /// What an encrypted repository's readers and writers hold.
@@ -94,8 +94,7 @@ impl Sealing {
     pub(crate) fn keep(&self, name: &str, text: &[u8], sealed: &[u8]) -> std::io::Result<()> {
         let Some(dir) = &self.cache else { return Ok(()) };
         std::fs::create_dir_all(dir)?;
-        let mut bytes =
-            format!("{CACHE_LINE}{} {}\n", sealed.len(), hex::encode(sha2::Sha256::digest(sealed))).into_bytes();
+        let mut bytes = format!("{CACHE_LINE}{}\n", sealed.len()).into_bytes();
         bytes.extend_from_slice(text);
         fsutil::write_bytes(&dir.join(format!("{name}.snapshot")), &bytes, true).map_err(std::io::Error::other)?;
         set_private(dir);
