@@ -16,6 +16,8 @@
 use std::path::PathBuf;
 
 pub mod conformance;
+mod sftp;
+pub use sftp::{SftpConfig, SftpStore};
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -151,6 +153,17 @@ impl std::io::Read for ObjectReader<'_> {
     }
 }
 
+/// The temporary name `name` is written under before it is moved into
+/// place: `.BASE.NONCE[EXTRA].partial` beside it, which listings skip.
+fn temp_name(name: &str, extra: &str) -> String {
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let p = fsutil::PARTIAL_SUFFIX;
+    match name.rsplit_once('/') {
+        Some((dir, base)) => format!("{dir}/.{base}.{nonce:08x}{extra}{p}"),
+        None => format!(".{name}.{nonce:08x}{extra}{p}"),
+    }
+}
+
 /// Checks an object name: relative, plain components, no `.`/`..`, no NUL.
 fn check_name(store: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -179,6 +192,9 @@ pub fn open(location: &str) -> Result<Box<dyn Store>> {
         }
         let config = S3Config::from_env(bucket, prefix.trim_end_matches('/'))?;
         return Ok(Box::new(S3::new(config)?));
+    }
+    if location.starts_with("sftp://") {
+        return Ok(Box::new(SftpStore::connect(SftpConfig::from_url(location)?)?));
     }
     if location.starts_with("webdav://") || location.starts_with("webdavs://") {
         return Ok(Box::new(Dal::webdav(WebDavConfig::from_url(location)?)?));
@@ -629,16 +645,6 @@ impl Dal {
         Ok(Dal { op, rt, describe, staged })
     }
 
-    /// The temporary name `name` is written under before it is moved into
-    /// place: `.BASE.NONCE.partial` beside it, which listings skip.
-    fn temp_name(name: &str) -> String {
-        let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        match name.rsplit_once('/') {
-            Some((dir, base)) => format!("{dir}/.{base}.{nonce:08x}{}", fsutil::PARTIAL_SUFFIX),
-            None => format!(".{name}.{nonce:08x}{}", fsutil::PARTIAL_SUFFIX),
-        }
-    }
-
     /// Moves a written temporary object into place.
     fn publish(&self, tmp: &str, name: &str) -> Result<()> {
         self.rt.block_on(self.op.rename(tmp, name)).map_err(|e| {
@@ -742,7 +748,7 @@ impl Store for Dal {
         // One PUT (or one multipart upload, completed last): the object
         // appears whole or not at all; on WebDAV, a temporary moved.
         if self.staged {
-            let tmp = Dal::temp_name(name);
+            let tmp = temp_name(name, "");
             self.rt.block_on(self.op.write(&tmp, data.to_vec())).map_err(self.fail("write", name))?;
             return self.publish(&tmp, name);
         }

@@ -194,3 +194,130 @@ pub fn wsgidav(dir: &Path) -> (Server, String) {
     wait_for(port, &mut server.0, "wsgidav");
     (server, format!("webdav://127.0.0.1:{port}/"))
 }
+
+/// An OpenSSH server on 127.0.0.1 (Debian's `sshd`, run as root: the
+/// chroot needs it), with keys made here, one user (the one running the
+/// tests) jailed in a chroot whose `data` directory it may write, SFTP
+/// only.
+pub struct Sshd {
+    /// The server; dropped first.
+    pub server: Server,
+    /// The `sftp://` URL of `/data` in the jail.
+    pub url: String,
+    /// The `PYBACKUP_SSH_COMMAND` that reaches it (its key, its
+    /// known_hosts, nothing of the user's own `~/.ssh`).
+    pub ssh_command: String,
+    /// The jail on this machine (`data` is the URL's directory).
+    pub jail: std::path::PathBuf,
+    /// The test's files: keys, known_hosts, the server's config.
+    pub dir: std::path::PathBuf,
+    _jail: tempfile::TempDir,
+}
+
+/// What the SFTP server of [`sshd`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SftpServer {
+    /// Everything OpenSSH's sftp-server does.
+    Full,
+    /// No hard links, symbolic links, changes of times or modes
+    /// (`setstat`), `posix-rename` (so no rename over an existing file)
+    /// or server-side copies: `internal-sftp -P …` (OpenSSH then no
+    /// longer offers those extensions in its hello).
+    Forbidding,
+}
+
+/// The requests [`SftpServer::Forbidding`] refuses.
+pub const FORBIDDEN: &str = "hardlink,symlink,setstat,fsetstat,lsetstat,posix-rename,copy-data";
+
+/// Starts `sshd` with its files under `dir` and the jail in a fresh
+/// directory under `/var/lib/pybackup-tests` (every directory above a
+/// chroot must be root's and writable by no one else, which `/tmp` is not).
+pub fn sshd(dir: &Path, kind: SftpServer) -> Sshd {
+    let user = run(Command::new("id").arg("-un")).trim().to_string();
+    assert_eq!(
+        run(Command::new("id").arg("-u")).trim(),
+        "0",
+        "the SFTP tests start sshd with a chroot, which needs root (.ci/run runs them as root)"
+    );
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let keygen = |path: &Path| {
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "pybackup-test", "-f"]).arg(path))
+    };
+    let (host_key, user_key) = (dir.join("host_ed25519"), dir.join("id_ed25519"));
+    for k in [&host_key, &user_key] {
+        let _ = std::fs::remove_file(k);
+        let _ = std::fs::remove_file(k.with_extension("pub"));
+        keygen(k);
+    }
+    std::fs::copy(user_key.with_extension("pub"), dir.join("authorized_keys")).expect("authorized_keys");
+    let base = Path::new("/var/lib/pybackup-tests");
+    std::fs::create_dir_all(base).expect("mkdir /var/lib/pybackup-tests");
+    let jail = tempfile::Builder::new().prefix("jail-").tempdir_in(base).expect("jail");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(jail.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod jail");
+    }
+    std::fs::create_dir_all(jail.path().join("data")).expect("mkdir data");
+    std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
+    let port = free_port();
+    let force = match kind {
+        SftpServer::Full => "internal-sftp".to_string(),
+        SftpServer::Forbidding => format!("internal-sftp -P {FORBIDDEN}"),
+    };
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\nAllowUsers {user}\n\
+             ChrootDirectory {jail}\nForceCommand {force}\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+            hk = host_key.display(),
+            d = dir.display(),
+            jail = jail.path().display(),
+        ),
+    )
+    .expect("sshd_config");
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start /usr/sbin/sshd: {e} (.ci/run installs openssh-server)"));
+    let mut server = Server(child);
+    wait_for(port, &mut server.0, "sshd");
+    let host_pub = std::fs::read_to_string(host_key.with_extension("pub")).expect("host key");
+    let known = dir.join("known_hosts");
+    let mut fields = host_pub.split_whitespace();
+    let (kind, key) = (fields.next().expect("key type"), fields.next().expect("key"));
+    std::fs::write(&known, format!("[127.0.0.1]:{port} {kind} {key}\n")).expect("known_hosts");
+    let ssh_command = format!(
+        "ssh -F /dev/null -i {k} -o IdentitiesOnly=yes -o UserKnownHostsFile={kh} -o GlobalKnownHostsFile=/dev/null \
+         -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10",
+        k = user_key.display(),
+        kh = known.display()
+    );
+    Sshd {
+        server,
+        url: format!("sftp://{user}@127.0.0.1:{port}/data"),
+        ssh_command,
+        jail: jail.path().to_path_buf(),
+        dir: dir.to_path_buf(),
+        _jail: jail,
+    }
+}
+
+impl Sshd {
+    /// The store at `PATH` under the URL's directory.
+    pub fn store(&self, path: &str) -> crate::SftpStore {
+        let mut c = crate::SftpConfig::from_url(&format!("{}/{path}", self.url)).expect("url");
+        c.ssh_command = Some(self.ssh_command.clone());
+        crate::SftpStore::connect(c).expect("connect")
+    }
+
+    /// The environment that points the `pybackup` binary at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("PYBACKUP_SSH_COMMAND", self.ssh_command.clone())]
+    }
+}

@@ -115,13 +115,18 @@ pub fn write_file(path: &Path, bytes: &[u8], overwrite: bool) -> anyhow::Result<
 }
 
 /// Splits `REPO@SNAPSHOT`; a path that exists as given is a repository
-/// with no snapshot named.
+/// with no snapshot named. In a URL, an `@` of its authority
+/// (`sftp://USER@HOST/…`) is not a snapshot's.
 pub fn split_spec(s: &str) -> (PathBuf, Option<String>) {
     if Path::new(s).exists() {
         return (PathBuf::from(s), None);
     }
-    match s.rsplit_once('@') {
-        Some((repo, snap)) if !repo.is_empty() => (PathBuf::from(repo), Some(snap.to_string())),
+    let path_from = match s.find("://") {
+        Some(i) => s[i + 3..].find('/').map_or(s.len(), |j| i + 3 + j),
+        None => 0,
+    };
+    match s[path_from..].rfind('@').map(|i| path_from + i) {
+        Some(i) if i > 0 => (PathBuf::from(&s[..i]), Some(s[i + 1..].to_string())),
         _ => (PathBuf::from(s), None),
     }
 }
@@ -177,4 +182,20 @@ pub fn say_protected(r: &parity::ProtectReport, asked: parity::Redundancy, ui: &
             p.of
         ),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn specs() {
+        let split = |s: &str| {
+            let (r, n) = super::split_spec(s);
+            (r.display().to_string(), n)
+        };
+        assert_eq!(split("/no/such/repo@2024-01-01"), ("/no/such/repo".into(), Some("2024-01-01".into())));
+        assert_eq!(split("sftp://ann@nas:22/r"), ("sftp://ann@nas:22/r".into(), None));
+        assert_eq!(split("sftp://ann@nas/r@latest"), ("sftp://ann@nas/r".into(), Some("latest".into())));
+        assert_eq!(split("sftp://ann@nas"), ("sftp://ann@nas".into(), None));
+        assert_eq!(split("s3://b/p@x"), ("s3://b/p".into(), Some("x".into())));
+    }
 }

@@ -9,6 +9,7 @@ mod fidelity;
 mod interop;
 mod jobs;
 mod keys;
+mod peers;
 mod protect;
 mod remote;
 mod salvage;

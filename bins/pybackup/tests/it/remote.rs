@@ -388,7 +388,7 @@ fn a_backup_into_a_three_node_garage_cluster_completes_with_a_node_stopped_mid_w
 }
 
 /// 40 files of 400 KB of text that deflate works hard on (at `-9`).
-fn text_tree(src: &Path) {
+pub(crate) fn text_tree(src: &Path) {
     for i in 0..40u64 {
         let text: Vec<u8> =
             noise(400_000, 2 * i + 1).iter().map(|b| if b % 7 == 0 { b' ' } else { b'a' + b % 16 }).collect();

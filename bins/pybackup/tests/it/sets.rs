@@ -22,7 +22,7 @@ fn xtars(repo: &Path) -> Vec<std::path::PathBuf> {
     v
 }
 
-fn tree(src: &Path) {
+pub(crate) fn tree(src: &Path) {
     write(src, b"keep/same.txt", b"unchanged\n");
     write(src, b"keep/big.bin", &noise(400_000, 1));
     write(src, b"change.txt", b"version 1\n");

@@ -1,0 +1,569 @@
+//! A directory on an SSH server, through SFTP: `sftp://[USER@]HOST[:PORT]/PATH`.
+//!
+//! The connection is the system's `ssh` run as `ssh -s HOST sftp`, so the
+//! user's keys, agent, `~/.ssh/config` (host aliases, `ProxyJump`) and
+//! `known_hosts` work as they do for `ssh` itself: an unknown or changed
+//! host key is refused by `ssh`, and the error says so.
+//! `PYBACKUP_SSH_COMMAND` replaces `ssh` (run by `sh`, the way git runs
+//! `GIT_SSH_COMMAND`: `ssh -F my_config -i my_key`, for example).
+//!
+//! Objects are written under a temporary name beside their final one and
+//! renamed into place, so a cut connection leaves no part of a file under
+//! an object's name. A replacement uses the `posix-rename@openssh.com`
+//! extension when the server has it (one atomic step); on a server without
+//! it (plain SFTP v3 rename refuses an existing target), the old object is
+//! first renamed aside, the new one renamed in, the old one removed: the
+//! store never asks for a rename over an existing file, a hard link, a
+//! symbolic link or a change of modification time.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use openssh_sftp_client::error::SftpErrorKind;
+use openssh_sftp_client::{Sftp, SftpOptions};
+use tokio::io::AsyncReadExt;
+
+use crate::{check_name, redacted, Error, Object, Result, Store};
+
+/// Where an SFTP store is. Holds no secret: keys are `ssh`'s business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SftpConfig {
+    /// The user, when the URL names one (else `ssh` chooses).
+    pub user: Option<String>,
+    /// The host (an `~/.ssh/config` alias works).
+    pub host: String,
+    /// The port, when the URL names one.
+    pub port: Option<u16>,
+    /// The directory on the server: absolute, or relative to the login
+    /// directory (a URL path starting `/~/`).
+    pub root: String,
+    /// What runs instead of `ssh` (`PYBACKUP_SSH_COMMAND`), by `sh`.
+    pub ssh_command: Option<String>,
+}
+
+impl SftpConfig {
+    /// `sftp://[USER@]HOST[:PORT]/PATH`: `PATH` is absolute on the server;
+    /// `/~/PATH` is relative to the login directory. Passwords are refused
+    /// (use keys).
+    pub fn from_url(url: &str) -> Result<SftpConfig> {
+        let bad = |reason: &str| Error::BadUrl { url: redacted(url), reason: reason.to_string() };
+        let rest = url.strip_prefix("sftp://").ok_or_else(|| bad("expected sftp://"))?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        if user.is_some_and(|u| u.contains(':')) {
+            return Err(bad("a password in the URL: sftp repositories sign in with ssh keys (and the agent)"));
+        }
+        if user.is_some_and(|u| u.is_empty() || u.starts_with('-')) {
+            return Err(bad("an empty user, or one starting with `-`"));
+        }
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("an IPv6 address without its `]`"))?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() || host.starts_with('-') {
+            return Err(bad("expected sftp://[USER@]HOST[:PORT]/PATH"));
+        }
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| bad("the port is not a number"))?),
+            None => None,
+        };
+        let path = path.trim_end_matches('/');
+        let root = match path.strip_prefix('~') {
+            Some(rel) if rel.is_empty() || rel.starts_with('/') => rel.trim_start_matches('/').to_string(),
+            _ => format!("/{path}"),
+        };
+        let ssh_command = std::env::var("PYBACKUP_SSH_COMMAND").ok().filter(|c| !c.trim().is_empty());
+        Ok(SftpConfig { user: user.map(str::to_string), host: host.to_string(), port, root, ssh_command })
+    }
+
+    /// The URL, as messages print it.
+    pub fn describe(&self) -> String {
+        let user = self.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let path = if self.root.starts_with('/') { self.root.clone() } else { format!("/~/{}", self.root) };
+        format!("sftp://{user}{host}{port}{}", path.trim_end_matches('/'))
+    }
+}
+
+/// A store in a directory of an SSH server, through one `ssh` connection.
+pub struct SftpStore {
+    sftp: Sftp,
+    rt: tokio::runtime::Runtime,
+    root: PathBuf,
+    describe: String,
+    posix_rename: bool,
+    /// Directories known to exist.
+    dirs: Mutex<HashSet<PathBuf>>,
+    /// What `ssh` said on its standard error (kept for messages).
+    stderr: Arc<Mutex<Vec<u8>>>,
+    child: Mutex<Option<tokio::process::Child>>,
+}
+
+/// The bytes of one SFTP read or write request (OpenSSH's limit is 255 KiB).
+const PIECE: usize = 255 << 10;
+/// Requests in flight at once in a large read.
+const IN_FLIGHT: usize = 16;
+
+impl SftpStore {
+    /// Connects: runs `ssh`, starts SFTP, and gives a clear error when
+    /// `ssh` refuses (an unknown or changed host key, no key accepted).
+    pub fn connect(config: SftpConfig) -> Result<SftpStore> {
+        let describe = config.describe();
+        let fail =
+            |message: String| Error::Op { store: describe.clone(), op: "connect to", name: String::new(), message };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let mut args: Vec<String> = Vec::new();
+        if let Some(p) = config.port {
+            args.extend(["-p".into(), p.to_string()]);
+        }
+        if let Some(u) = &config.user {
+            args.extend(["-l".into(), u.clone()]);
+        }
+        // Keep-alives: a dead connection is noticed within a minute.
+        args.extend(["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "-s", "--"].map(String::from));
+        args.extend([config.host.clone(), "sftp".into()]);
+        let mut cmd = match &config.ssh_command {
+            Some(c) => {
+                let mut cmd = tokio::process::Command::new("sh");
+                cmd.arg("-c").arg(format!("{c} \"$@\"")).arg("pybackup-ssh").args(&args);
+                cmd
+            }
+            None => {
+                let mut cmd = tokio::process::Command::new("ssh");
+                cmd.args(&args);
+                cmd
+            }
+        };
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (sftp, child) = rt.block_on(async {
+            let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run ssh: {e}")))?;
+            let (Some(stdin), Some(stdout), Some(mut err)) =
+                (child.stdin.take(), child.stdout.take(), child.stderr.take())
+            else {
+                return Err(fail("ssh without its pipes".into()));
+            };
+            let said = stderr.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = err.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut s) = said.lock() {
+                        // The last 64 KiB are plenty for a message.
+                        s.extend_from_slice(&buf[..n]);
+                        let over = s.len().saturating_sub(64 << 10);
+                        s.drain(..over);
+                    }
+                }
+            });
+            let options = SftpOptions::new().flush_interval(std::time::Duration::ZERO);
+            match Sftp::new(stdin, stdout, options).await {
+                Ok(sftp) => Ok((sftp, child)),
+                Err(e) => {
+                    // ssh refused, or the server runs no SFTP: say why.
+                    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok());
+                    let said =
+                        String::from_utf8_lossy(&stderr.lock().map(|s| s.clone()).unwrap_or_default()).into_owned();
+                    Err(fail(ssh_failure(&config.host, &said, status, &e.to_string())))
+                }
+            }
+        })?;
+        let posix_rename = sftp.support_posix_rename();
+        Ok(SftpStore {
+            sftp,
+            rt,
+            root: PathBuf::from(&config.root),
+            describe,
+            posix_rename,
+            dirs: Mutex::new(HashSet::new()),
+            stderr,
+            child: Mutex::new(Some(child)),
+        })
+    }
+
+    /// Whether the server renames over an existing file atomically
+    /// (`posix-rename@openssh.com`).
+    pub fn replaces_atomically(&self) -> bool {
+        self.posix_rename
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf> {
+        check_name(&self.describe, name)?;
+        Ok(self.root.join(name))
+    }
+
+    fn err(&self, op: &'static str, name: &str, e: openssh_sftp_client::Error) -> Error {
+        if matches!(e, openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) {
+            return Error::NotFound { store: self.describe.clone(), name: name.to_string() };
+        }
+        let mut message = match &e {
+            openssh_sftp_client::Error::SftpError(kind, msg) => {
+                let msg = msg.to_string();
+                let text = msg.split("Language Tag").next().unwrap_or_default();
+                let text = text.trim().trim_end_matches(',').trim_start_matches("Err Message:").trim();
+                format!(
+                    "the server said {kind:?}{}",
+                    if text.is_empty() || text == format!("{kind:?}") { String::new() } else { format!(": {text}") }
+                )
+            }
+            other => other.to_string(),
+        };
+        if matches!(e, openssh_sftp_client::Error::IOError(_) | openssh_sftp_client::Error::AwaitableError(_)) {
+            // The connection went: what ssh said is the useful part.
+            let said = self.stderr.lock().map(|s| String::from_utf8_lossy(&s).trim().to_string()).unwrap_or_default();
+            if !said.is_empty() {
+                message = format!("{message} (ssh: {said})");
+            }
+        }
+        Error::Op { store: self.describe.clone(), op, name: name.to_string(), message }
+    }
+
+    /// Makes directory `dir` and those above it (up to the root) as needed.
+    async fn make_dirs(&self, dir: &Path) -> std::result::Result<(), openssh_sftp_client::Error> {
+        if dir.as_os_str().is_empty() || self.dirs.lock().is_ok_and(|d| d.contains(dir)) {
+            return Ok(());
+        }
+        let mut fs = self.sftp.fs();
+        let mut at = PathBuf::new();
+        for c in dir.components() {
+            at.push(c);
+            if self.dirs.lock().is_ok_and(|d| d.contains(&at)) {
+                continue;
+            }
+            if let Err(e) = fs.create_dir(&at).await {
+                // It may be there already (or made by another run).
+                match fs.metadata(&at).await {
+                    Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => {}
+                    _ => return Err(e),
+                }
+            }
+            if let Ok(mut d) = self.dirs.lock() {
+                d.insert(at.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a new temporary file beside `path` (its directories made).
+    async fn create_temp(
+        &self,
+        path: &Path,
+        name: &str,
+    ) -> std::result::Result<(PathBuf, openssh_sftp_client::file::File), openssh_sftp_client::Error> {
+        if let Some(dir) = path.parent() {
+            self.make_dirs(dir).await?;
+        }
+        let tmp = self.root.join(crate::temp_name(name, ""));
+        let file = self.sftp.options().write(true).create_new(true).open(&tmp).await?;
+        Ok((tmp, file))
+    }
+
+    /// Moves the written temporary `tmp` to `path`, replacing what is
+    /// there (see the module's note on servers without posix-rename).
+    async fn publish(
+        &self,
+        tmp: &Path,
+        path: &Path,
+        name: &str,
+    ) -> std::result::Result<(), openssh_sftp_client::Error> {
+        let mut fs = self.sftp.fs();
+        if self.posix_rename {
+            return fs.rename(tmp, path).await;
+        }
+        let first = match fs.rename(tmp, path).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if fs.metadata(path).await.is_err() {
+            return Err(first);
+        }
+        let aside = self.root.join(crate::temp_name(name, ".old"));
+        fs.rename(path, &aside).await?;
+        if let Err(e) = fs.rename(tmp, path).await {
+            let _ = fs.rename(&aside, path).await;
+            return Err(e);
+        }
+        fs.remove_file(&aside).await
+    }
+
+    async fn write_all(
+        file: &mut openssh_sftp_client::file::File,
+        data: &[u8],
+    ) -> std::result::Result<(), openssh_sftp_client::Error> {
+        // Requests pipelined: several writes in flight, each at its offset.
+        let start = file.offset();
+        let mut pieces = Vec::new();
+        for (i, piece) in data.chunks(PIECE).enumerate() {
+            let mut f = file.clone();
+            let at = start + (i * PIECE) as u64;
+            pieces.push(async move {
+                tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(at)).await?;
+                f.write_all(piece).await
+            });
+            if pieces.len() == IN_FLIGHT {
+                for r in futures_join(std::mem::take(&mut pieces)).await {
+                    r?;
+                }
+            }
+        }
+        for r in futures_join(pieces).await {
+            r?;
+        }
+        tokio::io::AsyncSeekExt::seek(file, std::io::SeekFrom::Start(start + data.len() as u64)).await?;
+        Ok(())
+    }
+}
+
+/// Runs the futures at once, their results in order.
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futures.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// A clear message for an `ssh` that would not connect.
+fn ssh_failure(host: &str, said: &str, status: Option<std::process::ExitStatus>, sftp: &str) -> String {
+    let said = said.trim();
+    if said.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        return format!(
+            "the host key of {host} has changed since it was recorded in known_hosts: refused (someone may be \
+             between you and the server, or the server was reinstalled: check, then remove the old key with \
+             `ssh-keygen -R {host}`)"
+        );
+    }
+    if said.contains("Host key verification failed") {
+        return format!(
+            "the host key of {host} is not in known_hosts, or does not match: refused (connect once with `ssh \
+             {host}` to check and record it)"
+        );
+    }
+    let status = status.map(|s| format!(" ({s})")).unwrap_or_default();
+    if said.is_empty() {
+        format!("ssh ended{status}; no SFTP: {sftp}")
+    } else {
+        let last: Vec<&str> = said.lines().rev().take(4).collect();
+        let last: Vec<&str> = last.into_iter().rev().collect();
+        format!("ssh ended{status}: {}", last.join(" / "))
+    }
+}
+
+impl Drop for SftpStore {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) {
+            let _ = child.start_kill();
+            let _ =
+                self.rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await });
+        }
+    }
+}
+
+impl Store for SftpStore {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Object>> {
+        let dir = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
+        let start = self.root.join(dir.trim_end_matches('/'));
+        let mut out = Vec::new();
+        self.rt.block_on(async {
+            let mut fs = self.sftp.fs();
+            let mut stack = vec![(start, dir.trim_end_matches('/').to_string())];
+            while let Some((path, rel)) = stack.pop() {
+                let d = match fs.open_dir(&path).await {
+                    Ok(d) => d,
+                    Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => continue,
+                    Err(e) => return Err(self.err("list", prefix, e)),
+                };
+                let mut entries = Box::pin(d.read_dir());
+                while let Some(e) =
+                    std::future::poll_fn(|cx| futures_core::Stream::poll_next(entries.as_mut(), cx)).await
+                {
+                    let e = e.map_err(|e| self.err("list", prefix, e))?;
+                    let Some(base) = e.filename().to_str().map(str::to_string) else { continue };
+                    if base == "." || base == ".." {
+                        continue;
+                    }
+                    let name = if rel.is_empty() { base.clone() } else { format!("{rel}/{base}") };
+                    let meta = e.metadata();
+                    match meta.file_type() {
+                        Some(t)
+                            if t.is_dir() && (name.starts_with(prefix) || prefix.starts_with(&format!("{name}/"))) =>
+                        {
+                            stack.push((path.join(&base), name));
+                        }
+                        Some(t)
+                            if t.is_file()
+                                && name.starts_with(prefix)
+                                && fsutil::partial_target(base.as_bytes()).is_none() =>
+                        {
+                            out.push(Object { name, size: meta.len().unwrap_or(0) });
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        let path = self.path(name)?;
+        match self.rt.block_on(self.sftp.fs().metadata(&path)) {
+            Ok(m) if m.file_type().is_some_and(|t| t.is_file()) => Ok(Some(m.len().unwrap_or(0))),
+            Ok(_) => Ok(None),
+            Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => Ok(None),
+            Err(e) => Err(self.err("stat", name, e)),
+        }
+    }
+
+    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let path = self.path(name)?;
+        self.rt.block_on(async {
+            let file = self.sftp.open(&path).await.map_err(|e| self.err("read", name, e))?;
+            let size = self.sftp.fs().metadata(&path).await.map_err(|e| self.err("read", name, e))?.len().unwrap_or(0);
+            let end = offset.saturating_add(len).min(size);
+            let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+            let mut at = offset;
+            while at < end {
+                // Up to IN_FLIGHT requests at once, each its own piece.
+                let mut batch = Vec::new();
+                let mut from = at;
+                while from < end && batch.len() < IN_FLIGHT {
+                    let n = (end - from).min(PIECE as u64);
+                    let mut f = file.clone();
+                    batch.push(async move {
+                        tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(from)).await?;
+                        f.read_all(n as usize, bytes::BytesMut::new()).await
+                    });
+                    from += n;
+                }
+                for piece in futures_join(batch).await {
+                    let piece = piece.map_err(|e| self.err("read", name, e))?;
+                    out.extend_from_slice(&piece);
+                }
+                at = from;
+            }
+            let _ = file.close().await;
+            Ok(out)
+        })
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>> {
+        match self.size(name)? {
+            Some(n) => self.read_range(name, 0, n),
+            None => Err(Error::NotFound { store: self.describe.clone(), name: name.to_string() }),
+        }
+    }
+
+    fn put(&self, name: &str, data: &[u8]) -> Result<()> {
+        self.put_from(name, &mut &data[..], data.len() as u64)
+    }
+
+    fn put_from(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+        let path = self.path(name)?;
+        let (tmp, mut file) =
+            self.rt.block_on(self.create_temp(&path, name)).map_err(|e| self.err("write", name, e))?;
+        let abandon = |e: Error| {
+            let _ = self.rt.block_on(self.sftp.fs().remove_file(&tmp));
+            e
+        };
+        let failed = |message: String| Error::Op { store: self.describe(), op: "write", name: name.into(), message };
+        let mut left = len;
+        let mut buf = vec![0u8; (crate::CHUNK as u64).min(len.max(1)) as usize];
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let mut got = 0;
+            while got < want {
+                match data.read(&mut buf[got..want]) {
+                    Ok(0) => return Err(abandon(failed(format!("{} of {len} bytes given", len - left + got as u64)))),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(abandon(failed(format!("reading what to upload: {e}")))),
+                }
+            }
+            self.rt
+                .block_on(SftpStore::write_all(&mut file, &buf[..got]))
+                .map_err(|e| abandon(self.err("write", name, e)))?;
+            left -= got as u64;
+        }
+        self.rt.block_on(file.close()).map_err(|e| abandon(self.err("write", name, e)))?;
+        self.rt.block_on(self.publish(&tmp, &path, name)).map_err(|e| abandon(self.err("write", name, e)))
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let path = self.path(name)?;
+        match self.rt.block_on(self.sftp.fs().remove_file(&path)) {
+            Ok(()) | Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => Ok(()),
+            Err(e) => Err(self.err("delete", name, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let c = SftpConfig::from_url("sftp://ann@nas.local:2222/srv/backups/").unwrap();
+        assert_eq!(
+            (c.user.as_deref(), c.host.as_str(), c.port, c.root.as_str()),
+            (Some("ann"), "nas.local", Some(2222), "/srv/backups")
+        );
+        assert_eq!(c.describe(), "sftp://ann@nas.local:2222/srv/backups");
+        let c = SftpConfig::from_url("sftp://friend/~/from-ann").unwrap();
+        assert_eq!(c.describe(), "sftp://friend/~/from-ann");
+        assert_eq!((c.user, c.port, c.root.as_str()), (None, None, "from-ann"));
+        let c = SftpConfig::from_url("sftp://[::1]:22/r").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("::1", Some(22)));
+        assert_eq!(c.describe(), "sftp://[::1]:22/r");
+        for bad in
+            ["sftp://ann:secret@host/r", "sftp://-oProxyCommand=x/r", "sftp:///r", "sftp://h:port/r", "sftp://@h/r"]
+        {
+            let e = SftpConfig::from_url(bad).unwrap_err().to_string();
+            assert!(!e.contains("secret"), "{e}");
+        }
+    }
+}
