@@ -218,3 +218,147 @@ fn a_backup_to_a_webdav_share_killed_mid_way_resumes() {
     let peer = webdav_peer(&t.path().join("server"));
     killed_and_resumed(&peer, t.path());
 }
+
+/// Every byte under `root`, file names included: what the peer can read.
+fn everything(root: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for (p, node) in snapshot(root, false) {
+        all.extend_from_slice(&p);
+        all.push(b'\n');
+        all.extend_from_slice(&node.content);
+    }
+    all
+}
+
+/// The needles of a tree: its path, every name of 6 bytes or more, link
+/// targets, 16 bytes from the middle of every file of 16 bytes or more.
+fn needles(src: &Path) -> Vec<Vec<u8>> {
+    let mut needles: Vec<Vec<u8>> = vec![src.canonicalize().expect("canon").as_os_str().as_encoded_bytes().to_vec()];
+    for (path, node) in snapshot(src, false) {
+        needles.extend(path.split(|&b| b == b'/').filter(|c| c.len() >= 6).map(<[u8]>::to_vec));
+        if node.kind == "symlink" && node.content.len() >= 6 {
+            needles.push(node.content.clone());
+        }
+        if node.kind == "file" && node.content.len() >= 16 {
+            let mid = node.content.len() / 2 - 8;
+            needles.push(node.content[mid..mid + 16].to_vec());
+        }
+    }
+    needles.sort();
+    needles.dedup();
+    needles
+}
+
+/// The friend scenario: A pushes his folders, encrypted, to B's disk over
+/// SFTP, with no key on A's machine for the backups; B's disk holds no
+/// readable name or content, and B checks what he stores without any key;
+/// A's machine is wiped; A pulls everything, then a part, back with the
+/// recovery key `init` printed, alone.
+#[test]
+fn the_friend_scenario_push_encrypted_over_sftp_wipe_pull_with_the_printed_recovery_key() {
+    let t = tempfile::tempdir().expect("tmp");
+    let peer = sftp_peer(&t.path().join("b"), SftpServer::Full);
+    let a = t.path().join("a");
+    let (src, cache, keys) = (a.join("home"), a.join("cache"), a.join("keys"));
+    std::fs::create_dir_all(&keys).expect("mkdir");
+    crate::fidelity::rich_tree(&src);
+    for i in 0..30 {
+        write(&src, format!("letters/to-friend-{i:02}.txt").as_bytes(), format!("private letter number {i}\n").as_bytes());
+    }
+    let pass = keys.join("pass");
+    std::fs::write(&pass, "only A knows this passphrase\n").expect("write");
+    let out = peer.ok(
+        &cache,
+        &[
+            os("init"),
+            os(&peer.url),
+            os("--encrypt"),
+            os("--owner-key"),
+            keys.join("own.key").as_os_str(),
+            os("--passphrase-file"),
+            pass.as_os_str(),
+        ],
+    );
+    let printed = String::from_utf8(out.stdout).expect("utf8");
+    assert!(printed.contains("AGE-SECRET-KEY-1"), "the recovery key is printed: {printed}");
+
+    // Daily pushes need no key (the passphrase is not given).
+    let first = peer.backup(&cache, &src);
+    assert!(first["stored"].as_u64().unwrap_or(0) > 30, "{first}");
+    write(&src, b"letters/to-friend-03.txt", b"private letter number 3, rewritten the next day\n");
+    let second = peer.backup(&cache, &src);
+    assert_eq!(second["stored"].as_u64(), Some(1), "{second}");
+
+    // B's disk: no name, no content, not the passphrase, not the key.
+    let disk = everything(&peer.disk);
+    let mut hidden = needles(&src);
+    hidden.push(b"only A knows this passphrase".to_vec());
+    hidden.extend(printed.lines().filter(|l| l.starts_with("AGE-SECRET-KEY-")).map(|l| l.as_bytes().to_vec()));
+    let shown: Vec<String> = hidden
+        .iter()
+        .filter(|n| disk.windows(n.len()).any(|w| w == &n[..]))
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert!(shown.is_empty(), "B's disk shows {shown:?}");
+    assert!(hidden.len() > 40, "{} needles", hidden.len());
+    // B checks what he stores, on his own disk, with no key at all.
+    let b_cache = t.path().join("b-cache");
+    let out = pybackup().env("PYBACKUP_CACHE_DIR", &b_cache).arg("check").arg(&peer.disk).arg("--read-data").output().expect("runs");
+    assert!(out.status.success(), "B's keyless check: {}", stderr(&out));
+    // And the check notices damage B's disk took (one byte of an archive).
+    let archive = std::fs::read_dir(peer.disk.join("Archives"))
+        .expect("readdir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "xtar"))
+        .expect("an archive");
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let at = pack_middle(&bytes);
+    bytes[at] ^= 0x40;
+    std::fs::write(&archive, &bytes).expect("write");
+    let out = pybackup().env("PYBACKUP_CACHE_DIR", &b_cache).arg("check").arg(&peer.disk).arg("--read-data").output().expect("runs");
+    assert!(!out.status.success(), "damage must be found without a key: {} {}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    bytes[at] ^= 0x40;
+    std::fs::write(&archive, &bytes).expect("write");
+
+    // A's machine is wiped: the tree, the cache, the owner key, the
+    // passphrase. What A has left is the printed recovery key, typed back.
+    let before = snapshot(&src, false);
+    std::fs::remove_dir_all(&a).expect("wipe");
+    let new = t.path().join("new-machine");
+    std::fs::create_dir_all(&new).expect("mkdir");
+    let typed = new.join("recovery.txt");
+    std::fs::write(&typed, &printed).expect("write");
+    let home = new.join("home");
+    peer.ok(&new.join("cache"), &[os("restore"), os(&peer.url), home.as_os_str(), os("-i"), typed.as_os_str()]);
+    assert_eq!(snapshot(&home, false), before, "every file back exactly");
+    // A part: the first day's letters only.
+    let part = new.join("part");
+    let day1 = format!("{}@{}", peer.url, first["snapshot"].as_str().expect("name"));
+    peer.ok(&new.join("cache"), &[os("restore"), os(&day1), part.as_os_str(), os("letters"), os("-i"), typed.as_os_str()]);
+    let got = snapshot(&part, false);
+    assert_eq!(got.keys().filter(|k| k.starts_with(b"letters/")).count(), 30);
+    assert!(got.keys().all(|k| k.starts_with(b"letters")), "{:?}", got.keys().collect::<Vec<_>>());
+    assert_eq!(std::fs::read(part.join("letters/to-friend-03.txt")).expect("read"), b"private letter number 3\n");
+    // Without a key, nothing comes back, and the message says why.
+    let out = peer.run(&new.join("cache"), &[os("restore"), os(&peer.url), new.join("nokey").as_os_str()]);
+    assert!(!out.status.success());
+    assert!(!new.join("nokey").exists() || std::fs::read_dir(new.join("nokey")).expect("dir").next().is_none());
+}
+
+/// The offset of the middle of an archive's first pack member (encrypted
+/// file data), found by walking its tar headers.
+fn pack_middle(archive: &[u8]) -> usize {
+    let mut at = 0;
+    while at + 512 <= archive.len() {
+        let h = &archive[at..at + 512];
+        let name = String::from_utf8_lossy(&h[..100]).trim_end_matches('\0').to_string();
+        let size = usize::from_str_radix(String::from_utf8_lossy(&h[124..136]).trim_matches(['\0', ' ']), 8)
+            .unwrap_or_else(|_| panic!("no tar header at {at}"));
+        if name.starts_with(".xtar-pack.") {
+            return at + 512 + size / 2;
+        }
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    panic!("no pack member")
+}
