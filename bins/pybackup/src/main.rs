@@ -55,6 +55,7 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     let jobs = jobs(g);
+    store::limit::set_limits(g.limit_upload, g.limit_download);
     match cli.command {
         Command::Compress(a) => cmd::compress::run(&a, g),
         Command::Launch(a) => cmd::launch::run(&a, g),

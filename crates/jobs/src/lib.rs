@@ -102,6 +102,8 @@ struct RawJob {
     #[serde(default)]
     json: bool,
     checkpoint: Option<Spanned<String>>,
+    limit_upload: Option<Spanned<String>>,
+    limit_download: Option<Spanned<String>>,
     host: Option<String>,
     parent: Option<String>,
     keep_last: Option<usize>,
@@ -143,6 +145,10 @@ pub struct Job {
     pub json: bool,
     /// As `backup --checkpoint`, in bytes.
     pub checkpoint: Option<u64>,
+    /// As `--limit-upload`, in bytes a second.
+    pub limit_upload: Option<u64>,
+    /// As `--limit-download`, in bytes a second.
+    pub limit_download: Option<u64>,
     /// As `backup --host`.
     pub host: Option<String>,
     /// As `backup --parent`.
@@ -277,6 +283,12 @@ fn check_job(name: String, j: RawJob, at: &impl Fn(std::ops::Range<usize>, Strin
         Some(c) => Some(cli::parse_size(c.get_ref()).map_err(|m| at(c.span(), format!("`checkpoint`: {m}")))?),
         None => None,
     };
+    let rate = |r: Option<Spanned<String>>, key: &str| match r {
+        Some(r) => cli::parse_size(r.get_ref()).map(Some).map_err(|m| at(r.span(), format!("`{key}`: {m}"))),
+        None => Ok(None),
+    };
+    let limit_upload = rate(j.limit_upload, "limit-upload")?;
+    let limit_download = rate(j.limit_download, "limit-download")?;
     let warn_after = match &j.warn_after {
         Some(w) => Some(cli::parse_duration(w.get_ref()).map_err(|m| at(w.span(), format!("`warn-after`: {m}")))?),
         None => None,
@@ -303,6 +315,8 @@ fn check_job(name: String, j: RawJob, at: &impl Fn(std::ops::Range<usize>, Strin
         checksum: j.checksum,
         json: j.json,
         checkpoint,
+        limit_upload,
+        limit_download,
         host: j.host,
         parent: j.parent,
         keep: Keep {
@@ -348,6 +362,8 @@ exclude-glob = ["*.pyc", "*.tmp"]
 # json = false         # print each backup's summary as one JSON object
 # checkpoint = "1GiB"  # an interrupted run loses at most this much work
 # host = "laptop"      # the machine name recorded [default: the host name]
+# limit-upload = "1M"  # at most this many bytes a second to a remote repository
+# limit-download = "4M"
 
 # Retention after each run, as `pybackup forget` takes it (none: keep all).
 keep-daily = 14
@@ -407,6 +423,11 @@ mod tests {
         assert!(m.contains("0 to 9"), "{m}");
         let (l, _, m) = err(&format!("{base}\ncheckpoint = \"1 parsec\"\n"));
         assert_eq!(l, 5);
+        let (l, _, lm) = err(&format!("{base}limit-upload = \"fast\"\n"));
+        assert_eq!(l, 4);
+        assert!(lm.contains("limit-upload"), "{lm}");
+        let c = Config::parse(&format!("{base}limit-upload = \"512K\"\n"), Path::new("x.toml")).unwrap();
+        assert_eq!((c.jobs["a"].limit_upload, c.jobs["a"].limit_download), (Some(512 << 10), None));
         assert!(m.contains("checkpoint"), "{m}");
         let (_, _, m) = err(&format!("{base}warn-after = \"soon\"\n"));
         assert!(m.contains("warn-after"), "{m}");

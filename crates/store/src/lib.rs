@@ -16,6 +16,7 @@
 use std::path::PathBuf;
 
 pub mod conformance;
+pub mod limit;
 mod sftp;
 pub use sftp::{SftpConfig, SftpStore};
 #[cfg(feature = "testing")]
@@ -635,8 +636,12 @@ impl Dal {
 
     fn with(op: opendal::Operator, describe: String, staged: bool) -> Result<Dal> {
         let err = |message: String| Error::Op { store: describe.clone(), op: "open", name: String::new(), message };
-        let op =
+        let mut op =
             op.layer(opendal::layers::TimeoutLayer::new()).layer(opendal::layers::RetryLayer::new().with_max_times(4));
+        if limit::upload().is_some() || limit::download().is_some() {
+            let transport = opendal::HttpTransporter::new(limit::LimitedHttp::new());
+            op = op.with_context(opendal::OperationContext::new().with_http_transport(transport));
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

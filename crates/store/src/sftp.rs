@@ -107,6 +107,9 @@ pub struct SftpStore {
     /// What `ssh` said on its standard error (kept for messages).
     stderr: Arc<Mutex<Vec<u8>>>,
     child: Mutex<Option<tokio::process::Child>>,
+    /// The process's limits when it was opened.
+    upload: Option<Arc<crate::limit::Rate>>,
+    download: Option<Arc<crate::limit::Rate>>,
 }
 
 /// The bytes of one SFTP read or write request (OpenSSH's limit is 255 KiB).
@@ -200,6 +203,8 @@ impl SftpStore {
             dirs: Mutex::new(HashSet::new()),
             stderr,
             child: Mutex::new(Some(child)),
+            upload: crate::limit::upload(),
+            download: crate::limit::download(),
         })
     }
 
@@ -309,6 +314,7 @@ impl SftpStore {
     }
 
     async fn write_all(
+        &self,
         file: &mut openssh_sftp_client::file::File,
         data: &[u8],
     ) -> std::result::Result<(), openssh_sftp_client::Error> {
@@ -318,7 +324,11 @@ impl SftpStore {
         for (i, piece) in data.chunks(PIECE).enumerate() {
             let mut f = file.clone();
             let at = start + (i * PIECE) as u64;
+            let rate = self.upload.clone();
             pieces.push(async move {
+                // Paced when it is sent: the pieces in flight leave one
+                // after the other at the rate, not in a burst.
+                crate::limit::pace_async(rate, piece.len() as u64).await;
                 tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(at)).await?;
                 f.write_all(piece).await
             });
@@ -473,7 +483,9 @@ impl Store for SftpStore {
                 while from < end && batch.len() < IN_FLIGHT {
                     let n = (end - from).min(PIECE as u64);
                     let mut f = file.clone();
+                    let rate = self.download.clone();
                     batch.push(async move {
+                        crate::limit::pace_async(rate, n).await;
                         tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(from)).await?;
                         f.read_all(n as usize, bytes::BytesMut::new()).await
                     });
@@ -524,7 +536,7 @@ impl Store for SftpStore {
                 }
             }
             self.rt
-                .block_on(SftpStore::write_all(&mut file, &buf[..got]))
+                .block_on(self.write_all(&mut file, &buf[..got]))
                 .map_err(|e| abandon(self.err("write", name, e)))?;
             left -= got as u64;
         }

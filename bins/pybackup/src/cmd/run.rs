@@ -54,6 +54,8 @@ fn job_keys(job: &jobs::Job) -> OpenArgs {
 fn run_job(job: &jobs::Job, a: &RunArgs, runs: u64, threads: usize, g: &Global) -> Result<(String, bool), String> {
     let mut made = Vec::new();
     let mut clean = true;
+    // Its limits, unless the command line gives others.
+    store::limit::set_limits(g.limit_upload.or(job.limit_upload), g.limit_download.or(job.limit_download));
     for source in &job.sources {
         let args = backup_args(job, source, a);
         let ui = Ui::new(g.quiet, g.no_progress, "backup");

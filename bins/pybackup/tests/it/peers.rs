@@ -263,7 +263,11 @@ fn the_friend_scenario_push_encrypted_over_sftp_wipe_pull_with_the_printed_recov
     std::fs::create_dir_all(&keys).expect("mkdir");
     crate::fidelity::rich_tree(&src);
     for i in 0..30 {
-        write(&src, format!("letters/to-friend-{i:02}.txt").as_bytes(), format!("private letter number {i}\n").as_bytes());
+        write(
+            &src,
+            format!("letters/to-friend-{i:02}.txt").as_bytes(),
+            format!("private letter number {i}\n").as_bytes(),
+        );
     }
     let pass = keys.join("pass");
     std::fs::write(&pass, "only A knows this passphrase\n").expect("write");
@@ -303,7 +307,13 @@ fn the_friend_scenario_push_encrypted_over_sftp_wipe_pull_with_the_printed_recov
     assert!(hidden.len() > 40, "{} needles", hidden.len());
     // B checks what he stores, on his own disk, with no key at all.
     let b_cache = t.path().join("b-cache");
-    let out = pybackup().env("PYBACKUP_CACHE_DIR", &b_cache).arg("check").arg(&peer.disk).arg("--read-data").output().expect("runs");
+    let out = pybackup()
+        .env("PYBACKUP_CACHE_DIR", &b_cache)
+        .arg("check")
+        .arg(&peer.disk)
+        .arg("--read-data")
+        .output()
+        .expect("runs");
     assert!(out.status.success(), "B's keyless check: {}", stderr(&out));
     // And the check notices damage B's disk took (one byte of an archive).
     let archive = std::fs::read_dir(peer.disk.join("Archives"))
@@ -316,8 +326,19 @@ fn the_friend_scenario_push_encrypted_over_sftp_wipe_pull_with_the_printed_recov
     let at = pack_middle(&bytes);
     bytes[at] ^= 0x40;
     std::fs::write(&archive, &bytes).expect("write");
-    let out = pybackup().env("PYBACKUP_CACHE_DIR", &b_cache).arg("check").arg(&peer.disk).arg("--read-data").output().expect("runs");
-    assert!(!out.status.success(), "damage must be found without a key: {} {}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let out = pybackup()
+        .env("PYBACKUP_CACHE_DIR", &b_cache)
+        .arg("check")
+        .arg(&peer.disk)
+        .arg("--read-data")
+        .output()
+        .expect("runs");
+    assert!(
+        !out.status.success(),
+        "damage must be found without a key: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
     bytes[at] ^= 0x40;
     std::fs::write(&archive, &bytes).expect("write");
 
@@ -335,7 +356,10 @@ fn the_friend_scenario_push_encrypted_over_sftp_wipe_pull_with_the_printed_recov
     // A part: the first day's letters only.
     let part = new.join("part");
     let day1 = format!("{}@{}", peer.url, first["snapshot"].as_str().expect("name"));
-    peer.ok(&new.join("cache"), &[os("restore"), os(&day1), part.as_os_str(), os("letters"), os("-i"), typed.as_os_str()]);
+    peer.ok(
+        &new.join("cache"),
+        &[os("restore"), os(&day1), part.as_os_str(), os("letters"), os("-i"), typed.as_os_str()],
+    );
     let got = snapshot(&part, false);
     assert_eq!(got.keys().filter(|k| k.starts_with(b"letters/")).count(), 30);
     assert!(got.keys().all(|k| k.starts_with(b"letters")), "{:?}", got.keys().collect::<Vec<_>>());
@@ -361,4 +385,86 @@ fn pack_middle(archive: &[u8]) -> usize {
         at += 512 + size.div_ceil(512) * 512;
     }
     panic!("no pack member")
+}
+
+/// Bytes of every file under `dir`, temporaries included.
+fn bytes_under(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => n += bytes_under(&e.path()),
+            Ok(_) => n += e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => {}
+        }
+    }
+    n
+}
+
+/// `--limit-upload` and `--limit-download` hold: a backup of 3 MiB of
+/// noise at 1 MiB/s takes about 3 s, and the peer's disk never grows by
+/// much more than the rate in any second (no burst fills the line); a
+/// restore at 1 MiB/s takes about 3 s too.
+fn limits_hold(peer: &Peer, t: &Path) {
+    use std::time::{Duration, Instant};
+    const RATE: u64 = 1 << 20;
+    let (src, cache) = (t.join("src"), t.join("cache"));
+    write(&src, b"noise.bin", &noise(3 << 20, 7));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (disk, stop) = (peer.disk.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut samples = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                samples.push((start.elapsed(), bytes_under(&disk)));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            samples
+        })
+    };
+    let started = Instant::now();
+    peer.ok(&cache, &[os("--limit-upload"), os("1M"), os("backup"), src.as_os_str(), os(&peer.url)]);
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = watcher.join().expect("watcher");
+    let sent = bytes_under(&peer.disk);
+    assert!(sent > 3 << 20, "{sent} bytes on the peer");
+    // The first piece goes at once; the rest at the rate.
+    let least = Duration::from_secs_f64((sent - (256 << 10)) as f64 / RATE as f64 * 0.9);
+    assert!(took >= least, "{sent} bytes sent in {took:?} at 1 MiB/s (at least {least:?})");
+    // In any second, at most the rate and one piece (a temporary may be
+    // rewritten under its final name: count growth only).
+    let mut worst = 0u64;
+    for (i, (at, n)) in samples.iter().enumerate() {
+        for (later, m) in &samples[i..] {
+            if *later - *at > Duration::from_secs(1) {
+                break;
+            }
+            worst = worst.max(m.saturating_sub(*n));
+        }
+    }
+    assert!(worst <= RATE + (300 << 10), "{worst} bytes reached the peer within one second at 1 MiB/s");
+    assert!(samples.len() > 50, "{} samples", samples.len());
+
+    let started = Instant::now();
+    let dest = t.join("restored");
+    peer.ok(&cache, &[os("--limit-download"), os("1M"), os("restore"), os(&peer.url), dest.as_os_str()]);
+    let took = started.elapsed();
+    let least = Duration::from_secs_f64(((3 << 20) - (256 << 10)) as f64 / RATE as f64 * 0.9);
+    assert!(took >= least, "3 MiB restored in {took:?} at 1 MiB/s (at least {least:?})");
+    assert_same_tree(&src, &dest);
+}
+
+#[test]
+fn upload_and_download_limits_hold_over_sftp() {
+    let t = tempfile::tempdir().expect("tmp");
+    let peer = sftp_peer(&t.path().join("server"), SftpServer::Full);
+    limits_hold(&peer, t.path());
+}
+
+#[test]
+fn upload_and_download_limits_hold_on_a_webdav_share() {
+    let t = tempfile::tempdir().expect("tmp");
+    let peer = webdav_peer(&t.path().join("server"));
+    limits_hold(&peer, t.path());
 }

@@ -475,3 +475,33 @@ fn backups_go_straight_into_a_webdav_share() {
         snapshot(&share, false).into_keys().map(|k| String::from_utf8_lossy(&k).into_owned()).collect();
     assert!(names.iter().all(|n| !n.ends_with(".partial")), "{names:?}");
 }
+
+/// `--limit-upload` and `--limit-download` hold with an S3 store too: the
+/// request bodies are produced at the rate, the responses read at it.
+#[test]
+fn upload_and_download_limits_hold_with_garage() {
+    use std::time::{Duration, Instant};
+    let t = tempfile::tempdir().expect("tmp");
+    let (_server, c) = garage(&t.path().join("server"));
+    let src = t.path().join("src");
+    write(&src, b"noise.bin", &noise(3 << 20, 9));
+    let least = Duration::from_secs_f64(((3 << 20) - (256 << 10)) as f64 / f64::from(1 << 20) * 0.9);
+    let started = Instant::now();
+    let out = with_s3(&c, &[os("--limit-upload"), os("1M"), os("backup"), src.as_os_str(), os("s3://test/slow")]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(took >= least, "3 MiB sent in {took:?} at 1 MiB/s (at least {least:?})");
+    let dest = t.path().join("restored");
+    let started = Instant::now();
+    let out = with_s3(&c, &[os("--limit-download"), os("1M"), os("restore"), os("s3://test/slow"), dest.as_os_str()]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(took >= least, "3 MiB restored in {took:?} at 1 MiB/s (at least {least:?})");
+    assert_same_tree(&src, &dest);
+    // Unlimited, the same takes a fraction of that (the limit is what slowed it).
+    let started = Instant::now();
+    let again = t.path().join("again");
+    let out = with_s3(&c, &[os("restore"), os("s3://test/slow"), again.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < took, "unlimited {:?}, limited {took:?}", started.elapsed());
+}
