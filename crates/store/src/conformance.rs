@@ -93,6 +93,20 @@ pub fn run(store: &dyn Store, prefix: &str) -> Result<(), String> {
     if store.read(&n("small.txt")).map_err(|e| fail("read", e.to_string()))? != b"replaced, longer than before\n" {
         return Err(fail("put over an object", "old content read back".into()));
     }
+    // Replacing across sizes: a large object by a small one, and back
+    // (on a WebDAV share, parts by a file and a file by parts).
+    ok(store.put(&n("big"), b"small now\n"), "put a small object over a large one")?;
+    if store.read(&n("big")).map_err(|e| fail("read", e.to_string()))? != b"small now\n"
+        || store.size(&n("big")).map_err(|e| fail("size", e.to_string()))? != Some(10)
+    {
+        return Err(fail("put a small object over a large one", "the large one read back".into()));
+    }
+    ok(store.put_from(&n("big"), &mut &big[..], big.len() as u64), "put_from a large object over a small one")?;
+    if store.read_range(&n("big"), 8 << 20, 1 << 20).map_err(|e| fail("read_range", e.to_string()))?
+        != big[8 << 20..(9 << 20)]
+    {
+        return Err(fail("put_from a large object over a small one", "other bytes back".into()));
+    }
     // Names that are not plain relative paths are refused.
     for bad in ["", "/abs", "a/../b", "a//b", "./a"] {
         if !matches!(store.put(bad, b"x"), Err(Error::BadName { .. })) {

@@ -16,6 +16,7 @@
 use std::path::PathBuf;
 
 pub mod conformance;
+mod dav;
 pub mod limit;
 mod sftp;
 pub use sftp::{SftpConfig, SftpStore};
@@ -564,9 +565,16 @@ pub struct Dal {
     op: opendal::Operator,
     rt: tokio::runtime::Runtime,
     describe: String,
-    /// Objects are written under a temporary name and moved into place
-    /// (WebDAV: a PUT cut short may leave a part of a file behind).
-    staged: bool,
+    /// A WebDAV share: objects are written under a temporary name and
+    /// moved into place (a PUT cut short may leave a part of a file
+    /// behind), and those over a part are parted ([`dav`]).
+    dav: Option<dav::Dav>,
+}
+
+/// A WebDAV object: a file, or a collection of parts (their sizes).
+enum Form {
+    File(u64),
+    Parts(Vec<u64>),
 }
 
 /// An S3-compatible object store.
@@ -582,6 +590,9 @@ pub struct WebDavConfig {
     /// The user, if the share asks for one.
     pub username: Option<String>,
     password: Option<String>,
+    /// The largest PUT: objects over it are stored as a collection of
+    /// parts (`PYBACKUP_WEBDAV_PART_SIZE`, default 8 MiB).
+    pub part_size: u64,
 }
 
 impl std::fmt::Debug for WebDavConfig {
@@ -614,6 +625,7 @@ impl WebDavConfig {
             root: format!("/{}", path.trim_matches('/')),
             username: env("PYBACKUP_WEBDAV_USER"),
             password: env("PYBACKUP_WEBDAV_PASSWORD"),
+            part_size: dav::part_size_from_env(url)?,
         })
     }
 }
@@ -631,10 +643,10 @@ impl Dal {
         if let Some(p) = &c.password {
             b = b.password(p);
         }
-        Dal::with(opendal::Operator::new(b).map_err(|e| err(e.to_string()))?, describe, true)
+        Dal::with(opendal::Operator::new(b).map_err(|e| err(e.to_string()))?, describe, Some(dav::Dav::new(&c)))
     }
 
-    fn with(op: opendal::Operator, describe: String, staged: bool) -> Result<Dal> {
+    fn with(op: opendal::Operator, describe: String, dav: Option<dav::Dav>) -> Result<Dal> {
         let err = |message: String| Error::Op { store: describe.clone(), op: "open", name: String::new(), message };
         let mut op =
             op.layer(opendal::layers::TimeoutLayer::new()).layer(opendal::layers::RetryLayer::new().with_max_times(4));
@@ -647,7 +659,7 @@ impl Dal {
             .enable_all()
             .build()
             .map_err(|e| err(e.to_string()))?;
-        Ok(Dal { op, rt, describe, staged })
+        Ok(Dal { op, rt, describe, dav })
     }
 
     /// Moves a written temporary object into place.
@@ -673,7 +685,7 @@ impl Dal {
         if let Some(e) = &c.endpoint {
             b = b.endpoint(e);
         }
-        Dal::with(opendal::Operator::new(b).map_err(|e| err(e.to_string()))?, describe, false)
+        Dal::with(opendal::Operator::new(b).map_err(|e| err(e.to_string()))?, describe, None)
     }
 
     fn fail(&self, op: &'static str, name: &str) -> impl FnOnce(opendal::Error) -> Error + '_ {
@@ -685,6 +697,80 @@ impl Dal {
                 Error::Op { store: self.describe.clone(), op, name, message: e.to_string() }
             }
         }
+    }
+}
+
+impl Dal {
+    /// What object `name` of a WebDAV share is: a file, parts, or nothing.
+    fn form(&self, d: &dav::Dav, name: &str) -> Result<Option<Form>> {
+        if let Some(parts) = d.cached(name) {
+            return Ok(Some(Form::Parts(parts)));
+        }
+        let first = match self.rt.block_on(self.op.stat(name)) {
+            Ok(m) if m.mode().is_file() => return Ok(Some(Form::File(m.content_length()))),
+            Ok(_) => None,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => None,
+            Err(e) => Some(self.fail("stat", name)(e)),
+        };
+        let listed = self.rt.block_on(async { self.op.list(&format!("{name}/")).await });
+        let entries = match listed {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound || e.kind() == opendal::ErrorKind::NotADirectory => {
+                return first.map_or(Ok(None), Err);
+            }
+            Err(e) => return Err(first.unwrap_or_else(|| self.fail("list", name)(e))),
+        };
+        let mut parts: Vec<(String, u64)> = entries
+            .iter()
+            .filter_map(|e| {
+                let base = e.path().trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+                (e.metadata().mode().is_file() && dav::is_part(base))
+                    .then(|| (base.to_string(), e.metadata().content_length()))
+            })
+            .collect();
+        if parts.is_empty() {
+            return first.map_or(Ok(None), Err);
+        }
+        parts.sort();
+        for (i, (base, _)) in parts.iter().enumerate() {
+            if *base != dav::part_name(i) {
+                return Err(Error::Op {
+                    store: self.describe(),
+                    op: "read",
+                    name: name.to_string(),
+                    message: format!("its parts skip from {} to {base}", dav::part_name(i)),
+                });
+            }
+        }
+        let sizes: Vec<u64> = parts.into_iter().map(|(_, n)| n).collect();
+        d.remember(name, sizes.clone());
+        Ok(Some(Form::Parts(sizes)))
+    }
+
+    /// Publishes `len` bytes from `data` under `name` as parts: each put
+    /// into a temporary collection, which is then moved into place.
+    fn put_parts(&self, d: &dav::Dav, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+        let failed = |message: String| Error::Op { store: self.describe(), op: "write", name: name.into(), message };
+        let tmp = temp_name(name, "");
+        let abandon = |e: Error| {
+            let _ = self.rt.block_on(d.delete_collection(&tmp));
+            e
+        };
+        let mut left = len;
+        let mut i = 0;
+        while left > 0 {
+            let want = left.min(d.part) as usize;
+            let mut buf = vec![0u8; want];
+            if let Err(e) = data.read_exact(&mut buf) {
+                return Err(abandon(failed(format!("{} of {len} bytes given: {e}", len - left))));
+            }
+            let part = format!("{tmp}/{}", dav::part_name(i));
+            self.rt.block_on(self.op.write(&part, buf)).map_err(|e| abandon(self.fail("write", name)(e)))?;
+            left -= want as u64;
+            i += 1;
+        }
+        d.forget(name);
+        self.rt.block_on(d.move_collection(&tmp, name)).map_err(|m| abandon(failed(m)))
     }
 }
 
@@ -701,27 +787,40 @@ impl Store for Dal {
             .block_on(async { self.op.list_with(dir).recursive(true).await })
             .map_err(self.fail("list", prefix))?;
         let mut out = Vec::new();
+        let mut parted: std::collections::BTreeMap<String, u64> = Default::default();
         for e in entries {
             let meta = e.metadata();
-            let base = e.path().rsplit('/').next().unwrap_or_default();
-            if !meta.mode().is_file()
-                || !e.path().starts_with(prefix)
-                || fsutil::partial_target(base.as_bytes()).is_some()
-            {
+            let path = e.path();
+            // Nothing under a temporary name, or inside one (parts being
+            // written).
+            if !meta.mode().is_file() || path.split('/').any(|c| fsutil::partial_target(c.as_bytes()).is_some()) {
                 continue;
             }
             let size = match meta.content_length() {
-                0 => self.size(e.path())?.unwrap_or(0),
+                0 => self.rt.block_on(self.op.stat(path)).map(|m| m.content_length()).unwrap_or(0),
                 n => n,
             };
-            out.push(Object { name: e.path().to_string(), size });
+            match path.rsplit_once('/') {
+                Some((object, base)) if self.dav.is_some() && dav::is_part(base) => {
+                    *parted.entry(object.to_string()).or_default() += size;
+                }
+                _ => out.push(Object { name: path.to_string(), size }),
+            }
         }
+        out.extend(parted.into_iter().map(|(name, size)| Object { name, size }));
+        out.retain(|o| o.name.starts_with(prefix));
         out.sort();
         Ok(out)
     }
 
     fn size(&self, name: &str) -> Result<Option<u64>> {
         check_name(&self.describe, name)?;
+        if let Some(d) = &self.dav {
+            return Ok(self.form(d, name)?.map(|f| match f {
+                Form::File(n) => n,
+                Form::Parts(p) => p.iter().sum(),
+            }));
+        }
         match self.rt.block_on(self.op.stat(name)) {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
@@ -731,7 +830,33 @@ impl Store for Dal {
 
     fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         check_name(&self.describe, name)?;
-        let size = self.size(name)?.ok_or_else(|| Error::NotFound { store: self.describe(), name: name.into() })?;
+        let absent = || Error::NotFound { store: self.describe(), name: name.into() };
+        let size = match &self.dav {
+            Some(d) => match self.form(d, name)?.ok_or_else(absent)? {
+                Form::File(n) => n,
+                Form::Parts(parts) => {
+                    let end = offset.saturating_add(len).min(parts.iter().sum());
+                    let mut out = Vec::new();
+                    let mut start = 0u64;
+                    for (i, n) in parts.iter().enumerate() {
+                        let (a, b) = (start, start + n);
+                        start = b;
+                        if b <= offset || a >= end {
+                            continue;
+                        }
+                        let part = format!("{name}/{}", dav::part_name(i));
+                        let range = (offset.max(a) - a)..(end.min(b) - a);
+                        let buf = self
+                            .rt
+                            .block_on(async { self.op.read_with(&part).range(range).await })
+                            .map_err(self.fail("read", name))?;
+                        out.extend_from_slice(&buf.to_vec());
+                    }
+                    return Ok(out);
+                }
+            },
+            None => self.size(name)?.ok_or_else(absent)?,
+        };
         let end = offset.saturating_add(len).min(size);
         if offset >= end {
             return Ok(Vec::new());
@@ -745,18 +870,37 @@ impl Store for Dal {
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {
         check_name(&self.describe, name)?;
+        if self.dav.is_some() {
+            return self.read_range(name, 0, u64::MAX);
+        }
         Ok(self.rt.block_on(self.op.read(name)).map_err(self.fail("read", name))?.to_vec())
     }
 
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
         check_name(&self.describe, name)?;
-        // One PUT (or one multipart upload, completed last): the object
-        // appears whole or not at all; on WebDAV, a temporary moved.
-        if self.staged {
+        if let Some(d) = &self.dav {
+            // Over a part: parts. Else a temporary file moved into place
+            // (over a file or a collection of parts alike).
+            if data.len() as u64 > d.part {
+                return self.put_parts(d, name, &mut &data[..], data.len() as u64);
+            }
             let tmp = temp_name(name, "");
             self.rt.block_on(self.op.write(&tmp, data.to_vec())).map_err(self.fail("write", name))?;
+            d.forget(name);
+            if self.rt.block_on(self.op.stat(name)).is_ok_and(|m| m.mode().is_dir()) {
+                // OpenDAL moves files only; a file replaces parts by the
+                // same MOVE, sent here.
+                return self.rt.block_on(d.move_collection_or_file(&tmp, name, false)).map_err(|m| Error::Op {
+                    store: self.describe(),
+                    op: "write",
+                    name: name.into(),
+                    message: m,
+                });
+            }
             return self.publish(&tmp, name);
         }
+        // One PUT (or one multipart upload, completed last): the object
+        // appears whole or not at all.
         self.rt.block_on(self.op.write(name, data.to_vec())).map(|_| ()).map_err(self.fail("write", name))
     }
 
@@ -766,11 +910,12 @@ impl Store for Dal {
         // object of this name appears (an aborted one leaves none). The
         // reading happens outside the runtime: `data` may itself read from
         // a store (a copy from one bucket to another).
-        if self.staged {
-            // A WebDAV PUT is one request: the object is read whole, then
-            // put under a temporary name and moved (repository objects are
-            // at most a checkpoint, 64 MiB by default).
-            let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
+        if let Some(d) = &self.dav {
+            if len > d.part {
+                return self.put_parts(d, name, data, len);
+            }
+            // At most a part: read whole, then put as one file.
+            let mut buf = Vec::with_capacity(len as usize);
             let got = std::io::Read::read_to_end(&mut std::io::Read::take(data, len), &mut buf).map_err(|e| {
                 Error::Op { store: self.describe(), op: "write", name: name.into(), message: e.to_string() }
             })?;
@@ -815,6 +960,18 @@ impl Store for Dal {
 
     fn delete(&self, name: &str) -> Result<()> {
         check_name(&self.describe, name)?;
+        if let Some(d) = &self.dav {
+            d.forget(name);
+            if let Some(Form::Parts(_)) = self.form(d, name)? {
+                d.forget(name);
+                return self.rt.block_on(d.delete_collection(name)).map_err(|m| Error::Op {
+                    store: self.describe(),
+                    op: "delete",
+                    name: name.into(),
+                    message: m,
+                });
+            }
+        }
         self.rt.block_on(self.op.delete(name)).map_err(self.fail("delete", name))
     }
 }

@@ -129,7 +129,13 @@ impl opendal::HttpTransport for LimitedHttp {
             .map(|r| r.uri().original_uri().to_string())
             .unwrap_or_else(|| uri.to_string());
         let is_head = parts.method == http::Method::HEAD;
-        let mut rb = self.client.request(parts.method, target).headers(parts.headers).version(parts.version);
+        let mut headers = parts.headers;
+        if !body.is_empty() {
+            // One Content-Length (OpenDAL's may be there already; two make
+            // some servers answer 400).
+            headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+        }
+        let mut rb = self.client.request(parts.method, target).headers(headers).version(parts.version);
         if !body.is_empty() {
             let len = body.len();
             let bytes = body.to_bytes();
@@ -142,7 +148,7 @@ impl opendal::HttpTransport for LimitedHttp {
                     Ok::<_, std::convert::Infallible>(piece)
                 }
             });
-            rb = rb.header(http::header::CONTENT_LENGTH, len).body(reqwest::Body::wrap_stream(stream));
+            rb = rb.body(reqwest::Body::wrap_stream(stream));
         }
         let resp = rb.send().await.map_err(|e| http_error("send http request", e.without_url()))?;
         let content_length = if is_head || resp.headers().contains_key(http::header::CONTENT_ENCODING) {

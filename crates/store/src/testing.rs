@@ -321,3 +321,63 @@ impl Sshd {
         vec![("PYBACKUP_SSH_COMMAND", self.ssh_command.clone())]
     }
 }
+
+/// Apache httpd (Debian's `apache2`, mod_dav) serving a WebDAV share on
+/// 127.0.0.1, with `RequestReadTimeout body=SECS`: a request whose body
+/// takes longer than `body_timeout` seconds is cut off with 408, as on a
+/// server with a short timeout. The share is in a fresh directory under
+/// `/var/lib/pybackup-tests` (Apache's workers run as `www-data`, which
+/// must reach it).
+pub struct Apache {
+    /// The server; dropped first.
+    pub server: Server,
+    /// The `webdav://` URL of the share's root.
+    pub url: String,
+    /// The share on this machine.
+    pub share: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts [`Apache`].
+pub fn apache_webdav(body_timeout: u32) -> Apache {
+    let base = Path::new("/var/lib/pybackup-tests");
+    std::fs::create_dir_all(base).expect("mkdir /var/lib/pybackup-tests");
+    let dir = tempfile::Builder::new().prefix("dav-").tempdir_in(base).expect("dir");
+    let d = dir.path();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    for sub in ["share", "lock"] {
+        std::fs::create_dir_all(d.join(sub)).expect("mkdir");
+        run(Command::new("chown").arg("www-data:www-data").arg(d.join(sub)));
+    }
+    let port = free_port();
+    let m = "/usr/lib/apache2/modules";
+    let config = d.join("httpd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "ServerName 127.0.0.1\nListen 127.0.0.1:{port}\nPidFile {d}/httpd.pid\nErrorLog {d}/error.log\n\
+             LogLevel warn\nLoadModule mpm_event_module {m}/mod_mpm_event.so\n\
+             LoadModule authz_core_module {m}/mod_authz_core.so\nLoadModule dav_module {m}/mod_dav.so\n\
+             LoadModule dav_fs_module {m}/mod_dav_fs.so\nLoadModule reqtimeout_module {m}/mod_reqtimeout.so\n\
+             User www-data\nGroup www-data\nDocumentRoot {d}/share\nDavLockDB {d}/lock/davlock\n\
+             RequestReadTimeout header=10 body={body_timeout}\n\
+             <Directory {d}/share>\n  Dav On\n  Require all granted\n</Directory>\n",
+            d = d.display()
+        ),
+    )
+    .expect("httpd.conf");
+    let child = Command::new("/usr/sbin/apache2")
+        .arg("-X")
+        .arg("-f")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start /usr/sbin/apache2: {e} (.ci/run installs apache2)"));
+    let mut server = Server(child);
+    wait_for(port, &mut server.0, "apache2");
+    Apache { server, url: format!("webdav://127.0.0.1:{port}/"), share: d.join("share"), _dir: dir }
+}

@@ -79,3 +79,14 @@ fn walkdir(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// Apache's mod_dav (which refuses `Depth: infinity` listings by default)
+/// conforms too.
+#[test]
+fn an_apache_webdav_share_conforms() {
+    let a = store::testing::apache_webdav(20);
+    let dav = store::open(&format!("{}repo", a.url)).expect("store");
+    store::conformance::run(dav.as_ref(), "conformance").unwrap_or_else(|e| panic!("{e}"));
+    let left = walkdir(&a.share);
+    assert!(left.iter().all(|p| !p.contains(".partial")), "{left:?}");
+}

@@ -468,3 +468,72 @@ fn upload_and_download_limits_hold_on_a_webdav_share() {
     let peer = webdav_peer(&t.path().join("server"));
     limits_hold(&peer, t.path());
 }
+
+/// A WebDAV server with a short timeout (Apache, `RequestReadTimeout
+/// body=3`: a request body that takes over 3 s is cut off with 408) and
+/// files of 50 and 64 MB sent at 8 MiB/s: with objects sent in parts of 8
+/// MiB (1 s each) the backup completes and restores exactly; sent whole
+/// (parts of 1 GiB), the same backup fails, as the server cuts off the
+/// upload: the timeout is real.
+#[test]
+fn files_of_50_mb_and_more_reach_a_webdav_server_with_a_short_timeout() {
+    let t = tempfile::tempdir().expect("tmp");
+    let a = store::testing::apache_webdav(3);
+    let src = t.path().join("src");
+    write(&src, b"video/one.bin", &noise(50 << 20, 11));
+    write(&src, b"video/two.bin", &noise(64 << 20, 12));
+    write(&src, b"notes.txt", b"small\n");
+    let peer = Peer {
+        url: format!("{}whole", a.url),
+        env: vec![("PYBACKUP_WEBDAV_PART_SIZE", "1G".into())],
+        disk: a.share.join("whole"),
+        _server: Box::new(()),
+    };
+    let out =
+        peer.run(&t.path().join("c1"), &[os("--limit-upload"), os("8M"), os("backup"), src.as_os_str(), os(&peer.url)]);
+    assert!(!out.status.success(), "sent whole at 8 MiB/s, a 50 MB archive outlasts the server's 3 s");
+    let said = stderr(&out);
+    assert!(said.contains("408") || said.to_lowercase().contains("timeout"), "{said}");
+
+    let peer =
+        Peer { url: format!("{}parts", a.url), env: Vec::new(), disk: a.share.join("parts"), _server: Box::new(()) };
+    let cache = t.path().join("c2");
+    let v: serde_json::Value = serde_json::from_slice(
+        &peer
+            .ok(&cache, &[os("--limit-upload"), os("8M"), os("backup"), src.as_os_str(), os(&peer.url), os("--json")])
+            .stdout,
+    )
+    .expect("json");
+    assert_eq!(v["stored"].as_u64(), Some(3), "{v}");
+    // On the share: every file at most a part.
+    let mut largest = 0;
+    let mut parts = 0;
+    for (p, node) in snapshot(&peer.disk, false) {
+        largest = largest.max(node.content.len());
+        parts += usize::from(p.ends_with(b"/part-000000"));
+    }
+    assert!(largest <= 8 << 20, "a file of {largest} bytes on the share");
+    assert!(parts >= 1, "the large archives are parted");
+    let dest = t.path().join("restored");
+    peer.ok(&cache, &[os("restore"), os(&peer.url), dest.as_os_str()]);
+    assert_same_tree(&src, &dest);
+    peer.ok(&cache, &[os("check"), os(&peer.url), os("--read-data")]);
+    drop(a);
+}
+
+fn apache_peer() -> Peer {
+    let a = store::testing::apache_webdav(20);
+    Peer { url: format!("{}repo", a.url), env: Vec::new(), disk: a.share.join("repo"), _server: Box::new(a) }
+}
+
+#[test]
+fn the_tahoe_scenario_on_an_apache_webdav_share() {
+    let t = tempfile::tempdir().expect("tmp");
+    tahoe_scenario(&apache_peer(), t.path());
+}
+
+#[test]
+fn upload_and_download_limits_hold_on_an_apache_webdav_share() {
+    let t = tempfile::tempdir().expect("tmp");
+    limits_hold(&apache_peer(), t.path());
+}
