@@ -103,6 +103,15 @@ fn tahoe_scenario(peer: &Peer, t: &Path) {
         assert!(text.lines().any(|l| l.ends_with(want)), "diff misses {want}:\n{text}");
     }
     peer.ok(&cache, &[os("check"), os(&peer.url), os("--read-data")]);
+    // One archive, verified and salvaged by its URL.
+    let archive = format!("{}/Archives/{}.xtar", peer.url, s1["snapshot"].as_str().expect("name"));
+    peer.ok(&cache, &[os("verify"), os(&archive)]);
+    let salvaged = t.join("salvaged");
+    peer.ok(&cache, &[os("salvage"), os(&archive), salvaged.as_os_str()]);
+    assert_eq!(
+        Some(std::fs::read(salvaged.join("keep/big.bin")).expect("read")),
+        first_tree.get(&b"keep/big.bin"[..]).map(|n| n.content.clone())
+    );
     // Pull back a part: chosen paths, then rules.
     let part = t.join("part");
     peer.ok(&cache, &[os("restore"), os(&peer.at(&s1)), part.as_os_str(), os("keep"), os("change.txt")]);
