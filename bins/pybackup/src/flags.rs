@@ -34,13 +34,13 @@ pub struct Global {
     /// Never show a progress bar (it is shown only when stderr is a terminal).
     #[arg(long, global = true)]
     pub no_progress: bool,
-    /// Send at most RATE bytes a second to remote repositories (s3://,
-    /// sftp://, webdav://), e.g. 500K or 2M, so the line stays usable; local
-    /// paths are not limited.
-    #[arg(long, global = true, value_name = "RATE", value_parser = parse_size)]
+    /// Send at most RATE to remote repositories (s3://, sftp://, webdav://),
+    /// so the line stays usable: KiB/s (1024), or with a unit (500K, 2M) a
+    /// second. Local paths are not limited.
+    #[arg(long, global = true, value_name = "RATE", value_parser = cli::parse_rate)]
     pub limit_upload: Option<u64>,
-    /// Read at most RATE bytes a second from remote repositories.
-    #[arg(long, global = true, value_name = "RATE", value_parser = parse_size)]
+    /// Read at most RATE from remote repositories (as --limit-upload).
+    #[arg(long, global = true, value_name = "RATE", value_parser = cli::parse_rate)]
     pub limit_download: Option<u64>,
 }
 

@@ -48,6 +48,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// A transfer rate in bytes a second: a bare number is KiB/s (as restic's
+/// `--limit-upload`), or a size with its unit (`500K`, `2M`, `1MB`) a
+/// second.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let rate = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>().ok().and_then(|n| n.checked_mul(1024)).ok_or_else(|| format!("`{s}` is too large"))?
+    } else {
+        parse_size(t).map_err(|_| format!("`{s}` is not a rate like 1024 (KiB/s), 500K or 2M"))?
+    };
+    if rate == 0 {
+        return Err(format!("`{s}`: a rate of 0 would never finish"));
+    }
+    Ok(rate)
+}
+
 /// A duration as people write it (`30m`, `12h`, `2d`), for clap.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30m, 12h or 2d: {e}"))
@@ -166,6 +182,10 @@ mod tests {
         assert_eq!(human(5 << 30), "5.0 GiB");
         assert_eq!(parse_duration("2d"), Ok(std::time::Duration::from_secs(2 * 86_400)));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_rate("1024"), Ok(1 << 20));
+        assert_eq!(parse_rate("500K"), Ok(500 << 10));
+        assert_eq!(parse_rate("2M"), Ok(2 << 20));
+        assert!(parse_rate("0").is_err() && parse_rate("fast").is_err() && parse_rate("").is_err());
     }
 
     #[test]

@@ -284,7 +284,7 @@ fn check_job(name: String, j: RawJob, at: &impl Fn(std::ops::Range<usize>, Strin
         None => None,
     };
     let rate = |r: Option<Spanned<String>>, key: &str| match r {
-        Some(r) => cli::parse_size(r.get_ref()).map(Some).map_err(|m| at(r.span(), format!("`{key}`: {m}"))),
+        Some(r) => cli::parse_rate(r.get_ref()).map(Some).map_err(|m| at(r.span(), format!("`{key}`: {m}"))),
         None => Ok(None),
     };
     let limit_upload = rate(j.limit_upload, "limit-upload")?;
@@ -362,7 +362,7 @@ exclude-glob = ["*.pyc", "*.tmp"]
 # json = false         # print each backup's summary as one JSON object
 # checkpoint = "1GiB"  # an interrupted run loses at most this much work
 # host = "laptop"      # the machine name recorded [default: the host name]
-# limit-upload = "1M"  # at most this many bytes a second to a remote repository
+# limit-upload = "1024"  # KiB/s (or "500K", "2M") at most to a remote repository
 # limit-download = "4M"
 
 # Retention after each run, as `pybackup forget` takes it (none: keep all).

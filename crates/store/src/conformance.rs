@@ -107,8 +107,27 @@ pub fn run(store: &dyn Store, prefix: &str) -> Result<(), String> {
     {
         return Err(fail("put_from a large object over a small one", "other bytes back".into()));
     }
+    // Odd names: spaces, percent signs, plus, ampersand, equals, quotes,
+    // brackets, non-ASCII letters; each put, read, listed, deleted.
+    let odd = ["odd/with space.txt", "odd/100%+1&2=3[4].bin", "odd/'quoted\"", "odd/ünïcødé/ファイル"];
+    for (i, name) in odd.iter().enumerate() {
+        ok(store.put(&n(name), format!("odd {i}\n").as_bytes()), &format!("put `{name}`"))?;
+    }
+    let listed = store.list(&n("odd/")).map_err(|e| fail("list odd names", e.to_string()))?;
+    let mut want: Vec<String> = odd.iter().map(|o| n(o)).collect();
+    want.sort();
+    if listed.iter().map(|o| o.name.clone()).collect::<Vec<_>>() != want {
+        return Err(fail("list odd names", format!("{listed:?}, expected {want:?}")));
+    }
+    for (i, name) in odd.iter().enumerate() {
+        let got = store.read(&n(name)).map_err(|e| fail(&format!("read `{name}`"), e.to_string()))?;
+        if got != format!("odd {i}\n").as_bytes() {
+            return Err(fail(&format!("read `{name}`"), "other bytes back".into()));
+        }
+        ok(store.delete(&n(name)), &format!("delete `{name}`"))?;
+    }
     // Names that are not plain relative paths are refused.
-    for bad in ["", "/abs", "a/../b", "a//b", "./a"] {
+    for bad in ["", "/abs", "a/../b", "a//b", "./a", "a?b", "a#b", "a\\b", "a\nb", "a\u{7f}b"] {
         if !matches!(store.put(bad, b"x"), Err(Error::BadName { .. })) {
             return Err(fail("a bad name", format!("`{bad}` accepted")));
         }

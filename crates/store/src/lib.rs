@@ -166,11 +166,13 @@ fn temp_name(name: &str, extra: &str) -> String {
     }
 }
 
-/// Checks an object name: relative, plain components, no `.`/`..`, no NUL.
+/// Checks an object name: relative, plain components, no `.`/`..`, and
+/// none of the characters some stores cannot carry in a name or a URL
+/// path: control characters, `?`, `#`, `\`.
 fn check_name(store: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && !name.starts_with('/')
-        && !name.contains('\0')
+        && !name.chars().any(|c| c.is_control() || matches!(c, '?' | '#' | '\\'))
         && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
     if ok {
         Ok(())
