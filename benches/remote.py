@@ -17,6 +17,7 @@ sets targets for (first backup into the store <= 1.3 x local) and the
 ratios to restic.
 
     python3 benches/remote.py [--rounds N] [--tree PATH] [--no-restic]
+    python3 benches/remote.py --limits     # 16 MiB at 1024 KiB/s each way
 """
 
 import argparse
@@ -98,6 +99,7 @@ class Proxy:
     def __init__(self, target):
         self.target, self.up, self.down = target, 0, 0
         self.lock = threading.Lock()
+        self.log = None  # a list of (time, bytes up, bytes down) while set
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -124,6 +126,8 @@ class Proxy:
                         self.up += len(data)
                     else:
                         self.down += len(data)
+                    if self.log is not None:
+                        self.log.append((time.perf_counter(), len(data) if up else 0, 0 if up else len(data)))
         except OSError:
             pass
         finally:
@@ -149,11 +153,56 @@ def wall(cmd, env):
     return time.perf_counter() - t
 
 
+def worst_second(log, k):
+    """The most bytes of direction k (1 up, 2 down) in any one-second window."""
+    events = [(t, e[k]) for e in log for t in [e[0]] if e[k]]
+    worst, j, total = 0, 0, 0
+    for i, (t, n) in enumerate(events):
+        total += n
+        while events[j][0] < t - 1.0:
+            total -= events[j][1]
+            j += 1
+        worst = max(worst, total)
+    return worst
+
+
+def limits(pyb, proxy, env, work, rounds):
+    """Point 6 of issue 17: 16 MiB up at --limit-upload 1024 (KiB/s), then
+    down at --limit-download 1024, through the proxy; time and the worst
+    one-second window, medians of the rounds."""
+    src = os.path.join(work, "limit-src")
+    os.makedirs(src, exist_ok=True)
+    with open(os.path.join(src, "noise.bin"), "wb") as f:
+        f.write(os.urandom(16 << 20))
+    rate = 1 << 20
+    up, down = [], []
+    for i in range(rounds):
+        url = f"s3://bench/limit{i}"
+        proxy.log = []
+        t = wall([pyb, "-q", "--limit-upload", "1024", "backup", src, url], env)
+        up.append((t, sum(e[1] for e in proxy.log), worst_second(proxy.log, 1)))
+        dest = os.path.join(work, f"limit-dest{i}")
+        proxy.log = []
+        t = wall([pyb, "-q", "--limit-download", "1024", "restore", url, dest], env)
+        down.append((t, sum(e[2] for e in proxy.log), worst_second(proxy.log, 2)))
+        proxy.log = None
+        shutil.rmtree(dest)
+    print(f"\nlimits: 16 MiB of noise at 1024 KiB/s through the proxy, medians of {rounds}")
+    for label, runs in [("--limit-upload 1024 (backup)", up), ("--limit-download 1024 (restore)", down)]:
+        t = statistics.median(r[0] for r in runs)
+        moved = statistics.median(r[1] for r in runs)
+        worst = statistics.median(r[2] for r in runs)
+        expect = moved / rate
+        print(f"{label:34} {t:6.2f} s for {moved / 2**20:.2f} MiB (at the rate: {expect:.2f} s, "
+              f"{(t / expect - 1) * 100:+.1f} %); worst second {worst / rate:.2f} x the limit (target <= 1.5)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tree", default=sysconfig.get_paths()["stdlib"])
     ap.add_argument("--no-restic", action="store_true")
+    ap.add_argument("--limits", action="store_true", help="only the bandwidth limits (issue 17 point 6)")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "pybackup"], cwd=ROOT, check=True)
     pyb = os.path.join(ROOT, "target/release/pybackup")
@@ -164,6 +213,14 @@ def main():
     env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", AWS_REGION="garage",
                AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret, RESTIC_PASSWORD="bench",
                PYBACKUP_STAGING_DIR=os.path.join(work, "staging"))
+    if args.limits:
+        try:
+            limits(pyb, proxy, env, work, args.rounds)
+        finally:
+            proc.terminate()
+            proc.wait()
+            shutil.rmtree(work, ignore_errors=True)
+        return
     one = None
     for d, _, files in os.walk(args.tree):
         if files:
