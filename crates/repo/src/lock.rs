@@ -28,6 +28,7 @@ pub enum Lock {
 pub struct RemoteLock {
     store: Arc<dyn store::Store>,
     name: String,
+    host: String,
     stop: Arc<AtomicBool>,
     refresher: Option<std::thread::JoinHandle<()>>,
 }
@@ -38,6 +39,21 @@ fn now() -> u64 {
 
 fn text(host: &str) -> Vec<u8> {
     format!("pybackup lock\nhost {host}\npid {}\ntime {}\n", std::process::id(), now()).into_bytes()
+}
+
+/// What a lock becomes when its run ends and the store will not delete it
+/// (credentials that may write but not delete): a lock that says it was
+/// last refreshed at time 0, which every run takes for stale.
+fn released(host: &str) -> Vec<u8> {
+    format!("pybackup lock\nhost {host}\npid {}\ntime 0\nreleased\n", std::process::id()).into_bytes()
+}
+
+/// Removes lock object `name`, or, where the store refuses deletion,
+/// marks it released.
+fn release(store: &dyn store::Store, name: &str, host: &str) {
+    if store.delete(name).is_err() {
+        let _ = store.put(name, &released(host));
+    }
 }
 
 /// The time a lock object says it was last refreshed, and its host.
@@ -67,13 +83,14 @@ impl Lock {
             let Ok(bytes) = store.read(&o.name) else { continue };
             match parse(&bytes) {
                 Some((t, other)) if now().saturating_sub(t) < STALE.as_secs() => {
-                    let _ = store.delete(&name);
+                    release(store.as_ref(), &name, &host);
                     return Err(Error::LockedRemote {
                         repo: label.to_path_buf(),
                         holder: format!("{} (host {other}, refreshed {} s ago)", o.name, now().saturating_sub(t)),
                     });
                 }
-                // Stale: its run stopped refreshing it long ago.
+                // Stale: its run stopped refreshing it long ago (or it was
+                // released where deletion is refused: then it stays).
                 _ => {
                     let _ = store.delete(&o.name);
                 }
@@ -81,7 +98,7 @@ impl Lock {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let refresher = {
-            let (store, name, stop) = (store.clone(), name.clone(), stop.clone());
+            let (store, name, stop, host) = (store.clone(), name.clone(), stop.clone(), host.clone());
             std::thread::spawn(move || {
                 let mut waited = Duration::ZERO;
                 while !stop.load(Ordering::Relaxed) {
@@ -94,7 +111,7 @@ impl Lock {
                 }
             })
         };
-        Ok(Lock::Remote(RemoteLock { store, name, stop, refresher: Some(refresher) }))
+        Ok(Lock::Remote(RemoteLock { store, name, host, stop, refresher: Some(refresher) }))
     }
 }
 
@@ -104,6 +121,6 @@ impl Drop for RemoteLock {
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }
-        let _ = self.store.delete(&self.name);
+        release(self.store.as_ref(), &self.name, &self.host);
     }
 }

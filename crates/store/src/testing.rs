@@ -224,6 +224,9 @@ pub enum SftpServer {
     /// or server-side copies: `internal-sftp -P …` (OpenSSH then no
     /// longer offers those extensions in its hello).
     Forbidding,
+    /// No removal of files or directories (`internal-sftp -P
+    /// remove,rmdir`): a user who may write but not delete.
+    NoRemove,
 }
 
 /// The requests [`SftpServer::Forbidding`] refuses.
@@ -263,6 +266,7 @@ pub fn sshd(dir: &Path, kind: SftpServer) -> Sshd {
     let force = match kind {
         SftpServer::Full => "internal-sftp".to_string(),
         SftpServer::Forbidding => format!("internal-sftp -P {FORBIDDEN}"),
+        SftpServer::NoRemove => "internal-sftp -P remove,rmdir".to_string(),
     };
     let config = dir.join("sshd_config");
     std::fs::write(

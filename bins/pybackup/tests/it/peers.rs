@@ -546,3 +546,47 @@ fn upload_and_download_limits_hold_on_an_apache_webdav_share() {
     let t = tempfile::tempdir().expect("tmp");
     limits_hold(&apache_peer(), t.path());
 }
+
+/// Credentials that may write but not delete (an SFTP server that refuses
+/// `remove` and `rmdir`, as an S3 key without DeleteObject): backups run
+/// one after the other (a finished run's lock, which cannot be removed,
+/// is marked released); `forget` fails, naming the refused removal, and
+/// leaves every snapshot restorable; run where deleting is allowed (here,
+/// on the disk itself), it works.
+#[test]
+fn backups_need_no_right_to_delete_and_forget_says_when_it_lacks_it() {
+    let t = tempfile::tempdir().expect("tmp");
+    let peer = sftp_peer(&t.path().join("server"), SftpServer::NoRemove);
+    let (src, cache) = (t.path().join("src"), t.path().join("cache"));
+    crate::sets::tree(&src);
+    let first = peer.backup(&cache, &src);
+    write(&src, b"change.txt", b"version 2\n");
+    let second = peer.backup(&cache, &src);
+    assert_eq!(second["parent"], first["snapshot"], "{second}");
+    write(&src, b"change.txt", b"version 3, longer\n");
+    peer.backup(&cache, &src);
+    // The locks are still there (nothing may be removed), each released.
+    let locks: Vec<_> = std::fs::read_dir(peer.disk.join("locks")).expect("locks").flatten().collect();
+    assert_eq!(locks.len(), 3);
+    for l in &locks {
+        let text = std::fs::read_to_string(l.path()).expect("read");
+        assert!(text.contains("released"), "{text}");
+    }
+    let out = peer.run(&cache, &[os("forget"), os(&peer.url), os("--keep-last"), os("1")]);
+    assert!(!out.status.success(), "forget without the right to delete must fail");
+    let said = stderr(&out);
+    assert!(said.contains("delete") || said.contains("remove"), "{said}");
+    let out = peer.ok(&cache, &[os("snapshots"), os(&peer.url), os("--json")]);
+    let n = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(n >= 1, "{n} snapshots listed");
+    peer.ok(&cache, &[os("check"), os(&peer.url), os("--read-data")]);
+    let back = t.path().join("back");
+    peer.ok(&cache, &[os("restore"), os(&peer.url), back.as_os_str()]);
+    assert_same_tree(&src, &back);
+    // Where deleting is allowed, retention works.
+    let out = pybackup().arg("forget").arg(&peer.disk).args(["--keep-last", "1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(snapshots(&peer.disk, &[]).len(), 1);
+    let c = check(&peer.disk, true);
+    assert!(c.status.success(), "{}", stderr(&c));
+}
