@@ -588,7 +588,10 @@ impl Repo {
         self.wait_upload()?;
         let store = store.clone();
         let handle = std::thread::spawn(move || {
-            store.put_from(&rel, &mut f, len).map_err(|e| Error::Store(e.to_string()))?;
+            // A new archive never replaces one of its name; `forget`'s
+            // rewrite does.
+            let put = if overwrite { store.put_from(&rel, &mut f, len) } else { store.put_from_new(&rel, &mut f, len) };
+            put.map_err(|e| Error::Store(e.to_string()))?;
             drop(tmp);
             Ok((rel, len))
         });

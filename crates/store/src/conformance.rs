@@ -107,6 +107,28 @@ pub fn run(store: &dyn Store, prefix: &str) -> Result<(), String> {
     {
         return Err(fail("put_from a large object over a small one", "other bytes back".into()));
     }
+    // A new object where one is: refused, the old one kept; where none
+    // is: made.
+    match store.put_from_new(&n("small.txt"), &mut &b"not this"[..], 8) {
+        Err(Error::Exists { .. }) => {}
+        other => return Err(fail("put_from_new over an object", format!("{other:?}"))),
+    }
+    match store.put_from_new(&n("big"), &mut &big[..], big.len() as u64) {
+        Err(Error::Exists { .. }) => {}
+        other => return Err(fail("put_from_new over a large object", format!("{other:?}"))),
+    }
+    if store.read(&n("small.txt")).map_err(|e| fail("read", e.to_string()))? != b"replaced, longer than before\n" {
+        return Err(fail("put_from_new over an object", "it was replaced".into()));
+    }
+    ok(store.put_from_new(&n("new/one"), &mut &b"new"[..], 3), "put_from_new of a new object")?;
+    ok(store.put_from_new(&n("new/big"), &mut &big[..], big.len() as u64), "put_from_new of a new large object")?;
+    if store.read(&n("new/one")).map_err(|e| fail("read", e.to_string()))? != b"new"
+        || store.size(&n("new/big")).map_err(|e| fail("size", e.to_string()))? != Some(big.len() as u64)
+    {
+        return Err(fail("put_from_new of a new object", "other bytes back".into()));
+    }
+    ok(store.delete(&n("new/one")), "delete")?;
+    ok(store.delete(&n("new/big")), "delete")?;
     // Odd names: spaces, percent signs, plus, ampersand, equals, quotes,
     // brackets, non-ASCII letters; each put, read, listed, deleted.
     let odd = ["odd/with space.txt", "odd/100%+1&2=3[4].bin", "odd/'quoted\"", "odd/ünïcødé/ファイル"];

@@ -82,29 +82,27 @@ impl Dav {
         }
     }
 
-    /// Moves collection `from` to `to`, replacing what is there.
-    pub(crate) async fn move_collection(&self, from: &str, to: &str) -> std::result::Result<(), String> {
-        self.move_collection_or_file(from, to, true).await
-    }
-
     /// Moves `from` (a collection, or a file) to `to`, replacing what is
-    /// there, file or collection.
-    pub(crate) async fn move_collection_or_file(
+    /// there (file or collection) only if `overwrite`: `Ok(false)` when it
+    /// was not replaced (the server answered 412).
+    pub(crate) async fn move_to(
         &self,
         from: &str,
         to: &str,
         collection: bool,
-    ) -> std::result::Result<(), String> {
+        overwrite: bool,
+    ) -> std::result::Result<bool, String> {
         let source = if collection { format!("{}/", self.url(from)) } else { self.url(from) };
         let resp = self
             .request(b"MOVE", source)
             .header("Destination", self.url(to))
-            .header("Overwrite", "T")
+            .header("Overwrite", if overwrite { "T" } else { "F" })
             .send()
             .await
             .map_err(|e| e.without_url().to_string())?;
         match resp.status().as_u16() {
-            201 | 204 => Ok(()),
+            201 | 204 => Ok(true),
+            412 if !overwrite => Ok(false),
             s => Err(format!("MOVE answered {s}")),
         }
     }

@@ -50,6 +50,14 @@ pub enum Error {
         /// The object.
         name: String,
     },
+    /// An object that is there already, where a new one was to be made.
+    #[error("{store}: `{name}` exists already (not replaced)")]
+    Exists {
+        /// The store.
+        store: String,
+        /// The object.
+        name: String,
+    },
     /// A name that is not a relative path of plain components.
     #[error("{store}: bad object name `{name}`")]
     BadName {
@@ -106,6 +114,19 @@ pub trait Store: Send + Sync {
     ///
     /// [`put`]: Store::put
     fn put_from(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()>;
+    /// Publishes as [`put_from`] does, but only where no object `name` is:
+    /// else [`Error::Exists`], and nothing is replaced. Atomic where the
+    /// store can refuse by itself (a directory; SFTP with hard links; a
+    /// WebDAV MOVE without overwriting); elsewhere (S3) a check just
+    /// before, which the repository's lock makes enough.
+    ///
+    /// [`put_from`]: Store::put_from
+    fn put_from_new(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+        if self.size(name)?.is_some() {
+            return Err(Error::Exists { store: self.describe(), name: name.to_string() });
+        }
+        self.put_from(name, data, len)
+    }
     /// Removes an object (nothing happens when there is none).
     fn delete(&self, name: &str) -> Result<()>;
 }
@@ -419,28 +440,11 @@ impl Store for Local {
     }
 
     fn put_from(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
-        let path = self.path(name)?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(self.op_err("write", name))?;
-        }
-        let fail = |e: &dyn std::fmt::Display| Error::Op {
-            store: self.describe(),
-            op: "write",
-            name: name.to_string(),
-            message: e.to_string(),
-        };
-        fsutil::write_new(&path, true, |file, out| -> std::result::Result<(), fsutil::Error> {
-            let io = |source: std::io::Error| fsutil::Error::Write { path: out.to_path_buf(), source };
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            let n = std::io::copy(&mut std::io::Read::take(data, len), &mut w).map_err(io)?;
-            std::io::Write::flush(&mut w).map_err(io)?;
-            if n != len {
-                let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{n} of {len} bytes given"));
-                return Err(io(e));
-            }
-            Ok(())
-        })
-        .map_err(|e| fail(&e))
+        self.write_from(name, data, len, true)
+    }
+
+    fn put_from_new(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+        self.write_from(name, data, len, false)
     }
 
     fn delete(&self, name: &str) -> Result<()> {
@@ -452,6 +456,39 @@ impl Store for Local {
 }
 
 impl Local {
+    /// Writes `len` bytes of `data` to a temporary file renamed to `name`
+    /// (over an existing one only if `overwrite`).
+    fn write_from(&self, name: &str, data: &mut dyn std::io::Read, len: u64, overwrite: bool) -> Result<()> {
+        let path = self.path(name)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(self.op_err("write", name))?;
+        }
+        let fail = |e: &dyn std::fmt::Display| Error::Op {
+            store: self.describe(),
+            op: "write",
+            name: name.to_string(),
+            message: e.to_string(),
+        };
+        if !overwrite && path.symlink_metadata().is_ok() {
+            return Err(Error::Exists { store: self.describe(), name: name.to_string() });
+        }
+        fsutil::write_new(&path, overwrite, |file, out| -> std::result::Result<(), fsutil::Error> {
+            let io = |source: std::io::Error| fsutil::Error::Write { path: out.to_path_buf(), source };
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            let n = std::io::copy(&mut std::io::Read::take(data, len), &mut w).map_err(io)?;
+            std::io::Write::flush(&mut w).map_err(io)?;
+            if n != len {
+                let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{n} of {len} bytes given"));
+                return Err(io(e));
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            fsutil::Error::Exists { .. } => Error::Exists { store: self.describe(), name: name.to_string() },
+            e => fail(&e),
+        })
+    }
+
     fn not_found_or(&self, e: std::io::Error, op: &'static str, name: &str) -> Error {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::NotFound { store: self.describe(), name: name.to_string() }
@@ -664,14 +701,6 @@ impl Dal {
         Ok(Dal { op, rt, describe, dav })
     }
 
-    /// Moves a written temporary object into place.
-    fn publish(&self, tmp: &str, name: &str) -> Result<()> {
-        self.rt.block_on(self.op.rename(tmp, name)).map_err(|e| {
-            let _ = self.rt.block_on(self.op.delete(tmp));
-            self.fail("write", name)(e)
-        })
-    }
-
     /// An S3 store with these settings (nothing is contacted yet).
     pub fn new(c: S3Config) -> Result<Dal> {
         let describe = format!("s3://{}/{}", c.bucket, c.prefix);
@@ -750,8 +779,16 @@ impl Dal {
     }
 
     /// Publishes `len` bytes from `data` under `name` as parts: each put
-    /// into a temporary collection, which is then moved into place.
-    fn put_parts(&self, d: &dav::Dav, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+    /// into a temporary collection, which is then moved into place (over
+    /// what is there only if `overwrite`).
+    fn put_parts(
+        &self,
+        d: &dav::Dav,
+        name: &str,
+        data: &mut dyn std::io::Read,
+        len: u64,
+        overwrite: bool,
+    ) -> Result<()> {
         let failed = |message: String| Error::Op { store: self.describe(), op: "write", name: name.into(), message };
         let tmp = temp_name(name, "");
         let abandon = |e: Error| {
@@ -772,7 +809,49 @@ impl Dal {
             i += 1;
         }
         d.forget(name);
-        self.rt.block_on(d.move_collection(&tmp, name)).map_err(|m| abandon(failed(m)))
+        match self.rt.block_on(d.move_to(&tmp, name, true, overwrite)) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(abandon(Error::Exists { store: self.describe(), name: name.into() })),
+            Err(m) => Err(abandon(failed(m))),
+        }
+    }
+
+    /// Publishes `data` (at most a part) under `name` on a WebDAV share: a
+    /// temporary file moved into place (over a file or parts alike, only
+    /// if `overwrite`).
+    fn put_dav_file(&self, d: &dav::Dav, name: &str, data: &[u8], overwrite: bool) -> Result<()> {
+        let tmp = temp_name(name, "");
+        self.rt.block_on(self.op.write(&tmp, data.to_vec())).map_err(self.fail("write", name))?;
+        d.forget(name);
+        let moved = self.rt.block_on(d.move_to(&tmp, name, false, overwrite));
+        if !matches!(moved, Ok(true)) {
+            let _ = self.rt.block_on(self.op.delete(&tmp));
+        }
+        match moved {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Exists { store: self.describe(), name: name.into() }),
+            Err(message) => Err(Error::Op { store: self.describe(), op: "write", name: name.into(), message }),
+        }
+    }
+
+    /// Reads exactly `len` bytes of `data` (at most a part).
+    fn read_part(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(len as usize);
+        let got = std::io::Read::read_to_end(&mut std::io::Read::take(data, len), &mut buf).map_err(|e| Error::Op {
+            store: self.describe(),
+            op: "write",
+            name: name.into(),
+            message: e.to_string(),
+        })?;
+        if got as u64 != len {
+            return Err(Error::Op {
+                store: self.describe(),
+                op: "write",
+                name: name.into(),
+                message: format!("{got} of {len} bytes given"),
+            });
+        }
+        Ok(buf)
     }
 }
 
@@ -881,25 +960,11 @@ impl Store for Dal {
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
         check_name(&self.describe, name)?;
         if let Some(d) = &self.dav {
-            // Over a part: parts. Else a temporary file moved into place
-            // (over a file or a collection of parts alike).
+            // Over a part: parts. Else a temporary file moved into place.
             if data.len() as u64 > d.part {
-                return self.put_parts(d, name, &mut &data[..], data.len() as u64);
+                return self.put_parts(d, name, &mut &data[..], data.len() as u64, true);
             }
-            let tmp = temp_name(name, "");
-            self.rt.block_on(self.op.write(&tmp, data.to_vec())).map_err(self.fail("write", name))?;
-            d.forget(name);
-            if self.rt.block_on(self.op.stat(name)).is_ok_and(|m| m.mode().is_dir()) {
-                // OpenDAL moves files only; a file replaces parts by the
-                // same MOVE, sent here.
-                return self.rt.block_on(d.move_collection_or_file(&tmp, name, false)).map_err(|m| Error::Op {
-                    store: self.describe(),
-                    op: "write",
-                    name: name.into(),
-                    message: m,
-                });
-            }
-            return self.publish(&tmp, name);
+            return self.put_dav_file(d, name, data, true);
         }
         // One PUT (or one multipart upload, completed last): the object
         // appears whole or not at all.
@@ -914,22 +979,10 @@ impl Store for Dal {
         // a store (a copy from one bucket to another).
         if let Some(d) = &self.dav {
             if len > d.part {
-                return self.put_parts(d, name, data, len);
+                return self.put_parts(d, name, data, len, true);
             }
-            // At most a part: read whole, then put as one file.
-            let mut buf = Vec::with_capacity(len as usize);
-            let got = std::io::Read::read_to_end(&mut std::io::Read::take(data, len), &mut buf).map_err(|e| {
-                Error::Op { store: self.describe(), op: "write", name: name.into(), message: e.to_string() }
-            })?;
-            if got as u64 != len {
-                return Err(Error::Op {
-                    store: self.describe(),
-                    op: "write",
-                    name: name.into(),
-                    message: format!("{got} of {len} bytes given"),
-                });
-            }
-            return self.put(name, &buf);
+            let buf = self.read_part(name, data, len)?;
+            return self.put_dav_file(d, name, &buf, true);
         }
         let mut w = self
             .rt
@@ -958,6 +1011,23 @@ impl Store for Dal {
             left -= got as u64;
         }
         self.rt.block_on(w.close()).map(|_| ()).map_err(self.fail("write", name))
+    }
+
+    fn put_from_new(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+        check_name(&self.describe, name)?;
+        match &self.dav {
+            Some(d) if len > d.part => self.put_parts(d, name, data, len, false),
+            Some(d) => {
+                let buf = self.read_part(name, data, len)?;
+                self.put_dav_file(d, name, &buf, false)
+            }
+            None => {
+                if self.size(name)?.is_some() {
+                    return Err(Error::Exists { store: self.describe(), name: name.to_string() });
+                }
+                self.put_from(name, data, len)
+            }
+        }
     }
 
     fn delete(&self, name: &str) -> Result<()> {

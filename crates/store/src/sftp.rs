@@ -514,6 +514,28 @@ impl Store for SftpStore {
     }
 
     fn put_from(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+        self.write(name, data, len, true)
+    }
+
+    fn put_from_new(&self, name: &str, data: &mut dyn std::io::Read, len: u64) -> Result<()> {
+        self.write(name, data, len, false)
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let path = self.path(name)?;
+        match self.rt.block_on(self.sftp.fs().remove_file(&path)) {
+            Ok(()) | Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => Ok(()),
+            Err(e) => Err(self.err("delete", name, e)),
+        }
+    }
+}
+
+impl SftpStore {
+    /// Writes `len` bytes of `data` under a temporary name and moves them
+    /// to `name`: over what is there if `overwrite`, else only where
+    /// nothing is (a hard link, which refuses an existing name, where the
+    /// server has them; else a check just before).
+    fn write(&self, name: &str, data: &mut dyn std::io::Read, len: u64, overwrite: bool) -> Result<()> {
         let path = self.path(name)?;
         let (tmp, mut file) =
             self.rt.block_on(self.create_temp(&path, name)).map_err(|e| self.err("write", name, e))?;
@@ -541,15 +563,25 @@ impl Store for SftpStore {
             left -= got as u64;
         }
         self.rt.block_on(file.close()).map_err(|e| abandon(self.err("write", name, e)))?;
-        self.rt.block_on(self.publish(&tmp, &path, name)).map_err(|e| abandon(self.err("write", name, e)))
-    }
-
-    fn delete(&self, name: &str) -> Result<()> {
-        let path = self.path(name)?;
-        match self.rt.block_on(self.sftp.fs().remove_file(&path)) {
-            Ok(()) | Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => Ok(()),
-            Err(e) => Err(self.err("delete", name, e)),
+        if overwrite {
+            return self.rt.block_on(self.publish(&tmp, &path, name)).map_err(|e| abandon(self.err("write", name, e)));
         }
+        let exists = || Error::Exists { store: self.describe(), name: name.to_string() };
+        let mut fs = self.sftp.fs();
+        if self.sftp.support_hardlink() {
+            let linked = self.rt.block_on(fs.hard_link(&tmp, &path));
+            let there = linked.is_err() && self.rt.block_on(fs.metadata(&path)).is_ok();
+            let _ = self.rt.block_on(fs.remove_file(&tmp));
+            return match linked {
+                Ok(()) => Ok(()),
+                Err(_) if there => Err(exists()),
+                Err(e) => Err(self.err("write", name, e)),
+            };
+        }
+        if self.rt.block_on(fs.metadata(&path)).is_ok() {
+            return Err(abandon(exists()));
+        }
+        self.rt.block_on(self.publish(&tmp, &path, name)).map_err(|e| abandon(self.err("write", name, e)))
     }
 }
 
