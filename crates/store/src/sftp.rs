@@ -95,40 +95,17 @@ impl SftpConfig {
     }
 }
 
-/// A store in a directory of an SSH server, through one `ssh` connection.
-pub struct SftpStore {
+/// One `ssh` process speaking SFTP.
+struct Conn {
     sftp: Sftp,
-    rt: tokio::runtime::Runtime,
-    root: PathBuf,
-    describe: String,
-    posix_rename: bool,
-    /// Directories known to exist.
-    dirs: Mutex<HashSet<PathBuf>>,
-    /// What `ssh` said on its standard error (kept for messages).
-    stderr: Arc<Mutex<Vec<u8>>>,
     child: Mutex<Option<tokio::process::Child>>,
-    /// The process's limits when it was opened.
-    upload: Option<Arc<crate::limit::Rate>>,
-    download: Option<Arc<crate::limit::Rate>>,
+    /// What `ssh` said on its standard error (the last 64 KiB).
+    stderr: Arc<Mutex<Vec<u8>>>,
 }
 
-/// The bytes of one SFTP read or write request (OpenSSH's limit is 255 KiB).
-const PIECE: usize = 255 << 10;
-/// Requests in flight at once in a large read.
-const IN_FLIGHT: usize = 16;
-
-impl SftpStore {
-    /// Connects: runs `ssh`, starts SFTP, and gives a clear error when
-    /// `ssh` refuses (an unknown or changed host key, no key accepted).
-    pub fn connect(config: SftpConfig) -> Result<SftpStore> {
-        let describe = config.describe();
-        let fail =
-            |message: String| Error::Op { store: describe.clone(), op: "connect to", name: String::new(), message };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
+impl Conn {
+    /// Runs `ssh` and starts SFTP; `Err` says why not, in words.
+    async fn open(config: &SftpConfig) -> std::result::Result<Conn, String> {
         let mut args: Vec<String> = Vec::new();
         if let Some(p) = config.port {
             args.extend(["-p".into(), p.to_string()]);
@@ -156,55 +133,119 @@ impl SftpStore {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (sftp, child) = rt.block_on(async {
-            let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run ssh: {e}")))?;
-            let (Some(stdin), Some(stdout), Some(mut err)) =
-                (child.stdin.take(), child.stdout.take(), child.stderr.take())
-            else {
-                return Err(fail("ssh without its pipes".into()));
-            };
-            let said = stderr.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = err.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Ok(mut s) = said.lock() {
-                        // The last 64 KiB are plenty for a message.
-                        s.extend_from_slice(&buf[..n]);
-                        let over = s.len().saturating_sub(64 << 10);
-                        s.drain(..over);
-                    }
+        let mut child = cmd.spawn().map_err(|e| format!("cannot run ssh: {e}"))?;
+        let (Some(stdin), Some(stdout), Some(mut err)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err("ssh without its pipes".into());
+        };
+        let said = stderr.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf).await {
+                if n == 0 {
+                    break;
                 }
-            });
-            let options = SftpOptions::new().flush_interval(std::time::Duration::ZERO);
-            match Sftp::new(stdin, stdout, options).await {
-                Ok(sftp) => Ok((sftp, child)),
-                Err(e) => {
-                    // ssh refused, or the server runs no SFTP: say why.
-                    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
-                        .await
-                        .ok()
-                        .and_then(|r| r.ok());
-                    let said =
-                        String::from_utf8_lossy(&stderr.lock().map(|s| s.clone()).unwrap_or_default()).into_owned();
-                    Err(fail(ssh_failure(&config.host, &said, status, &e.to_string())))
+                if let Ok(mut s) = said.lock() {
+                    s.extend_from_slice(&buf[..n]);
+                    let over = s.len().saturating_sub(64 << 10);
+                    s.drain(..over);
                 }
             }
-        })?;
-        let posix_rename = sftp.support_posix_rename();
+        });
+        let options = SftpOptions::new().flush_interval(std::time::Duration::ZERO);
+        match Sftp::new(stdin, stdout, options).await {
+            Ok(sftp) => Ok(Conn { sftp, child: Mutex::new(Some(child)), stderr }),
+            Err(e) => {
+                // ssh refused, or the server runs no SFTP: say why.
+                let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok());
+                let said = String::from_utf8_lossy(&stderr.lock().map(|s| s.clone()).unwrap_or_default()).into_owned();
+                Err(ssh_failure(&config.host, &said, status, &e.to_string()))
+            }
+        }
+    }
+
+    /// What `ssh` said, trimmed.
+    fn said(&self) -> String {
+        self.stderr.lock().map(|s| String::from_utf8_lossy(&s).trim().to_string()).unwrap_or_default()
+    }
+
+    /// Ends the `ssh` process.
+    async fn close(&self) {
+        let child = self.child.lock().ok().and_then(|mut c| c.take());
+        if let Some(mut child) = child {
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await;
+        }
+    }
+}
+
+/// Whether an error is the connection's (it went, or never answered), not
+/// an answer of the server: then connecting again may get past it.
+fn lost(e: &openssh_sftp_client::Error) -> bool {
+    !matches!(e, openssh_sftp_client::Error::SftpError(..))
+}
+
+/// How many times an operation is taken up again on a new connection.
+const RETRIES: u32 = 3;
+
+/// A store in a directory of an SSH server, through an `ssh` connection,
+/// made again when it drops (up to [`RETRIES`] times an operation, after 1,
+/// 2 and 4 s): reads, listings and small writes are done again; a large
+/// upload goes on from the piece that was in flight, into the same
+/// temporary file.
+pub struct SftpStore {
+    config: SftpConfig,
+    conn: Mutex<Arc<Conn>>,
+    rt: tokio::runtime::Runtime,
+    root: PathBuf,
+    describe: String,
+    posix_rename: bool,
+    hardlink: bool,
+    /// Directories known to exist.
+    dirs: Mutex<HashSet<PathBuf>>,
+    /// The process's limits when it was opened.
+    upload: Option<Arc<crate::limit::Rate>>,
+    download: Option<Arc<crate::limit::Rate>>,
+    /// Connections made again so far.
+    reconnects: std::sync::atomic::AtomicU64,
+}
+
+/// The bytes of one SFTP read or write request (OpenSSH's limit is 255 KiB).
+const PIECE: usize = 255 << 10;
+/// Requests in flight at once in a large read.
+const IN_FLIGHT: usize = 16;
+
+type SftpResult<T> = std::result::Result<T, openssh_sftp_client::Error>;
+
+impl SftpStore {
+    /// Connects: runs `ssh`, starts SFTP, and gives a clear error when
+    /// `ssh` refuses (an unknown or changed host key, no key accepted).
+    pub fn connect(config: SftpConfig) -> Result<SftpStore> {
+        let describe = config.describe();
+        let fail =
+            |message: String| Error::Op { store: describe.clone(), op: "connect to", name: String::new(), message };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let conn = rt.block_on(Conn::open(&config)).map_err(fail)?;
+        let (posix_rename, hardlink) = (conn.sftp.support_posix_rename(), conn.sftp.support_hardlink());
         Ok(SftpStore {
-            sftp,
-            rt,
             root: PathBuf::from(&config.root),
+            config,
+            conn: Mutex::new(Arc::new(conn)),
+            rt,
             describe,
             posix_rename,
+            hardlink,
             dirs: Mutex::new(HashSet::new()),
-            stderr,
-            child: Mutex::new(Some(child)),
             upload: crate::limit::upload(),
             download: crate::limit::download(),
+            reconnects: Default::default(),
         })
     }
 
@@ -214,12 +255,65 @@ impl SftpStore {
         self.posix_rename
     }
 
+    /// How many times the connection was made again.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn conn(&self) -> Arc<Conn> {
+        match self.conn.lock() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Connects again after `failed` dropped (unless another thread did
+    /// already), waiting 1, 2, 4 s before attempts 1, 2, 3.
+    fn reconnect(&self, failed: &Arc<Conn>, attempt: u32) -> Result<()> {
+        std::thread::sleep(std::time::Duration::from_secs(1 << attempt.saturating_sub(1).min(4)));
+        let Ok(mut current) = self.conn.lock() else { return Ok(()) };
+        if !Arc::ptr_eq(&current, failed) {
+            return Ok(());
+        }
+        let conn = self.rt.block_on(Conn::open(&self.config)).map_err(|message| Error::Op {
+            store: self.describe.clone(),
+            op: "connect again to",
+            name: String::new(),
+            message,
+        })?;
+        let old = std::mem::replace(&mut *current, Arc::new(conn));
+        drop(current);
+        self.rt.block_on(old.close());
+        self.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Runs `op` on the connection, again on a new one when it drops.
+    fn retry<T, F, Fut>(&self, what: &'static str, name: &str, op: F) -> Result<T>
+    where
+        F: Fn(Arc<Conn>) -> Fut,
+        Fut: std::future::Future<Output = SftpResult<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let c = self.conn();
+            match self.rt.block_on(op(c.clone())) {
+                Ok(v) => return Ok(v),
+                Err(e) if lost(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    self.reconnect(&c, attempt)?;
+                }
+                Err(e) => return Err(self.err(what, name, &c, e)),
+            }
+        }
+    }
+
     fn path(&self, name: &str) -> Result<PathBuf> {
         check_name(&self.describe, name)?;
         Ok(self.root.join(name))
     }
 
-    fn err(&self, op: &'static str, name: &str, e: openssh_sftp_client::Error) -> Error {
+    fn err(&self, op: &'static str, name: &str, c: &Conn, e: openssh_sftp_client::Error) -> Error {
         if matches!(e, openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) {
             return Error::NotFound { store: self.describe.clone(), name: name.to_string() };
         }
@@ -228,16 +322,15 @@ impl SftpStore {
                 let msg = msg.to_string();
                 let text = msg.split("Language Tag").next().unwrap_or_default();
                 let text = text.trim().trim_end_matches(',').trim_start_matches("Err Message:").trim();
-                format!(
-                    "the server said {kind:?}{}",
-                    if text.is_empty() || text == format!("{kind:?}") { String::new() } else { format!(": {text}") }
-                )
+                let said =
+                    if text.is_empty() || text == format!("{kind:?}") { String::new() } else { format!(": {text}") };
+                format!("the server said {kind:?}{said}")
             }
             other => other.to_string(),
         };
-        if matches!(e, openssh_sftp_client::Error::IOError(_) | openssh_sftp_client::Error::AwaitableError(_)) {
+        if lost(&e) {
             // The connection went: what ssh said is the useful part.
-            let said = self.stderr.lock().map(|s| String::from_utf8_lossy(&s).trim().to_string()).unwrap_or_default();
+            let said = c.said();
             if !said.is_empty() {
                 message = format!("{message} (ssh: {said})");
             }
@@ -246,14 +339,14 @@ impl SftpStore {
     }
 
     /// Makes directory `dir` and those above it (up to the root) as needed.
-    async fn make_dirs(&self, dir: &Path) -> std::result::Result<(), openssh_sftp_client::Error> {
+    async fn make_dirs(&self, c: &Conn, dir: &Path) -> SftpResult<()> {
         if dir.as_os_str().is_empty() || self.dirs.lock().is_ok_and(|d| d.contains(dir)) {
             return Ok(());
         }
-        let mut fs = self.sftp.fs();
+        let mut fs = c.sftp.fs();
         let mut at = PathBuf::new();
-        for c in dir.components() {
-            at.push(c);
+        for comp in dir.components() {
+            at.push(comp);
             if self.dirs.lock().is_ok_and(|d| d.contains(&at)) {
                 continue;
             }
@@ -271,29 +364,10 @@ impl SftpStore {
         Ok(())
     }
 
-    /// Opens a new temporary file beside `path` (its directories made).
-    async fn create_temp(
-        &self,
-        path: &Path,
-        name: &str,
-    ) -> std::result::Result<(PathBuf, openssh_sftp_client::file::File), openssh_sftp_client::Error> {
-        if let Some(dir) = path.parent() {
-            self.make_dirs(dir).await?;
-        }
-        let tmp = self.root.join(crate::temp_name(name, ""));
-        let file = self.sftp.options().write(true).create_new(true).open(&tmp).await?;
-        Ok((tmp, file))
-    }
-
     /// Moves the written temporary `tmp` to `path`, replacing what is
     /// there (see the module's note on servers without posix-rename).
-    async fn publish(
-        &self,
-        tmp: &Path,
-        path: &Path,
-        name: &str,
-    ) -> std::result::Result<(), openssh_sftp_client::Error> {
-        let mut fs = self.sftp.fs();
+    async fn publish(&self, c: &Conn, tmp: &Path, path: &Path, name: &str) -> SftpResult<()> {
+        let mut fs = c.sftp.fs();
         if self.posix_rename {
             return fs.rename(tmp, path).await;
         }
@@ -313,23 +387,17 @@ impl SftpStore {
         fs.remove_file(&aside).await
     }
 
-    async fn write_all(
-        &self,
-        file: &mut openssh_sftp_client::file::File,
-        data: &[u8],
-    ) -> std::result::Result<(), openssh_sftp_client::Error> {
-        // Requests pipelined: several writes in flight, each at its offset.
-        let start = file.offset();
+    /// Writes `data` at offset `at` of `file`, pipelined: several requests
+    /// in flight, each paced at the upload limit when it is sent.
+    async fn write_at(&self, file: &openssh_sftp_client::file::File, data: &[u8], at: u64) -> SftpResult<()> {
         let mut pieces = Vec::new();
         for (i, piece) in data.chunks(PIECE).enumerate() {
             let mut f = file.clone();
-            let at = start + (i * PIECE) as u64;
+            let from = at + (i * PIECE) as u64;
             let rate = self.upload.clone();
             pieces.push(async move {
-                // Paced when it is sent: the pieces in flight leave one
-                // after the other at the rate, not in a burst.
                 crate::limit::pace_async(rate, piece.len() as u64).await;
-                tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(at)).await?;
+                tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(from)).await?;
                 f.write_all(piece).await
             });
             if pieces.len() == IN_FLIGHT {
@@ -341,8 +409,98 @@ impl SftpStore {
         for r in futures_join(pieces).await {
             r?;
         }
-        tokio::io::AsyncSeekExt::seek(file, std::io::SeekFrom::Start(start + data.len() as u64)).await?;
         Ok(())
+    }
+
+    /// Writes `len` bytes of `data` under a temporary name and moves them
+    /// to `name`: over what is there if `overwrite`, else only where
+    /// nothing is (a hard link, which refuses an existing name, where the
+    /// server has them; else a check just before). A connection that drops
+    /// is made again and the upload goes on from the piece in flight.
+    fn write(&self, name: &str, data: &mut dyn std::io::Read, len: u64, overwrite: bool) -> Result<()> {
+        let path = self.path(name)?;
+        let tmp = self.root.join(crate::temp_name(name, ""));
+        let (tmp_ref, path_ref) = (&tmp, &path);
+        self.retry("write", name, |c| async move {
+            if let Some(dir) = path_ref.parent() {
+                self.make_dirs(&c, dir).await?;
+            }
+            c.sftp.options().write(true).create(true).truncate(true).open(tmp_ref).await?.close().await
+        })?;
+        let abandon = |e: Error| {
+            let c = self.conn();
+            let _ = self.rt.block_on(c.sftp.fs().remove_file(&tmp));
+            e
+        };
+        let failed = |message: String| Error::Op { store: self.describe(), op: "write", name: name.into(), message };
+        let mut buf = vec![0u8; (crate::CHUNK as u64).min(len.max(1)) as usize];
+        let mut at = 0u64;
+        while at < len {
+            let want = (len - at).min(buf.len() as u64) as usize;
+            let mut got = 0;
+            while got < want {
+                match data.read(&mut buf[got..want]) {
+                    Ok(0) => return Err(abandon(failed(format!("{} of {len} bytes given", at + got as u64)))),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(abandon(failed(format!("reading what to upload: {e}")))),
+                }
+            }
+            let piece = &buf[..got];
+            // Each piece on a fresh handle of the temporary file (opened
+            // without truncating): after a reconnection it is written again
+            // at its offset, and nothing before it is lost.
+            self.retry("write", name, |c| async move {
+                let file = c.sftp.options().write(true).open(tmp_ref).await?;
+                self.write_at(&file, piece, at).await?;
+                file.close().await
+            })
+            .map_err(abandon)?;
+            at += got as u64;
+        }
+        let exists = || Error::Exists { store: self.describe(), name: name.to_string() };
+        if overwrite {
+            return self
+                .retry("write", name, |c| async move {
+                    match self.publish(&c, tmp_ref, path_ref, name).await {
+                        // Moved by an attempt whose answer was lost.
+                        Err(e) if !lost(&e) && Self::moved(&c, tmp_ref, path_ref, len).await => Ok(()),
+                        other => other,
+                    }
+                })
+                .map_err(abandon);
+        }
+        if self.hardlink {
+            let linked = self.retry("write", name, |c| async move {
+                match c.sftp.fs().hard_link(tmp_ref, path_ref).await {
+                    Ok(()) => Ok(true),
+                    Err(e) if lost(&e) => Err(e),
+                    // Refused: there is something of that name.
+                    Err(e) => match c.sftp.fs().metadata(path_ref).await {
+                        Ok(_) => Ok(false),
+                        Err(_) => Err(e),
+                    },
+                }
+            });
+            let c = self.conn();
+            let _ = self.rt.block_on(c.sftp.fs().remove_file(&tmp));
+            return match linked {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(exists()),
+                Err(e) => Err(e),
+            };
+        }
+        if self.retry("write", name, |c| async move { Ok(c.sftp.fs().metadata(path_ref).await.is_ok()) })? {
+            return Err(abandon(exists()));
+        }
+        self.retry("write", name, |c| async move { self.publish(&c, tmp_ref, path_ref, name).await }).map_err(abandon)
+    }
+
+    /// Whether `tmp` is gone and `path` holds `len` bytes: a move whose
+    /// answer was lost with the connection.
+    async fn moved(c: &Conn, tmp: &Path, path: &Path, len: u64) -> bool {
+        let mut fs = c.sftp.fs();
+        fs.metadata(tmp).await.is_err() && fs.metadata(path).await.is_ok_and(|m| m.len() == Some(len))
     }
 }
 
@@ -398,11 +556,8 @@ fn ssh_failure(host: &str, said: &str, status: Option<std::process::ExitStatus>,
 
 impl Drop for SftpStore {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) {
-            let _ = child.start_kill();
-            let _ =
-                self.rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await });
-        }
+        let c = self.conn();
+        self.rt.block_on(c.close());
     }
 }
 
@@ -414,21 +569,22 @@ impl Store for SftpStore {
     fn list(&self, prefix: &str) -> Result<Vec<Object>> {
         let dir = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
         let start = self.root.join(dir.trim_end_matches('/'));
-        let mut out = Vec::new();
-        self.rt.block_on(async {
-            let mut fs = self.sftp.fs();
-            let mut stack = vec![(start, dir.trim_end_matches('/').to_string())];
+        let (start, dir) = (&start, dir.trim_end_matches('/'));
+        let mut out = self.retry("list", prefix, |c| async move {
+            let mut out = Vec::new();
+            let mut fs = c.sftp.fs();
+            let mut stack = vec![(start.clone(), dir.to_string())];
             while let Some((path, rel)) = stack.pop() {
                 let d = match fs.open_dir(&path).await {
                     Ok(d) => d,
                     Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => continue,
-                    Err(e) => return Err(self.err("list", prefix, e)),
+                    Err(e) => return Err(e),
                 };
                 let mut entries = Box::pin(d.read_dir());
                 while let Some(e) =
                     std::future::poll_fn(|cx| futures_core::Stream::poll_next(entries.as_mut(), cx)).await
                 {
-                    let e = e.map_err(|e| self.err("list", prefix, e))?;
+                    let e = e?;
                     let Some(base) = e.filename().to_str().map(str::to_string) else { continue };
                     if base == "." || base == ".." {
                         continue;
@@ -452,7 +608,7 @@ impl Store for SftpStore {
                     }
                 }
             }
-            Ok(())
+            Ok(out)
         })?;
         out.sort();
         Ok(out)
@@ -460,19 +616,23 @@ impl Store for SftpStore {
 
     fn size(&self, name: &str) -> Result<Option<u64>> {
         let path = self.path(name)?;
-        match self.rt.block_on(self.sftp.fs().metadata(&path)) {
-            Ok(m) if m.file_type().is_some_and(|t| t.is_file()) => Ok(Some(m.len().unwrap_or(0))),
-            Ok(_) => Ok(None),
-            Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => Ok(None),
-            Err(e) => Err(self.err("stat", name, e)),
-        }
+        let path = &path;
+        self.retry("stat", name, |c| async move {
+            match c.sftp.fs().metadata(path).await {
+                Ok(m) if m.file_type().is_some_and(|t| t.is_file()) => Ok(Some(m.len().unwrap_or(0))),
+                Ok(_) => Ok(None),
+                Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let path = self.path(name)?;
-        self.rt.block_on(async {
-            let file = self.sftp.open(&path).await.map_err(|e| self.err("read", name, e))?;
-            let size = self.sftp.fs().metadata(&path).await.map_err(|e| self.err("read", name, e))?.len().unwrap_or(0);
+        let path = &path;
+        self.retry("read", name, |c| async move {
+            let file = c.sftp.open(path).await?;
+            let size = c.sftp.fs().metadata(path).await?.len().unwrap_or(0);
             let end = offset.saturating_add(len).min(size);
             let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
             let mut at = offset;
@@ -492,8 +652,7 @@ impl Store for SftpStore {
                     from += n;
                 }
                 for piece in futures_join(batch).await {
-                    let piece = piece.map_err(|e| self.err("read", name, e))?;
-                    out.extend_from_slice(&piece);
+                    out.extend_from_slice(&piece?);
                 }
                 at = from;
             }
@@ -523,65 +682,13 @@ impl Store for SftpStore {
 
     fn delete(&self, name: &str) -> Result<()> {
         let path = self.path(name)?;
-        match self.rt.block_on(self.sftp.fs().remove_file(&path)) {
-            Ok(()) | Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => Ok(()),
-            Err(e) => Err(self.err("delete", name, e)),
-        }
-    }
-}
-
-impl SftpStore {
-    /// Writes `len` bytes of `data` under a temporary name and moves them
-    /// to `name`: over what is there if `overwrite`, else only where
-    /// nothing is (a hard link, which refuses an existing name, where the
-    /// server has them; else a check just before).
-    fn write(&self, name: &str, data: &mut dyn std::io::Read, len: u64, overwrite: bool) -> Result<()> {
-        let path = self.path(name)?;
-        let (tmp, mut file) =
-            self.rt.block_on(self.create_temp(&path, name)).map_err(|e| self.err("write", name, e))?;
-        let abandon = |e: Error| {
-            let _ = self.rt.block_on(self.sftp.fs().remove_file(&tmp));
-            e
-        };
-        let failed = |message: String| Error::Op { store: self.describe(), op: "write", name: name.into(), message };
-        let mut left = len;
-        let mut buf = vec![0u8; (crate::CHUNK as u64).min(len.max(1)) as usize];
-        while left > 0 {
-            let want = left.min(buf.len() as u64) as usize;
-            let mut got = 0;
-            while got < want {
-                match data.read(&mut buf[got..want]) {
-                    Ok(0) => return Err(abandon(failed(format!("{} of {len} bytes given", len - left + got as u64)))),
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(abandon(failed(format!("reading what to upload: {e}")))),
-                }
+        let path = &path;
+        self.retry("delete", name, |c| async move {
+            match c.sftp.fs().remove_file(path).await {
+                Ok(()) | Err(openssh_sftp_client::Error::SftpError(SftpErrorKind::NoSuchFile, _)) => Ok(()),
+                Err(e) => Err(e),
             }
-            self.rt
-                .block_on(self.write_all(&mut file, &buf[..got]))
-                .map_err(|e| abandon(self.err("write", name, e)))?;
-            left -= got as u64;
-        }
-        self.rt.block_on(file.close()).map_err(|e| abandon(self.err("write", name, e)))?;
-        if overwrite {
-            return self.rt.block_on(self.publish(&tmp, &path, name)).map_err(|e| abandon(self.err("write", name, e)));
-        }
-        let exists = || Error::Exists { store: self.describe(), name: name.to_string() };
-        let mut fs = self.sftp.fs();
-        if self.sftp.support_hardlink() {
-            let linked = self.rt.block_on(fs.hard_link(&tmp, &path));
-            let there = linked.is_err() && self.rt.block_on(fs.metadata(&path)).is_ok();
-            let _ = self.rt.block_on(fs.remove_file(&tmp));
-            return match linked {
-                Ok(()) => Ok(()),
-                Err(_) if there => Err(exists()),
-                Err(e) => Err(self.err("write", name, e)),
-            };
-        }
-        if self.rt.block_on(fs.metadata(&path)).is_ok() {
-            return Err(abandon(exists()));
-        }
-        self.rt.block_on(self.publish(&tmp, &path, name)).map_err(|e| abandon(self.err("write", name, e)))
+        })
     }
 }
 

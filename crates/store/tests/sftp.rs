@@ -109,3 +109,54 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// A connection that drops is made again: operations after it succeed,
+/// and an upload cut in the middle goes on from the piece in flight
+/// (the `ssh` process is killed twice, once between operations and once
+/// half-way through a 24 MiB upload).
+#[test]
+fn a_dropped_connection_is_made_again_and_an_upload_goes_on() {
+    let t = tempfile::tempdir().expect("tmp");
+    let s = sshd(t.path(), SftpServer::Full);
+    let store = s.store("repo");
+    store.put("a", b"first").expect("put");
+    let kill = || {
+        // Only the ssh client of this test (its key's path is in its command line).
+        let pattern = format!("^ssh -F /dev/null -i {}/id_ed25519", s.dir.display());
+        let st = Command::new("pkill").arg("-f").arg(&pattern).status().expect("pkill");
+        assert!(st.success(), "no ssh process matched {pattern}");
+    };
+    kill();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(store.read("a").expect("read after the drop"), b"first");
+    assert_eq!(store.reconnects(), 1);
+
+    /// Gives `data`, killing the connection once after `at` bytes.
+    struct Cutting<'a, F: Fn()> {
+        data: &'a [u8],
+        pos: usize,
+        at: usize,
+        cut: Option<F>,
+    }
+    impl<F: Fn()> std::io::Read for Cutting<'_, F> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.pos >= self.at {
+                if let Some(cut) = self.cut.take() {
+                    cut();
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            }
+            let n = out.len().min(self.data.len() - self.pos).min(1 << 20);
+            out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+    let big: Vec<u8> = (0..24u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let mut r = Cutting { data: &big, pos: 0, at: 12 << 20, cut: Some(kill) };
+    store.put_from("big", &mut r, big.len() as u64).expect("an upload across a dropped connection");
+    assert_eq!(store.reconnects(), 2);
+    assert_eq!(store.read("big").expect("read"), big);
+    assert_eq!(std::fs::read(s.jail.join("data/repo/big")).expect("on the server"), big);
+    assert!(walk(&s.jail.join("data")).iter().all(|p| !p.ends_with(".partial")));
+}
