@@ -12,9 +12,12 @@
 //! an object's name. A replacement uses the `posix-rename@openssh.com`
 //! extension when the server has it (one atomic step); on a server without
 //! it (plain SFTP v3 rename refuses an existing target), the old object is
-//! first renamed aside, the new one renamed in, the old one removed: the
-//! store never asks for a rename over an existing file, a hard link, a
-//! symbolic link or a change of modification time.
+//! first renamed aside, the new one renamed in, the old one removed. A new
+//! object that must not replace one (`put_from_new`) is hard-linked into
+//! place where the server offers `hardlink@openssh.com` (a link refuses an
+//! existing name), else checked for just before. So the store needs no
+//! rename over an existing file, no hard link, no symbolic link and no
+//! change of modification time; it uses the first two when offered.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
