@@ -230,7 +230,7 @@ impl ArchiveKey {
     pub fn sealer(&self, name: &[u8], out: &mut Vec<u8>) -> Sealer {
         let nonce = self.nonce(name);
         out.extend_from_slice(&nonce);
-        Sealer { cipher: self.cipher(&nonce), index: 0, pending: Vec::with_capacity(SEALED_CHUNK) }
+        Sealer { cipher: self.cipher(&nonce), index: 0, start: out.len() }
     }
 
     /// An opener for the payload of member `name`, `sealed` bytes long.
@@ -271,26 +271,43 @@ impl ArchiveKey {
 }
 
 /// Seals a payload given in pieces (see [`ArchiveKey::sealer`]): the same
-/// bytes as [`ArchiveKey::seal`] of the whole.
+/// bytes as [`ArchiveKey::seal`] of the whole. The chunk being filled is
+/// the plaintext at the end of `out`, sealed there in place when the next
+/// byte comes (or at [`Sealer::finish`]): each byte is copied once.
 pub struct Sealer {
     cipher: ChaCha20Poly1305,
     index: u64,
-    pending: Vec<u8>,
+    /// Where in `out` the chunk being filled starts: `out[..start]` is final.
+    start: usize,
 }
 
 impl Sealer {
-    /// Seals the chunks that `data` completes, appending them to `out`. A
-    /// full chunk is kept back until more data shows it is not the last.
+    /// Seals the chunks that `data` completes, appending to `out` (the same
+    /// vector every call, as [`ArchiveKey::sealer`] began it, less what
+    /// [`Sealer::drained`] took). A full chunk is kept back until more data
+    /// shows it is not the last.
     pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), SealError> {
         while !data.is_empty() {
-            if self.pending.len() == CHUNK {
+            if out.len() - self.start == CHUNK {
                 self.emit(false, out)?;
             }
-            let n = (CHUNK - self.pending.len()).min(data.len());
-            self.pending.extend_from_slice(&data[..n]);
+            let n = (CHUNK - (out.len() - self.start)).min(data.len());
+            out.extend_from_slice(&data[..n]);
             data = &data[n..];
         }
         Ok(())
+    }
+
+    /// How many bytes at the start of `out` are sealed for good (the rest
+    /// is the plaintext of the chunk being filled).
+    pub fn ready(&self) -> usize {
+        self.start
+    }
+
+    /// Says that the first `n` bytes of `out` (at most [`Sealer::ready`])
+    /// were taken away (written out).
+    pub fn drained(&mut self, n: usize) {
+        self.start -= n.min(self.start);
     }
 
     /// Seals the last chunk.
@@ -299,11 +316,12 @@ impl Sealer {
     }
 
     fn emit(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), SealError> {
-        self.cipher
-            .encrypt_in_place(&chunk_nonce(self.index, last).into(), &[], &mut self.pending)
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&chunk_nonce(self.index, last).into(), &[], &mut out[self.start..])
             .map_err(|e| SealError::Age(e.to_string()))?;
-        out.extend_from_slice(&self.pending);
-        self.pending.clear();
+        out.extend_from_slice(&tag);
+        self.start = out.len();
         self.index += 1;
         Ok(())
     }
@@ -432,6 +450,31 @@ mod tests {
         // chunk of nothing after full ones.
         for bad in [0u64, 15, 31, 16 + 65552 + 1, 16 + 65552 + 16] {
             assert_eq!(plain_len(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_payload_sealed_in_pieces_and_drained_is_the_payload_sealed_whole() {
+        let (_, a) = key();
+        for len in [0usize, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 200_000] {
+            let plain: Vec<u8> = (0..len as u32).map(|i| (i % 253) as u8).collect();
+            let mut whole = Vec::new();
+            a.seal(b"9", &plain, &mut whole).unwrap();
+            // In odd pieces, handing out what is ready now and then.
+            let (mut out, mut taken) = (Vec::new(), Vec::new());
+            let mut s = a.sealer(b"9", &mut out);
+            for (i, piece) in plain.chunks(7_777).enumerate() {
+                s.update(piece, &mut out).unwrap();
+                if i % 3 == 2 {
+                    let r = s.ready();
+                    taken.extend_from_slice(&out[..r]);
+                    out.drain(..r);
+                    s.drained(r);
+                }
+            }
+            s.finish(&mut out).unwrap();
+            taken.extend_from_slice(&out);
+            assert_eq!(taken, whole, "{len} bytes");
         }
     }
 

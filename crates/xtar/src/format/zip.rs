@@ -9,6 +9,8 @@
 use std::io::Read;
 
 const LOCAL_SIG: u32 = 0x0403_4b50;
+/// Where the CRC-32 is in a local file header.
+pub const LOCAL_CRC_AT: usize = 14;
 const CENTRAL_SIG: u32 = 0x0201_4b50;
 const EOCD_SIG: u32 = 0x0605_4b50;
 const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
@@ -114,6 +116,8 @@ impl EntryInfo {
 
     /// The local file header, with its extra fields.
     pub fn local_header(&self) -> Vec<u8> {
+        // The CRC-32 is at LOCAL_CRC_AT (after the signature, version,
+        // flags, method, time and date).
         let extra = self.extra_fields();
         let (time, date) = dos_time(self.mtime);
         let mut h = Vec::with_capacity(30 + self.name.len() + extra.len());
@@ -395,6 +399,8 @@ mod tests {
     fn local_header_round_trips() {
         let i = info(b"a/b", 10, true);
         let bytes = build(&i);
+        let h = i.local_header();
+        assert_eq!(h[LOCAL_CRC_AT..LOCAL_CRC_AT + 4], i.crc.to_le_bytes());
         let h = read_local_header(&mut &bytes[..]).expect("parses");
         assert_eq!((h.name.as_slice(), h.usize, h.csize, h.crc), (&b"a/b"[..], 10, 10, i.crc));
         assert_eq!(h.mtime, Some(1_700_000_000));

@@ -585,11 +585,15 @@ fn sealed_pack(
     let (mut infos, len, trailer) = sealed_layout(first, files);
     let mut out = Vec::with_capacity(len as usize + 2 * BLOCK);
     format::tar::write_member_header(&mut out, &format::pack_name(k), len, mtime, 0o644);
-    let mut buf = Vec::new();
     for (f, info) in files.iter().zip(infos.iter_mut()) {
-        seal_in_memory(key, f, info, spill, spill_path, &mut buf)?;
+        // The local header first, its CRC-32 patched once the payload is
+        // sealed after it: each byte is written once.
+        let header_at = out.len();
         out.extend_from_slice(&info.local_header());
-        out.extend_from_slice(&buf);
+        let data_at = out.len();
+        seal_file_into(key, f, &info.name, spill, spill_path, &mut out, None)?;
+        info.crc = crc32fast::hash(&out[data_at..]);
+        out[header_at + zip::LOCAL_CRC_AT..header_at + zip::LOCAL_CRC_AT + 4].copy_from_slice(&info.crc.to_le_bytes());
     }
     out.extend_from_slice(&central_directory(&infos));
     out.extend_from_slice(&trailer);
@@ -657,14 +661,31 @@ fn seal_file_with(
     spill_path: &Path,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
+    let mut out = Vec::with_capacity((sealed_payload_len(f) as usize).min(2 << 20));
+    seal_file_into(key, f, name, spill, spill_path, &mut out, Some(sink))
+}
+
+/// Where sealed bytes go as they are ready.
+type Sink<'a> = dyn FnMut(&[u8]) -> Result<()> + 'a;
+
+/// Seals the plaintext of `f` onto the end of `out`; with a `sink`, what
+/// is sealed is handed to it (and taken from `out`) every MiB or so and at
+/// the end, else it all stays in `out`.
+fn seal_file_into(
+    key: &ArchiveKey,
+    f: &Spilled,
+    name: &[u8],
+    spill: &File,
+    spill_path: &Path,
+    out: &mut Vec<u8>,
+    mut sink: Option<&mut Sink<'_>>,
+) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let seal_err =
         |e: seal::SealError| Error::Write { path: spill_path.to_path_buf(), source: std::io::Error::other(e) };
-    let mut out = Vec::with_capacity(2 << 20);
-    let mut s = key.sealer(name, &mut out);
+    let mut s = key.sealer(name, out);
     let e = &f.entry;
-    s.update(&sealed::gzip_head(e.mtime.sec, e.mtime.nsec, e.mode, e.size, f.crc, &e.path), &mut out)
-        .map_err(seal_err)?;
+    s.update(&sealed::gzip_head(e.mtime.sec, e.mtime.nsec, e.mode, e.size, f.crc, &e.path), out).map_err(seal_err)?;
     let stored = f.method == zip::Method::Stored;
     let mut blocks = sealed::StoredBlocks::new(f.csize);
     let mut buf = vec![0u8; f.csize.min(1 << 20) as usize];
@@ -680,19 +701,27 @@ fn seal_file_with(
         if stored {
             wrapped.clear();
             blocks.push(&buf[..n], &mut wrapped);
-            s.update(&wrapped, &mut out).map_err(seal_err)?;
+            s.update(&wrapped, out).map_err(seal_err)?;
         } else {
-            s.update(&buf[..n], &mut out).map_err(seal_err)?;
+            s.update(&buf[..n], out).map_err(seal_err)?;
         }
         done += n as u64;
-        if out.len() >= 1 << 20 {
-            sink(&out)?;
-            out.clear();
+        if let Some(sink) = sink.as_mut() {
+            let ready = s.ready();
+            if ready >= 1 << 20 {
+                sink(&out[..ready])?;
+                out.drain(..ready);
+                s.drained(ready);
+            }
         }
     }
-    s.update(&sealed::gzip_tail(f.entry.size, f.crc), &mut out).map_err(seal_err)?;
-    s.finish(&mut out).map_err(seal_err)?;
-    sink(&out)
+    s.update(&sealed::gzip_tail(f.entry.size, f.crc), out).map_err(seal_err)?;
+    s.finish(out).map_err(seal_err)?;
+    if let Some(sink) = sink {
+        sink(out)?;
+        out.clear();
+    }
+    Ok(())
 }
 
 fn order(path: &[u8], reason: &'static str) -> Error {
