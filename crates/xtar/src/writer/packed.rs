@@ -82,7 +82,7 @@ pub struct PackedWriter {
     /// The mtime of every tar header: the root directory's.
     mtime: Option<i64>,
     /// The key of an encrypted archive (§A9).
-    seal: Option<ArchiveKey>,
+    seal: Option<Arc<ArchiveKey>>,
 }
 
 impl PackedWriter {
@@ -104,7 +104,9 @@ impl PackedWriter {
             None
         } else {
             let encrypted = |e: seal::SealError| Error::Encrypted { path: path.to_path_buf(), message: e.to_string() };
-            Some(ArchiveKey::new(&seal::parse_recipients(&opts.recipients).map_err(encrypted)?).map_err(encrypted)?)
+            Some(Arc::new(
+                ArchiveKey::new(&seal::parse_recipients(&opts.recipients).map_err(encrypted)?).map_err(encrypted)?,
+            ))
         };
         let spill = tempfile::tempfile_in(spill_dir)
             .map_err(|source| Error::Write { path: spill_dir.to_path_buf(), source })?;
@@ -435,8 +437,9 @@ impl PackedWriter {
 
     /// Writes the packs of an encrypted archive, with a copy of the age
     /// header before every 64th. Packs of small entries are sealed in
-    /// parallel, a window of them at a time, in memory; a pack whose entry
-    /// is larger is sealed as it is written.
+    /// parallel, a window of them at a time, in memory, the next window
+    /// while this one is written; a pack whose entry is larger is sealed as
+    /// it is written.
     fn write_sealed_packs(
         &mut self,
         packs: &[(u32, usize, usize)],
@@ -446,32 +449,56 @@ impl PackedWriter {
     ) -> Result<Vec<u64>> {
         let mut starts = Vec::with_capacity(packs.len());
         let window = 4 * self.pool.current_num_threads().max(1);
-        for group in packs.chunks(window) {
-            let sealed: Vec<Option<Result<Vec<u8>>>> = {
-                let (Some(key), spill_path) = (self.seal.as_ref(), &self.spill_path) else {
-                    return Err(order(b"", "not an encrypted archive"));
-                };
-                self.pool.install(|| {
-                    use rayon::prelude::*;
-                    group
-                        .par_iter()
-                        .map(|&(k, start, end)| {
-                            let fs = &files[start..end];
-                            let small = fs.iter().all(|f| sealed_payload_len(f) <= IN_MEMORY);
-                            small.then(|| sealed_pack(key, k, start as u64 + 1, fs, spill, spill_path, mtime))
-                        })
-                        .collect()
-                })
-            };
-            for (&(k, start, end), bytes) in group.iter().zip(sealed) {
-                if k.is_multiple_of(sealed::AGE_EVERY) {
-                    self.write_age(mtime)?;
+        let Some(key) = self.seal.clone() else {
+            return Err(order(b"", "not an encrypted archive"));
+        };
+        let (pool, spill_path) = (self.pool.clone(), self.spill_path.clone());
+        let seal_group = |group: &[(u32, usize, usize)]| -> Vec<Option<Result<Vec<u8>>>> {
+            pool.install(|| {
+                use rayon::prelude::*;
+                group
+                    .par_iter()
+                    .map(|&(k, start, end)| {
+                        let fs = &files[start..end];
+                        let small = fs.iter().all(|f| sealed_payload_len(f) <= IN_MEMORY);
+                        small.then(|| sealed_pack(&key, k, start as u64 + 1, fs, spill, &spill_path, mtime))
+                    })
+                    .collect()
+            })
+        };
+        let groups: Vec<&[(u32, usize, usize)]> = packs.chunks(window).collect();
+        let mut sealed = groups.first().map(|g| seal_group(g));
+        for (i, group) in groups.iter().enumerate() {
+            let Some(this) = sealed.take() else { break };
+            // The next window is sealed by the pool while this one is
+            // written here.
+            let next = groups.get(i + 1);
+            let written = std::thread::scope(|scope| {
+                let ahead = next.map(|g| scope.spawn(|| seal_group(g)));
+                let mut result = Ok(());
+                for (&(k, start, end), bytes) in group.iter().zip(this) {
+                    result = (|| {
+                        if k.is_multiple_of(sealed::AGE_EVERY) {
+                            self.write_age(mtime)?;
+                        }
+                        starts.push(self.out.pos);
+                        match bytes {
+                            Some(b) => self.out.write(&b?),
+                            None => self.write_sealed_pack(k, start as u64 + 1, &files[start..end], spill, mtime),
+                        }
+                    })();
+                    if result.is_err() {
+                        break;
+                    }
                 }
-                starts.push(self.out.pos);
-                match bytes {
-                    Some(b) => self.out.write(&b?)?,
-                    None => self.write_sealed_pack(k, start as u64 + 1, &files[start..end], spill, mtime)?,
-                }
+                let ahead = ahead.map(|h| h.join());
+                (result, ahead)
+            });
+            match written {
+                (Err(e), _) => return Err(e),
+                (Ok(()), Some(Ok(next))) => sealed = Some(next),
+                (Ok(()), Some(Err(_))) => return Err(order(b"", "a sealing thread panicked")),
+                (Ok(()), None) => {}
             }
         }
         Ok(starts)
@@ -487,7 +514,7 @@ impl PackedWriter {
         let mut hdr = Vec::new();
         format::tar::write_member_header(&mut hdr, &format::pack_name(k), len, mtime, 0o644);
         self.out.write(&hdr)?;
-        let (Some(key), out, spill_path) = (self.seal.as_ref(), &mut self.out, &self.spill_path) else {
+        let (Some(key), out, spill_path) = (self.seal.as_deref(), &mut self.out, &self.spill_path) else {
             return Err(order(b"", "not an encrypted archive"));
         };
         let mut buf = Vec::new();
