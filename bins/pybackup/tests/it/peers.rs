@@ -75,11 +75,7 @@ fn tahoe_scenario(peer: &Peer, t: &Path) {
     assert_eq!((s1["parent"].clone(), s1["stored"].as_u64()), (serde_json::Value::Null, Some(5)), "{s1}");
     let s2 = peer.backup(&cache, &src);
     assert_eq!((s2["stored"].as_u64(), s2["hashed"].as_u64()), (Some(0), Some(0)), "{s2}");
-    write(&src, b"change.txt", b"version 2, longer\n");
-    std::fs::remove_file(src.join("becomes_dir")).expect("rm");
-    write(&src, b"becomes_dir/now.txt", b"now in a directory\n");
-    std::fs::remove_dir_all(src.join("becomes_file")).expect("rm");
-    write(&src, b"becomes_file", b"now a file\n");
+    crate::sets::edit(&src);
     let third_tree = snapshot(&src, false);
     let s3 = peer.backup(&cache, &src);
     assert_eq!((s3["parent"].clone(), s3["stored"].as_u64()), (s2["snapshot"].clone(), Some(3)), "{s3}");
@@ -226,36 +222,6 @@ fn a_backup_to_a_webdav_share_killed_mid_way_resumes() {
     let t = tempfile::tempdir().expect("tmp");
     let peer = webdav_peer(&t.path().join("server"));
     killed_and_resumed(&peer, t.path());
-}
-
-/// Every byte under `root`, file names included: what the peer can read.
-fn everything(root: &Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for (p, node) in snapshot(root, false) {
-        all.extend_from_slice(&p);
-        all.push(b'\n');
-        all.extend_from_slice(&node.content);
-    }
-    all
-}
-
-/// The needles of a tree: its path, every name of 6 bytes or more, link
-/// targets, 16 bytes from the middle of every file of 16 bytes or more.
-fn needles(src: &Path) -> Vec<Vec<u8>> {
-    let mut needles: Vec<Vec<u8>> = vec![src.canonicalize().expect("canon").as_os_str().as_encoded_bytes().to_vec()];
-    for (path, node) in snapshot(src, false) {
-        needles.extend(path.split(|&b| b == b'/').filter(|c| c.len() >= 6).map(<[u8]>::to_vec));
-        if node.kind == "symlink" && node.content.len() >= 6 {
-            needles.push(node.content.clone());
-        }
-        if node.kind == "file" && node.content.len() >= 16 {
-            let mid = node.content.len() / 2 - 8;
-            needles.push(node.content[mid..mid + 16].to_vec());
-        }
-    }
-    needles.sort();
-    needles.dedup();
-    needles
 }
 
 /// The friend scenario: A pushes his folders, encrypted, to B's disk over

@@ -158,28 +158,7 @@ fn an_encrypted_repository_holds_no_name_and_no_content() {
     s.backup();
     write(&s.src(), b"many/file-01.txt", b"a second version of file 1, long enough to sample\n");
     s.backup();
-    let mut needles: Vec<Vec<u8>> =
-        vec![s.src().canonicalize().expect("canon").as_os_str().as_encoded_bytes().to_vec()];
-    for (path, node) in snapshot(&s.src(), false) {
-        needles.extend(path.split(|&b| b == b'/').filter(|c| c.len() >= 6).map(<[u8]>::to_vec));
-        if node.kind == "symlink" && node.content.len() >= 6 {
-            needles.push(node.content.clone());
-        }
-        if node.kind == "file" && node.content.len() >= 16 {
-            let mid = node.content.len() / 2 - 8;
-            needles.push(node.content[mid..mid + 16].to_vec());
-        }
-    }
-    needles.sort();
-    needles.dedup();
-    let everything = |root: &Path| -> Vec<u8> {
-        let mut all = Vec::new();
-        for (p, node) in snapshot(root, false) {
-            assert_ne!(node.kind, "symlink", "{}", String::from_utf8_lossy(&p));
-            all.extend_from_slice(&node.content);
-        }
-        all
-    };
+    let needles = needles(&s.src());
     let repo_bytes = everything(&s.repo());
     let shown: Vec<String> = needles
         .iter()

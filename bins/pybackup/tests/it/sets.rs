@@ -22,6 +22,16 @@ fn xtars(repo: &Path) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// The tahoe scenario's third day: a file changed, a file turned into a
+/// directory and a directory into a file.
+pub(crate) fn edit(src: &Path) {
+    write(src, b"change.txt", b"version 2, longer\n");
+    std::fs::remove_file(src.join("becomes_dir")).expect("rm");
+    write(src, b"becomes_dir/now.txt", b"now in a directory\n");
+    std::fs::remove_dir_all(src.join("becomes_file")).expect("rm");
+    write(src, b"becomes_file", b"now a file\n");
+}
+
 pub(crate) fn tree(src: &Path) {
     write(src, b"keep/same.txt", b"unchanged\n");
     write(src, b"keep/big.bin", &noise(400_000, 1));
@@ -55,11 +65,7 @@ fn the_tahoe_scenario_three_snapshots_each_restorable() {
     assert_eq!((s2["added"].as_u64(), s2["changed"].as_u64(), s2["removed"].as_u64()), (Some(0), Some(0), Some(0)));
 
     // Change a file, turn a file into a directory and a directory into a file.
-    write(&src, b"change.txt", b"version 2, longer\n");
-    std::fs::remove_file(src.join("becomes_dir")).expect("rm");
-    write(&src, b"becomes_dir/now.txt", b"now in a directory\n");
-    std::fs::remove_dir_all(src.join("becomes_file")).expect("rm");
-    write(&src, b"becomes_file", b"now a file\n");
+    edit(&src);
     let third_tree = snapshot(&src, false);
     let s3 = backup(&src, &repo, &[]);
     assert_eq!(s3["parent"], s2["snapshot"]);

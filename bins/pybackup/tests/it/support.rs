@@ -189,3 +189,33 @@ pub fn check(repo: &Path, read_data: bool) -> Output {
     }
     c.output().expect("runs")
 }
+
+/// Every byte under `root`, file names included: what the peer can read.
+pub fn everything(root: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for (p, node) in snapshot(root, false) {
+        all.extend_from_slice(&p);
+        all.push(b'\n');
+        all.extend_from_slice(&node.content);
+    }
+    all
+}
+
+/// The needles of a tree: its path, every name of 6 bytes or more, link
+/// targets, 16 bytes from the middle of every file of 16 bytes or more.
+pub fn needles(src: &Path) -> Vec<Vec<u8>> {
+    let mut needles: Vec<Vec<u8>> = vec![src.canonicalize().expect("canon").as_os_str().as_encoded_bytes().to_vec()];
+    for (path, node) in snapshot(src, false) {
+        needles.extend(path.split(|&b| b == b'/').filter(|c| c.len() >= 6).map(<[u8]>::to_vec));
+        if node.kind == "symlink" && node.content.len() >= 6 {
+            needles.push(node.content.clone());
+        }
+        if node.kind == "file" && node.content.len() >= 16 {
+            let mid = node.content.len() / 2 - 8;
+            needles.push(node.content[mid..mid + 16].to_vec());
+        }
+    }
+    needles.sort();
+    needles.dedup();
+    needles
+}
