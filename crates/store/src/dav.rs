@@ -84,7 +84,10 @@ impl Dav {
 
     /// Moves `from` (a collection, or a file) to `to`, replacing what is
     /// there (file or collection) only if `overwrite`: `Ok(false)` when it
-    /// was not replaced (the server answered 412).
+    /// was not replaced (the server answered 412). A request that fails on
+    /// the way, or a server error, is sent again (three times, after 1, 2
+    /// and 4 s); a source gone after such a failure means the move was
+    /// done and its answer lost.
     pub(crate) async fn move_to(
         &self,
         from: &str,
@@ -93,30 +96,50 @@ impl Dav {
         overwrite: bool,
     ) -> std::result::Result<bool, String> {
         let source = if collection { format!("{}/", self.url(from)) } else { self.url(from) };
-        let resp = self
-            .request(b"MOVE", source)
-            .header("Destination", self.url(to))
-            .header("Overwrite", if overwrite { "T" } else { "F" })
-            .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
-        match resp.status().as_u16() {
-            201 | 204 => Ok(true),
-            412 if !overwrite => Ok(false),
-            s => Err(format!("MOVE answered {s}")),
+        let mut attempt = 0u32;
+        loop {
+            let sent = self
+                .request(b"MOVE", source.clone())
+                .header("Destination", self.url(to))
+                .header("Overwrite", if overwrite { "T" } else { "F" })
+                .send()
+                .await;
+            let problem = match sent {
+                Ok(resp) => match resp.status().as_u16() {
+                    201 | 204 => return Ok(true),
+                    412 if !overwrite => return Ok(false),
+                    404 if attempt > 0 => return Ok(true),
+                    s if s >= 500 => format!("MOVE answered {s}"),
+                    s => return Err(format!("MOVE answered {s}")),
+                },
+                Err(e) => e.without_url().to_string(),
+            };
+            if attempt == 3 {
+                return Err(problem);
+            }
+            attempt += 1;
+            tokio::time::sleep(std::time::Duration::from_secs(1 << (attempt - 1))).await;
         }
     }
 
-    /// Deletes collection `path` and all it holds (nothing if absent).
+    /// Deletes collection `path` and all it holds (nothing if absent),
+    /// sent again as [`Dav::move_to`] is.
     pub(crate) async fn delete_collection(&self, path: &str) -> std::result::Result<(), String> {
-        let resp = self
-            .request(b"DELETE", format!("{}/", self.url(path)))
-            .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
-        match resp.status().as_u16() {
-            200 | 204 | 404 => Ok(()),
-            s => Err(format!("DELETE answered {s}")),
+        let mut attempt = 0u32;
+        loop {
+            let problem = match self.request(b"DELETE", format!("{}/", self.url(path))).send().await {
+                Ok(resp) => match resp.status().as_u16() {
+                    200 | 204 | 404 => return Ok(()),
+                    s if s >= 500 => format!("DELETE answered {s}"),
+                    s => return Err(format!("DELETE answered {s}")),
+                },
+                Err(e) => e.without_url().to_string(),
+            };
+            if attempt == 3 {
+                return Err(problem);
+            }
+            attempt += 1;
+            tokio::time::sleep(std::time::Duration::from_secs(1 << (attempt - 1))).await;
         }
     }
 
