@@ -493,6 +493,15 @@ fn files_of_50_mb_and_more_reach_a_webdav_server_with_a_short_timeout() {
     peer.ok(&cache, &[os("restore"), os(&peer.url), dest.as_os_str()]);
     assert_same_tree(&src, &dest);
     peer.ok(&cache, &[os("check"), os(&peer.url), os("--read-data")]);
+    // `copy` to a disk joins the parts: a plain repository there.
+    let disk = t.path().join("disk");
+    peer.ok(&cache, &[os("copy"), os(&peer.url), disk.as_os_str()]);
+    let c = check(&disk, true);
+    assert!(c.status.success(), "{}", stderr(&c));
+    let from_disk = t.path().join("from-disk");
+    let out = restore(&disk.display().to_string(), &from_disk, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &from_disk);
     drop(a);
 }
 
