@@ -118,9 +118,18 @@ fn tahoe_scenario(peer: &Peer, t: &Path) {
     let ruled = t.join("ruled");
     peer.ok(&cache, &[os("restore"), os(&peer.url), ruled.as_os_str(), os("--exclude-glob"), os("*.bin")]);
     assert!(!ruled.join("keep/big.bin").exists() && ruled.join("keep/same.txt").is_file());
-    // The peer holds an ordinary repository, with no temporary left.
+    // The peer holds an ordinary repository, with no temporary left; it
+    // copies to a disk, and a disk repository copies to the peer.
     let c = check(&peer.disk, true);
     assert!(c.status.success(), "{}", stderr(&c));
+    let disk = t.join("disk");
+    peer.ok(&cache, &[os("copy"), os(&peer.url), disk.as_os_str()]);
+    assert_eq!(snapshots(&disk, &[]).len(), 3);
+    let again = format!("{}-again", peer.url);
+    peer.ok(&cache, &[os("copy"), disk.as_os_str(), os(&again)]);
+    let r = t.join("r-again");
+    peer.ok(&cache, &[os("restore"), os(&again), r.as_os_str()]);
+    assert_eq!(snapshot(&r, false), third_tree);
     let left: Vec<Vec<u8>> = snapshot(&peer.disk, false).into_keys().filter(|k| k.ends_with(b".partial")).collect();
     assert!(left.is_empty(), "{left:?}");
 }
