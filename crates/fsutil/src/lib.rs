@@ -218,6 +218,71 @@ impl Source for File {
     }
 }
 
+/// Whether `name` is a part of a parted object: `part-` and six digits.
+pub fn is_part_name(name: &[u8]) -> bool {
+    name.len() == 11 && name.starts_with(b"part-") && name[5..].iter().all(u8::is_ascii_digit)
+}
+
+/// An object stored as a directory of parts `part-000000`, `part-000001`,
+/// … (a WebDAV store writes objects over its part size so), read as their
+/// concatenation.
+pub struct Parts {
+    parts: Vec<(File, u64)>,
+    /// Where each part starts in the whole.
+    starts: Vec<u64>,
+    size: u64,
+}
+
+impl Parts {
+    /// The parts in directory `dir`: `None` when it holds none; an error
+    /// when their numbers skip one.
+    pub fn open(dir: &std::path::Path) -> std::io::Result<Option<Parts>> {
+        let mut names: Vec<(Vec<u8>, std::ffi::OsString)> = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let name = e.file_name();
+            if is_part_name(name.as_encoded_bytes()) && e.file_type()?.is_file() {
+                names.push((name.as_encoded_bytes().to_vec(), name));
+            }
+        }
+        if names.is_empty() {
+            return Ok(None);
+        }
+        names.sort();
+        let (mut parts, mut starts, mut size) = (Vec::new(), Vec::new(), 0u64);
+        for (i, (name, os_name)) in names.iter().enumerate() {
+            if name[5..] != *format!("{i:06}").as_bytes() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: its parts skip from part-{i:06} to {}", dir.display(), String::from_utf8_lossy(name)),
+                ));
+            }
+            let f = File::open(dir.join(os_name))?;
+            let len = f.metadata()?.len();
+            starts.push(size);
+            size += len;
+            parts.push((f, len));
+        }
+        Ok(Some(Parts { parts, starts, size }))
+    }
+}
+
+impl Source for Parts {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if offset >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let i = self.starts.partition_point(|&s| s <= offset) - 1;
+        let (f, len) = &self.parts[i];
+        let within = offset - self.starts[i];
+        let n = buf.len().min((len - within) as usize);
+        std::os::unix::fs::FileExt::read_at(f, &mut buf[..n], within)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.size)
+    }
+}
+
 /// A reader of the bytes `[pos, end)` of a [`Source`], with positioned
 /// reads (several readers share one open file).
 pub struct ReadAt<'a> {
@@ -248,6 +313,27 @@ impl std::io::Read for ReadAt<'_> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn parts_read_as_one_object() {
+        let t = tempfile::tempdir().unwrap();
+        let whole: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for (i, chunk) in whole.chunks(4096).enumerate() {
+            std::fs::write(t.path().join(format!("part-{i:06}")), chunk).unwrap();
+        }
+        std::fs::write(t.path().join("not-a-part"), b"x").unwrap();
+        let p = crate::Parts::open(t.path()).unwrap().unwrap();
+        assert_eq!(crate::Source::size(&p).unwrap(), 10_000);
+        for (off, len) in [(0usize, 10_000usize), (4090, 20), (8191, 2), (9_999, 1)] {
+            let mut buf = vec![0u8; len];
+            crate::Source::read_exact_at(&p, &mut buf, off as u64).unwrap();
+            assert_eq!(buf, whole[off..off + len]);
+        }
+        std::fs::remove_file(t.path().join("part-000001")).unwrap();
+        assert!(crate::Parts::open(t.path()).is_err(), "a missing part is an error");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(crate::Parts::open(empty.path()).unwrap().is_none());
+    }
 
     #[derive(Debug)]
     enum Outer {

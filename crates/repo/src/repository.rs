@@ -300,6 +300,11 @@ impl Repo {
         match &self.place {
             Place::Local => {
                 let path = self.archive_path(name);
+                if path.is_dir() {
+                    let parts = fsutil::Parts::open(&path).map_err(io_err(&path))?;
+                    let missing = || io_err(&path)(std::io::ErrorKind::NotFound.into());
+                    return Ok(Box::new(parts.ok_or_else(missing)?));
+                }
                 Ok(Box::new(File::open(&path).map_err(io_err(&path))?))
             }
             Place::Remote { store, .. } => {
@@ -430,8 +435,17 @@ impl Repo {
                 let mut out = Vec::new();
                 for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
                     let e = e.map_err(io_err(&dir))?;
-                    if let (Some(n), true) = (e.file_name().to_str(), e.file_type().is_ok_and(|t| t.is_file())) {
-                        out.push(n.to_string());
+                    let Some(n) = e.file_name().to_str().map(str::to_string) else { continue };
+                    let kind = e.file_type();
+                    // An archive a WebDAV store wrote in parts is a
+                    // directory of them (a share's directory read here).
+                    let parted = || {
+                        kind.as_ref().is_ok_and(|t| t.is_dir())
+                            && n.ends_with(".xtar")
+                            && fsutil::Parts::open(&e.path()).is_ok_and(|p| p.is_some())
+                    };
+                    if kind.as_ref().is_ok_and(|t| t.is_file()) || parted() {
+                        out.push(n);
                     }
                 }
                 Ok(out)

@@ -20,7 +20,7 @@ pub const DEFAULT_PART: u64 = 8 << 20;
 
 /// Whether `base` names a part of a parted object.
 pub(crate) fn is_part(base: &str) -> bool {
-    base.len() == 11 && base.starts_with("part-") && base[5..].bytes().all(|b| b.is_ascii_digit())
+    fsutil::is_part_name(base.as_bytes())
 }
 
 /// The name of part `i`.

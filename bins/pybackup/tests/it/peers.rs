@@ -502,6 +502,14 @@ fn files_of_50_mb_and_more_reach_a_webdav_server_with_a_short_timeout() {
     peer.ok(&cache, &[os("restore"), os(&peer.url), dest.as_os_str()]);
     assert_same_tree(&src, &dest);
     peer.ok(&cache, &[os("check"), os(&peer.url), os("--read-data")]);
+    // The share's own directory, read on the server's machine (parted
+    // archives are read as their parts, joined): checked and restored.
+    let c = check(&peer.disk, true);
+    assert!(c.status.success(), "{}", stderr(&c));
+    let on_server = t.path().join("on-server");
+    let out = restore(&peer.disk.display().to_string(), &on_server, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &on_server);
     // `copy` to a disk joins the parts: a plain repository there.
     let disk = t.path().join("disk");
     peer.ok(&cache, &[os("copy"), os(&peer.url), disk.as_os_str()]);
