@@ -32,12 +32,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, HERE)
+from remote import free_port, wall  # noqa: E402  (the same helpers as the S3 bench)
 
 
 def sshd(work):
@@ -70,15 +66,6 @@ def sshd(work):
     ssh = (f"ssh -F /dev/null -i {work}/id -o IdentitiesOnly=yes -o UserKnownHostsFile={work}/known_hosts "
            f"-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes")
     return proc, port, user, ssh
-
-
-def wall(cmd, env):
-    t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    if r.returncode != 0:
-        sys.stderr.write(r.stderr.decode(errors="replace"))
-        raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}")
-    return time.perf_counter() - t
 
 
 def main():

@@ -218,6 +218,28 @@ impl Source for File {
     }
 }
 
+/// A size as people write it (`500M`, `4GiB`, `1000000`), for clap and
+/// config files.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a size like 500M or 4GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "kb" => 1000,
+        "m" | "mib" => 1 << 20,
+        "mb" => 1_000_000,
+        "g" | "gib" => 1 << 30,
+        "gb" => 1_000_000_000,
+        "t" | "tib" => 1 << 40,
+        "tb" => 1_000_000_000_000,
+        _ => return Err(format!("`{s}`: unknown unit (use K, M, G, T, or KB, MB, GB, TB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+}
+
 /// Whether `name` is a part of a parted object: `part-` and six digits.
 pub fn is_part_name(name: &[u8]) -> bool {
     name.len() == 11 && name.starts_with(b"part-") && name[5..].iter().all(u8::is_ascii_digit)

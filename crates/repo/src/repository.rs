@@ -583,10 +583,9 @@ impl Repo {
         write: impl FnOnce(&File, &Path) -> xtar::Result<T>,
     ) -> Result<T> {
         let out = self.archive_path(name);
-        let Place::Remote { store, sizes } = &self.place else {
+        let Place::Remote { store, .. } = &self.place else {
             return Ok(xtar::write_new_file(&out, overwrite, write)?);
         };
-        let _ = sizes;
         std::fs::create_dir_all(staging).map_err(io_err(staging))?;
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}.xtar."))

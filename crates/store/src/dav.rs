@@ -171,17 +171,7 @@ pub(crate) fn part_size_from_env(url: &str) -> Result<u64> {
         url: crate::redacted(url),
         reason: format!("PYBACKUP_WEBDAV_PART_SIZE=`{v}` is not a size of at least 64K (like 4M)"),
     };
-    let t = v.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..split].parse().map_err(|_| bad())?;
-    let mult = match t[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        _ => return Err(bad()),
-    };
-    let size = n.checked_mul(mult).ok_or_else(bad)?;
+    let size = fsutil::parse_size(&v).map_err(|_| bad())?;
     if size < 64 << 10 {
         return Err(bad());
     }

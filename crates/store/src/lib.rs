@@ -737,7 +737,9 @@ impl Dal {
         if let Some(parts) = d.cached(name) {
             return Ok(Some(Form::Parts(parts)));
         }
-        let first = match self.rt.block_on(self.op.stat(name)) {
+        // A file answers the stat; else its parts, if any, are listed (an
+        // error of the stat is reported if the listing finds nothing).
+        let stat_error = match self.rt.block_on(self.op.stat(name)) {
             Ok(m) if m.mode().is_file() => return Ok(Some(Form::File(m.content_length()))),
             Ok(_) => None,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => None,
@@ -747,9 +749,9 @@ impl Dal {
         let entries = match listed {
             Ok(entries) => entries,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound || e.kind() == opendal::ErrorKind::NotADirectory => {
-                return first.map_or(Ok(None), Err);
+                return stat_error.map_or(Ok(None), Err);
             }
-            Err(e) => return Err(first.unwrap_or_else(|| self.fail("list", name)(e))),
+            Err(e) => return Err(stat_error.unwrap_or_else(|| self.fail("list", name)(e))),
         };
         let mut parts: Vec<(String, u64)> = entries
             .iter()
@@ -760,7 +762,7 @@ impl Dal {
             })
             .collect();
         if parts.is_empty() {
-            return first.map_or(Ok(None), Err);
+            return stat_error.map_or(Ok(None), Err);
         }
         parts.sort();
         for (i, (base, _)) in parts.iter().enumerate() {
@@ -1033,6 +1035,7 @@ impl Store for Dal {
     fn delete(&self, name: &str) -> Result<()> {
         check_name(&self.describe, name)?;
         if let Some(d) = &self.dav {
+            // Read afresh (not from the remembered parts): it may be a file now.
             d.forget(name);
             if let Some(Form::Parts(_)) = self.form(d, name)? {
                 d.forget(name);

@@ -633,31 +633,46 @@ impl Store for SftpStore {
     fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let path = self.path(name)?;
         let path = &path;
+        let end = offset.saturating_add(len);
         self.retry("read", name, |c| async move {
+            // No stat first: pieces are asked for up to `end`, and the
+            // first short one (the object's end) ends the read.
             let file = c.sftp.open(path).await?;
-            let size = c.sftp.fs().metadata(path).await?.len().unwrap_or(0);
-            let end = offset.saturating_add(len).min(size);
-            let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+            let mut out = Vec::new();
             let mut at = offset;
-            while at < end {
-                // Up to IN_FLIGHT requests at once, each its own piece.
+            // Requests in flight: one at first (most objects are small),
+            // doubling up to IN_FLIGHT.
+            let mut width = 1;
+            'read: while at < end {
                 let mut batch = Vec::new();
                 let mut from = at;
-                while from < end && batch.len() < IN_FLIGHT {
+                while from < end && batch.len() < width {
                     let n = (end - from).min(PIECE as u64);
                     let mut f = file.clone();
                     let rate = self.download.clone();
                     batch.push(async move {
                         crate::limit::pace_async(rate, n).await;
                         tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(from)).await?;
-                        f.read_all(n as usize, bytes::BytesMut::new()).await
+                        let mut got = bytes::BytesMut::new();
+                        while (got.len() as u64) < n {
+                            match f.read((n - got.len() as u64) as u32, bytes::BytesMut::new()).await? {
+                                Some(b) => got.extend_from_slice(&b),
+                                None => break,
+                            }
+                        }
+                        Ok::<_, openssh_sftp_client::Error>((got, n))
                     });
                     from += n;
                 }
                 for piece in futures_join(batch).await {
-                    out.extend_from_slice(&piece?);
+                    let (got, want) = piece?;
+                    out.extend_from_slice(&got);
+                    if (got.len() as u64) < want {
+                        break 'read;
+                    }
                 }
                 at = from;
+                width = (width * 2).min(IN_FLIGHT);
             }
             let _ = file.close().await;
             Ok(out)
@@ -665,10 +680,7 @@ impl Store for SftpStore {
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {
-        match self.size(name)? {
-            Some(n) => self.read_range(name, 0, n),
-            None => Err(Error::NotFound { store: self.describe.clone(), name: name.to_string() }),
-        }
+        self.read_range(name, 0, u64::MAX)
     }
 
     fn put(&self, name: &str, data: &[u8]) -> Result<()> {
