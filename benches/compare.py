@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Whole-process comparison of `pybackup compress` / `extract` (format
-version 3, the default, and version 2) against `tar czf`, `tar -I pigz`,
+version 3, the default, version 2, and version 5: `--codec zstd`) against `tar czf`, `tar -I pigz`,
 `zip -r -6`, `dar -z6` and `tar -I zstd` on real trees.
 
 Each tool runs in turn (A B C D E, then again), so that the noise of a shared
@@ -56,6 +56,10 @@ def tools(pyb, jobs):
             "out.xtar"),
         "pyb-v2": (
             [pyb, "-q", "--no-progress", "-j", str(jobs), "compress", "--format-version", "2", "{T}", "-o", "{O}"],
+            [pyb, "-q", "--no-progress", "-j", str(jobs), "extract", "{O}", "{D}"],
+            "out.xtar"),
+        "pyb-zstd": (
+            [pyb, "-q", "--no-progress", "-j", str(jobs), "compress", "--codec", "zstd", "{T}", "-o", "{O}"],
             [pyb, "-q", "--no-progress", "-j", str(jobs), "extract", "{O}", "{D}"],
             "out.xtar"),
         "tar-gz": (
@@ -169,18 +173,21 @@ def main():
         med = statistics.median
         print(f"\n## {tree_name}: {tree}")
         print(f"{'tool':10} {'compress s':>10} {'x pigz':>7} {'extract s':>10} {'x pigz':>7} "
-              f"{'x tar xzf':>9} {'size MB':>8} {'x pigz':>7} {'x zip':>6} {'x dar':>6} {'RSS c/x MiB':>12}")
+              f"{'x tar xzf':>9} {'size MB':>8} {'x pigz':>7} {'x zip':>6} {'x dar':>6} {'x tgz':>6} "
+              f"{'RSS c/x MiB':>12}")
         for n in names:
             r = res[n]
             zip_size = res["zip-6"]["size"] if "zip-6" in res else 0
             dar_size = res["dar-z6"]["size"] if "dar-z6" in res else 0
             tgz_x = med(res["tar-gz"]["xw"]) if "tar-gz" in res else 0
+            tgz_size = res["tar-gz"]["size"] if "tar-gz" in res else 0
             print(f"{n:10} {med(r['cw']):10.2f} {med(r['cw']) / med(base['cw']):7.2f} "
                   f"{med(r['xw']):10.2f} {med(r['xw']) / med(base['xw']):7.2f} "
                   f"{(med(r['xw']) / tgz_x) if tgz_x else 0:9.2f} "
                   f"{r['size'] / 1e6:8.1f} {r['size'] / base['size']:7.2f} "
                   f"{(r['size'] / zip_size) if zip_size else 0:6.2f} "
                   f"{(r['size'] / dar_size) if dar_size else 0:6.2f} "
+                  f"{(r['size'] / tgz_size) if tgz_size else 0:6.3f} "
                   f"{med(r['cr']) / 1024:5.0f}/{med(r['xr']) / 1024:<5.0f}")
         if "pyb-enc" in res and "pybackup" in res:
             e, p = res["pyb-enc"], res["pybackup"]

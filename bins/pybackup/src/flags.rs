@@ -197,8 +197,27 @@ pub struct CompressArgs {
     /// expects) [default: 3; volume sets are written in version 2].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=3))]
     pub format_version: Option<u32>,
+    /// How each file is compressed: `deflate`, which every zip reader
+    /// reads, or `zstd`, smaller: zstd frames with a dictionary trained on
+    /// the tree (format version 5, read by pybackup, or by `unzip` then
+    /// `zstd -d -D` as docs/format/xtar.md §A11 shows) [default: deflate].
+    #[arg(long, value_enum, value_name = "CODEC")]
+    pub codec: Option<CodecArg>,
+    /// The zstd level with --codec zstd, 1 to 22 [default: 19]; above 19
+    /// is slow and needs more memory.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=22))]
+    pub zstd_level: Option<u32>,
     #[command(flatten)]
     pub encrypt: EncryptArgs,
+}
+
+/// `--codec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CodecArg {
+    /// Deflate (format version 3).
+    Deflate,
+    /// zstd with a dictionary (format version 5).
+    Zstd,
 }
 
 /// Encrypting a new archive.

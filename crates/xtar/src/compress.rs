@@ -55,14 +55,17 @@ impl Compressed {
     }
 }
 
-/// The deflate encoder of files read whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The encoder of files read whole.
+#[derive(Debug, Clone, Default)]
 pub enum Encoder {
     /// zlib (zlib-rs): what format versions 1 and 2 were written with.
     #[default]
     Zlib,
     /// libdeflate: smaller output at the same level, and faster (version 3).
     Libdeflate,
+    /// zstd frames, with the tree's dictionary (version 5): stored zip
+    /// entries whose data is the frames.
+    Zstd(std::sync::Arc<crate::codec::ZstdEncoder>),
 }
 
 impl Encoder {
@@ -71,10 +74,11 @@ impl Encoder {
     /// has no streaming mode, so files it compresses are read whole: up to
     /// 32 MiB, which keeps two workers' buffers well within the memory
     /// bound while most files get its better ratio.
-    pub fn small_max(self) -> u64 {
+    pub fn small_max(&self) -> u64 {
         match self {
             Encoder::Zlib => SMALL_MAX,
             Encoder::Libdeflate => 32 << 20,
+            Encoder::Zstd(_) => crate::codec::FRAME_MAX,
         }
     }
 }
@@ -82,7 +86,9 @@ impl Encoder {
 /// Reads at most `limit` bytes of `file` (its size when it was opened) and
 /// compresses them. Returns the result and whether the file held a
 /// different number of bytes than `limit`.
-pub fn compress_small(file: &mut File, limit: u64, level: u32, encoder: Encoder) -> io::Result<(Compressed, bool)> {
+/// With [`Encoder::Zstd`] the data is the file's frame, stored, and the
+/// CRC-32 is of the frame (what a zip reader checks).
+pub fn compress_small(file: &mut File, limit: u64, level: u32, encoder: &Encoder) -> io::Result<(Compressed, bool)> {
     let mut raw = Vec::with_capacity(limit as usize);
     file.take(limit).read_to_end(&mut raw)?;
     let grew = {
@@ -91,11 +97,24 @@ pub fn compress_small(file: &mut File, limit: u64, level: u32, encoder: Encoder)
     };
     let changed = raw.len() as u64 != limit || grew;
     let sha256: [u8; 32] = Sha256::digest(&raw).into();
-    let crc = crc32fast::hash(&raw);
     let size = raw.len() as u64;
-    let (method, data) = match encoder {
-        Encoder::Zlib => deflate_or_store(raw, level),
-        Encoder::Libdeflate => libdeflate_or_store(raw, level),
+    let (method, data, crc) = match encoder {
+        Encoder::Zlib => {
+            let crc = crc32fast::hash(&raw);
+            let (m, d) = deflate_or_store(raw, level);
+            (m, d, crc)
+        }
+        Encoder::Libdeflate => {
+            let crc = crc32fast::hash(&raw);
+            let (m, d) = libdeflate_or_store(raw, level);
+            (m, d, crc)
+        }
+        Encoder::Zstd(_) if raw.is_empty() => (Method::Stored, raw, 0),
+        Encoder::Zstd(z) => {
+            let frame = z.frame(&raw)?;
+            let crc = crc32fast::hash(&frame);
+            (Method::Stored, frame, crc)
+        }
     };
     Ok((Compressed { method, data, crc, sha256, size }, changed))
 }
@@ -226,6 +245,9 @@ pub struct LargeFile {
     crc: crc32fast::Hasher,
     size: u64,
     dict: Vec<u8>,
+    /// Version 5: each chunk is a zstd frame, and the CRC-32 is of the
+    /// frames.
+    zstd: Option<(std::sync::Arc<crate::codec::ZstdEncoder>, crc32fast::Hasher)>,
 }
 
 impl LargeFile {
@@ -242,7 +264,22 @@ impl LargeFile {
                 _ => Method::Stored,
             }
         };
-        LargeFile { level, method, sha: Sha256::new(), crc: crc32fast::Hasher::new(), size: 0, dict: Vec::new() }
+        LargeFile {
+            level,
+            method,
+            sha: Sha256::new(),
+            crc: crc32fast::Hasher::new(),
+            size: 0,
+            dict: Vec::new(),
+            zstd: None,
+        }
+    }
+
+    /// Version 5: every chunk becomes a zstd frame of `enc`'s, stored.
+    pub fn zstd(enc: std::sync::Arc<crate::codec::ZstdEncoder>) -> LargeFile {
+        let mut lf = LargeFile::new(0, &[]);
+        lf.zstd = Some((enc, crc32fast::Hasher::new()));
+        lf
     }
 
     /// The method chosen.
@@ -257,6 +294,14 @@ impl LargeFile {
             self.sha.update(c);
             self.crc.update(c);
             self.size += c.len() as u64;
+        }
+        if let Some((enc, crc)) = &mut self.zstd {
+            let out: Vec<io::Result<Vec<u8>>> = chunks.par_iter().map(|c| enc.frame(c)).collect();
+            let out = out.into_iter().collect::<io::Result<Vec<_>>>()?;
+            for o in &out {
+                crc.update(o);
+            }
+            return Ok(out);
         }
         if self.method == Method::Stored {
             return Ok(chunks.to_vec());
@@ -285,9 +330,14 @@ impl LargeFile {
         Ok(res)
     }
 
-    /// CRC-32, SHA-256 and size of everything processed.
+    /// CRC-32 (of the frames, for zstd), SHA-256 and size of everything
+    /// processed.
     pub fn finish(self) -> (u32, [u8; 32], u64) {
-        (self.crc.finalize(), self.sha.finalize().into(), self.size)
+        let crc = match self.zstd {
+            Some((_, c)) => c.finalize(),
+            None => self.crc.finalize(),
+        };
+        (crc, self.sha.finalize().into(), self.size)
     }
 }
 

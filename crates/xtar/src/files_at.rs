@@ -57,11 +57,13 @@ impl FilesAt {
             .and_then(|l| l.strip_prefix(HEADER_MAGIC))
             .and_then(|v| v.trim().parse::<u32>().ok())
             .ok_or_else(|| Error::NotXtar { path: path.to_path_buf(), message: "bad `.xtar-header`".into() })?;
-        if !(format::PACKED_VERSION..=format::FORMAT_VERSION).contains(&version) {
+        // Repositories hold versions 3 and 4 (version 5, zstd, is written
+        // by `compress` only).
+        if !(format::PACKED_VERSION..=format::SEALED_VERSION).contains(&version) {
             return Err(Error::Version {
                 path: path.to_path_buf(),
                 found: version.to_string(),
-                supported: format::FORMAT_VERSION,
+                supported: format::SEALED_VERSION,
             });
         }
         let sealed = header.split(|&b| b == b'\n').any(|l| l == sealfmt::SEALED_LINE);

@@ -28,6 +28,7 @@
 //! assert!(dest.join("empty").is_dir());
 //! ```
 
+pub mod codec;
 mod compress;
 mod dest;
 mod error;
@@ -62,7 +63,7 @@ pub use salvage::{salvage, FileState, SalvageOptions, SalvageReport, SalvagedFil
 pub use structure::expand_structure;
 pub use unseal::Keys;
 pub use writer::{
-    plan, request_path, root_label, stream_zip, walk_source, write_archive, write_entries, ArchiveWriter,
+    plan, request_path, root_label, stream_zip, walk_source, write_archive, write_entries, ArchiveWriter, Codec,
     CompressOptions, CompressSummary, ListSkip, PackedWriter, Select, Step, Stored, Streamed, TreeSink, Written,
     PACK_BYTES, PACK_FILES,
 };

@@ -11,6 +11,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::lossy;
+use crate::extract::Frames;
 use crate::format::sealed as sealfmt;
 use crate::format::tar::{self as tarfmt, Block, BLOCK};
 use crate::format::{version_supported, MemberName, FORMAT_VERSION, HEADER_MAGIC, INDEX_MAGIC};
@@ -162,6 +163,10 @@ pub struct Scanner {
     opening: Option<Opening>,
     /// Items read ahead (by [`Scanner::unlock`]).
     pending: std::collections::VecDeque<Item>,
+    /// Version 5: how pack entries are decoded (the dictionary, once read).
+    frames: Frames,
+    /// Version 5: the SHA-256 of the dictionary the header names.
+    dict_sum: Option<[u8; 32]>,
 }
 
 impl Scanner {
@@ -183,6 +188,29 @@ impl Scanner {
             unseal: None,
             opening: None,
             pending: Default::default(),
+            frames: Frames::None,
+            dict_sum: None,
+        }
+    }
+
+    /// How the data of pack entries is decoded (version 5: zstd frames,
+    /// with the dictionary once it was read).
+    pub(crate) fn frames(&self) -> Frames {
+        self.frames.clone()
+    }
+
+    /// Version 5: takes a copy of the dictionary, if it is the one the
+    /// header names (the first good copy wins).
+    fn take_dict(&mut self, data: &[u8], at: u64, obs: &dyn Observer) {
+        if matches!(self.frames, Frames::Zstd(_)) {
+            return;
+        }
+        use sha2::Digest;
+        let sum: [u8; 32] = sha2::Sha256::digest(data).into();
+        if self.dict_sum == Some(sum) {
+            self.frames = Frames::Zstd(std::sync::Arc::new(crate::codec::ZstdDecoder::new(data)));
+        } else {
+            obs.warning(&self.damaged(at, "the zstd dictionary is damaged (its SHA-256 is not the header's)"));
         }
     }
 
@@ -392,6 +420,14 @@ impl Scanner {
                 self.finish_member()?;
                 continue;
             }
+            if self.version >= crate::format::ZSTD_VERSION
+                && (name == crate::format::ZSTD_DICT_NAME || name == crate::format::ZSTD_DICT_END_NAME)
+            {
+                let data = self.meta_data(header.size)?;
+                self.take_dict(&data, data_at, obs);
+                self.finish_member()?;
+                continue;
+            }
             if self.unseal.is_some() {
                 if let Some(item) = self.sealed_member(&name, header.size, data_at, obs)? {
                     return Ok(Some(item));
@@ -483,8 +519,22 @@ impl Scanner {
             Ok(l) if l.len + l.csize <= end - at => {
                 self.remaining = l.csize;
                 self.padding = 0;
+                let mut path = l.name;
+                if self.version >= crate::format::ZSTD_VERSION {
+                    match path.strip_suffix(crate::codec::ZIP_SUFFIX) {
+                        Some(p) => path = p.to_vec(),
+                        None => {
+                            obs.warning(&self.damaged(
+                                at,
+                                format!("pack entry `{}` is not named `PATH.zst`; skipped", lossy(&path)),
+                            ));
+                            self.finish_member()?;
+                            return self.pack_entry(end, obs);
+                        }
+                    }
+                }
                 self.prefix = head;
-                Ok(Some(Item::File { path: l.name, size: l.len + l.csize, offset: at }))
+                Ok(Some(Item::File { path, size: l.len + l.csize, offset: at }))
             }
             Ok(_) => {
                 obs.warning(&self.damaged(at, "a zip entry overruns its pack; skipping the rest of the pack"));
@@ -602,6 +652,19 @@ impl Scanner {
             });
         }
         self.version = version.parse().unwrap_or(0);
+        if self.version >= crate::format::ZSTD_VERSION {
+            self.frames = Frames::NoDictionary;
+            match crate::format::zstd_dict_of(text) {
+                Some(None) => self.frames = Frames::Zstd(std::sync::Arc::new(crate::codec::ZstdDecoder::new(&[]))),
+                Some(Some(sum)) => self.dict_sum = Some(sum),
+                None => {
+                    return Err(Error::NotXtar {
+                        path: self.path.clone(),
+                        message: "a version 5 header without its `#zstd-dict` line".into(),
+                    })
+                }
+            }
+        }
         if self.version >= crate::format::SEALED_VERSION
             && text.split(|&b| b == b'\n').any(|l| l == sealfmt::SEALED_LINE)
         {

@@ -24,7 +24,7 @@ use manifest::{Entry, Kind};
 
 use crate::dest::Dest;
 use crate::error::lossy;
-use crate::extract::{Book, Engine, ExtractOptions, Fate, Verified};
+use crate::extract::{Book, Engine, ExtractOptions, Fate, Frames, Verified};
 use crate::format::tar::{self as tarfmt, Block, BLOCK};
 use crate::format::zip::{self, Method};
 use crate::format::{self, MemberName, HEADER_MAGIC, INDEX_MAGIC};
@@ -249,10 +249,10 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
         || (packed && text.is_empty() && crate::unseal::has_age_copies(archive));
     if sealed {
         let unseal = crate::unseal::find_key(archive, &opts.keys, &text, obs)?;
-        return packed::salvage_packed(archive, dest, opts, Some(unseal), obs);
+        return packed::salvage_packed(archive, dest, opts, Some(unseal), &text, obs);
     }
     if packed {
-        return packed::salvage_packed(archive, dest, opts, None, obs);
+        return packed::salvage_packed(archive, dest, opts, None, &text, obs);
     }
 
     let eopts =
@@ -331,7 +331,7 @@ pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Obs
         found_by_zip_header: by_zip,
         packs: None,
     };
-    report.files = report_files(book, &scan.members, &mut r, dest, opts, obs)?;
+    report.files = report_files(book, &scan.members, &mut r, dest, opts, &Frames::None, obs)?;
     Ok(report)
 }
 
@@ -344,6 +344,7 @@ fn report_files(
     r: &mut BlockScan,
     dest: &Path,
     opts: &SalvageOptions,
+    frames: &Frames,
     obs: &dyn Observer,
 ) -> Result<Vec<SalvagedFile>> {
     let mut keeper = if opts.keep_damaged { Some(Dest::new(dest, opts.overwrite)?) } else { None };
@@ -359,7 +360,7 @@ fn report_files(
         };
         let mut kept = None;
         if let (FileState::Damaged, Some(keeper), Some(&(at, size))) = (&state, keeper.as_mut(), members.get(&path)) {
-            kept = keep_damaged(r, at, size, &path, keeper, obs);
+            kept = keep_damaged(r, at, size, &path, keeper, frames, obs);
         }
         files.push(SalvagedFile { path, state, detail, kept });
     }
@@ -584,6 +585,7 @@ fn keep_damaged(
     size: u64,
     path: &[u8],
     dest: &mut Dest,
+    frames: &Frames,
     obs: &dyn Observer,
 ) -> Option<PathBuf> {
     let kept = [path, b".damaged"].concat();
@@ -600,9 +602,19 @@ fn keep_damaged(
         let (f, tmp_path) = tmp.into_parts();
         let mut w = io::BufWriter::new(f);
         let mut data = member.take(local.csize.min(local.usize.saturating_add(1 << 20)));
-        let copied = match local.method {
-            Method::Stored => io::copy(&mut (&mut data).take(local.usize), &mut w),
-            Method::Deflated => {
+        let copied = match (local.method, frames) {
+            // zstd frames (version 5): their content, as far as it decodes.
+            (Method::Stored, Frames::Zstd(z)) => {
+                let mut n = 0u64;
+                let mut failed = None;
+                let _ = z.decode(&mut data, &mut |b| {
+                    n += b.len() as u64;
+                    w.write_all(b).inspect_err(|e| failed = Some(io::Error::new(e.kind(), e.to_string())))
+                });
+                failed.map_or(Ok(n), Err)
+            }
+            (Method::Stored, _) => io::copy(&mut (&mut data).take(local.usize), &mut w),
+            (Method::Deflated, _) => {
                 let mut dec = DeflateDecoder::new(BufReader::new(&mut data));
                 let mut buf = vec![0u8; 1 << 16];
                 let mut n = 0u64;

@@ -20,6 +20,34 @@ const V3: &str = "tests/golden/v3.xtar";
 const V4: &str = "tests/golden/v4-sealed.xtar";
 const V4_KEY: &str = "tests/golden/v4-sealed.key";
 
+/// Version 5: version 3 with zstd frames and a trained dictionary (the
+/// tree of `build` and `build_samples`, zstd level 3).
+const V5: &str = "tests/golden/v5-zstd.xtar";
+
+/// Enough small, alike files for a dictionary to be trained (version 5).
+fn build_samples(root: &Path) {
+    let dir = root.join("src");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for i in 0..60u32 {
+        let body: String = (0..40)
+            .map(|j| format!("def function_{i}_{j}(value):\n    return value * {} + {j}\n\n", i * 7 + j))
+            .collect();
+        let p = dir.join(format!("module_{i:02}.py"));
+        std::fs::write(&p, format!("# module {i}\nimport os\nimport sys\n\n{body}")).expect("write");
+        let t = FileTime::from_unix_time(1_650_000_000 + i64::from(i), 0);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        filetime::set_file_times(&p, t, t).expect("utimes");
+    }
+    let t = FileTime::from_unix_time(1_650_000_000, 0);
+    filetime::set_file_times(&dir, t, t).expect("utimes");
+    filetime::set_file_times(
+        root,
+        FileTime::from_unix_time(1_000_000_000, 0),
+        FileTime::from_unix_time(1_000_000_000, 0),
+    )
+    .expect("utimes");
+}
+
 /// A tree with fixed names, contents, modes and times; with `hard`, a
 /// second name of `hello.txt` too.
 fn build(root: &Path, hard: bool) {
@@ -56,8 +84,13 @@ fn v4_key() -> keys::RecoveryKey {
 }
 
 fn make(root: &Path, out: &Path, version: u32) {
-    let level = if version >= 3 { 6 } else { 0 };
+    let level = match version {
+        5 => 3,
+        3 | 4 => 6,
+        _ => 0,
+    };
     let recipients = if version == 4 { vec![v4_key().recipient()] } else { Vec::new() };
+    let codec = if version == 5 { xtar::Codec::Zstd } else { xtar::Codec::Deflate };
     let version = version.min(3);
     let opts = CompressOptions {
         level,
@@ -65,6 +98,7 @@ fn make(root: &Path, out: &Path, version: u32) {
         root_label: Some(b"/golden".to_vec()),
         version,
         recipients,
+        codec,
         ..Default::default()
     };
     xtar::compress_to_path(root, out, &opts, true, &Silent).expect("compress");
@@ -74,6 +108,9 @@ fn check_bytes(vector: &str, version: u32) {
     let t = tempfile::tempdir().expect("tmp");
     let root = t.path().join("tree");
     build(&root, version >= 3);
+    if version == 5 {
+        build_samples(&root);
+    }
     let out = t.path().join("a.xtar");
     make(&root, &out, version);
     let got = std::fs::read(&out).expect("read");
@@ -96,6 +133,36 @@ fn the_writer_produces_the_golden_bytes() {
 #[test]
 fn the_writer_produces_the_golden_bytes_of_version_3() {
     check_bytes(V3, 3);
+}
+
+#[test]
+fn the_writer_produces_the_golden_bytes_of_version_5() {
+    check_bytes(V5, 5);
+    // It has a dictionary, at both ends, that the header names.
+    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(V5)).expect("read");
+    let names: Vec<Vec<u8>> = layout(&bytes).into_iter().map(|(n, _)| n).collect();
+    let at = |n: &[u8]| names.iter().position(|m| m == n);
+    let (head, tail) = (at(b".xtar-zstd.dict").expect("head copy"), at(b".xtar-zstd.2.dict").expect("tail copy"));
+    assert!(head == 1 && tail > at(b".xtar-tree.2.tar.gz").expect("tree copy"), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(b"module_07.py.zst")), "{names:?}");
+}
+
+#[test]
+fn the_version_5_golden_archive_reads_back_exactly() {
+    let vector = Path::new(env!("CARGO_MANIFEST_DIR")).join(V5);
+    let t = tempfile::tempdir().expect("tmp");
+    let dest = t.path().join("out");
+    let report = xtar::extract(&vector, &dest, &ExtractOptions::default(), &Silent).expect("extract");
+    assert!(report.is_clean(), "{report:?}");
+    let root = t.path().join("tree");
+    build(&root, true);
+    build_samples(&root);
+    let opts = manifest::BuildOptions { walk: walk::Options::default(), hash: true, jobs: 1 };
+    let live = manifest::build(&dest, &opts, |e| panic!("{e}")).expect("manifest");
+    let orig = manifest::build(&root, &opts, |e| panic!("{e}")).expect("manifest");
+    assert_eq!(live.entries, orig.entries);
+    let a = xtar::archive_manifest(&vector, &Silent).expect("manifest of the vector");
+    assert_eq!(a.entries, orig.entries);
 }
 
 #[test]

@@ -13,8 +13,23 @@ use crate::ui::{human, Ui};
 pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let ui = Ui::new(g.quiet, g.no_progress, "compress");
     let select = selection(a, &ui)?;
+    let zstd = a.codec == Some(CodecArg::Zstd);
+    if zstd {
+        if a.level.given().is_some() {
+            bail!("--level is deflate's; with --codec zstd give --zstd-level (1 to 22)");
+        }
+        if a.format_version.is_some() || a.volume_size.is_some() {
+            bail!("--codec zstd writes format version 5, as a single file: drop --format-version and --volume-size");
+        }
+        if !a.encrypt.recipients.is_empty() || !a.encrypt.recipients_files.is_empty() {
+            bail!("zstd archives are not encrypted (format version 5 has no encrypted form): drop --codec zstd or the recipients");
+        }
+    } else if a.zstd_level.is_some() {
+        bail!("--zstd-level needs --codec zstd");
+    }
     let opts = xtar::CompressOptions {
-        level: a.level.value(),
+        level: if zstd { a.zstd_level.unwrap_or(xtar::codec::DEFAULT_LEVEL) } else { a.level.value() },
+        codec: if zstd { xtar::Codec::Zstd } else { xtar::Codec::Deflate },
         jobs: jobs(g),
         walk: a.walk.options()?,
         skip_inodes: Vec::new(),

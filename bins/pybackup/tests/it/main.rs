@@ -20,3 +20,4 @@ mod snapshots;
 mod support;
 mod v3;
 mod volumes;
+mod zstd;

@@ -62,13 +62,13 @@ with tarfile.open(fileobj=io.BytesIO(tree), mode="r:gz") as tt:
         tt.extractall(out)
 "#;
 
-fn have(tool: &str, arg: &str) -> bool {
+pub(crate) fn have(tool: &str, arg: &str) -> bool {
     Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success())
 }
 
 /// A tree with files of many sizes, empty files and directories, links,
 /// odd names and a file large enough for the chunked path.
-fn tree(src: &Path) {
+pub(crate) fn tree(src: &Path) {
     crate::fidelity::rich_tree(src);
     let big: Vec<u8> =
         (0..33u32 << 20).map(|i| b"0123456789abcdef\n"[(i % 17) as usize] ^ ((i >> 16) as u8 & 3)).collect();
@@ -88,7 +88,7 @@ fn shape(root: &Path) -> Vec<Shape> {
 /// left out: Info-ZIP `unzip` translates the names of entries without the
 /// UTF-8 flag from CP437 and drops control characters (the format's recipe
 /// says so; the manifest keeps the exact bytes).
-fn same_shape(want: &Path, got: &Path, who: &str, plain_only: bool) {
+pub(crate) fn same_shape(want: &Path, got: &Path, who: &str, plain_only: bool) {
     let keep = |e: &Shape| !plain_only || std::str::from_utf8(&e.0).is_ok_and(|s| !s.chars().any(char::is_control));
     let a: Vec<_> = shape(want).into_iter().filter(keep).collect();
     let b: std::collections::BTreeMap<Vec<u8>, _> = shape(got).into_iter().map(|e| (e.0.clone(), e)).collect();
@@ -112,7 +112,7 @@ fn same_shape(want: &Path, got: &Path, who: &str, plain_only: bool) {
     }
 }
 
-fn run_recipe(shell: &str, program: &str, archive: &Path, out: &Path) {
+pub(crate) fn run_recipe(shell: &str, program: &str, archive: &Path, out: &Path) {
     let res = Command::new(shell).arg("-c").arg(program).arg(shell).arg(archive).arg(out).output().expect(shell);
     assert!(res.status.success(), "{shell} recipe failed: {}", String::from_utf8_lossy(&res.stderr));
 }

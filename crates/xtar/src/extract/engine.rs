@@ -16,7 +16,7 @@ use crate::error::lossy;
 use crate::format::{self};
 use crate::{Error, Observer, Result};
 
-use super::{unpack, unpack_as, ExtractOptions, ExtractReport, Unpacked};
+use super::{unpack_as, ExtractOptions, ExtractReport, Frames, Unpacked};
 
 /// Members up to this size are read into memory and unpacked by a worker;
 /// larger ones are streamed by the reading thread.
@@ -136,6 +136,8 @@ pub(crate) struct Engine<'a> {
     /// Version 3: symlinks and empty files have no member; their index
     /// entry is all there is.
     pub(crate) links_in_index: bool,
+    /// How pack entries' data is read: zstd frames in version 5.
+    pub(crate) frames: Frames,
 }
 
 impl<'a> Engine<'a> {
@@ -164,6 +166,7 @@ impl<'a> Engine<'a> {
             matched: HashSet::new(),
             book: None,
             links_in_index: false,
+            frames: Frames::None,
         })
     }
 
@@ -285,8 +288,9 @@ impl<'a> Engine<'a> {
                 self.expected.remove(&path);
             }
             let tx = self.tx.clone();
+            let frames = self.frames.clone();
             self.pool.spawn(move || {
-                let res = unpack_as(&path, stored.as_deref(), &mut &bytes[..], size, dir.as_deref());
+                let res = unpack_as(&path, stored.as_deref(), &frames, &mut &bytes[..], size, dir.as_deref());
                 let res = match (res, ahead) {
                     (Ok(Unpacked::File { tmp, sha256, size, zip_mode, zip_mtime }), Some((placer, e))) => {
                         place(&path, tmp, sha256, size, (zip_mode, zip_mtime), Some(&e), Some(&placer))
@@ -299,7 +303,7 @@ impl<'a> Engine<'a> {
             });
             Ok(())
         } else {
-            let res = unpack_as(&path, stored.as_deref(), r, size, dir.as_deref());
+            let res = unpack_as(&path, stored.as_deref(), &self.frames, r, size, dir.as_deref());
             let r = self.arrive(path.clone(), res);
             self.settle(&path, r, Fate::Damaged)
         }
@@ -430,7 +434,7 @@ impl<'a> Engine<'a> {
             Ok(dir) => dir,
             Err(_) => return Ok(false),
         };
-        let Ok(u) = unpack(path, r, size, dir.as_deref()) else { return Ok(false) };
+        let Ok(u) = unpack_as(path, None, &self.frames, r, size, dir.as_deref()) else { return Ok(false) };
         let matches = match (&u, entry.kind) {
             (Unpacked::File { sha256, size, .. }, Kind::File) => entry.sha256 == Some(*sha256) && entry.size == *size,
             (Unpacked::Symlink { target, .. }, Kind::Symlink) => entry.target.as_deref() == Some(&target[..]),

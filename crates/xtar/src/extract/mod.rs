@@ -16,7 +16,7 @@ mod unpack;
 pub(crate) use engine::{Book, Engine};
 pub use engine::{Fate, Verified};
 pub use restorer::Restorer;
-pub(crate) use unpack::{unpack, unpack_as, Unpacked};
+pub(crate) use unpack::{unpack_as, Frames, Unpacked};
 
 /// How to restore.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +94,9 @@ fn run_scanner(scanner: &mut Scanner, engine: &mut Engine<'_>, obs: &dyn Observe
     while let Some(item) = scanner.next(obs)? {
         match item {
             Item::File { path, size, .. } => {
+                if scanner.version() >= format::ZSTD_VERSION {
+                    engine.frames = scanner.frames();
+                }
                 let r = engine.member(path, size, &mut scanner.data());
                 engine.fatal_or_problem(r)?;
                 obs.advance(size);

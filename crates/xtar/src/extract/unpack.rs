@@ -8,6 +8,7 @@ use flate2::bufread::DeflateDecoder;
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 
+use crate::codec::ZstdDecoder;
 use crate::dest::is_fatal;
 use crate::error::lossy;
 use crate::format::zip::{self, Method, S_IFLNK};
@@ -44,28 +45,60 @@ impl Unpacked {
     }
 }
 
-/// Unpacks one zip member read from `r` (exactly `size` bytes) into a
-/// temporary file in `dir`, checking its name, CRC-32 and size.
 fn path_buf(p: &[u8]) -> std::path::PathBuf {
     std::path::PathBuf::from(lossy(p))
 }
 
-pub(crate) fn unpack(path: &[u8], r: &mut dyn Read, size: u64, dir: Option<&Path>) -> Result<Unpacked> {
-    unpack_as(path, None, r, size, dir)
+/// How a pack entry's data is to be read.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Frames {
+    /// As zip says (stored or deflated): versions 1 to 4.
+    #[default]
+    None,
+    /// Zstd frames, stored as `PATH.zst` (version 5).
+    Zstd(std::sync::Arc<ZstdDecoder>),
+    /// Zstd frames whose dictionary was not read (damaged or cut off).
+    NoDictionary,
 }
 
-/// Like [`unpack`], for the file `path` stored under the name `stored`
-/// (its zip entry's name), when that differs.
+/// Unpacks one zip member read from `r` (exactly `size` bytes) into a
+/// temporary file in `dir`, checking its name, CRC-32 and size. The file
+/// is `path`, stored under the name `stored` (its zip entry's name) when
+/// that differs; `frames` says how its data is coded.
 pub(crate) fn unpack_as(
     path: &[u8],
     stored: Option<&[u8]>,
+    frames: &Frames,
     r: &mut dyn Read,
     size: u64,
     dir: Option<&Path>,
 ) -> Result<Unpacked> {
     let damaged = |message: String| Error::Member { member: lossy(path), message };
+    let zstd = match frames {
+        Frames::None => None,
+        Frames::Zstd(d) => Some(d),
+        Frames::NoDictionary => {
+            return Err(damaged(
+                "the archive's zstd dictionary was not read (damaged or cut off): `pybackup salvage` reads its \
+                 copy at the end"
+                    .into(),
+            ))
+        }
+    };
+    let zst_name;
+    let stored = match (stored, zstd) {
+        (Some(s), _) => Some(s),
+        (None, Some(_)) => {
+            zst_name = [path, crate::codec::ZIP_SUFFIX].concat();
+            Some(&zst_name[..])
+        }
+        (None, None) => None,
+    };
     let mut r = r.take(size);
     let local = zip::read_local_header(&mut r).map_err(damaged)?;
+    if zstd.is_some() && (local.method != Method::Stored || local.usize != local.csize) {
+        return Err(damaged("its zip entry is not stored zstd frames".into()));
+    }
     if local.name != stored.unwrap_or(path) {
         return Err(damaged(format!(
             "its zip entry is named `{}`; refusing a member whose names disagree",
@@ -87,9 +120,11 @@ pub(crate) fn unpack_as(
     let mut sink =
         |chunk: &[u8], tmp_file: &mut Option<(BufWriter<File>, TempPath)>, head: &mut Vec<u8>| -> io::Result<()> {
             hasher.update(chunk);
-            crc.update(chunk);
+            if zstd.is_none() {
+                crc.update(chunk);
+            }
             written += chunk.len() as u64;
-            if written > local.usize {
+            if zstd.is_none() && written > local.usize {
                 return Err(io::Error::other("data is longer than its declared size"));
             }
             if tmp_file.is_none() && (head.len() + chunk.len()) as u64 <= inline_limit {
@@ -119,7 +154,13 @@ pub(crate) fn unpack_as(
             Ok(())
         };
     let mut buf = vec![0u8; 1 << 16];
+    let mut frames_crc = crc32fast::Hasher::new();
     let result: io::Result<()> = (|| {
+        if let Some(z) = zstd {
+            let mut tee = CrcRead { inner: &mut data, crc: &mut frames_crc };
+            z.decode(&mut tee, &mut |b| sink(b, &mut tmp_file, &mut head))?;
+            return Ok(());
+        }
         match local.method {
             Method::Stored => loop {
                 let n = data.read(&mut buf)?;
@@ -152,7 +193,9 @@ pub(crate) fn unpack_as(
         }
         _ => Error::Write { path: dir.map_or_else(|| path_buf(path), Path::to_path_buf), source: e },
     })?;
-    if written != local.usize {
+    if zstd.is_some() {
+        crc = frames_crc;
+    } else if written != local.usize {
         return Err(damaged(format!("holds {written} bytes but declares {}", local.usize)));
     }
     if crc.finalize() != local.crc {
@@ -188,4 +231,18 @@ pub(crate) fn unpack_as(
         }
     };
     Ok(Unpacked::File { tmp, sha256: hasher.finalize().into(), size: written, zip_mode, zip_mtime: local.mtime })
+}
+
+/// Reads through, keeping the CRC-32 of what was read.
+struct CrcRead<'a, R: Read> {
+    inner: R,
+    crc: &'a mut crc32fast::Hasher,
+}
+
+impl<R: Read> Read for CrcRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
 }

@@ -8,12 +8,48 @@ pub mod tree;
 pub mod zip;
 
 /// The newest format version this program reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// The version of the packed layout (Part A) unencrypted.
 pub const PACKED_VERSION: u32 = 3;
 /// The version of the packed layout encrypted (§A9): readers of version 3
 /// alone refuse it, rather than restore files named by numbers.
 pub const SEALED_VERSION: u32 = 4;
+/// The version of the packed layout with zstd frames and a dictionary
+/// (§A11): readers of versions 3 and 4 refuse it, rather than restore
+/// files as their frames.
+pub const ZSTD_VERSION: u32 = 5;
+/// Version 5: the dictionary, after the header.
+pub const ZSTD_DICT_NAME: &[u8] = b".xtar-zstd.dict";
+/// Version 5: the dictionary's copy, after the tree tar's copy.
+pub const ZSTD_DICT_END_NAME: &[u8] = b".xtar-zstd.2.dict";
+/// Version 5: the header line that names the dictionary.
+pub const ZSTD_DICT_LINE: &[u8] = b"#zstd-dict ";
+/// Version 5: the header line for `dict` (empty: `-`, none).
+pub fn zstd_dict_line(dict: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let sum = if dict.is_empty() { "-".to_string() } else { hex(&sha2::Sha256::digest(dict)) };
+    [ZSTD_DICT_LINE, sum.as_bytes()].concat()
+}
+/// Version 5: what the header says of the dictionary: `Some(None)` for no
+/// dictionary, `Some(Some(sha))`, or `None` when it says nothing valid.
+pub fn zstd_dict_of(header: &[u8]) -> Option<Option<[u8; 32]>> {
+    let v = header.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(ZSTD_DICT_LINE))?;
+    if v == b"-" {
+        return Some(None);
+    }
+    let s = std::str::from_utf8(v).ok()?;
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(Some(out))
+}
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 /// The version of the nested layout (one container per directory), which
 /// [`crate::ArchiveWriter`] writes: volume sets and backup sets use it.
 pub const NESTED_VERSION: u32 = 2;

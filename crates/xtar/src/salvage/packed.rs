@@ -70,9 +70,22 @@ struct State<'a, 'e> {
     kept: std::collections::HashMap<Vec<u8>, (u64, u64)>,
     /// An encrypted archive: its key and the paths of its entries.
     unseal: Option<Unseal>,
+    /// Version 5: entries are `PATH.zst`, zstd frames.
+    zstd: bool,
 }
 
 impl State<'_, '_> {
+    /// The path of the file a zip entry named `name` holds: in version 5,
+    /// the name without `.zst` (`None` when it has no such suffix: not an
+    /// entry of the archive's).
+    fn file_path(&self, name: &[u8]) -> Option<Vec<u8>> {
+        if self.zstd {
+            name.strip_suffix(crate::codec::ZIP_SUFFIX).map(<[u8]>::to_vec)
+        } else {
+            Some(name.to_vec())
+        }
+    }
+
     fn read(&self, at: u64, n: u64) -> Vec<u8> {
         let n = n.min(self.len.saturating_sub(at));
         let mut v = vec![0u8; usize::try_from(n).unwrap_or(0)];
@@ -119,9 +132,10 @@ impl State<'_, '_> {
         if self.unseal.is_some() {
             return self.take_sealed(at, l, false).map(|_| ());
         }
-        self.kept.insert(l.name.clone(), (at, size));
+        let Some(path) = self.file_path(&l.name) else { return Ok(()) };
+        self.kept.insert(path.clone(), (at, size));
         let mut r = At { f: self.f, pos: at, end: at + size };
-        self.engine.member(l.name.clone(), size, &mut r)?;
+        self.engine.member(path, size, &mut r)?;
         self.engine.collect(false)
     }
 
@@ -203,7 +217,7 @@ impl State<'_, '_> {
             let Some(l) = self.local_at(s, cd_start).filter(|l| named.as_ref().is_none_or(|n| *n == l.name)) else {
                 // Its central directory record names it, its local header
                 // is gone: book it (a member found later may still do).
-                if let Some(n) = named {
+                if let Some(n) = named.and_then(|n| self.file_path(&n)) {
                     if self.engine.expects(&n).is_none() {
                         self.engine.damaged(&n, "its zip local header is damaged")?;
                     }
@@ -295,15 +309,16 @@ impl State<'_, '_> {
                 }
                 continue;
             }
-            if self.engine.expects(&l.name).is_none() {
+            let Some(path) = self.file_path(&l.name) else { continue };
+            if self.engine.expects(&path).is_none() {
                 continue;
             }
             let size = l.len + l.csize;
             let mut r = At { f: self.f, pos, end: pos + size };
-            if self.engine.candidate(&l.name, size, &mut r)? {
+            if self.engine.candidate(&path, size, &mut r)? {
                 self.found_by_signature += 1;
                 self.cover(pos, pos + size);
-                self.kept.insert(l.name.clone(), (pos, size));
+                self.kept.insert(path, (pos, size));
             }
         }
         Ok(())
@@ -385,6 +400,7 @@ pub(super) fn salvage_packed(
     dest: &Path,
     opts: &SalvageOptions,
     unseal: Option<Unseal>,
+    header: &[u8],
     obs: &dyn Observer,
 ) -> Result<SalvageReport> {
     let read_err = |source| Error::Read { path: archive.to_path_buf(), source };
@@ -405,9 +421,11 @@ pub(super) fn salvage_packed(
         found_by_signature: 0,
         kept: Default::default(),
         unseal,
+        zstd: false,
     };
-    let r = run(&mut st, archive, obs);
+    let r = run(&mut st, archive, header, obs);
     let (found_by_signature, packs, kept) = (st.found_by_signature, std::mem::take(&mut st.packs), st.kept.clone());
+    let frames = st.engine.frames.clone();
     let covered: Vec<(u64, u64)> = std::mem::take(&mut st.covered).into_iter().collect();
     let (manifest_complete, tree_complete) = match r {
         Ok(x) => x,
@@ -448,14 +466,16 @@ pub(super) fn salvage_packed(
         packs: Some((packs.iter().filter(|p| p.1).count() as u64, packs.len() as u64)),
     };
     let mut scan = BlockScan::open(archive)?;
-    report.files = super::report_files(book, &kept, &mut scan, dest, opts, obs)?;
+    report.files = super::report_files(book, &kept, &mut scan, dest, opts, &frames, obs)?;
     Ok(report)
 }
 
 /// The passes: tar headers and metadata, packs, then what no header
 /// explains. Returns whether the manifest and the tree tar were whole.
-fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bool, bool)> {
+fn run(st: &mut State<'_, '_>, archive: &Path, header: &[u8], obs: &dyn Observer) -> Result<(bool, bool)> {
     let mut scan = BlockScan::open(archive)?;
+    // Version 5: the copies of the zstd dictionary found, and where.
+    let mut dicts: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut manifest_complete = false;
     let mut tree_complete = false;
     let mut packs: Vec<(u32, u64, u64)> = Vec::new();
@@ -486,6 +506,12 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
                 scan.seek_to(f.next)?;
                 continue;
             }
+        }
+        if (f.name == format::ZSTD_DICT_NAME || f.name == format::ZSTD_DICT_END_NAME) && f.fits && f.size <= MAX_META {
+            st.cover(f.start, end);
+            dicts.push((f.data, scan.read_up_to(f.size)?));
+            scan.seek_to(f.next)?;
+            continue;
         }
         let kind = MemberName::parse_v3(&f.name);
         if matches!(kind, MemberName::Other(_)) {
@@ -556,6 +582,7 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
             }
         }
     }
+    choose_dictionary(st, header, dicts, obs);
     for (k, start, end) in packs {
         let whole = st.pack(start, end)?;
         st.packs.push((k, whole));
@@ -567,6 +594,45 @@ fn run(st: &mut State<'_, '_>, archive: &Path, obs: &dyn Observer) -> Result<(bo
         st.search(a, b, true)?;
     }
     Ok((manifest_complete, tree_complete))
+}
+
+/// Version 5 (a `#zstd-dict` line in the header, or, the header lost, a
+/// copy of the dictionary found): decodes entries with the copy whose
+/// SHA-256 the header gives, or, without the header, with a copy both ends
+/// agree on, else the first that zstd takes for a dictionary.
+fn choose_dictionary(st: &mut State<'_, '_>, header: &[u8], dicts: Vec<(u64, Vec<u8>)>, obs: &dyn Observer) {
+    use crate::codec::ZstdDecoder;
+    use crate::extract::Frames;
+    use std::sync::Arc;
+    let named = format::zstd_dict_of(header);
+    if named.is_none() && (dicts.is_empty() || !header.is_empty()) {
+        return;
+    }
+    st.zstd = true;
+    let sum =
+        |d: &[u8]| -> [u8; 32] { sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(d)).into() };
+    let chosen: Option<&[u8]> = match named {
+        Some(None) => Some(&[]),
+        Some(Some(want)) => dicts.iter().find(|(_, d)| sum(d) == want).map(|(_, d)| &d[..]),
+        None => {
+            let agreed = dicts.iter().find(|(a, d)| dicts.iter().any(|(b, e)| a != b && d == e));
+            let valid =
+                || dicts.iter().find(|(_, d)| d.is_empty() || zstd::zstd_safe::get_dict_id_from_dict(d).is_some());
+            agreed.or_else(valid).map(|(_, d)| &d[..])
+        }
+    };
+    st.engine.frames = match chosen {
+        Some(d) => Frames::Zstd(Arc::new(ZstdDecoder::new(d))),
+        None => {
+            let e = Error::Damaged {
+                path: st.archive.to_path_buf(),
+                offset: dicts.first().map_or(0, |d| d.0),
+                message: "no intact copy of the zstd dictionary: its files cannot be decoded".into(),
+            };
+            obs.warning(&e);
+            Frames::NoDictionary
+        }
+    };
 }
 
 /// A member only encrypted archives have, at `start` (data at `data`,

@@ -80,7 +80,7 @@ pub(crate) fn store(
     let (f, meta) = open_regular(disk, follow)?;
     let (header_pos, block) = w.open_header(&format::file_member_name(name), meta.mtime, 0o644)?;
     let local_pos = w.pos;
-    let s = zip_stream(f, meta, disk, name, level, pool, obs, &mut |b| w.write(b))?;
+    let s = zip_stream(f, meta, disk, name, level, None, pool, obs, &mut |b| w.write(b))?;
     w.patch(local_pos, &s.local_header)?;
     w.patch_header(header_pos, block, s.zip_len)?;
     w.padding(s.zip_len)?;
@@ -90,7 +90,8 @@ pub(crate) fn store(
 /// Opens the file at `disk` and compresses it into a one-entry zip named
 /// `name`, whose bytes go to `emit` in order (see [`Streamed`] for the
 /// local header to patch afterwards); large files are compressed in
-/// parallel chunks on `pool`. For writers that place a file member
+/// parallel chunks on `pool`. With `zstd` (version 5) each chunk is a zstd
+/// frame and the entry is stored: its size and CRC-32 are the frames'. For writers that place a file member
 /// themselves (cut across volumes).
 #[allow(clippy::too_many_arguments)]
 pub fn stream_zip(
@@ -103,7 +104,7 @@ pub fn stream_zip(
     emit: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<Streamed> {
     let (f, meta) = open_regular(disk, follow)?;
-    zip_stream(f, meta, disk, name, level, pool, obs, emit)
+    zip_stream(f, meta, disk, name, level, None, pool, obs, emit)
 }
 
 /// Compresses the open file `f` (with its metadata `meta`, read at open;
@@ -119,6 +120,7 @@ pub(crate) fn zip_stream(
     disk: &Path,
     name: &[u8],
     level: u32,
+    zstd: Option<&std::sync::Arc<crate::codec::ZstdEncoder>>,
     pool: &rayon::ThreadPool,
     obs: &dyn Observer,
     emit: &mut dyn FnMut(&[u8]) -> Result<()>,
@@ -132,7 +134,10 @@ pub(crate) fn zip_stream(
         Ok(c)
     };
     let first = read_chunk(&mut reader)?;
-    let mut lf = LargeFile::new(level, &first);
+    let mut lf = match zstd {
+        Some(z) => LargeFile::zstd(std::sync::Arc::clone(z)),
+        None => LargeFile::new(level, &first),
+    };
     let mut info = EntryInfo {
         name: name.to_vec(),
         method: lf.method(),
@@ -175,7 +180,7 @@ pub(crate) fn zip_stream(
     let grew = file.read(&mut rest).unwrap_or(0) > 0;
     info.crc = crc;
     info.csize = csize;
-    info.usize = size;
+    info.usize = if zstd.is_some() { csize } else { size };
     let trailer = info.trailer();
     emit(&trailer)?;
     let local_header = info.local_header();

@@ -21,6 +21,6 @@ pub use large::{stream_zip, Streamed};
 pub use packed::{PackedWriter, PACK_BYTES, PACK_FILES};
 pub use plan::{plan, Step};
 pub use tree::{
-    request_path, root_label, walk_source, write_archive, write_entries, CompressOptions, CompressSummary, ListSkip,
-    Select, TreeSink,
+    request_path, root_label, walk_source, write_archive, write_entries, Codec, CompressOptions, CompressSummary,
+    ListSkip, Select, TreeSink,
 };

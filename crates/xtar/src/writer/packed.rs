@@ -9,7 +9,7 @@
 //! once, in order. Memory holds only the entries, never the data.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,8 +17,9 @@ use manifest::{Entry, Kind};
 
 use super::bytes::Out;
 use super::large::zip_stream;
-use super::tree::{CompressOptions, CompressSummary, TreeSink};
+use super::tree::{Codec, CompressOptions, CompressSummary, TreeSink};
 use super::{Stored, Written};
+use crate::codec::{self, ZstdEncoder};
 use crate::compress::{Compressed, Encoder};
 use crate::format::tar::BLOCK;
 use crate::format::zip::{self, EntryInfo, S_IFREG};
@@ -45,18 +46,21 @@ struct Spilled {
     at: u64,
     /// Bytes of its local header and data in a pack.
     stored_len: u64,
+    /// Version 5: its data is zstd frames, stored as `PATH.zst`.
+    zstd: bool,
 }
 
 impl Spilled {
     /// Its zip entry (built when written: the entry keeps one copy of the
     /// path).
     fn info(&self) -> EntryInfo {
+        let (name, usize) = zip_name(&self.entry, self.zstd, self.csize);
         EntryInfo {
-            name: self.entry.path.clone(),
+            name,
             method: self.method,
             crc: self.crc,
             csize: self.csize,
-            usize: self.entry.size,
+            usize,
             mtime: self.entry.mtime.sec,
             unix_mode: S_IFREG | self.entry.mode,
             zip64: EntryInfo::needs_zip64(self.entry.size),
@@ -83,6 +87,20 @@ pub struct PackedWriter {
     mtime: Option<i64>,
     /// The key of an encrypted archive (§A9).
     seal: Option<Arc<ArchiveKey>>,
+    /// Version 5: the zstd encoder, with the tree's dictionary once
+    /// [`PackedWriter::train`] made it.
+    zstd: Option<Arc<ZstdEncoder>>,
+}
+
+/// The zip name and "uncompressed size" of file `e`'s entry: for zstd
+/// frames (version 5), `PATH.zst` and the frames' size, so that `unzip`
+/// gives the frames for `zstd -d`.
+fn zip_name(e: &Entry, zstd: bool, csize: u64) -> (Vec<u8>, u64) {
+    if zstd {
+        ([&e.path[..], codec::ZIP_SUFFIX].concat(), csize)
+    } else {
+        (e.path.clone(), e.size)
+    }
 }
 
 impl PackedWriter {
@@ -108,6 +126,21 @@ impl PackedWriter {
                 ArchiveKey::new(&seal::parse_recipients(&opts.recipients).map_err(encrypted)?).map_err(encrypted)?,
             ))
         };
+        let zstd = match (opts.codec, &seal) {
+            (Codec::Deflate, _) => None,
+            (Codec::Zstd, None) => Some(Arc::new(
+                ZstdEncoder::new(Vec::new(), opts.level)
+                    .map_err(|source| Error::Write { path: path.to_path_buf(), source })?,
+            )),
+            (Codec::Zstd, Some(_)) => {
+                return Err(Error::Encrypted {
+                    path: path.to_path_buf(),
+                    message: "zstd archives are not encrypted (format version 5 has no encrypted form); \
+                              leave out --codec zstd or the recipients"
+                        .into(),
+                })
+            }
+        };
         let spill = tempfile::tempfile_in(spill_dir)
             .map_err(|source| Error::Write { path: spill_dir.to_path_buf(), source })?;
         Ok(PackedWriter {
@@ -124,7 +157,49 @@ impl PackedWriter {
             summary: CompressSummary::default(),
             mtime: None,
             seal,
+            zstd,
         })
+    }
+
+    /// Version 5: trains the dictionary on a sample of the small files of
+    /// `entries` (a walk of `src`, in its order: the sample, and so the
+    /// archive, is the same for the same tree), before any file is added.
+    pub fn train(&mut self, src: &Path, entries: &[walk::Entry]) {
+        if self.zstd.is_none() {
+            return;
+        }
+        let small: Vec<&walk::Entry> = entries
+            .iter()
+            .filter(|e| e.kind == walk::Kind::File && e.meta.size > 0 && e.meta.size <= codec::SAMPLE_FILE_MAX)
+            .collect();
+        let total: u64 = small.iter().map(|e| e.meta.size).sum();
+        // Every k-th small file, so that the sample spreads over the tree.
+        let k = usize::try_from(total.div_ceil(codec::SAMPLES_MAX)).unwrap_or(1).max(1);
+        let picked: Vec<std::path::PathBuf> = small.iter().step_by(k).map(|e| walk::join(src, &e.path)).collect();
+        let follow = self.follow_links;
+        let samples: Vec<Vec<u8>> = self.pool.install(|| {
+            use rayon::prelude::*;
+            picked
+                .par_iter()
+                .map(|p| {
+                    super::large::open_regular(p, follow)
+                        .ok()
+                        .and_then(|(f, _)| {
+                            let mut v = Vec::new();
+                            f.take(codec::SAMPLE_FILE_MAX).read_to_end(&mut v).ok().map(|_| v)
+                        })
+                        .unwrap_or_default()
+                })
+                .filter(|v| !v.is_empty())
+                .collect()
+        });
+        let level = self.level;
+        let trained = self.pool.install(|| codec::train(&samples));
+        if let Some(dict) = trained {
+            if let Ok(enc) = ZstdEncoder::new(dict, level) {
+                self.zstd = Some(Arc::new(enc));
+            }
+        }
     }
 
     fn spill_err(&self, source: std::io::Error) -> Error {
@@ -142,7 +217,8 @@ impl PackedWriter {
         self.summary.bytes_in += entry.size;
         let stored_len = info.local_header().len() as u64 + info.csize;
         let (method, crc, csize) = (info.method, info.crc, info.csize);
-        self.files.push(Spilled { entry: entry.clone(), method, crc, csize, at, stored_len });
+        let zstd = self.zstd.is_some();
+        self.files.push(Spilled { entry: entry.clone(), method, crc, csize, at, stored_len, zstd });
         Stored { entry, offset: 0, changed: None }
     }
 
@@ -275,7 +351,13 @@ impl PackedWriter {
         drop(all);
         drop(links);
 
-        let version = if self.seal.is_some() { format::SEALED_VERSION } else { format::PACKED_VERSION };
+        let version = if self.seal.is_some() {
+            format::SEALED_VERSION
+        } else if self.zstd.is_some() {
+            format::ZSTD_VERSION
+        } else {
+            format::PACKED_VERSION
+        };
         let mut header = format!("{HEADER_MAGIC} {version}\n").into_bytes();
         if self.seal.is_some() {
             let pieces = format!("{} {} {}", manifest_pieces.len(), names_pieces.len(), tree_pieces.len()).into_bytes();
@@ -292,7 +374,19 @@ impl PackedWriter {
             manifest::escape_path(&mut header, &self.root);
             header.push(b'\n');
         }
+        // Version 5: the dictionary's SHA-256 (`-`: none), and the
+        // dictionary itself after the header and again at the end (§A11).
+        let dict = self.zstd.as_ref().map(|z| z.dict().to_vec()).unwrap_or_default();
+        if self.zstd.is_some() {
+            header.extend_from_slice(&format::zstd_dict_line(&dict));
+            header.push(b'\n');
+        }
         self.out.member(format::HEADER_NAME, &header, mtime, 0o644)?;
+        // Written even when empty (no dictionary): its name tells a reader
+        // whose header was lost that entries are zstd frames.
+        if self.zstd.is_some() {
+            self.out.member(format::ZSTD_DICT_NAME, &dict, mtime, 0o644)?;
+        }
         if let Some(key) = &self.seal {
             let h = key.header().to_vec();
             self.out.member(sealed::AGE_NAME, &h, mtime, 0o644)?;
@@ -389,6 +483,9 @@ impl PackedWriter {
         // first, leaves stock tools the first; head damage this one.
         for (_, end_name, bytes) in &tree_members {
             self.out.member(end_name, bytes, mtime, 0o644)?;
+        }
+        if self.zstd.is_some() {
+            self.out.member(format::ZSTD_DICT_END_NAME, &dict, mtime, 0o644)?;
         }
         self.write_age(mtime)?;
         // The tail guard: the last GUARD bytes hold no pack, so that losing
@@ -794,7 +891,8 @@ impl TreeSink for PackedWriter {
         let mut e = entry.clone();
         e.size = data.size;
         e.sha256 = Some(data.sha256);
-        let info = data.entry_info(&e.path, e.mode, e.mtime.sec);
+        let mut info = data.entry_info(&e.path, e.mode, e.mtime.sec);
+        (info.name, info.usize) = zip_name(&e, self.zstd.is_some(), info.csize);
         Ok(self.stored(e, info, at))
     }
 
@@ -802,8 +900,9 @@ impl TreeSink for PackedWriter {
         self.check_path(&entry.path)?;
         let (f, meta) = super::large::open_regular(disk, self.follow_links)?;
         let start = self.spill_len;
-        let (pool, level) = (Arc::clone(&self.pool), self.level);
-        let s = zip_stream(f, meta, disk, &entry.path, level, &pool, obs, &mut |b| self.spill_write(b))?;
+        let (pool, level, zstd) = (Arc::clone(&self.pool), self.level, self.zstd.clone());
+        let (name, _) = zip_name(entry, zstd.is_some(), 0);
+        let s = zip_stream(f, meta, disk, &name, level, zstd.as_ref(), &pool, obs, &mut |b| self.spill_write(b))?;
         let local = zip::read_local_header(&mut &s.local_header[..])
             .map_err(|m| Error::Write { path: disk.to_path_buf(), source: std::io::Error::other(m) })?;
         let mut e = entry.clone();
@@ -811,7 +910,8 @@ impl TreeSink for PackedWriter {
         e.mtime = s.mtime;
         e.size = s.size;
         e.sha256 = Some(s.sha256);
-        let info = entry_info(&e, &local);
+        let mut info = entry_info(&e, &local);
+        (info.name, info.usize) = zip_name(&e, self.zstd.is_some(), info.csize);
         let mut stored = self.stored(e, info, start + local.len);
         stored.changed = s.changed.then(|| disk.to_path_buf());
         Ok(stored)
@@ -842,7 +942,10 @@ impl TreeSink for PackedWriter {
     }
 
     fn encoder(&self) -> Encoder {
-        Encoder::Libdeflate
+        match &self.zstd {
+            Some(z) => Encoder::Zstd(Arc::clone(z)),
+            None => Encoder::Libdeflate,
+        }
     }
 
     fn count_warnings(&mut self, n: u64) {

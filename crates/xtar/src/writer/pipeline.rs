@@ -77,12 +77,12 @@ impl Window {
                 self.inflight += input.size;
                 let tx = self.tx.clone();
                 let (path, level, follow, n) = (input.disk.clone(), self.level, self.follow, self.next_submit);
-                let encoder = self.encoder;
+                let encoder = self.encoder.clone();
                 scope.spawn(move |_| {
                     // A worker that panics still answers, so the writer,
                     // which waits for every file in turn, never hangs.
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        compress_job(&path, level, follow, encoder)
+                        compress_job(&path, level, follow, &encoder)
                     }))
                     .unwrap_or_else(|_| Err(Error::WorkerPanicked { path: path.clone() }));
                     let _ = tx.send((n, r));
@@ -115,7 +115,7 @@ impl Window {
     }
 }
 
-fn compress_job(path: &Path, level: u32, follow: bool, encoder: Encoder) -> Result<Job> {
+fn compress_job(path: &Path, level: u32, follow: bool, encoder: &Encoder) -> Result<Job> {
     let (mut f, meta) = open_regular(path, follow)?;
     let (compressed, short) = compress::compress_small(&mut f, meta.size, level, encoder)
         .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;

@@ -1,0 +1,235 @@
+//! Format version 5 (`compress --codec zstd`): each file's data as zstd
+//! frames with a dictionary trained on the tree; what it keeps, what stock
+//! tools make of it, what damage costs.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+use crate::v3::{have, run_recipe, same_shape, tree};
+
+/// Level 3: the tests check the format, not the ratio of level 19.
+const Z: &[&str] = &["--codec", "zstd", "--zstd-level", "3"];
+
+/// The recipe of docs/format/xtar.md §A11: the version 3 recipe, with the
+/// files' frames decoded by the `zstd` tool between unzip and the tree tar.
+const RECIPE: &str = r#"
+set -u
+archive=$1 out=$2 stage=$2.stage
+mkdir -p "$stage" "$out"
+tar -i -xf "$archive" -C "$stage"
+for z in "$stage"/.xtar-pack.*.zip; do
+    [ -f "$z" ] || continue
+    unzip -q -o -d "$out" "$z" && continue
+    printf 'y\ne\n' | zip -FF "$z" --out "$z.fixed.zip" && unzip -q -o -d "$out" "$z.fixed.zip"
+done
+want=$(sed -n 's/^#zstd-dict //p' "$stage/.xtar-header" 2>/dev/null)
+dict=
+for d in "$stage/.xtar-zstd.dict" "$stage/.xtar-zstd.2.dict"; do
+    [ -s "$d" ] || continue
+    if [ -z "$want" ] || [ "$(sha256sum < "$d" | cut -c1-64)" = "$want" ]; then dict=$d; break; fi
+done
+zstd -q -d -r --rm ${dict:+-D "$dict"} "$out"
+tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out"
+rm -rf "$stage"
+"#;
+
+/// Many small files that look alike, as source trees and documentation
+/// are: what a dictionary is for.
+fn alike(src: &Path, n: usize) {
+    for i in 0..n {
+        let body: String = (0..30)
+            .map(|j| {
+                format!("    def method_{j}(self, value):\n        return self.field_{} * value + {j}\n\n", i % 13)
+            })
+            .collect();
+        let text =
+            format!("import os\nimport sys\n\n\nclass Thing{i}(object):\n    \"\"\"Thing number {i}.\"\"\"\n\n{body}");
+        write(src, format!("pkg/sub{}/mod_{i:03}.py", i % 7).as_bytes(), text.as_bytes());
+    }
+}
+
+fn members(archive: &Path) -> Vec<String> {
+    let out = Command::new("tar").arg("-tf").arg(archive).output().expect("tar");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn every_kind_of_entry_round_trips_through_a_zstd_archive() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    alike(&src, 60);
+    let archive = t.path().join("a.xtar");
+    let c = compress(&src, &archive, Z);
+    assert!(c.status.success(), "{}", stderr(&c));
+    let head = std::fs::read(&archive).expect("read");
+    assert!(head[512..].starts_with(b"#xtar 5\n"), "version 5 header");
+    let m = members(&archive);
+    assert!(m.iter().any(|n| n == ".xtar-zstd.dict") && m.iter().any(|n| n == ".xtar-zstd.2.dict"), "{m:?}");
+    let dest = t.path().join("dest");
+    let x = extract(&archive, &dest);
+    assert!(x.status.success(), "{}", stderr(&x));
+    assert_same_tree(&src, &dest);
+    let v = run(&[os("verify"), archive.as_os_str()]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    // The same tree gives the same bytes, whatever the number of workers.
+    let again = t.path().join("b.xtar");
+    let c = run(&[os("-j"), os("1"), os("compress"), src.as_os_str(), os("-o"), again.as_os_str(), os("-q")]
+        .into_iter()
+        .chain(Z.iter().map(os))
+        .collect::<Vec<_>>());
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert!(std::fs::read(&again).expect("read") == head, "output depends on the number of workers");
+}
+
+#[test]
+fn gnu_tar_unzip_and_zstd_recover_every_name_and_hard_link() {
+    assert!(have("unzip", "-v"), "Info-ZIP unzip is needed (.ci/run installs it)");
+    assert!(have("zstd", "--version"), "the zstd tool is needed (.ci/run installs it)");
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    alike(&src, 60);
+    let archive = t.path().join("a.xtar");
+    assert!(compress(&src, &archive, Z).status.success());
+    let out = t.path().join("out");
+    run_recipe("sh", RECIPE, &archive, &out);
+    same_shape(&src, &out, "GNU tar + unzip + zstd", true);
+    let restored = snapshot(&out, false);
+    for (path, node) in snapshot(&src, false) {
+        let Some(got) = restored.get(&path) else { continue };
+        if node.kind != "symlink" {
+            assert_eq!(node.mode & 0o777, got.mode & 0o777, "mode of {}", String::from_utf8_lossy(&path));
+        }
+        if node.kind == "file" && node.mtime.0 >= 0 {
+            assert_eq!(node.mtime.0, got.mtime.0, "mtime of {}", String::from_utf8_lossy(&path));
+        }
+        assert!(!path.ends_with(b".zst") || node.kind != "file", "a frame file was left");
+    }
+    let a = std::fs::metadata(out.join("plain.txt")).expect("stat");
+    let b = std::fs::metadata(out.join("long/hard-other-dir")).expect("stat");
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 3));
+}
+
+#[test]
+fn the_dictionary_makes_alike_files_smaller_than_deflate() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    alike(&src, 400);
+    let (z, d) = (t.path().join("z.xtar"), t.path().join("d.xtar"));
+    assert!(compress(&src, &z, &["--codec", "zstd"]).status.success());
+    assert!(compress(&src, &d, &[]).status.success());
+    // The packs (the files' entries), without the guards and metadata
+    // that a tree this small is mostly made of.
+    let packs = |a: &Path| -> u64 {
+        let out = Command::new("tar").arg("-tvf").arg(a).output().expect("tar");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .filter(|l| l.contains(".xtar-pack."))
+            .map(|l| l.split_whitespace().nth(2).and_then(|n| n.parse::<u64>().ok()).expect("size"))
+            .sum()
+    };
+    let (zl, dl) = (packs(&z), packs(&d));
+    // Each file is still compressed on its own: only the dictionary,
+    // learnt from the tree, knows what they share.
+    assert!(zl * 10 < dl * 7, "zstd packs {zl} bytes against deflate {dl}");
+    let dict = Command::new("tar").arg("-xOf").arg(&z).arg(".xtar-zstd.dict").output().expect("tar");
+    assert!(dict.stdout.starts_with(&[0x37, 0xa4, 0x30, 0xec]), "a trained dictionary (zstd's magic)");
+    let dest = t.path().join("dest");
+    assert!(extract(&z, &dest).status.success());
+    assert_same_tree(&src, &dest);
+}
+
+#[test]
+fn salvage_and_the_recipe_survive_head_and_tail_damage() {
+    assert!(have("zstd", "--version"), "the zstd tool is needed (.ci/run installs it)");
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    crate::salvage::build_tree(&src);
+    alike(&src, 60);
+    let archive = t.path().join("a.xtar");
+    assert!(compress(&src, &archive, Z).status.success());
+    let bytes = std::fs::read(&archive).expect("read");
+    let len = bytes.len();
+    let source = snapshot(&src, false);
+    for (name, range) in [("head", 0..64 << 10), ("tail", len - (64 << 10)..len)] {
+        let mut d = bytes.clone();
+        d[range.clone()].copy_from_slice(&noise(64 << 10, 3));
+        let damaged = t.path().join(format!("{name}.xtar"));
+        std::fs::write(&damaged, &d).expect("write");
+        // The head holds the header and the first copy of the dictionary,
+        // the tail the second: either end lost, every file comes back.
+        let out = t.path().join(format!("{name}-salvaged"));
+        let s = run(&[os("salvage"), damaged.as_os_str(), out.as_os_str()]);
+        let got = snapshot(&out, false);
+        for (path, node) in &source {
+            if node.kind == "file" {
+                let g = got.get(path).map(|g| &g.content);
+                assert_eq!(g, Some(&node.content), "salvage, {name}: `{}`", String::from_utf8_lossy(path));
+            }
+        }
+        assert!(!stderr(&s).contains("cannot be decoded"), "{}", stderr(&s));
+        let out = t.path().join(format!("{name}-stock"));
+        let _ = Command::new("sh").arg("-c").arg(RECIPE).arg("sh").arg(&damaged).arg(&out).output().expect("sh");
+        let got = snapshot(&out, false);
+        for (path, node) in &source {
+            if node.kind == "file" && !node.content.is_empty() && node.link_group.is_none() {
+                let g = got.get(path).map(|g| &g.content);
+                assert_eq!(g, Some(&node.content), "stock, {name}: `{}`", String::from_utf8_lossy(path));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_damaged_frame_costs_its_file_only() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    alike(&src, 60);
+    let archive = t.path().join("a.xtar");
+    assert!(compress(&src, &archive, Z).status.success());
+    let mut bytes = std::fs::read(&archive).expect("read");
+    // The data of one entry, found by its name in its local header.
+    let name = b"pkg/sub3/mod_010.py.zst";
+    let at = bytes.windows(name.len()).position(|w| w == name).expect("entry") + name.len() + 9 + 20;
+    for b in &mut bytes[at..at + 8] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&archive, &bytes).expect("write");
+    let dest = t.path().join("dest");
+    let x = run(&[os("extract"), archive.as_os_str(), dest.as_os_str()]);
+    assert!(!x.status.success(), "damage must fail the extract");
+    assert!(stderr(&x).contains("pkg/sub3/mod_010.py"), "{}", stderr(&x));
+    let got = snapshot(&dest, false);
+    for (path, node) in snapshot(&src, false) {
+        if node.kind == "file" && path != b"pkg/sub3/mod_010.py" {
+            assert_eq!(got.get(&path).map(|g| &g.content), Some(&node.content), "{}", String::from_utf8_lossy(&path));
+        }
+    }
+    assert!(!got.contains_key(&b"pkg/sub3/mod_010.py"[..]), "a damaged file must not be written under its name");
+}
+
+#[test]
+fn zstd_refuses_what_version_5_cannot_hold() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    alike(&src, 3);
+    let out = t.path().join("a.xtar");
+    let key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+    for (extra, says) in [
+        (vec!["--codec", "zstd", "--recipient", key], "not encrypted"),
+        (vec!["--codec", "zstd", "--volume-size", "cd700"], "single file"),
+        (vec!["--codec", "zstd", "--format-version", "3"], "version 5"),
+        (vec!["--codec", "zstd", "--level", "9"], "--zstd-level"),
+        (vec!["--zstd-level", "9"], "needs --codec zstd"),
+    ] {
+        let mut args = vec![os("compress"), src.as_os_str(), os("-o"), out.as_os_str()];
+        args.extend(extra.iter().map(os));
+        let r = run(&args);
+        assert!(!r.status.success(), "{extra:?} was accepted");
+        assert!(stderr(&r).contains(says), "{extra:?}: {}", stderr(&r));
+        assert!(!out.exists(), "{extra:?} left an archive");
+    }
+}

@@ -1,0 +1,281 @@
+//! Version 5 (`docs/format/xtar.md` §A11): each file's data as zstd
+//! frames, compressed with a dictionary trained on the tree's small files.
+//!
+//! A file up to [`FRAME_MAX`] bytes is one frame; a larger one is a
+//! sequence of frames of [`crate::compress::CHUNK`] bytes each, compressed
+//! in parallel. Every frame declares its content size, which readers use
+//! to bound what they decode. Frames are independent of each other and of
+//! every other file: damage costs the file it touches, as with deflate.
+
+use std::cell::RefCell;
+use std::io::{self, Read};
+
+/// Version 5: the suffix of a file's zip entry name (its data is frames).
+pub const ZIP_SUFFIX: &[u8] = b".zst";
+/// Largest dictionary trained (zstd's own default size).
+pub const DICT_MAX: usize = 112_640;
+/// Files up to this size are samples for training the dictionary.
+pub const SAMPLE_FILE_MAX: u64 = 128 << 10;
+/// Bytes of samples read for training, at most.
+pub const SAMPLES_MAX: u64 = 4 << 20;
+/// Fewer bytes of samples than this: no dictionary (too little to learn
+/// from; a small tree gains little from one anyway).
+pub const SAMPLES_MIN: u64 = 64 << 10;
+/// Content of one frame, at most. Readers refuse a frame that declares
+/// more, so that damaged or hostile data cannot make them decode without
+/// bound.
+pub const FRAME_MAX: u64 = 32 << 20;
+/// The default level: zstd's 19, the highest without `--ultra`.
+pub const DEFAULT_LEVEL: u32 = 19;
+/// The highest level.
+pub const LEVEL_MAX: u32 = 22;
+/// A frame of a file larger than this sample that compresses worse than
+/// [`KEEP_PER_MILLE`] on its first [`SAMPLE`] bytes is made at level 1,
+/// without the dictionary: incompressible data costs little time.
+const SAMPLE: usize = 64 << 10;
+const KEEP_PER_MILLE: usize = 970;
+
+thread_local! {
+    static CCTX: RefCell<Option<zstd::zstd_safe::CCtx<'static>>> = const { RefCell::new(None) };
+    static DCTX: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+fn zerr(what: &str, code: usize) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {}", zstd::zstd_safe::get_error_name(code)))
+}
+
+/// Compresses files into frames, with the tree's dictionary when it has one.
+pub struct ZstdEncoder {
+    level: i32,
+    dict: Vec<u8>,
+    cdict: Option<zstd::zstd_safe::CDict<'static>>,
+}
+
+impl std::fmt::Debug for ZstdEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZstdEncoder").field("level", &self.level).field("dict", &self.dict.len()).finish()
+    }
+}
+
+impl ZstdEncoder {
+    /// An encoder at `level` (1 to [`LEVEL_MAX`]) with `dict` (empty: none).
+    pub fn new(dict: Vec<u8>, level: u32) -> io::Result<ZstdEncoder> {
+        let level = level.clamp(1, LEVEL_MAX) as i32;
+        let cdict = if dict.is_empty() {
+            None
+        } else {
+            Some(
+                zstd::zstd_safe::CDict::try_create(&dict, level)
+                    .ok_or_else(|| io::Error::other("zstd could not load the dictionary"))?,
+            )
+        };
+        Ok(ZstdEncoder { level, dict, cdict })
+    }
+
+    /// The dictionary (empty when there is none).
+    pub fn dict(&self) -> &[u8] {
+        &self.dict
+    }
+
+    /// The frame of `raw` (one frame, whatever its size: callers cut large
+    /// files into chunks of at most [`FRAME_MAX`]).
+    pub fn frame(&self, raw: &[u8]) -> io::Result<Vec<u8>> {
+        let incompressible = raw.len() > 2 * SAMPLE && {
+            let probe = self.compress_with(&raw[..SAMPLE], 1, false)?;
+            probe.len() * 1000 > SAMPLE * KEEP_PER_MILLE
+        };
+        if incompressible {
+            self.compress_with(raw, 1, false)
+        } else {
+            self.compress_with(raw, self.level, true)
+        }
+    }
+
+    fn compress_with(&self, raw: &[u8], level: i32, with_dict: bool) -> io::Result<Vec<u8>> {
+        CCTX.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let cctx = slot.get_or_insert_with(zstd::zstd_safe::CCtx::create);
+            let mut out: Vec<u8> = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
+            let r = match (&self.cdict, with_dict) {
+                (Some(d), true) => cctx.compress_using_cdict(&mut out, raw, d),
+                _ => cctx.compress(&mut out, raw, level),
+            };
+            r.map_err(|c| zerr("zstd compression failed", c))?;
+            Ok(out)
+        })
+    }
+}
+
+/// Trains a dictionary on `samples` (files of the tree, in a fixed order:
+/// training is deterministic). `None` when they are too few to learn from
+/// or training fails; the archive then has no dictionary.
+pub fn train(samples: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let total: u64 = samples.iter().map(|s| s.len() as u64).sum();
+    if total < SAMPLES_MIN || samples.len() < 8 {
+        return None;
+    }
+    // zstd advises about 100 times the dictionary's size in samples.
+    let cap = DICT_MAX.min(usize::try_from(total / 16).unwrap_or(DICT_MAX)).max(1024);
+    zstd::dict::from_samples(samples, cap).ok().filter(|d| d.len() >= 256)
+}
+
+/// Decodes frames, with the archive's dictionary when it has one.
+pub struct ZstdDecoder {
+    ddict: Option<zstd::zstd_safe::DDict<'static>>,
+}
+
+impl std::fmt::Debug for ZstdDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZstdDecoder").field("dict", &self.ddict.is_some()).finish()
+    }
+}
+
+impl ZstdDecoder {
+    /// A decoder with `dict` (empty: none).
+    pub fn new(dict: &[u8]) -> ZstdDecoder {
+        let ddict = (!dict.is_empty()).then(|| zstd::zstd_safe::DDict::create(dict));
+        ZstdDecoder { ddict }
+    }
+
+    /// Decodes every frame `r` holds, in order, handing their content to
+    /// `sink`; returns the bytes decoded. A frame without a content size,
+    /// declaring more than [`FRAME_MAX`], decoding to another size, cut
+    /// off, or damaged is an error of kind `InvalidData`.
+    pub fn decode(&self, r: &mut dyn Read, sink: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<u64> {
+        let limit = zstd::zstd_safe::compress_bound(FRAME_MAX as usize) + 4096;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut eof = false;
+        let mut total = 0u64;
+        let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+        loop {
+            if buf.is_empty() {
+                if eof {
+                    return Ok(total);
+                }
+                eof = fill(r, &mut buf, 64 << 10)?;
+                if buf.is_empty() {
+                    return Ok(total);
+                }
+            }
+            let n = match zstd::zstd_safe::find_frame_compressed_size(&buf) {
+                Ok(n) if n <= buf.len() => n,
+                Ok(_) | Err(_) if !eof && buf.len() < limit => {
+                    let more = buf.len().max(64 << 10).min(limit - buf.len());
+                    eof = fill(r, &mut buf, more)?;
+                    continue;
+                }
+                Ok(_) => return Err(bad("a zstd frame is cut off".into())),
+                Err(c) => return Err(zerr("damaged zstd frame", c)),
+            };
+            let frame = &buf[..n];
+            let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+                Ok(Some(s)) if s <= FRAME_MAX => s,
+                Ok(Some(s)) => return Err(bad(format!("a zstd frame declares {s} bytes, more than {FRAME_MAX}"))),
+                Ok(None) => return Err(bad("a zstd frame does not declare its size".into())),
+                Err(_) => return Err(bad("damaged zstd frame header".into())),
+            };
+            let out = DCTX.with(|cell| -> io::Result<Vec<u8>> {
+                let mut slot = cell.borrow_mut();
+                let dctx = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+                let mut out: Vec<u8> = Vec::with_capacity(size as usize);
+                let r = match &self.ddict {
+                    Some(d) => dctx.decompress_using_ddict(&mut out, frame, d),
+                    None => dctx.decompress(&mut out, frame),
+                };
+                r.map_err(|c| zerr("cannot decode a zstd frame", c))?;
+                Ok(out)
+            })?;
+            if out.len() as u64 != size {
+                return Err(bad(format!("a zstd frame holds {} bytes but declares {size}", out.len())));
+            }
+            total += size;
+            sink(&out)?;
+            buf.drain(..n);
+        }
+    }
+}
+
+/// Reads up to `n` more bytes of `r` onto `buf`; returns whether `r` ended.
+fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, n: usize) -> io::Result<bool> {
+    let want = n as u64;
+    let got = r.take(want).read_to_end(buf)? as u64;
+    Ok(got < want)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize, seed: u64) -> Vec<u8> {
+        let words: [&[u8]; 6] = [b"import ", b"def ", b"return ", b"self.", b"value", b"\n    "];
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut v = Vec::with_capacity(n);
+        while v.len() < n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.extend_from_slice(words[(x % 6) as usize]);
+        }
+        v.truncate(n);
+        v
+    }
+
+    fn decode_all(d: &ZstdDecoder, frames: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        d.decode(&mut &frames[..], &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn frames_round_trip_with_and_without_a_dictionary() {
+        let samples: Vec<Vec<u8>> = (0..200).map(|i| text(2000 + i * 7, i as u64)).collect();
+        let dict = train(&samples).expect("enough samples to train");
+        assert_eq!(train(&samples), Some(dict.clone()), "training is deterministic");
+        for d in [Vec::new(), dict] {
+            let enc = ZstdEncoder::new(d.clone(), 3).expect("encoder");
+            let dec = ZstdDecoder::new(&d);
+            let a = text(5000, 99);
+            let b = text(300_000, 7);
+            let mut frames = enc.frame(&a).expect("frame");
+            frames.extend(enc.frame(&b).expect("frame"));
+            assert_eq!(decode_all(&dec, &frames).expect("decodes"), [a, b].concat());
+        }
+    }
+
+    #[test]
+    fn the_dictionary_makes_small_files_smaller() {
+        let samples: Vec<Vec<u8>> = (0..200).map(|i| text(1500, i as u64)).collect();
+        let dict = train(&samples).expect("trained");
+        let with = ZstdEncoder::new(dict, 19).expect("encoder");
+        let without = ZstdEncoder::new(Vec::new(), 19).expect("encoder");
+        let f = text(1500, 1000);
+        assert!(with.frame(&f).expect("frame").len() < without.frame(&f).expect("frame").len());
+    }
+
+    #[test]
+    fn bad_frames_are_refused() {
+        let enc = ZstdEncoder::new(Vec::new(), 3).expect("encoder");
+        let dec = ZstdDecoder::new(&[]);
+        let f = enc.frame(&text(10_000, 3)).expect("frame");
+        assert!(decode_all(&dec, &f[..f.len() - 3]).is_err(), "cut");
+        let mut flipped = f.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x55;
+        // A flipped byte may still decode (zstd frames carry no checksum
+        // here: the zip entry's CRC-32 covers them); it must not panic and
+        // must not pass the declared size.
+        if let Ok(out) = decode_all(&dec, &flipped) {
+            assert_eq!(out.len(), 10_000);
+        }
+        assert!(decode_all(&dec, b"not zstd at all").is_err());
+        // A frame that needs a dictionary, without it.
+        let samples: Vec<Vec<u8>> = (0..200).map(|i| text(2000, i as u64)).collect();
+        let dict = train(&samples).expect("trained");
+        let f = ZstdEncoder::new(dict, 3).expect("encoder").frame(&text(2000, 5)).expect("frame");
+        assert!(decode_all(&dec, &f).is_err());
+        assert!(train(&samples[..3]).is_none(), "too few samples");
+    }
+}
