@@ -2,7 +2,8 @@
 """Damage benchmark: how many files each format gives back after the kinds
 of damage discs suffer.
 
-Archives of one tree are made with pybackup (format versions 3 and 2),
+Archives of one tree are made with pybackup (format versions 3 and 2, and
+with --zstd version 5),
 `tar czf`, `zip -r -6` and `dar -z6`. Copies of each are damaged in the same deterministic ways
 (random 2048-byte sectors overwritten with noise: 0.1 %, 1 % and 5 % of
 them; one 1 MiB burst, of noise and of zeros at the same place; the first
@@ -18,7 +19,7 @@ can recover. For the cuts, it checks the promise of format version 3: at
 least (100 - X) % of the files by count, less one, when the last X % of
 the bytes are lost, and never fewer than tar.gz or zip -FF.
 
-    python3 benches/damage.py [--tree PATH] [--seed N] [--only NAME ...]
+    python3 benches/damage.py [--tree PATH] [--seed N] [--only NAME ...] [--zstd] [--encrypt]
 
 Needs: pigz is not used; tar, gzip, zip, unzip, dar. Nothing is downloaded.
 The default tree is the Python standard library.
@@ -52,6 +53,30 @@ for z in "$stage"/.xtar-pack.*.zip; do
     printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$z" --out "$z.fixed.zip" >/dev/null 2>&1
     [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
 done
+tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out" 2>/dev/null
+rm -rf "$stage"
+exit 0
+"""
+
+# The spec's stock recipe for version 5 (§A11.1): version 3's, with the
+# files' zstd frames decoded by the zstd tool before the tree tar.
+RECIPE5 = r"""
+archive=$1 out=$2 stage=$2.stage
+mkdir -p "$stage" "$out"
+tar -i -xf "$archive" -C "$stage" 2>/dev/null
+for z in "$stage"/.xtar-pack.*.zip; do
+    [ -f "$z" ] || continue
+    unzip -q -o -d "$out" "$z" >/dev/null 2>&1 && continue
+    printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$z" --out "$z.fixed.zip" >/dev/null 2>&1
+    [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
+done
+want=$(sed -n 's/^#zstd-dict //p' "$stage/.xtar-header" 2>/dev/null)
+dict=
+for d in "$stage/.xtar-zstd.dict" "$stage/.xtar-zstd.2.dict"; do
+    [ -s "$d" ] || continue
+    if [ -z "$want" ] || [ "$(sha256sum < "$d" | cut -c1-64)" = "$want" ]; then dict=$d; break; fi
+done
+zstd -q -d -r --rm ${dict:+-D "$dict"} "$out" 2>/dev/null
 tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out" 2>/dev/null
 rm -rf "$stage"
 exit 0
@@ -252,6 +277,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", action="append", default=[], help="recovery methods to run")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--zstd", action="store_true",
+                    help="also a version 5 archive (--codec zstd): pybackup's salvage and the stock recipe with zstd")
     ap.add_argument("--encrypt", action="store_true",
                     help="also an encrypted version 3 archive: pybackup's salvage and the stock recipe with age")
     args = ap.parse_args()
@@ -281,6 +308,10 @@ def main():
         made = subprocess.run([pyb, "key", "new", "-o", key], capture_output=True, text=True, check=True)
         recipient = made.stderr.strip().rsplit(" ", 1)[-1]
         subprocess.run([pyb, "-q", "--no-progress", "compress", tree, "-o", arch["xtar3e"], "-r", recipient],
+                       check=True)
+    if args.zstd:
+        arch["xtar5"] = os.path.join(work, "a5.xtar")
+        subprocess.run([pyb, "-q", "--no-progress", "compress", "--codec", "zstd", tree, "-o", arch["xtar5"]],
                        check=True)
     subprocess.run([pyb, "-q", "--no-progress", "compress", "--format-version", "2", tree, "-o", arch["xtar"]],
                    check=True)
@@ -336,6 +367,9 @@ def main():
         methods["salvage v3 encrypted"] = ("xtar3e", salvage_enc)
         methods["stock v3 enc tar+age"] = ("xtar3e", lambda a, d: sh(["bash", "-c", RECIPE3E, "bash", a, d, key],
                                                                      timeout=3600))
+    if args.zstd:
+        methods["salvage v5 zstd"] = ("xtar5", salvage)
+        methods["stock v5 +zstd"] = ("xtar5", lambda a, d: sh(["sh", "-c", RECIPE5, "sh", a, d], timeout=3600))
     if args.only:
         methods = {k: v for k, v in methods.items() if k in args.only}
 
@@ -415,14 +449,16 @@ def main():
         for p in names:
             print(f"  {p:10} encrypted {enc[p]:6} / plain {plain[p]:6} = "
                   f"{enc[p] / plain[p] * 100 if plain[p] else 100:.2f} %")
-    if "salvage v3" in results:
+    for sm in ("salvage v3", "salvage v5 zstd"):
+        if sm not in results:
+            continue
         for lost in (5, 20, 50):
             p = f"cut {lost}%"
             need = -(-total * (100 - lost) // 100) - 1
-            got = results["salvage v3"][p]
+            got = results[sm][p]
             others = {m: results[m][p] for m in ("tar xzf", "zip -FF + unzip") if m in results}
             ok = got >= need and all(got >= v for v in others.values())
-            print(f"{p}: salvage v3 {got} files, promise >= {need}"
+            print(f"{p}: {sm} {got} files, promise >= {need}"
                   + "".join(f", {m} {v}" for m, v in others.items()) + (" ok" if ok else " MISSED"))
     for m, p in sorted(hung):
         print(f"note: {m} on {p} did not finish and was killed; what it wrote by then was counted")

@@ -219,3 +219,20 @@ pub fn needles(src: &Path) -> Vec<Vec<u8>> {
     needles.dedup();
     needles
 }
+
+/// Copies of `archive`, in `dir`, with its first and with its last 64 KiB
+/// overwritten with noise: `("head", path)` and `("tail", path)`.
+pub fn damaged_ends(archive: &Path, dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    let bytes = std::fs::read(archive).expect("read");
+    let len = bytes.len();
+    [("head", 0..64 << 10), ("tail", len - (64 << 10)..len)]
+        .into_iter()
+        .map(|(name, range)| {
+            let mut d = bytes.clone();
+            d[range].copy_from_slice(&noise(64 << 10, 3));
+            let damaged = dir.join(format!("{name}.xtar"));
+            std::fs::write(&damaged, &d).expect("write");
+            (name, damaged)
+        })
+        .collect()
+}

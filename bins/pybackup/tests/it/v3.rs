@@ -142,10 +142,15 @@ fn gnu_tar_and_unzip_recover_every_name_and_hard_link() {
     let out = t.path().join("out");
     run_recipe("sh", RECIPE, &archive, &out);
     same_shape(&src, &out, "GNU tar + unzip", true);
-    // Permission bits and mtimes to the second come back too (`unzip`
-    // drops setuid, setgid and sticky bits unless given -K).
-    let restored = snapshot(&out, false);
-    for (path, node) in snapshot(&src, false) {
+    modes_mtimes_and_hard_links(&src, &out);
+}
+
+/// Permission bits and mtimes to the second come back from the stock
+/// recipe too (`unzip` drops setuid, setgid and sticky bits unless given
+/// -K), and the hard link of [`tree`] as a link.
+pub(crate) fn modes_mtimes_and_hard_links(src: &Path, out: &Path) {
+    let restored = snapshot(out, false);
+    for (path, node) in snapshot(src, false) {
         let Some(got) = restored.get(&path) else { continue };
         if node.kind != "symlink" {
             assert_eq!(node.mode & 0o777, got.mode & 0o777, "mode of {}", String::from_utf8_lossy(&path));
@@ -225,14 +230,8 @@ fn the_stock_recipe_survives_head_and_tail_damage() {
     crate::salvage::build_tree(&src);
     let archive = t.path().join("a.xtar");
     compress(&src, &archive, V3);
-    let bytes = std::fs::read(&archive).expect("read");
-    let len = bytes.len();
     let source = snapshot(&src, false);
-    for (name, range) in [("head", 0..64 << 10), ("tail", len - (64 << 10)..len)] {
-        let mut d = bytes.clone();
-        d[range.clone()].copy_from_slice(&noise(64 << 10, 3));
-        let damaged = t.path().join(format!("{name}.xtar"));
-        std::fs::write(&damaged, &d).expect("write");
+    for (name, damaged) in damaged_ends(&archive, t.path()) {
         let out = t.path().join(name);
         // tar reports the damage and exits 2; the recipe goes on.
         let _ = Command::new("sh").arg("-c").arg(RECIPE).arg("sh").arg(&damaged).arg(&out).output().expect("sh");
