@@ -75,6 +75,12 @@ pub fn compress(src: &Path, job: Job<'_>, obs: &dyn Observer) -> Result<Outcome>
             out.files.push((path, out.summary.bytes_out));
             None
         }
+        Output::Volumes { base, size } if !job.opts.recipients.is_empty() => {
+            let (summary, files) = cut_sealed(src, &base, size, &job.opts, job.overwrite, obs)?;
+            out.summary = summary;
+            out.files = files;
+            Some(size)
+        }
         Output::Volumes { base, size } => {
             let v = compress_volumes(src, &base, &job.opts, &VolumeOptions { size, overwrite: job.overwrite }, obs)?;
             out.summary = v.summary;
@@ -94,4 +100,81 @@ pub fn compress(src: &Path, job: Job<'_>, obs: &dyn Observer) -> Result<Outcome>
         out.protected = Some(parity::protect(&files, &parity::base_of(first), &popts)?);
     }
     Ok(out)
+}
+
+/// An encrypted volume set (volumes.md §6): the version 4 archive of `src`,
+/// staged beside the set, cut into pieces `BASE.xtar.001`, … of `size`
+/// bytes (the last one shorter), each written whole under a temporary
+/// name and renamed. Existing pieces are refused unless `overwrite`, and
+/// then pieces beyond the new last one are removed, so that no old piece
+/// reads as part of the new archive.
+fn cut_sealed(
+    src: &Path,
+    base: &Path,
+    size: u64,
+    opts: &CompressOptions,
+    overwrite: bool,
+    obs: &dyn Observer,
+) -> Result<(CompressSummary, Vec<(PathBuf, u64)>)> {
+    use std::io::{Read, Seek};
+    use std::os::unix::fs::MetadataExt;
+    let mut whole = base.as_os_str().to_os_string();
+    whole.push(".xtar");
+    let whole = PathBuf::from(whole);
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| xtar::Error::Write { path: path.clone(), source }
+    };
+    let old = xtar::pieces::Pieces::find(&xtar::pieces::piece_path(&whole, 1)).map_err(io_err(&whole))?;
+    if let (Some(old), false) = (&old, overwrite) {
+        if let Some((_, p, _)) = old.found.first() {
+            return Err(Error::Xtar(xtar::Error::Write {
+                path: p.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a piece of an encrypted volume set is already there (--overwrite replaces the set)",
+                ),
+            }));
+        }
+    }
+    let dir = match whole.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut staged = tempfile::Builder::new().prefix(".xtar-cut-").tempfile_in(&dir).map_err(io_err(&dir))?;
+    let mut sopts = opts.clone();
+    let m = staged.as_file().metadata().map_err(io_err(staged.path()))?;
+    sopts.skip_inodes.push((m.dev(), m.ino()));
+    let summary = xtar::write_archive(src, staged.as_file(), staged.path(), &sopts, obs)?;
+    let total = staged.as_file().metadata().map_err(io_err(staged.path()))?.len();
+    staged.as_file_mut().rewind().map_err(io_err(staged.path()))?;
+    let mut files = Vec::new();
+    let mut k = 1u32;
+    let mut left = total;
+    while left > 0 || k == 1 {
+        let n = left.min(size);
+        let path = xtar::pieces::piece_path(&whole, k);
+        let from = staged.as_file_mut();
+        fsutil::write_new(&path, overwrite, |f, p| -> xtar::Result<()> {
+            let mut w = f;
+            let copied = std::io::copy(&mut Read::by_ref(from).take(n), &mut w).map_err(io_err(p))?;
+            if copied != n {
+                return Err(io_err(p)(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            Ok(())
+        })?;
+        files.push((path, n));
+        left -= n;
+        k += 1;
+    }
+    // An overwritten set that had more pieces: the old ones beyond the
+    // new end would read as part of the new archive.
+    if let Some(old) = old {
+        for (j, p, _) in &old.found {
+            if *j >= k {
+                std::fs::remove_file(p).map_err(io_err(p))?;
+            }
+        }
+    }
+    Ok((summary, files))
 }

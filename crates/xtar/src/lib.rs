@@ -37,6 +37,7 @@ mod files_at;
 pub mod format;
 mod launch;
 mod list;
+pub mod pieces;
 mod progress;
 pub mod read;
 mod salvage;

@@ -35,7 +35,13 @@ impl Source {
         if path.as_os_str() == "-" {
             return Ok(Source::Stream(BufReader::with_capacity(1 << 20, Box::new(io::stdin()))));
         }
-        let f = File::open(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        // An archive cut into pieces (an encrypted volume set): read them
+        // in order as one.
+        let read_err = |source| Error::Read { path: path.to_path_buf(), source };
+        if let Some(p) = crate::pieces::Pieces::find(path).map_err(read_err)? {
+            return Ok(Source::Stream(BufReader::with_capacity(1 << 20, Box::new(p.reader().map_err(read_err)?))));
+        }
+        let f = File::open(path).map_err(read_err)?;
         let seekable = f.metadata().map(|m| m.is_file()).unwrap_or(false);
         Ok(if seekable {
             Source::File(BufReader::with_capacity(1 << 20, f))

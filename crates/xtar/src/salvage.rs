@@ -226,6 +226,27 @@ impl Scan {
 /// in it looks like an `.xtar`, or when the destination cannot be written.
 pub fn salvage(archive: &Path, dest: &Path, opts: &SalvageOptions, obs: &dyn Observer) -> Result<SalvageReport> {
     let read_err = |source| Error::Read { path: archive.to_path_buf(), source };
+    // An archive cut into pieces: the pieces there are, put at their
+    // places in one file (the missing ones as holes), in the destination
+    // for the time of the salvage.
+    if let Some(p) = crate::pieces::Pieces::find(archive).map_err(read_err)? {
+        let write_err = |source| Error::Write { path: dest.to_path_buf(), source };
+        std::fs::create_dir_all(dest).map_err(write_err)?;
+        let name = p.whole.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut whole =
+            tempfile::Builder::new().prefix(&format!(".{name}.pieces-")).tempfile_in(dest).map_err(write_err)?;
+        p.assemble(whole.as_file_mut()).map_err(write_err)?;
+        for k in &p.missing {
+            obs.warning(&Error::Read {
+                path: crate::pieces::piece_path(&p.whole, *k),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "this piece is missing; salvaging the others",
+                ),
+            });
+        }
+        return salvage(whole.path(), dest, opts, obs);
+    }
     let file = File::open(archive).map_err(read_err)?;
     let meta = file.metadata().map_err(read_err)?;
     if !meta.is_file() {

@@ -39,10 +39,10 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
         spill_dir: a.work_dir.clone(),
         recipients: crate::cmd::key::recipients(&a.encrypt)?,
     };
-    if !opts.recipients.is_empty() && (a.format_version == Some(2) || a.volume_size.is_some()) {
-        bail!("encrypted archives are written in format version 3, as single files: drop --volume-size or --format-version 2");
+    if !opts.recipients.is_empty() && a.format_version == Some(2) {
+        bail!("encrypted archives are written in format version 4 (version 3, encrypted): drop --format-version 2");
     }
-    if a.format_version == Some(3) && a.volume_size.is_some() {
+    if a.format_version == Some(3) && a.volume_size.is_some() && opts.recipients.is_empty() {
         bail!("volume sets are written in format version 2; drop --format-version 3 or --volume-size");
     }
     let started = Instant::now();
@@ -66,6 +66,7 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    let encrypted = !opts.recipients.is_empty();
     let job = ::volumes::Job { output, opts, overwrite: a.overwrite, redundancy: a.redundancy };
     let done =
         ::volumes::compress(&a.src, job, &ui).with_context(|| format!("cannot compress `{}`", a.src.display()))?;
@@ -78,6 +79,12 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let out_name = match done.files.as_slice() {
         [] => "standard output".to_string(),
         [(one, _)] if a.volume_size.is_none() => format!("`{}`", one.display()),
+        files if encrypted => format!(
+            "{} pieces `{}` … `{}` of one encrypted archive",
+            files.len(),
+            files[0].0.display(),
+            files[files.len() - 1].0.display()
+        ),
         files => format!(
             "{} volumes `{}` … `{}` ({} split files)",
             files.len(),

@@ -481,3 +481,145 @@ fn salvage_of_a_damaged_encrypted_archive_gives_back_every_entry_not_hit() {
         }
     }
 }
+
+/// The pieces of an encrypted volume set, in order.
+fn pieces_of(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(name)).is_some_and(|rest| {
+                rest.len() == 4 && rest.starts_with('.') && rest[1..].bytes().all(|b| b.is_ascii_digit())
+            })
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_encrypted_volume_set_round_trips_and_survives_a_lost_piece() {
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    tree(&src);
+    let set = t.path().join("set.xtar");
+    let mut a = k.to();
+    a.extend(["--volume-size", "200K", "--redundancy", "1vol"].map(String::from));
+    let c = compress(&src, &set, &args(&a));
+    assert!(stderr(&c).contains("pieces"), "{}", stderr(&c));
+    let pieces = pieces_of(t.path(), "set.xtar");
+    assert!(pieces.len() >= 3, "{pieces:?}");
+    for p in &pieces[..pieces.len() - 1] {
+        assert_eq!(std::fs::metadata(p).expect("stat").len(), 200 << 10, "{}", p.display());
+    }
+    // No piece shows a name or a sample of content.
+    let needles = needles(&src);
+    for p in &pieces {
+        let shown = found_in(&std::fs::read(p).expect("read"), &needles);
+        assert!(shown.is_empty(), "{} shows {shown:?}", p.display());
+    }
+    // Read whole through any piece, with each way in.
+    for (key, piece) in [(k.path("rec.key"), &pieces[0]), (k.path("two.shares"), &pieces[1])] {
+        let dest = t.path().join(format!("out-{}", key.file_name().expect("name").to_string_lossy()));
+        let x = with_key("extract", piece, Some(&dest), &[&key]);
+        assert!(x.status.success(), "{}", stderr(&x));
+        assert_same_tree(&src, &dest);
+    }
+    // A lost piece: extract refuses, naming it, and writes nothing.
+    let second = pieces[1].clone();
+    let kept = std::fs::read(&second).expect("read");
+    std::fs::remove_file(&second).expect("rm");
+    let dest = t.path().join("refused");
+    let x = with_key("extract", &pieces[0], Some(&dest), &[&k.path("rec.key")]);
+    assert!(!x.status.success());
+    assert!(stderr(&x).contains("set.xtar.002") && stderr(&x).contains("repair"), "{}", stderr(&x));
+    assert!(!dest.exists(), "nothing written");
+    // Salvage gives back every file the other pieces hold whole.
+    let salvaged = t.path().join("salvaged");
+    let s = with_key("salvage", &pieces[0], Some(&salvaged), &[&k.path("rec.key")]);
+    assert!(stderr(&s).contains("set.xtar.002"), "{}", stderr(&s));
+    let got = snapshot(&salvaged, false);
+    let want = snapshot(&src, false);
+    let back = want.iter().filter(|(p, n)| n.kind == "file" && got.get(*p).map(|g| &g.content) == Some(&n.content));
+    assert!(
+        back.count() * 10 >= want.values().filter(|n| n.kind == "file").count() * 9,
+        "salvage gave back too little"
+    );
+    assert!(std::fs::read_dir(&salvaged)
+        .expect("ls")
+        .all(|e| { !e.expect("entry").file_name().to_string_lossy().contains(".pieces-") }));
+    // The parity volumes rebuild it, byte for byte.
+    let parity: Vec<PathBuf> = std::fs::read_dir(t.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".xtar-rs"))
+        .collect();
+    let r = run(&[os("repair"), parity[0].as_os_str()]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(std::fs::read(&second).expect("rebuilt") == kept, "the rebuilt piece differs");
+    // The stock recipe: the pieces joined with `cat`, then §A10.
+    let joined = t.path().join("joined.xtar");
+    let cat = Command::new("sh")
+        .arg("-c")
+        .arg(r#"cat "$1".[0-9][0-9][0-9] > "$2""#)
+        .arg("sh")
+        .arg(&set)
+        .arg(&joined)
+        .status()
+        .expect("sh");
+    assert!(cat.success());
+    let out = t.path().join("stock");
+    let res = Command::new("bash")
+        .arg("-c")
+        .arg(RECIPE)
+        .arg("bash")
+        .arg(&joined)
+        .arg(&out)
+        .arg(k.path("rec.key"))
+        .output()
+        .expect("bash");
+    assert!(res.status.success(), "recipe: {}", String::from_utf8_lossy(&res.stderr));
+    let got = snapshot(&out, false);
+    for (path, w) in &want {
+        let g = got.get(path).unwrap_or_else(|| panic!("`{}` missing", String::from_utf8_lossy(path)));
+        assert_eq!((w.kind, &w.content), (g.kind, &g.content), "{}", String::from_utf8_lossy(path));
+    }
+}
+
+#[test]
+fn an_encrypted_volume_set_is_replaced_only_when_asked_and_leaves_no_old_piece() {
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    for i in 0..40u64 {
+        write(&src, format!("f{i:02}").as_bytes(), &noise(20_000, i + 1));
+    }
+    let set = t.path().join("s.xtar");
+    let mut a = k.to();
+    a.extend(["--volume-size", "100K"].map(String::from));
+    compress(&src, &set, &args(&a));
+    let before = pieces_of(t.path(), "s.xtar");
+    assert!(before.len() >= 8, "{before:?}");
+    let first = std::fs::read(&before[0]).expect("read");
+    // Again without --overwrite: refused, nothing changed.
+    let mut argv = vec![os("compress"), src.as_os_str(), os("-o"), set.as_os_str()];
+    argv.extend(a.iter().map(os));
+    let again = run(&argv);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("--overwrite"), "{}", stderr(&again));
+    assert!(std::fs::read(&before[0]).expect("read") == first);
+    // A smaller tree with --overwrite: fewer pieces, none of the old left.
+    for i in 10..40u64 {
+        std::fs::remove_file(src.join(format!("f{i:02}"))).expect("rm");
+    }
+    argv.push(os("--overwrite"));
+    let c = run(&argv);
+    assert!(c.status.success(), "{}", stderr(&c));
+    let after = pieces_of(t.path(), "s.xtar");
+    assert!(after.len() < before.len(), "{after:?}");
+    let dest = t.path().join("out");
+    let x = with_key("extract", &set, Some(&dest), &[&k.path("rec.key")]);
+    assert!(x.status.success(), "{}", stderr(&x));
+    assert_same_tree(&src, &dest);
+}

@@ -215,3 +215,28 @@ fn zstd_refuses_what_version_5_cannot_hold() {
         assert!(!out.exists(), "{extra:?} left an archive");
     }
 }
+
+#[test]
+fn a_damaged_first_dictionary_fails_extract_clearly_and_salvage_takes_the_copy() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    alike(&src, 60);
+    let archive = t.path().join("a.xtar");
+    assert!(compress(&src, &archive, Z).status.success());
+    let mut bytes = std::fs::read(&archive).expect("read");
+    // The first copy's data starts after two tar headers and the header's
+    // data block: flip a byte inside it.
+    let at = 3 * 512 + 100;
+    bytes[at] ^= 0xff;
+    std::fs::write(&archive, &bytes).expect("write");
+    let dest = t.path().join("dest");
+    let x = run(&[os("extract"), archive.as_os_str(), dest.as_os_str()]);
+    assert!(!x.status.success());
+    let err = stderr(&x);
+    assert!(err.contains("zstd dictionary is damaged") && err.contains("salvage"), "{err}");
+    assert!(snapshot(&dest, false).values().all(|n| n.kind != "file"), "no file written from undecodable frames");
+    let out = t.path().join("salvaged");
+    let s = run(&[os("salvage"), archive.as_os_str(), out.as_os_str()]);
+    assert!(s.status.success(), "{}", stderr(&s));
+    assert_same_tree(&src, &out);
+}

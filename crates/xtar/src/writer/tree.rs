@@ -198,6 +198,12 @@ pub fn write_archive(
     opts: &CompressOptions,
     obs: &dyn Observer,
 ) -> Result<CompressSummary> {
+    if opts.codec == Codec::Zstd && opts.version < 3 {
+        return Err(Error::Write {
+            path: out_path.to_path_buf(),
+            source: std::io::Error::other("zstd frames need the packed layout (format version 5), not version 2"),
+        });
+    }
     let (entries, warnings) = walk_source(src, opts, obs)?;
     if opts.version >= 3 {
         let spill_dir = match (&opts.spill_dir, out_path.parent()) {
