@@ -205,6 +205,41 @@ impl Scanner {
         self.frames.clone()
     }
 
+    /// Version 5: the copy of the dictionary at the end (`.xtar-zstd.2.dict`),
+    /// found by its tar header within the last 64 MiB, when the archive is
+    /// a file and the copy's SHA-256 is the header's. Positioned reads: the
+    /// scanner's place is unchanged.
+    fn tail_dict(&self) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let (Source::File(r), Some(want)) = (&self.src, self.dict_sum) else { return None };
+        let f = r.get_ref();
+        let len = f.metadata().ok()?.len();
+        let lowest = len.saturating_sub(64 << 20);
+        let mut end = len - len % BLOCK as u64;
+        let mut buf = vec![0u8; 1 << 20];
+        while end > lowest {
+            let start = end.saturating_sub(buf.len() as u64).max(lowest);
+            let n = usize::try_from(end - start).ok()?;
+            f.read_exact_at(&mut buf[..n], start).ok()?;
+            for off in (0..n / BLOCK).rev().map(|i| i * BLOCK) {
+                let Ok(block) = <&[u8; BLOCK]>::try_from(&buf[off..off + BLOCK]) else { continue };
+                let tarfmt::Block::Header(h) = tarfmt::parse_block(block) else { continue };
+                if h.name != crate::format::ZSTD_DICT_END_NAME || h.size > MAX_META {
+                    continue;
+                }
+                let mut data = vec![0u8; usize::try_from(h.size).ok()?];
+                if f.read_exact_at(&mut data, start + off as u64 + BLOCK as u64).is_ok() {
+                    use sha2::Digest;
+                    if <[u8; 32]>::from(sha2::Sha256::digest(&data)) == want {
+                        return Some(data);
+                    }
+                }
+            }
+            end = start;
+        }
+        None
+    }
+
     /// Version 5: takes a copy of the dictionary, if it is the one the
     /// header names (the first good copy wins).
     fn take_dict(&mut self, data: &[u8], at: u64, obs: &dyn Observer) {
@@ -458,6 +493,15 @@ impl Scanner {
                     Item::Manifest { text: d.text }
                 }
                 MemberName::Pack(_) => {
+                    // Version 5 without an intact first copy of the
+                    // dictionary: the copy at the end, if the archive is a
+                    // file that can be read there.
+                    if matches!(self.frames, Frames::NoDictionary) {
+                        if let Some(d) = self.tail_dict() {
+                            self.frames = Frames::Zstd(std::sync::Arc::new(crate::codec::ZstdDecoder::new(&d)));
+                            obs.notice(&self.damaged(data_at, "using the copy of the zstd dictionary at the end"));
+                        }
+                    }
                     // Step into the pack: its zip entries follow.
                     self.pack = Some((data_at + header.size, tarfmt::padding(header.size) as u64));
                     self.remaining = 0;

@@ -217,7 +217,7 @@ fn zstd_refuses_what_version_5_cannot_hold() {
 }
 
 #[test]
-fn a_damaged_first_dictionary_fails_extract_clearly_and_salvage_takes_the_copy() {
+fn a_damaged_first_dictionary_is_replaced_by_the_copy_at_the_end() {
     let t = tempfile::tempdir().expect("tmp");
     let src = t.path().join("src");
     alike(&src, 60);
@@ -226,15 +226,25 @@ fn a_damaged_first_dictionary_fails_extract_clearly_and_salvage_takes_the_copy()
     let mut bytes = std::fs::read(&archive).expect("read");
     // The first copy's data starts after two tar headers and the header's
     // data block: flip a byte inside it.
-    let at = 3 * 512 + 100;
-    bytes[at] ^= 0xff;
+    bytes[3 * 512 + 100] ^= 0xff;
     std::fs::write(&archive, &bytes).expect("write");
+    // A file: extract reads the copy at the end, and says so.
     let dest = t.path().join("dest");
     let x = run(&[os("extract"), archive.as_os_str(), dest.as_os_str()]);
-    assert!(!x.status.success());
+    assert!(x.status.success(), "{}", stderr(&x));
     let err = stderr(&x);
-    assert!(err.contains("zstd dictionary is damaged") && err.contains("salvage"), "{err}");
-    assert!(snapshot(&dest, false).values().all(|n| n.kind != "file"), "no file written from undecodable frames");
+    assert!(
+        err.contains("zstd dictionary is damaged") && err.contains("copy of the zstd dictionary at the end"),
+        "{err}"
+    );
+    assert_same_tree(&src, &dest);
+    // A stream cannot be read at its end: every file is refused, clearly,
+    // and none is written.
+    let piped = t.path().join("piped");
+    let x = pybackup().arg("extract").arg("-").arg(&piped).pipe_stdin(&archive).expect("stdin").output().expect("runs");
+    assert!(!x.status.success());
+    assert!(stderr(&x).contains("salvage"), "{}", stderr(&x));
+    assert!(snapshot(&piped, false).values().all(|n| n.kind != "file"), "no file written from undecodable frames");
     let out = t.path().join("salvaged");
     let s = run(&[os("salvage"), archive.as_os_str(), out.as_os_str()]);
     assert!(s.status.success(), "{}", stderr(&s));
