@@ -72,9 +72,9 @@ for z in "$stage"/.xtar-pack.*.zip; do
 done
 want=$(sed -n 's/^#zstd-dict //p' "$stage/.xtar-header" 2>/dev/null)
 dict=
-for d in "$stage/.xtar-zstd.dict" "$stage/.xtar-zstd.2.dict"; do
-    [ -s "$d" ] || continue
-    if [ -z "$want" ] || [ "$(sha256sum < "$d" | cut -c1-64)" = "$want" ]; then dict=$d; break; fi
+for d in "$stage"/.xtar-zstd.*dict.gz; do
+    gzip -dc "$d" > "$stage/dict" 2>/dev/null && [ -s "$stage/dict" ] || continue
+    if [ -z "$want" ] || [ "$(sha256sum < "$stage/dict" | cut -c1-64)" = "$want" ]; then dict=$stage/dict; break; fi
 done
 zstd -q -d -r --rm ${dict:+-D "$dict"} "$out" 2>/dev/null
 tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out" 2>/dev/null

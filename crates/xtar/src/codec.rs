@@ -12,6 +12,92 @@ use std::io::{self, Read};
 
 /// Version 5: the suffix of a file's zip entry name (its data is frames).
 pub const ZIP_SUFFIX: &[u8] = b".zst";
+/// Bytes of the dictionary in each piece of a copy (§A11): each piece is
+/// a gzip member of one stored block, so every copy has the same fixed
+/// stride and a reader puts the dictionary together piece by piece from
+/// whichever copies are intact there.
+pub const DICT_PIECE: usize = 1024;
+/// Bytes a piece takes in a copy: gzip header (10), stored block header
+/// (5), the piece, CRC-32 and size (8).
+const DICT_STRIDE: usize = DICT_PIECE + 23;
+
+/// A copy of `dict` as stored: a chain of gzip members, one per
+/// [`DICT_PIECE`] bytes, each a single stored block (`gzip -dc` gives the
+/// dictionary back); the last one is shorter than a piece (empty when the
+/// dictionary is a multiple of pieces), which tells readers where the
+/// dictionary ends. No dictionary: no member.
+pub fn dict_copy(dict: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(dict.len() / DICT_PIECE * DICT_STRIDE + DICT_STRIDE);
+    for piece in dict.chunks(DICT_PIECE) {
+        crate::format::gz::stored_member(piece, &mut out);
+    }
+    if !dict.is_empty() && dict.len().is_multiple_of(DICT_PIECE) {
+        crate::format::gz::stored_member(&[], &mut out);
+    }
+    out
+}
+
+/// The pieces of the dictionary gathered from its copies so far.
+#[derive(Debug, Default, Clone)]
+pub struct DictPieces {
+    pieces: Vec<Option<Vec<u8>>>,
+    /// The number of pieces, once the last one (shorter than a piece) was
+    /// read.
+    count: Option<usize>,
+}
+
+impl DictPieces {
+    /// Takes every intact piece of `copy` (the bytes of one copy, damaged
+    /// or not): a piece is intact when its gzip header, block header, size
+    /// and CRC-32 are right.
+    pub fn merge(&mut self, copy: &[u8]) {
+        let mut i = 0;
+        while i * DICT_STRIDE < copy.len() {
+            let m = &copy[i * DICT_STRIDE..copy.len().min((i + 1) * DICT_STRIDE)];
+            if let Some(piece) = stored_piece(m) {
+                let short = piece.len() < DICT_PIECE;
+                if self.pieces.len() <= i {
+                    self.pieces.resize(i + 1, None);
+                }
+                if short {
+                    self.count = Some(i + 1);
+                }
+                self.pieces[i] = Some(piece.to_vec());
+                if short {
+                    break;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// The dictionary, when every piece was found.
+    pub fn whole(&self) -> Option<Vec<u8>> {
+        let n = self.count?;
+        let mut out = Vec::with_capacity(n * DICT_PIECE);
+        for p in self.pieces.get(..n)? {
+            out.extend_from_slice(p.as_deref()?);
+        }
+        Some(out)
+    }
+}
+
+/// The data of one stored gzip member of a dictionary copy, if intact.
+fn stored_piece(m: &[u8]) -> Option<&[u8]> {
+    if m.len() < 23 || m[..4] != [0x1f, 0x8b, 8, 0] || m[10] != 1 {
+        return None;
+    }
+    let len = usize::from(u16::from_le_bytes([m[11], m[12]]));
+    let nlen = u16::from_le_bytes([m[13], m[14]]);
+    if nlen != !(len as u16) || len > DICT_PIECE || m.len() != len + 23 {
+        return None;
+    }
+    let data = &m[15..15 + len];
+    let crc = u32::from_le_bytes(m[15 + len..19 + len].try_into().ok()?);
+    let size = u32::from_le_bytes(m[19 + len..23 + len].try_into().ok()?);
+    (crc32fast::hash(data) == crc && size as usize == len).then_some(data)
+}
+
 /// Largest dictionary trained (zstd's own default size).
 pub const DICT_MAX: usize = 112_640;
 /// Files up to this size are samples for training the dictionary.
@@ -253,6 +339,45 @@ mod tests {
         let without = ZstdEncoder::new(Vec::new(), 19).expect("encoder");
         let f = text(1500, 1000);
         assert!(with.frame(&f).expect("frame").len() < without.frame(&f).expect("frame").len());
+    }
+
+    #[test]
+    fn a_dictionary_comes_back_from_the_intact_pieces_of_damaged_copies() {
+        let dict: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let copy = dict_copy(&dict);
+        assert_eq!(copy.len(), 4 * DICT_STRIDE + (5000 - 4 * DICT_PIECE) + 23);
+        // `gzip -dc` reads a copy as the dictionary.
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&copy[..]).read_to_end(&mut back).expect("gzip");
+        assert_eq!(back, dict);
+        // Two copies damaged in different pieces make one whole.
+        let (mut a, mut b) = (copy.clone(), copy.clone());
+        a[DICT_STRIDE + 40] ^= 1;
+        a[4 * DICT_STRIDE + 5] ^= 1;
+        b[100] ^= 1;
+        b[2 * DICT_STRIDE + 30] ^= 1;
+        let mut p = DictPieces::default();
+        p.merge(&a);
+        assert_eq!(p.whole(), None);
+        p.merge(&b);
+        assert_eq!(p.whole(), Some(dict.clone()));
+        // The same piece damaged in both: not whole.
+        let mut p = DictPieces::default();
+        let mut c = copy.clone();
+        c[DICT_STRIDE + 1] ^= 1;
+        p.merge(&a);
+        p.merge(&c);
+        assert_eq!(p.whole(), None);
+        // A dictionary of whole pieces ends with an empty one; a copy cut
+        // after a whole piece is not taken for the whole.
+        let even: Vec<u8> = (0..2048u32).map(|i| i as u8).collect();
+        let copy = dict_copy(&even);
+        assert_eq!(copy.len(), 2 * DICT_STRIDE + 23);
+        let mut p = DictPieces::default();
+        p.merge(&copy[..2 * DICT_STRIDE]);
+        assert_eq!(p.whole(), None);
+        p.merge(&copy);
+        assert_eq!(p.whole(), Some(even));
     }
 
     #[test]

@@ -173,6 +173,8 @@ pub struct Scanner {
     frames: Frames,
     /// Version 5: the SHA-256 of the dictionary the header names.
     dict_sum: Option<[u8; 32]>,
+    /// Version 5: the pieces of the dictionary read so far.
+    dict_pieces: crate::codec::DictPieces,
 }
 
 impl Scanner {
@@ -196,6 +198,7 @@ impl Scanner {
             pending: Default::default(),
             frames: Frames::None,
             dict_sum: None,
+            dict_pieces: Default::default(),
         }
     }
 
@@ -205,13 +208,13 @@ impl Scanner {
         self.frames.clone()
     }
 
-    /// Version 5: the copy of the dictionary at the end (`.xtar-zstd.2.dict`),
-    /// found by its tar header within the last 64 MiB, when the archive is
-    /// a file and the copy's SHA-256 is the header's. Positioned reads: the
-    /// scanner's place is unchanged.
+    /// Version 5: the bytes of the copy of the dictionary at the end
+    /// (`.xtar-zstd.2.dict.gz`), found by its tar header within the last
+    /// 64 MiB, when the archive is a file. Positioned reads: the scanner's
+    /// place is unchanged.
     fn tail_dict(&self) -> Option<Vec<u8>> {
         use std::os::unix::fs::FileExt;
-        let (Source::File(r), Some(want)) = (&self.src, self.dict_sum) else { return None };
+        let Source::File(r) = &self.src else { return None };
         let f = r.get_ref();
         let len = f.metadata().ok()?.len();
         let lowest = len.saturating_sub(64 << 20);
@@ -229,10 +232,7 @@ impl Scanner {
                 }
                 let mut data = vec![0u8; usize::try_from(h.size).ok()?];
                 if f.read_exact_at(&mut data, start + off as u64 + BLOCK as u64).is_ok() {
-                    use sha2::Digest;
-                    if <[u8; 32]>::from(sha2::Sha256::digest(&data)) == want {
-                        return Some(data);
-                    }
+                    return Some(data);
                 }
             }
             end = start;
@@ -240,18 +240,25 @@ impl Scanner {
         None
     }
 
-    /// Version 5: takes a copy of the dictionary, if it is the one the
-    /// header names (the first good copy wins).
+    /// Version 5: takes the intact pieces of a copy of the dictionary;
+    /// once every piece is there and the whole is the one the header
+    /// names, files can be decoded. A damaged copy is reported.
     fn take_dict(&mut self, data: &[u8], at: u64, obs: &dyn Observer) {
         if matches!(self.frames, Frames::Zstd(_)) {
             return;
         }
-        use sha2::Digest;
-        let sum: [u8; 32] = sha2::Sha256::digest(data).into();
-        if self.dict_sum == Some(sum) {
-            self.frames = Frames::Zstd(std::sync::Arc::new(crate::codec::ZstdDecoder::new(data)));
-        } else {
-            obs.warning(&self.damaged(at, "the zstd dictionary is damaged (its SHA-256 is not the header's)"));
+        let named = |d: &[u8]| {
+            use sha2::Digest;
+            self.dict_sum == Some(<[u8; 32]>::from(sha2::Sha256::digest(d)))
+        };
+        let mut alone = crate::codec::DictPieces::default();
+        alone.merge(data);
+        if !alone.whole().is_some_and(|d| named(&d)) {
+            obs.warning(&self.damaged(at, "a copy of the zstd dictionary is damaged; taking its intact pieces"));
+        }
+        self.dict_pieces.merge(data);
+        if let Some(d) = self.dict_pieces.whole().filter(|d| named(d)) {
+            self.frames = Frames::Zstd(std::sync::Arc::new(crate::codec::ZstdDecoder::new(&d)));
         }
     }
 
@@ -461,9 +468,7 @@ impl Scanner {
                 self.finish_member()?;
                 continue;
             }
-            if self.version >= crate::format::ZSTD_VERSION
-                && (name == crate::format::ZSTD_DICT_NAME || name == crate::format::ZSTD_DICT_END_NAME)
-            {
+            if self.version >= crate::format::ZSTD_VERSION && crate::format::is_zstd_dict_name(&name) {
                 let data = self.meta_data(header.size)?;
                 self.take_dict(&data, data_at, obs);
                 self.finish_member()?;
@@ -498,8 +503,10 @@ impl Scanner {
                     // file that can be read there.
                     if matches!(self.frames, Frames::NoDictionary) {
                         if let Some(d) = self.tail_dict() {
-                            self.frames = Frames::Zstd(std::sync::Arc::new(crate::codec::ZstdDecoder::new(&d)));
-                            obs.notice(&self.damaged(data_at, "using the copy of the zstd dictionary at the end"));
+                            self.take_dict(&d, data_at, obs);
+                            if matches!(self.frames, Frames::Zstd(_)) {
+                                obs.notice(&self.damaged(data_at, "using the copy of the zstd dictionary at the end"));
+                            }
                         }
                     }
                     // Step into the pack: its zip entries follow.

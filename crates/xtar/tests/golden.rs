@@ -142,8 +142,13 @@ fn the_writer_produces_the_golden_bytes_of_version_5() {
     let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(V5)).expect("read");
     let names: Vec<Vec<u8>> = layout(&bytes).into_iter().map(|(n, _)| n).collect();
     let at = |n: &[u8]| names.iter().position(|m| m == n);
-    let (head, tail) = (at(b".xtar-zstd.dict").expect("head copy"), at(b".xtar-zstd.2.dict").expect("tail copy"));
+    let (head, tail) = (at(b".xtar-zstd.dict.gz").expect("head copy"), at(b".xtar-zstd.2.dict.gz").expect("tail copy"));
     assert!(head == 1 && tail > at(b".xtar-tree.2.tar.gz").expect("tree copy"), "{names:?}");
+    // Copies 3 and 4 among the packs (one pack here: both before it).
+    let pack = at(b"src/module_07.py.zst").expect("entry");
+    for k in [&b".xtar-zstd.3.dict.gz"[..], b".xtar-zstd.4.dict.gz"] {
+        assert!(at(k).is_some_and(|i| i > head && i < pack), "{names:?}");
+    }
     assert!(names.iter().any(|n| n.ends_with(b"module_07.py.zst")), "{names:?}");
 }
 

@@ -25,9 +25,9 @@ for z in "$stage"/.xtar-pack.*.zip; do
 done
 want=$(sed -n 's/^#zstd-dict //p' "$stage/.xtar-header" 2>/dev/null)
 dict=
-for d in "$stage/.xtar-zstd.dict" "$stage/.xtar-zstd.2.dict"; do
-    [ -s "$d" ] || continue
-    if [ -z "$want" ] || [ "$(sha256sum < "$d" | cut -c1-64)" = "$want" ]; then dict=$d; break; fi
+for d in "$stage"/.xtar-zstd.*dict.gz; do
+    gzip -dc "$d" > "$stage/dict" 2>/dev/null && [ -s "$stage/dict" ] || continue
+    if [ -z "$want" ] || [ "$(sha256sum < "$stage/dict" | cut -c1-64)" = "$want" ]; then dict=$stage/dict; break; fi
 done
 zstd -q -d -r --rm ${dict:+-D "$dict"} "$out"
 tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out"
@@ -66,7 +66,9 @@ fn every_kind_of_entry_round_trips_through_a_zstd_archive() {
     let head = std::fs::read(&archive).expect("read");
     assert!(head[512..].starts_with(b"#xtar 5\n"), "version 5 header");
     let m = members(&archive);
-    assert!(m.iter().any(|n| n == ".xtar-zstd.dict") && m.iter().any(|n| n == ".xtar-zstd.2.dict"), "{m:?}");
+    for copy in [".xtar-zstd.dict.gz", ".xtar-zstd.2.dict.gz", ".xtar-zstd.3.dict.gz", ".xtar-zstd.4.dict.gz"] {
+        assert!(m.iter().any(|n| n == copy), "{copy} in {m:?}");
+    }
     let dest = t.path().join("dest");
     let x = extract(&archive, &dest);
     assert!(x.status.success(), "{}", stderr(&x));
@@ -123,7 +125,13 @@ fn the_dictionary_makes_alike_files_smaller_than_deflate() {
     // Each file is still compressed on its own: only the dictionary,
     // learnt from the tree, knows what they share.
     assert!(zl * 10 < dl * 7, "zstd packs {zl} bytes against deflate {dl}");
-    let dict = Command::new("tar").arg("-xOf").arg(&z).arg(".xtar-zstd.dict").output().expect("tar");
+    let dict = Command::new("sh")
+        .arg("-c")
+        .arg(r#"tar -xOf "$1" .xtar-zstd.dict.gz | gzip -dc"#)
+        .arg("sh")
+        .arg(&z)
+        .output()
+        .expect("tar");
     assert!(dict.stdout.starts_with(&[0x37, 0xa4, 0x30, 0xec]), "a trained dictionary (zstd's magic)");
     let dest = t.path().join("dest");
     assert!(extract(&z, &dest).status.success());
@@ -216,27 +224,79 @@ fn zstd_refuses_what_version_5_cannot_hold() {
     }
 }
 
+/// Where the data of each copy of the dictionary starts in `bytes`, in
+/// the order of the copies' numbers (found by their tar headers here).
+fn dict_copies(bytes: &[u8]) -> Vec<usize> {
+    let names = [".xtar-zstd.dict.gz", ".xtar-zstd.2.dict.gz", ".xtar-zstd.3.dict.gz", ".xtar-zstd.4.dict.gz"];
+    names
+        .iter()
+        .map(|n| {
+            let at = (0..bytes.len() / 512)
+                .map(|b| b * 512)
+                .find(|&h| bytes[h..].starts_with(n.as_bytes()) && bytes[h + n.len()] == 0)
+                .unwrap_or_else(|| panic!("{n} not found"));
+            at + 512
+        })
+        .collect()
+}
+
+/// Bytes a piece of the dictionary takes in a copy (docs/format/xtar.md
+/// §A11: 1 KiB of dictionary in a stored gzip member).
+const STRIDE: usize = 1024 + 23;
+
 #[test]
-fn a_damaged_first_dictionary_is_replaced_by_the_copy_at_the_end() {
+fn damage_to_every_copy_of_the_dictionary_in_other_pieces_costs_nothing() {
     let t = tempfile::tempdir().expect("tmp");
     let src = t.path().join("src");
     alike(&src, 60);
     let archive = t.path().join("a.xtar");
     assert!(compress(&src, &archive, Z).status.success());
     let mut bytes = std::fs::read(&archive).expect("read");
-    // The first copy's data starts after two tar headers and the header's
-    // data block: flip a byte inside it.
-    bytes[3 * 512 + 100] ^= 0xff;
+    // Copy i loses piece i: no copy is whole, the pieces together are.
+    for (i, at) in dict_copies(&bytes).into_iter().enumerate() {
+        bytes[at + i * STRIDE + 500] ^= 0xff;
+    }
+    std::fs::write(&archive, &bytes).expect("write");
+    let dest = t.path().join("dest");
+    let x = run(&[os("extract"), archive.as_os_str(), dest.as_os_str()]);
+    assert!(x.status.success(), "{}", stderr(&x));
+    assert!(stderr(&x).contains("copy of the zstd dictionary is damaged"), "{}", stderr(&x));
+    assert_same_tree(&src, &dest);
+    let out = t.path().join("salvaged");
+    let s = run(&[os("salvage"), archive.as_os_str(), out.as_os_str()]);
+    assert!(s.status.success(), "{}", stderr(&s));
+    assert_same_tree(&src, &out);
+    // The same piece lost in every copy: nothing decodes, and both say so.
+    for at in dict_copies(&bytes) {
+        bytes[at + 2 * STRIDE + 10] ^= 0xff;
+    }
+    std::fs::write(&archive, &bytes).expect("write");
+    let lost = t.path().join("lost");
+    let s = run(&[os("salvage"), archive.as_os_str(), lost.as_os_str()]);
+    assert!(!s.status.success());
+    assert!(stderr(&s).contains("cannot be decoded"), "{}", stderr(&s));
+}
+
+#[test]
+fn the_copy_at_the_end_completes_the_dictionary_for_extract() {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    alike(&src, 60);
+    let archive = t.path().join("a.xtar");
+    assert!(compress(&src, &archive, Z).status.success());
+    let mut bytes = std::fs::read(&archive).expect("read");
+    // The same piece lost in the three copies a stream reads before the
+    // first pack (the first, and the two among the packs).
+    let copies = dict_copies(&bytes);
+    for at in [copies[0], copies[2], copies[3]] {
+        bytes[at + 100] ^= 0xff;
+    }
     std::fs::write(&archive, &bytes).expect("write");
     // A file: extract reads the copy at the end, and says so.
     let dest = t.path().join("dest");
     let x = run(&[os("extract"), archive.as_os_str(), dest.as_os_str()]);
     assert!(x.status.success(), "{}", stderr(&x));
-    let err = stderr(&x);
-    assert!(
-        err.contains("zstd dictionary is damaged") && err.contains("copy of the zstd dictionary at the end"),
-        "{err}"
-    );
+    assert!(stderr(&x).contains("copy of the zstd dictionary at the end"), "{}", stderr(&x));
     assert_same_tree(&src, &dest);
     // A stream cannot be read at its end: every file is refused, clearly,
     // and none is written.

@@ -88,7 +88,7 @@ fn piece_end(text: &[u8]) -> usize {
 }
 
 /// A gzip member holding `data` in stored deflate blocks.
-fn stored_member(data: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn stored_member(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[0, 0, 0, 0, 0, 255]);
     let mut chunks = data.chunks(0xffff).peekable();

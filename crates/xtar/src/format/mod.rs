@@ -18,10 +18,27 @@ pub const SEALED_VERSION: u32 = 4;
 /// (§A11): readers of versions 3 and 4 refuse it, rather than restore
 /// files as their frames.
 pub const ZSTD_VERSION: u32 = 5;
-/// Version 5: the dictionary, after the header.
-pub const ZSTD_DICT_NAME: &[u8] = b".xtar-zstd.dict";
-/// Version 5: the dictionary's copy, after the tree tar's copy.
-pub const ZSTD_DICT_END_NAME: &[u8] = b".xtar-zstd.2.dict";
+/// Version 5: the first copy of the dictionary, after the header.
+pub const ZSTD_DICT_NAME: &[u8] = b".xtar-zstd.dict.gz";
+/// Version 5: its second copy, after the tree tar's copy.
+pub const ZSTD_DICT_END_NAME: &[u8] = b".xtar-zstd.2.dict.gz";
+/// Version 5: copy `k` of the dictionary (1: the first, 2: at the end,
+/// 3 and 4: among the packs).
+pub fn zstd_dict_name(k: u32) -> Vec<u8> {
+    if k <= 1 {
+        ZSTD_DICT_NAME.to_vec()
+    } else {
+        format!(".xtar-zstd.{k}.dict.gz").into_bytes()
+    }
+}
+/// Version 5: whether `name` is a copy of the dictionary.
+pub fn is_zstd_dict_name(name: &[u8]) -> bool {
+    name == ZSTD_DICT_NAME
+        || name
+            .strip_prefix(b".xtar-zstd.")
+            .and_then(|r| r.strip_suffix(b".dict.gz"))
+            .is_some_and(|k| !k.is_empty() && k.len() <= 3 && k.iter().all(u8::is_ascii_digit))
+}
 /// Version 5: the header line that names the dictionary.
 pub const ZSTD_DICT_LINE: &[u8] = b"#zstd-dict ";
 /// Version 5: the header line for `dict` (empty: `-`, none).

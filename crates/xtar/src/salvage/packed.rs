@@ -597,11 +597,12 @@ fn run(st: &mut State<'_, '_>, archive: &Path, header: &[u8], obs: &dyn Observer
 }
 
 /// Version 5 (a `#zstd-dict` line in the header, or, the header lost, a
-/// copy of the dictionary found): decodes entries with the copy whose
-/// SHA-256 the header gives, or, without the header, with a copy both ends
-/// agree on, else the first that zstd takes for a dictionary.
+/// copy of the dictionary found): the dictionary put together piece by
+/// piece from the intact pieces of every copy found (§A11), taken when it
+/// is the one the header names, or, without the header, when zstd reads
+/// it as a dictionary.
 fn choose_dictionary(st: &mut State<'_, '_>, header: &[u8], dicts: Vec<(u64, Vec<u8>)>, obs: &dyn Observer) {
-    use crate::codec::ZstdDecoder;
+    use crate::codec::{DictPieces, ZstdDecoder};
     use crate::extract::Frames;
     use std::sync::Arc;
     let named = format::zstd_dict_of(header);
@@ -609,25 +610,29 @@ fn choose_dictionary(st: &mut State<'_, '_>, header: &[u8], dicts: Vec<(u64, Vec
         return;
     }
     st.zstd = true;
+    let mut pieces = DictPieces::default();
+    for (_, d) in &dicts {
+        pieces.merge(d);
+    }
     let sum =
         |d: &[u8]| -> [u8; 32] { sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(d)).into() };
-    let chosen: Option<&[u8]> = match named {
-        Some(None) => Some(&[]),
-        Some(Some(want)) => dicts.iter().find(|(_, d)| sum(d) == want).map(|(_, d)| &d[..]),
-        None => {
-            let agreed = dicts.iter().find(|(a, d)| dicts.iter().any(|(b, e)| a != b && d == e));
-            let valid =
-                || dicts.iter().find(|(_, d)| d.is_empty() || zstd::zstd_safe::get_dict_id_from_dict(d).is_some());
-            agreed.or_else(valid).map(|(_, d)| &d[..])
-        }
+    let chosen: Option<Vec<u8>> = match named {
+        Some(None) => Some(Vec::new()),
+        Some(Some(want)) => pieces.whole().filter(|d| sum(d) == want),
+        None if dicts.iter().all(|(_, d)| d.is_empty()) => Some(Vec::new()),
+        None => pieces.whole().filter(|d| zstd::zstd_safe::get_dict_id_from_dict(d).is_some()),
     };
     st.engine.frames = match chosen {
-        Some(d) => Frames::Zstd(Arc::new(ZstdDecoder::new(d))),
+        Some(d) => Frames::Zstd(Arc::new(ZstdDecoder::new(&d))),
         None => {
             let e = Error::Damaged {
                 path: st.archive.to_path_buf(),
                 offset: dicts.first().map_or(0, |d| d.0),
-                message: "no intact copy of the zstd dictionary: its files cannot be decoded".into(),
+                message: format!(
+                    "no copy of the zstd dictionary has every piece intact, nor do the {} copies found together: \
+                     its files cannot be decoded",
+                    dicts.len()
+                ),
             };
             obs.warning(&e);
             Frames::NoDictionary

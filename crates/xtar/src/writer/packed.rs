@@ -375,8 +375,10 @@ impl PackedWriter {
             header.push(b'\n');
         }
         // Version 5: the dictionary's SHA-256 (`-`: none), and the
-        // dictionary itself after the header and again at the end (§A11).
+        // dictionary itself in four copies: after the header, among the
+        // packs twice, and at the end (§A11).
         let dict = self.zstd.as_ref().map(|z| z.dict().to_vec()).unwrap_or_default();
+        let dict_copy = codec::dict_copy(&dict);
         if self.zstd.is_some() {
             header.extend_from_slice(&format::zstd_dict_line(&dict));
             header.push(b'\n');
@@ -385,7 +387,7 @@ impl PackedWriter {
         // Written even when empty (no dictionary): its name tells a reader
         // whose header was lost that entries are zstd frames.
         if self.zstd.is_some() {
-            self.out.member(format::ZSTD_DICT_NAME, &dict, mtime, 0o644)?;
+            self.out.member(format::ZSTD_DICT_NAME, &dict_copy, mtime, 0o644)?;
         }
         if let Some(key) = &self.seal {
             let h = key.header().to_vec();
@@ -453,7 +455,14 @@ impl PackedWriter {
         if self.seal.is_some() {
             starts = self.write_sealed_packs(&packs, &files, &spill, mtime)?;
         } else {
+            // Version 5: copies 3 and 4 of the dictionary before the
+            // packs a third and two thirds of the way.
+            let n = packs.len() as u32;
+            let among = if dict.is_empty() { [0, 0] } else { [n / 3 + 1, 2 * n / 3 + 1] };
             for &(k, start, end) in &packs {
+                for (_, copy) in among.iter().zip(3u32..).filter(|(at, _)| **at == k) {
+                    self.out.member(&format::zstd_dict_name(copy), &dict_copy, mtime, 0o644)?;
+                }
                 starts.push(self.out.pos);
                 self.write_pack(k, &files[start..end], &spill, mtime)?;
             }
@@ -485,7 +494,7 @@ impl PackedWriter {
             self.out.member(end_name, bytes, mtime, 0o644)?;
         }
         if self.zstd.is_some() {
-            self.out.member(format::ZSTD_DICT_END_NAME, &dict, mtime, 0o644)?;
+            self.out.member(format::ZSTD_DICT_END_NAME, &dict_copy, mtime, 0o644)?;
         }
         self.write_age(mtime)?;
         // The tail guard: the last GUARD bytes hold no pack, so that losing
