@@ -71,11 +71,22 @@ for z in "$stage"/.xtar-pack.*.zip; do
     [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
 done
 want=$(sed -n 's/^#zstd-dict //p' "$stage/.xtar-header" 2>/dev/null)
-dict=
-for d in "$stage"/.xtar-zstd.*dict.gz; do
-    gzip -dc "$d" > "$stage/dict" 2>/dev/null && [ -s "$stage/dict" ] || continue
-    if [ -z "$want" ] || [ "$(sha256sum < "$stage/dict" | cut -c1-64)" = "$want" ]; then dict=$stage/dict; break; fi
+: > "$stage/dict"
+i=0
+while :; do
+    got=
+    for d in "$stage"/.xtar-zstd.*dict.gz; do
+        dd if="$d" bs=1047 skip=$i count=1 2>/dev/null | gzip -dc > "$stage/piece" 2>/dev/null && got=1 && break
+    done
+    [ -n "$got" ] || break
+    cat "$stage/piece" >> "$stage/dict"
+    [ "$(wc -c < "$stage/piece")" -eq 1024 ] || break
+    i=$((i + 1))
 done
+dict=
+if [ -s "$stage/dict" ] && { [ -z "$want" ] || [ "$(sha256sum < "$stage/dict" | cut -c1-64)" = "$want" ]; }; then
+    dict=$stage/dict
+fi
 zstd -q -d -r --rm ${dict:+-D "$dict"} "$out" 2>/dev/null
 tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out" 2>/dev/null
 rm -rf "$stage"
