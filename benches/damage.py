@@ -87,7 +87,10 @@ dict=
 if [ -s "$stage/dict" ] && { [ -z "$want" ] || [ "$(sha256sum < "$stage/dict" | cut -c1-64)" = "$want" ]; }; then
     dict=$stage/dict
 fi
-zstd -q -d -r --rm ${dict:+-D "$dict"} "$out" 2>/dev/null
+find "$out" -type f -name '*.zst' -print0 > "$stage/frames"
+if [ -n "$dict" ]; then set -- -D "$dict"; else set --; fi
+xargs -0 -n 256 zstd -q -d --rm "$@" < "$stage/frames" 2>/dev/null
+D=$dict xargs -0 -n 1 sh -c '[ -f "$1" ] || exit 0; zstd -q -d --rm ${D:+-D "$D"} "$1"' sh < "$stage/frames" 2>/dev/null
 tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out" 2>/dev/null
 rm -rf "$stage"
 exit 0
