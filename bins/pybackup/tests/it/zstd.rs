@@ -63,6 +63,31 @@ fn alike(src: &Path, n: usize) {
     }
 }
 
+/// Asserts that every regular file of `src` (but those in `except`, and
+/// with `data_only` empty files and hard-linked ones, which the tree tar
+/// holds) is in `out` with the same content; `who` names the reader.
+fn files_back(src: &Path, out: &Path, except: &[&[u8]], data_only: bool, who: &str) {
+    let got = snapshot(out, false);
+    for (path, node) in snapshot(src, false) {
+        let wanted = node.kind == "file" && (!data_only || (!node.content.is_empty() && node.link_group.is_none()));
+        if wanted && !except.contains(&&path[..]) {
+            let g = got.get(&path).map(|g| &g.content);
+            assert_eq!(g, Some(&node.content), "{who}: `{}`", String::from_utf8_lossy(&path));
+        }
+    }
+}
+
+/// A scratch directory, a tree of 60 alike files in it, and its version 5
+/// archive.
+fn alike_archive() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    alike(&src, 60);
+    let archive = t.path().join("a.xtar");
+    assert!(compress(&src, &archive, Z).status.success());
+    (t, src, archive)
+}
+
 fn members(archive: &Path) -> Vec<String> {
     let out = Command::new("tar").arg("-tf").arg(archive).output().expect("tar");
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
@@ -161,39 +186,22 @@ fn salvage_and_the_recipe_survive_head_and_tail_damage() {
     alike(&src, 60);
     let archive = t.path().join("a.xtar");
     assert!(compress(&src, &archive, Z).status.success());
-    let source = snapshot(&src, false);
     for (name, damaged) in damaged_ends(&archive, t.path()) {
         // The head holds the header and the first copy of the dictionary,
         // the tail the second: either end lost, every file comes back.
         let out = t.path().join(format!("{name}-salvaged"));
         let s = run(&[os("salvage"), damaged.as_os_str(), out.as_os_str()]);
-        let got = snapshot(&out, false);
-        for (path, node) in &source {
-            if node.kind == "file" {
-                let g = got.get(path).map(|g| &g.content);
-                assert_eq!(g, Some(&node.content), "salvage, {name}: `{}`", String::from_utf8_lossy(path));
-            }
-        }
+        files_back(&src, &out, &[], false, &format!("salvage, {name}"));
         assert!(!stderr(&s).contains("cannot be decoded"), "{}", stderr(&s));
         let out = t.path().join(format!("{name}-stock"));
         let _ = Command::new("sh").arg("-c").arg(RECIPE).arg("sh").arg(&damaged).arg(&out).output().expect("sh");
-        let got = snapshot(&out, false);
-        for (path, node) in &source {
-            if node.kind == "file" && !node.content.is_empty() && node.link_group.is_none() {
-                let g = got.get(path).map(|g| &g.content);
-                assert_eq!(g, Some(&node.content), "stock, {name}: `{}`", String::from_utf8_lossy(path));
-            }
-        }
+        files_back(&src, &out, &[], true, &format!("stock, {name}"));
     }
 }
 
 #[test]
 fn a_damaged_frame_costs_its_file_only() {
-    let t = tempfile::tempdir().expect("tmp");
-    let src = t.path().join("src");
-    alike(&src, 60);
-    let archive = t.path().join("a.xtar");
-    assert!(compress(&src, &archive, Z).status.success());
+    let (t, src, archive) = alike_archive();
     let mut bytes = std::fs::read(&archive).expect("read");
     // The data of three entries, found by their names in their local
     // headers: their first bytes, zstd's magic number, so that `zstd`
@@ -215,20 +223,11 @@ fn a_damaged_frame_costs_its_file_only() {
         assert!(stderr(&x).contains(&*String::from_utf8_lossy(path)), "{}", stderr(&x));
         assert!(!got.contains_key(path), "a damaged file must not be written under its name");
     }
-    for (path, node) in snapshot(&src, false) {
-        if node.kind == "file" && !damaged.contains(&&path[..]) {
-            assert_eq!(got.get(&path).map(|g| &g.content), Some(&node.content), "{}", String::from_utf8_lossy(&path));
-        }
-    }
+    files_back(&src, &dest, &damaged, false, "extract");
     // The stock recipe gives back every other file too.
     let stock = t.path().join("stock");
     let _ = Command::new("sh").arg("-c").arg(RECIPE).arg("sh").arg(&archive).arg(&stock).output().expect("sh");
-    let got = snapshot(&stock, false);
-    for (path, node) in snapshot(&src, false) {
-        if node.kind == "file" && !damaged.contains(&&path[..]) {
-            assert_eq!(got.get(&path).map(|g| &g.content), Some(&node.content), "{}", String::from_utf8_lossy(&path));
-        }
-    }
+    files_back(&src, &stock, &damaged, false, "stock");
 }
 
 #[test]
@@ -276,11 +275,7 @@ const STRIDE: usize = 1024 + 23;
 
 #[test]
 fn damage_to_every_copy_of_the_dictionary_in_other_pieces_costs_nothing() {
-    let t = tempfile::tempdir().expect("tmp");
-    let src = t.path().join("src");
-    alike(&src, 60);
-    let archive = t.path().join("a.xtar");
-    assert!(compress(&src, &archive, Z).status.success());
+    let (t, src, archive) = alike_archive();
     let mut bytes = std::fs::read(&archive).expect("read");
     // Copy i loses piece i: no copy is whole, the pieces together are.
     for (i, at) in dict_copies(&bytes).into_iter().enumerate() {
@@ -299,10 +294,7 @@ fn damage_to_every_copy_of_the_dictionary_in_other_pieces_costs_nothing() {
     // The stock recipe puts the pieces together too.
     let stock = t.path().join("stock");
     run_recipe("sh", RECIPE, &archive, &stock);
-    let got = snapshot(&stock, false);
-    for (path, node) in snapshot(&src, false) {
-        assert_eq!(got.get(&path).map(|g| &g.content), Some(&node.content), "{}", String::from_utf8_lossy(&path));
-    }
+    files_back(&src, &stock, &[], false, "stock");
     // The same piece lost in every copy: nothing decodes, and both say so.
     for at in dict_copies(&bytes) {
         bytes[at + 2 * STRIDE + 10] ^= 0xff;
@@ -316,11 +308,7 @@ fn damage_to_every_copy_of_the_dictionary_in_other_pieces_costs_nothing() {
 
 #[test]
 fn the_copy_at_the_end_completes_the_dictionary_for_extract() {
-    let t = tempfile::tempdir().expect("tmp");
-    let src = t.path().join("src");
-    alike(&src, 60);
-    let archive = t.path().join("a.xtar");
-    assert!(compress(&src, &archive, Z).status.success());
+    let (t, src, archive) = alike_archive();
     let mut bytes = std::fs::read(&archive).expect("read");
     // The same piece lost in the three copies a stream reads before the
     // first pack (the first, and the two among the packs).
