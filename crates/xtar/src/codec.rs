@@ -201,7 +201,7 @@ pub fn train(samples: &[Vec<u8>]) -> Option<Vec<u8>> {
         return None;
     }
     // zstd advises about 100 times the dictionary's size in samples.
-    let cap = DICT_MAX.min(usize::try_from(total / 16).unwrap_or(DICT_MAX)).max(1024);
+    let cap = DICT_MAX.min(usize::try_from(total / 16).unwrap_or(DICT_MAX));
     zstd::dict::from_samples(samples, cap).ok().filter(|d| d.len() >= 256)
 }
 

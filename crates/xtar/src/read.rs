@@ -247,10 +247,7 @@ impl Scanner {
         if matches!(self.frames, Frames::Zstd(_)) {
             return;
         }
-        let named = |d: &[u8]| {
-            use sha2::Digest;
-            self.dict_sum == Some(<[u8; 32]>::from(sha2::Sha256::digest(d)))
-        };
+        let named = |d: &[u8]| self.dict_sum == Some(crate::format::zstd_dict_sum(d));
         let mut alone = crate::codec::DictPieces::default();
         alone.merge(data);
         if !alone.whole().is_some_and(|d| named(&d)) {

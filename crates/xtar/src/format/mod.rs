@@ -41,10 +41,14 @@ pub fn is_zstd_dict_name(name: &[u8]) -> bool {
 }
 /// Version 5: the header line that names the dictionary.
 pub const ZSTD_DICT_LINE: &[u8] = b"#zstd-dict ";
+/// Version 5: the SHA-256 of a dictionary, as the header names it.
+pub fn zstd_dict_sum(dict: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(dict).into()
+}
 /// Version 5: the header line for `dict` (empty: `-`, none).
 pub fn zstd_dict_line(dict: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    let sum = if dict.is_empty() { "-".to_string() } else { hex(&sha2::Sha256::digest(dict)) };
+    let sum = if dict.is_empty() { "-".to_string() } else { hex::encode(zstd_dict_sum(dict)) };
     [ZSTD_DICT_LINE, sum.as_bytes()].concat()
 }
 /// Version 5: what the header says of the dictionary: `Some(None)` for no
@@ -54,18 +58,9 @@ pub fn zstd_dict_of(header: &[u8]) -> Option<Option<[u8; 32]>> {
     if v == b"-" {
         return Some(None);
     }
-    let s = std::str::from_utf8(v).ok()?;
-    if s.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(v, &mut out).ok()?;
     Some(Some(out))
-}
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 /// The version of the nested layout (one container per directory), which
 /// [`crate::ArchiveWriter`] writes: volume sets and backup sets use it.

@@ -70,8 +70,6 @@ struct State<'a, 'e> {
     kept: std::collections::HashMap<Vec<u8>, (u64, u64)>,
     /// An encrypted archive: its key and the paths of its entries.
     unseal: Option<Unseal>,
-    /// Version 5: entries are `PATH.zst`, zstd frames.
-    zstd: bool,
 }
 
 impl State<'_, '_> {
@@ -79,7 +77,8 @@ impl State<'_, '_> {
     /// the name without `.zst` (`None` when it has no such suffix: not an
     /// entry of the archive's).
     fn file_path(&self, name: &[u8]) -> Option<Vec<u8>> {
-        if self.zstd {
+        // Version 5 (its entries are frames) once the dictionary was sought.
+        if !matches!(self.engine.frames, crate::extract::Frames::None) {
             name.strip_suffix(crate::codec::ZIP_SUFFIX).map(<[u8]>::to_vec)
         } else {
             Some(name.to_vec())
@@ -421,7 +420,6 @@ pub(super) fn salvage_packed(
         found_by_signature: 0,
         kept: Default::default(),
         unseal,
-        zstd: false,
     };
     let r = run(&mut st, archive, header, obs);
     let (found_by_signature, packs, kept) = (st.found_by_signature, std::mem::take(&mut st.packs), st.kept.clone());
@@ -609,16 +607,13 @@ fn choose_dictionary(st: &mut State<'_, '_>, header: &[u8], dicts: Vec<(u64, Vec
     if named.is_none() && (dicts.is_empty() || !header.is_empty()) {
         return;
     }
-    st.zstd = true;
     let mut pieces = DictPieces::default();
     for (_, d) in &dicts {
         pieces.merge(d);
     }
-    let sum =
-        |d: &[u8]| -> [u8; 32] { sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(d)).into() };
     let chosen: Option<Vec<u8>> = match named {
         Some(None) => Some(Vec::new()),
-        Some(Some(want)) => pieces.whole().filter(|d| sum(d) == want),
+        Some(Some(want)) => pieces.whole().filter(|d| format::zstd_dict_sum(d) == want),
         None if dicts.iter().all(|(_, d)| d.is_empty()) => Some(Vec::new()),
         None => pieces.whole().filter(|d| zstd::zstd_safe::get_dict_id_from_dict(d).is_some()),
     };
