@@ -458,8 +458,9 @@ pub struct BackupArgs {
     /// Compare file content (SHA-256) instead of size, times and inode.
     #[arg(long)]
     pub checksum: bool,
-    /// Write a checkpoint archive after about this much input, so that an
-    /// interrupted run loses at most that much work [default: 1GiB].
+    /// Write a checkpoint archive after about this much input (or 100,000
+    /// files), so that an interrupted run loses at most that much work
+    /// [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub checkpoint: Option<u64>,
     /// Print the summary as one JSON object.

@@ -1,6 +1,8 @@
 //! `backup`: a new snapshot, storing only what is new or changed.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,7 +10,10 @@ use manifest::{Entry, Kind, Timestamp};
 use rayon::prelude::*;
 use sha2::Digest;
 
-use crate::record::{diff_lines, Line, Location, Record, Stat, Stats, Status, RECORD_NAME};
+use crate::listing::{Items, Merge, Source};
+use crate::record::{
+    end_line, write_line, write_removal, Item, Line, Location, Record, Stat, Stats, Status, RECORD_NAME,
+};
 use crate::repository::Repo;
 use crate::sealed::{ARCHIVE_KEYRING, SEALED_RECORD};
 use crate::Result;
@@ -23,6 +28,9 @@ pub struct BackupOptions {
     /// Input bytes stored per archive before a checkpoint: a run killed
     /// part-way loses at most about this much work.
     pub checkpoint_bytes: u64,
+    /// Files hashed and stored together at most (a checkpoint archive
+    /// each, but the last): what a run holds in memory.
+    pub batch_files: usize,
     /// The machine name recorded (default: this machine's host name).
     pub host: Option<Vec<u8>>,
     /// The snapshot to compare with (default: the newest of the same host
@@ -40,6 +48,7 @@ impl Default for BackupOptions {
             compress: xtar::CompressOptions::default(),
             checksum: false,
             checkpoint_bytes: 1 << 30,
+            batch_files: BATCH_FILES,
             host: None,
             parent: None,
             keys: xtar::Keys::default(),
@@ -105,15 +114,24 @@ pub struct BackupReport {
     pub warnings: u64,
 }
 
+/// Where content is stored: archive, member, offset.
+type Stored = (String, Vec<u8>, u64);
+
 /// What earlier runs left: the newest complete snapshot of the same host
-/// and source (the parent, with its whole listing), and the checkpoints
-/// that interrupted runs of that host and source wrote after it.
+/// and source (the parent, as its chain of records, read line by line
+/// when needed: a whole listing of a million files is never held), and
+/// the checkpoints that interrupted runs of that host and source wrote
+/// after it.
 struct Earlier {
-    parent: Option<Record>,
+    /// The parent's chain of records, newest first.
+    parent: Option<Vec<Source>>,
     /// The bytes of the parent's chain of records: those with a base, then
     /// the one that lists the whole tree.
     chain_bytes: (Vec<u64>, u64),
     pending: Vec<Arc<Record>>,
+    /// The archives in the repository: content in one that is gone is not
+    /// known (the parent may be listed from its copy) and is stored again.
+    present: HashSet<String>,
 }
 
 impl Earlier {
@@ -126,97 +144,81 @@ impl Earlier {
         };
         let mut found = None;
         let mut pending = Vec::new();
-        // Headers only: the lines of a whole-tree record are parsed once,
-        // below, when the listing is put together.
         for name in repo.names()?.into_iter().rev() {
-            match repo.record_header(&name) {
-                Ok(r) if r.status == Status::Complete && wanted.as_ref().map_or(same(&r), |w| *w == name) => {
-                    found = Some(name);
+            let Ok(rec) = Source::open(repo, &name) else { continue };
+            match rec.header.status {
+                Status::Complete if wanted.as_ref().map_or(same(&rec.header), |w| *w == name) => {
+                    found = Some(rec);
                     break;
                 }
-                Ok(r) if r.status == Status::Partial && same(&r) => pending.push(repo.record(&name)?),
+                Status::Partial if same(&rec.header) => pending.push(repo.record(&name)?),
                 _ => {}
             }
         }
         pending.reverse();
+        let present: HashSet<String> = repo.archives()?.into_iter().collect();
         let (parent, chain_bytes) = match found {
             None => (None, (Vec::new(), 0)),
-            Some(name) => {
-                let chain = repo.chain(&name)?;
-                let mut sizes: Vec<u64> =
-                    chain.iter().map(|r| repo.raw(&r.name).map(|t| t.len() as u64)).collect::<Result<_>>()?;
+            Some(own) => {
+                let chain = crate::listing::chain(repo, own)?;
+                let mut sizes: Vec<u64> = chain.iter().map(|r| r.len).collect();
                 let base = sizes.pop().unwrap_or(0);
-                let mut parent = repo.snapshot(&name)?;
-                // Content in an archive that is gone is not known: it is
-                // stored again (the parent may be listed from its copy).
-                let present: HashSet<String> = repo.archives()?.into_iter().collect();
-                for l in &mut parent.lines {
-                    if l.loc.as_ref().is_some_and(|loc| !present.contains(&loc.archive)) {
-                        l.loc = None;
-                    }
-                }
-                (Some(parent), (sizes, base))
+                (Some(chain), (sizes, base))
             }
         };
-        // The records' texts are not needed any more (a whole-tree record
-        // of a million files is over 200 MB).
         repo.clear_cache();
-        Ok(Earlier { parent, chain_bytes, pending })
+        Ok(Earlier { parent, chain_bytes, pending, present })
     }
 
     fn pending_names(&self) -> HashSet<String> {
         self.pending.iter().map(|r| r.name.clone()).collect()
     }
 
-    /// Content by SHA-256: (archive, member name, offset).
-    fn by_sha(&self) -> HashMap<[u8; 32], (&str, &[u8], u64)> {
+    fn parent_name(&self) -> Option<String> {
+        self.parent.as_ref().and_then(|c| c.first()).map(|r| r.header.name.clone())
+    }
+
+    /// The parent's whole listing (none without a parent), with `more`
+    /// applied after it.
+    fn listing(&self, more: Vec<Items>) -> Result<Merge> {
+        Merge::new(self.parent.as_deref().unwrap_or(&[]), more)
+    }
+
+    /// Where the content of each SHA-256 of `wanted` is stored, as the
+    /// parent and the checkpoints list it: (archive, member, offset).
+    fn stored(&self, wanted: &HashSet<[u8; 32]>) -> Result<HashMap<[u8; 32], Stored>> {
         let mut by_sha = HashMap::new();
-        for rec in self.parent.iter().chain(self.pending.iter().map(|r| &**r)) {
-            for l in &rec.lines {
-                if let (Some(loc), Some(sha), Some(member)) = (&l.loc, l.entry.sha256, l.member_name()) {
-                    by_sha.insert(sha, (loc.archive.as_str(), member, loc.offset));
+        if wanted.is_empty() {
+            return Ok(by_sha);
+        }
+        let mut take = |l: &Line| {
+            if let (Some(loc), Some(sha), Some(member)) = (&l.loc, l.entry.sha256, l.member_name()) {
+                if wanted.contains(&sha) && self.present.contains(&loc.archive) {
+                    by_sha.insert(sha, (loc.archive.clone(), member.to_vec(), loc.offset));
                 }
             }
-        }
-        by_sha
-    }
-}
-
-/// Looks up what earlier runs recorded of a path: the checkpoints' lines
-/// by path (usually none), the parent's by walking them alongside the
-/// tree, both in canonical order.
-struct Known<'r> {
-    pending: HashMap<&'r [u8], &'r Line>,
-    parent: &'r [Line],
-    cursor: usize,
-}
-
-impl<'r> Known<'r> {
-    fn new(earlier: &'r Earlier) -> Known<'r> {
-        let mut pending: HashMap<&[u8], &Line> = HashMap::new();
-        for rec in &earlier.pending {
-            for l in &rec.lines {
-                pending.insert(&l.entry.path, l);
+        };
+        if self.parent.is_some() {
+            let mut listing = self.listing(Vec::new())?;
+            while let Some(l) = listing.next_line()? {
+                take(&l);
             }
         }
-        Known { pending, parent: earlier.parent.as_ref().map_or(&[], |p| &p.lines[..]), cursor: 0 }
-    }
-
-    /// The line of `path`; paths must be asked in canonical order.
-    fn get(&mut self, path: &[u8]) -> Option<&'r Line> {
-        if let Some(l) = self.pending.get(path) {
-            return Some(*l);
+        for rec in &self.pending {
+            rec.lines.iter().for_each(&mut take);
         }
-        while self.cursor < self.parent.len()
-            && manifest::cmp_canonical(&self.parent[self.cursor].entry.path, path) == std::cmp::Ordering::Less
-        {
-            self.cursor += 1;
-        }
-        self.parent.get(self.cursor).filter(|l| l.entry.path == path)
+        Ok(by_sha)
     }
 }
 
 /// Backs up `src` into the repository at `repo` (created if needed).
+///
+/// The tree is walked in canonical order alongside the parent's listing,
+/// read line by line; files whose content is not known are hashed and
+/// stored in batches as the walk goes (a checkpoint archive each, but the
+/// last); what differs from the parent goes to a temporary file, from
+/// which the snapshot's record is written at the end. Memory therefore
+/// holds one batch, not the tree.
 pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Observer) -> Result<BackupReport> {
     let mut repo = Repo::init_keyed(repo, &opts.keys)?;
     let _lock = repo.lock()?;
@@ -236,110 +238,250 @@ pub fn backup(src: &Path, repo: &Path, opts: &BackupOptions, obs: &dyn xtar::Obs
     let src_canon = src.canonicalize().map_err(crate::io_err(src))?;
     let src_root = src_canon.as_os_str().as_encoded_bytes().to_vec();
     let host = opts.host.clone().unwrap_or_else(host_name);
-    let (earlier, walked, walk_warnings) =
-        read_earlier_while_walking(&repo, src, (&host, &src_root, opts.parent.as_deref()), &copts, obs)?;
-    let walked = without_repository(&repo, &src_canon, walked)?;
+    let inside = repository_inside(&repo, &src_canon)?;
+    let earlier = Earlier::read(&repo, &host, &src_root, opts.parent.as_deref())?;
+    let mut pending: HashMap<&[u8], &Line> = HashMap::new();
+    for rec in &earlier.pending {
+        for l in &rec.lines {
+            pending.insert(&l.entry.path, l);
+        }
+    }
+    let mut listing = earlier.listing(Vec::new())?;
+    let head = listing.next_line()?;
+    let pending_names = earlier.pending_names();
     let mut run = Run {
         repo: &repo,
         src,
         src_root,
         host,
-        copts,
+        copts: &copts,
         opts,
         obs,
-        report: BackupReport { warnings: walk_warnings, copies_written, ..Default::default() },
-        walked,
-        earlier,
-        lines: Vec::new(),
+        report: BackupReport { copies_written, parent: earlier.parent_name(), ..Default::default() },
+        earlier: &earlier,
+        pending,
+        inside,
+        listing,
+        head,
+        first_of: HashMap::new(),
+        walked: 0,
+        dirs: Vec::new(),
+        batch: Vec::new(),
+        batch_bytes: 0,
+        spill: Spill::new()?,
+        results: Spill::new()?,
+        buf: Vec::new(),
+        same: Stats::default(),
+        dropped: HashSet::new(),
+        run_names: pending_names.clone(),
+        pending_names,
     };
-    run.report.parent = run.earlier.parent.as_ref().map(|p| p.name.clone());
-    let candidates = run.classify();
-    let to_store = run.hash(&candidates);
-    run.store(&to_store)?;
+    let mut failure: Option<crate::Error> = None;
+    let mut walk_errors = Vec::new();
+    walk::walk(
+        src,
+        &copts.walk,
+        |e| {
+            if failure.is_none() {
+                failure = run.visit(e).err();
+            }
+        },
+        |e| walk_errors.push(e),
+    )
+    .map_err(|e| crate::Error::Xtar(xtar::Error::Walk(e)))?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    run.report.warnings += walk_errors.len() as u64;
+    for e in walk_errors {
+        obs.warning(&xtar::Error::Walk(e));
+    }
+    // What the parent lists after the last path walked is gone.
+    run.seek(None)?;
+    run.flush(true)?;
     repo.set_latest(Some(&run.report.name))?;
     Ok(run.report)
 }
 
-/// Reads what earlier archives hold while the tree is walked.
-fn read_earlier_while_walking(
-    repo: &Repo,
-    src: &Path,
-    (host, root, parent): (&[u8], &[u8], Option<&str>),
-    copts: &xtar::CompressOptions,
-    obs: &dyn xtar::Observer,
-) -> Result<(Earlier, Vec<walk::Entry>, u64)> {
-    let (earlier, walked) = std::thread::scope(|scope| {
-        let earlier = scope.spawn(|| Earlier::read(repo, host, root, parent));
-        let walked = xtar::walk_source(src, copts, obs);
-        let earlier = earlier.join().unwrap_or(Err(crate::Error::WorkerPanicked { task: "reading records" }));
-        (earlier, walked)
-    });
-    let (walked, warnings) = walked?;
-    Ok((earlier?, walked, warnings))
-}
-
-/// Never backs up the repository into itself: it is left out of the walk
-/// when it is inside the source, and refused when it is the source.
-fn without_repository(repo: &Repo, src_canon: &Path, walked: Vec<walk::Entry>) -> Result<Vec<walk::Entry>> {
+/// Never backs up the repository into itself: where it is inside the
+/// source (its path there, left out of the walk); refused when it is the
+/// source.
+fn repository_inside(repo: &Repo, src_canon: &Path) -> Result<Option<Vec<u8>>> {
     let repo_canon = repo.root().canonicalize().ok();
     match repo_canon.as_deref().and_then(|r| r.strip_prefix(src_canon).ok()) {
         Some(rel) if !rel.as_os_str().is_empty() => {
             use std::os::unix::ffi::OsStrExt;
-            let rel = rel.as_os_str().as_bytes();
-            Ok(walked.into_iter().filter(|e| !manifest::is_within(&e.path, rel)).collect())
+            Ok(Some(rel.as_os_str().as_bytes().to_vec()))
         }
         Some(_) => Err(crate::Error::SourceIsRepo { path: repo.root().to_path_buf() }),
-        None => Ok(walked),
+        None => Ok(None),
     }
 }
 
-/// One backup run, stage by stage: classify the walked entries, hash the
-/// candidates, store what is new.
+/// A spill item's flags: the parent lists the path...
+const IN_PARENT: u8 = 1;
+/// ...with the same line...
+const SAME_LINE: u8 = 2;
+/// ...or at least the same content (kind, SHA-256, link target).
+const SAME_CONTENT: u8 = 4;
+
+/// Files hashed and stored together, at most, by default: a checkpoint
+/// archive holds at most this many, so that memory holds one batch (a
+/// million files held at once took over a gigabyte), whatever their size.
+pub const BATCH_FILES: usize = 100_000;
+
+/// Whether two lines hold the same content (what `changed` counts).
+fn same_content(a: &Line, b: &Line) -> bool {
+    a.entry.kind == b.entry.kind && a.entry.sha256 == b.entry.sha256 && a.entry.target == b.entry.target
+}
+
+/// A file whose content is not known from an earlier run.
+struct Cand {
+    walk: walk::Entry,
+    /// Its new line: without content until hashed or stored; `None` when
+    /// it could not be read (left out).
+    line: Option<Line>,
+}
+
+impl Cand {
+    /// Its line, when it has content.
+    fn kept(&self) -> Option<&Line> {
+        self.line.as_ref().filter(|l| l.loc.is_some())
+    }
+}
+
+/// A temporary file of lines, written, then read from its start.
+struct Spill {
+    out: BufWriter<File>,
+}
+
+impl Spill {
+    fn new() -> Result<Spill> {
+        let f = tempfile::tempfile().map_err(crate::io_err(std::env::temp_dir()))?;
+        Ok(Spill { out: BufWriter::with_capacity(1 << 20, f) })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes).map_err(crate::io_err(std::env::temp_dir()))
+    }
+
+    /// A reader from its start (after which it is not written again).
+    fn reader(&mut self) -> Result<BufReader<&File>> {
+        let err = crate::io_err(std::env::temp_dir());
+        self.out.flush().map_err(crate::io_err(std::env::temp_dir()))?;
+        let f = self.out.get_mut();
+        f.seek(SeekFrom::Start(0)).map_err(err)?;
+        Ok(BufReader::with_capacity(1 << 20, self.out.get_ref()))
+    }
+}
+
+/// One backup run.
 struct Run<'a> {
     repo: &'a Repo,
     src: &'a Path,
     src_root: Vec<u8>,
     host: Vec<u8>,
-    copts: xtar::CompressOptions,
+    copts: &'a xtar::CompressOptions,
     opts: &'a BackupOptions,
     obs: &'a dyn xtar::Observer,
     report: BackupReport,
-    walked: Vec<walk::Entry>,
-    earlier: Earlier,
-    /// The new record's line of each walked entry (`None`: left out).
-    lines: Vec<Option<Line>>,
+    earlier: &'a Earlier,
+    /// The checkpoints' lines by path (usually none).
+    pending: HashMap<&'a [u8], &'a Line>,
+    /// Where the repository is inside the source (left out).
+    inside: Option<Vec<u8>>,
+    /// The parent's listing, and its line at the walk's place.
+    listing: Merge,
+    head: Option<Line>,
+    /// The first name of each file with several links.
+    first_of: HashMap<(u64, u64), Vec<u8>>,
+    walked: u64,
+    /// Every directory walked, in canonical order (an archive holds those
+    /// above the files it stores).
+    dirs: Vec<walk::Entry>,
+    /// Files whose content is not known, not yet hashed, and their bytes.
+    batch: Vec<Cand>,
+    batch_bytes: u64,
+    /// Every item of the new listing that is not the parent's line as it
+    /// stands, in canonical order, one a line: `R` and a removal line (a
+    /// path of the parent that is gone); `E`, the flags as a digit, and an
+    /// entry line; `C`, the flags as a digit and the parent's line (or
+    /// nothing): a file whose line is the next of `results`.
+    spill: Spill,
+    /// The new line of each `C` item, in order: `K` and the line, or `D`
+    /// and the escaped path of a file left out.
+    results: Spill,
+    buf: Vec<u8>,
+    /// Counts of the entries that are the parent's lines as they stand
+    /// (not in the spill).
+    same: Stats,
+    /// Files with several links left out (their other names go too).
+    dropped: HashSet<Vec<u8>>,
+    /// Archives whose content counts as stored by this run: the
+    /// checkpoints of earlier runs it resumes, and its own.
+    run_names: HashSet<String>,
+    pending_names: HashSet<String>,
 }
 
 impl Run<'_> {
-    /// Decides, for every file, whether its content is known (same size,
-    /// mtime, ctime and inode as an earlier run recorded); returns the
-    /// files to hash.
-    fn classify(&mut self) -> Vec<usize> {
-        let walked = &self.walked;
-        let mut known = Known::new(&self.earlier);
-        let mut lines: Vec<Option<Line>> = Vec::with_capacity(walked.len());
-        let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
-        let mut candidates: Vec<usize> = Vec::new();
-        let empty_sha: [u8; 32] = sha2::Sha256::digest(b"").into();
-        for (i, e) in walked.iter().enumerate() {
-            let mut entry = Entry::from_walk(e);
-            let stat = Some(Stat { ctime: Timestamp::new(e.meta.ctime, e.meta.ctime_nsec), ino: e.meta.ino });
-            match e.kind {
-                walk::Kind::File if e.meta.nlink > 1 && first_of.contains_key(&(e.meta.dev, e.meta.ino)) => {
-                    entry.kind = Kind::HardLink;
-                    entry.target = Some(walked[first_of[&(e.meta.dev, e.meta.ino)]].path.clone());
-                    lines.push(Some(Line { entry, loc: None, stat: None }));
+    /// Moves the parent's listing to `path` (to its end with `None`),
+    /// spilling a removal item for every path before it; returns the line
+    /// of `path`.
+    fn seek(&mut self, path: Option<&[u8]>) -> Result<Option<Line>> {
+        while let Some(h) = &self.head {
+            let ord = path.map_or(std::cmp::Ordering::Less, |p| manifest::cmp_canonical(&h.entry.path, p));
+            if ord.is_gt() {
+                break;
+            }
+            let line = self.head.take();
+            self.head = self.listing.next_line()?;
+            if ord.is_eq() {
+                return Ok(line);
+            }
+            if let Some(gone) = line {
+                self.buf.clear();
+                self.buf.push(b'R');
+                write_removal(&mut self.buf, &gone.entry.path);
+                self.spill.write(&self.buf)?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes one entry of the walk.
+    fn visit(&mut self, e: &walk::Entry) -> Result<()> {
+        if self.walked == 0 && e.kind != walk::Kind::Dir {
+            return Err(crate::Error::Xtar(xtar::Error::Read {
+                path: self.src.to_path_buf(),
+                source: std::io::Error::other("not a directory"),
+            }));
+        }
+        if self.inside.as_deref().is_some_and(|rel| manifest::is_within(&e.path, rel))
+            || (e.kind == walk::Kind::File && self.copts.skip_inodes.contains(&(e.meta.dev, e.meta.ino)))
+        {
+            return Ok(());
+        }
+        self.walked += 1;
+        let parent = self.seek(Some(&e.path))?;
+        let mut entry = Entry::from_walk(e);
+        let stat = Some(Stat { ctime: Timestamp::new(e.meta.ctime, e.meta.ctime_nsec), ino: e.meta.ino });
+        let line = match e.kind {
+            walk::Kind::File if e.meta.nlink > 1 && self.first_of.contains_key(&(e.meta.dev, e.meta.ino)) => {
+                entry.kind = Kind::HardLink;
+                entry.target = self.first_of.get(&(e.meta.dev, e.meta.ino)).cloned();
+                Line { entry, loc: None, stat: None }
+            }
+            walk::Kind::File => {
+                if e.meta.nlink > 1 {
+                    self.first_of.insert((e.meta.dev, e.meta.ino), e.path.clone());
                 }
-                walk::Kind::File => {
-                    if e.meta.nlink > 1 {
-                        first_of.insert((e.meta.dev, e.meta.ino), i);
-                    }
-                    if e.meta.size == 0 {
-                        entry.sha256 = Some(empty_sha);
-                        lines.push(Some(Line { entry, loc: None, stat }));
-                        continue;
-                    }
-                    let same = known.get(&e.path).filter(|k| {
+                if e.meta.size == 0 {
+                    entry.sha256 = Some(sha2::Sha256::digest(b"").into());
+                    Line { entry, loc: None, stat }
+                } else {
+                    let present = &self.earlier.present;
+                    let stored = |l: &&Line| l.loc.as_ref().is_some_and(|loc| present.contains(&loc.archive));
+                    let known = self.pending.get(&e.path[..]).copied().or(parent.as_ref().filter(stored)).filter(|k| {
                         !self.opts.checksum
                             && k.loc.is_some()
                             && k.entry.kind == Kind::File
@@ -347,162 +489,238 @@ impl Run<'_> {
                             && k.entry.mtime == entry.mtime
                             && k.stat == stat
                     });
-                    match same {
+                    match known {
                         Some(k) => {
                             entry.sha256 = k.entry.sha256;
-                            lines.push(Some(Line { entry, loc: k.loc.clone(), stat }));
+                            Line { entry, loc: k.loc.clone(), stat }
                         }
-                        None => {
-                            candidates.push(i);
-                            lines.push(Some(Line { entry, loc: None, stat }));
-                        }
+                        None => return self.candidate(e, parent, Line { entry, loc: None, stat }),
                     }
                 }
-                _ => lines.push(Some(Line { entry, loc: None, stat: None })),
+            }
+            walk::Kind::Dir => {
+                self.dirs.push(e.clone());
+                Line { entry, loc: None, stat: None }
+            }
+            _ => Line { entry, loc: None, stat: None },
+        };
+        let mut flags = 0;
+        if let Some(p) = &parent {
+            flags |= IN_PARENT;
+            if *p == line {
+                flags |= SAME_LINE;
+            }
+            if same_content(p, &line) {
+                flags |= SAME_CONTENT;
             }
         }
-        self.lines = lines;
-        candidates
+        // Hard links always go to the spill: their first name may yet be
+        // left out, and they with it.
+        if flags & SAME_LINE != 0 && line.entry.kind != Kind::HardLink {
+            if line.entry.kind == Kind::File {
+                self.same.files += 1;
+                self.same.bytes += line.entry.size;
+            }
+            return Ok(());
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&[b'E', b'0' + flags]);
+        write_line(&mut self.buf, &line);
+        self.spill.write(&self.buf)
     }
 
-    /// Hashes the candidates; content already stored is not stored again.
-    /// Returns the files to store.
-    fn hash(&mut self, candidates: &[usize]) -> Vec<usize> {
-        let by_sha = if candidates.is_empty() { HashMap::new() } else { self.earlier.by_sha() };
-        self.report.hashed = candidates.len() as u64;
-        type Hashed = (usize, std::io::Result<([u8; 32], u64)>);
-        let (src, walked) = (self.src, &self.walked);
-        let hashes: Vec<Hashed> =
-            candidates.par_iter().map(|&i| (i, manifest::hash_file(&walk::join(src, &walked[i].path)))).collect();
+    /// Takes a file whose content is not known into the batch (hashed and
+    /// stored when the batch is full).
+    fn candidate(&mut self, e: &walk::Entry, parent: Option<Line>, line: Line) -> Result<()> {
+        self.buf.clear();
+        match &parent {
+            Some(p) => {
+                self.buf.extend_from_slice(&[b'C', b'0' + IN_PARENT]);
+                write_line(&mut self.buf, p);
+            }
+            None => self.buf.extend_from_slice(b"C0\n"),
+        }
+        self.spill.write(&self.buf)?;
+        self.batch_bytes += e.meta.size;
+        self.batch.push(Cand { walk: e.clone(), line: Some(line) });
+        if self.batch.len() >= self.opts.batch_files.max(1) || self.batch_bytes >= self.opts.checkpoint_bytes.max(1) {
+            self.flush(false)?;
+        }
+        Ok(())
+    }
+
+    /// Hashes the batch; content already stored is not stored again; the
+    /// rest goes into an archive: a checkpoint, or with `last` the
+    /// snapshot's own, with its record. A checkpoint that would store
+    /// nothing is not written.
+    fn flush(&mut self, last: bool) -> Result<()> {
+        let to_store = self.hash()?;
+        if last || !to_store.is_empty() {
+            let name = self.repo.new_name()?;
+            self.run_names.insert(name.clone());
+            let written = self.write_archive(&name, &to_store, last)?;
+            self.report.warnings += written.summary.warnings;
+            self.report.bytes_written += written.summary.bytes_out;
+            self.report.archives.push(name.clone());
+            self.report.name = name;
+        }
+        if !last {
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the batch's new lines to `results`.
+    fn settle(&mut self) -> Result<()> {
+        for c in std::mem::take(&mut self.batch) {
+            self.buf.clear();
+            match c.kept() {
+                Some(l) => {
+                    self.buf.push(b'K');
+                    write_line(&mut self.buf, l);
+                }
+                None => {
+                    if c.walk.meta.nlink > 1 {
+                        self.dropped.insert(c.walk.path.clone());
+                    }
+                    self.buf.push(b'D');
+                    write_removal(&mut self.buf, &c.walk.path);
+                }
+            }
+            self.results.write(&self.buf)?;
+        }
+        self.batch_bytes = 0;
+        Ok(())
+    }
+
+    /// Hashes the batch; returns the files whose content is not stored yet.
+    fn hash(&mut self) -> Result<Vec<usize>> {
+        self.report.hashed += self.batch.len() as u64;
+        let src = self.src;
+        let hashes: Vec<std::io::Result<([u8; 32], u64)>> =
+            self.batch.par_iter().map(|c| manifest::hash_file(&walk::join(src, &c.walk.path))).collect();
+        let wanted: HashSet<[u8; 32]> = hashes.iter().filter_map(|h| h.as_ref().ok().map(|(s, _)| *s)).collect();
+        let by_sha = self.earlier.stored(&wanted)?;
         let mut to_store: Vec<usize> = Vec::new();
-        for (i, h) in hashes {
-            let Some(line) = self.lines[i].as_mut() else { continue };
+        for (i, h) in hashes.into_iter().enumerate() {
+            let c = &mut self.batch[i];
+            let Some(line) = c.line.as_mut() else { continue };
             match h {
                 Ok((sha, size)) if size == line.entry.size => match by_sha.get(&sha) {
-                    Some(&(archive, member, offset)) => {
+                    Some((archive, member, offset)) => {
                         line.entry.sha256 = Some(sha);
-                        let member = (member != &line.entry.path[..]).then(|| member.to_vec());
-                        line.loc = Some(Location { archive: archive.to_string(), member, offset });
+                        let member = (member[..] != line.entry.path[..]).then(|| member.clone());
+                        line.loc = Some(Location { archive: archive.clone(), member, offset: *offset });
                     }
                     None => to_store.push(i),
                 },
                 Ok(_) => to_store.push(i), // it changed while read: store what is there
                 Err(source) => {
                     self.report.warnings += 1;
-                    self.obs.warning(&xtar::Error::Read { path: walk::join(src, &walked[i].path), source });
-                    self.lines[i] = None;
+                    self.obs.warning(&xtar::Error::Read { path: walk::join(src, &c.walk.path), source });
+                    c.line = None;
                 }
             }
         }
-        to_store
+        Ok(to_store)
     }
 
-    /// Stores the files `to_store`, in checkpoints of about
-    /// `checkpoint_bytes` each: every archive but the last holds a partial
-    /// record of what it stored, the last the whole snapshot's record.
-    fn store(&mut self, to_store: &[usize]) -> Result<()> {
-        let batches = self.batches(to_store);
-        let last = batches.len() - 1;
-        let pending_names = self.earlier.pending_names();
-        // Archives whose content counts as stored by this run.
-        let mut run_names = pending_names.clone();
-        for (b, batch) in batches.into_iter().enumerate() {
-            let name = self.repo.new_name()?;
-            run_names.insert(name.clone());
-            let written = self.write_archive(&name, &batch, b == last, &run_names, &pending_names)?;
-            // Files the writer could not read were warned about and left out.
-            for &i in &batch {
-                if let Some(slot) = self.lines.get_mut(i) {
-                    if slot.as_ref().is_some_and(|l| l.loc.is_none()) {
-                        *slot = None;
-                    }
+    /// The walk entries an archive of `files` (of the batch) holds: the
+    /// files, the directories above them and the root, in canonical order.
+    fn entries_of(&self, files: &[usize]) -> Vec<walk::Entry> {
+        let mut above: HashSet<&[u8]> = HashSet::new();
+        for &i in files {
+            let mut p = &self.batch[i].walk.path[..];
+            while let Some(k) = p.iter().rposition(|&b| b == b'/') {
+                p = &p[..k];
+                if !above.insert(p) {
+                    break;
                 }
             }
-            self.report.warnings += written.summary.warnings;
-            self.report.bytes_written += written.summary.bytes_out;
-            self.report.archives.push(name.clone());
-            self.report.name = name;
         }
-        Ok(())
+        let mut entries: Vec<walk::Entry> = self
+            .dirs
+            .iter()
+            .filter(|d| d.path.is_empty() || above.contains(&d.path[..]))
+            .cloned()
+            .chain(files.iter().map(|&i| self.batch[i].walk.clone()))
+            .collect();
+        entries.sort_by(|a, b| manifest::cmp_canonical(&a.path, &b.path));
+        entries
     }
 
-    /// The files to store, cut into checkpoints (at least one, maybe empty).
-    fn batches(&self, to_store: &[usize]) -> Vec<Vec<usize>> {
-        let mut batches: Vec<Vec<usize>> = vec![Vec::new()];
-        let mut batch_bytes = 0u64;
-        for &i in to_store {
-            if batch_bytes >= self.opts.checkpoint_bytes.max(1) {
-                batches.push(Vec::new());
-                batch_bytes = 0;
-            }
-            batch_bytes += self.walked[i].meta.size;
-            if let Some(b) = batches.last_mut() {
-                b.push(i);
+    /// Writes archive `name` with `files` of the batch and its record.
+    fn write_archive(&mut self, name: &str, files: &[usize], complete: bool) -> Result<xtar::Written> {
+        let by_path: HashMap<Vec<u8>, usize> = files.iter().map(|&i| (self.batch[i].walk.path.clone(), i)).collect();
+        let entries = self.entries_of(files);
+        let written = if self.repo.sealing.is_some() {
+            self.write_sealed(name, &entries, &by_path, complete)?
+        } else {
+            self.write_plain(name, &entries, &by_path, complete)?
+        };
+        // Files the writer could not read were warned about and left out
+        // (the last batch was settled with its record already).
+        for &i in files {
+            if let Some(c) = self.batch.get_mut(i) {
+                if c.line.as_ref().is_some_and(|l| l.loc.is_none()) {
+                    c.line = None;
+                }
             }
         }
-        batches
+        Ok(written)
     }
 
-    /// Writes archive `name` with the files of `batch` and its record.
-    fn write_archive(
+    /// [`Run::write_archive`] into an unencrypted repository: a version 2
+    /// archive with the record as its member, and the copy beside it.
+    fn write_plain(
         &mut self,
         name: &str,
-        batch: &[usize],
+        entries: &[walk::Entry],
+        by_path: &HashMap<Vec<u8>, usize>,
         complete: bool,
-        run_names: &HashSet<String>,
-        pending_names: &HashSet<String>,
     ) -> Result<xtar::Written> {
-        let selected: HashSet<Vec<u8>> = batch.iter().map(|&i| self.walked[i].path.clone()).collect();
-        let by_path: HashMap<Vec<u8>, usize> = batch.iter().map(|&i| (self.walked[i].path.clone(), i)).collect();
-        let entries = if batch.is_empty() {
-            self.walked.iter().take(1).cloned().collect()
-        } else {
-            // Only the stored files and the directories above them are
-            // copied out of the walk (a million entries are 150 MB).
-            let mut above: HashSet<&[u8]> = HashSet::new();
-            for &i in batch {
-                let mut p = &self.walked[i].path[..];
-                while let Some(k) = p.iter().rposition(|&b| b == b'/') {
-                    p = &p[..k];
-                    if !above.insert(p) {
-                        break;
-                    }
-                }
-            }
-            let subset: Vec<walk::Entry> = self
-                .walked
-                .iter()
-                .filter(|e| e.path.is_empty() || selected.contains(&e.path) || above.contains(&e.path[..]))
-                .cloned()
-                .collect();
-            xtar::Select::Paths(selected).apply(subset)
-        };
-        if self.repo.sealing.is_some() {
-            return self.write_sealed(name, &entries, &by_path, (batch, complete), (run_names, pending_names));
-        }
-        let (src, copts, obs) = (self.src, self.copts.clone(), self.obs);
-        let mut copy: Option<Vec<u8>> = None;
+        let (repo, src, copts, obs) = (self.repo, self.src, self.copts, self.obs);
+        let mut copy: Option<RecordText> = None;
+        let mut failure: Option<crate::Error> = None;
         let staging = staging_dir();
-        let written = self.repo.publish_archive(name, &staging, |file, out| {
-            let mut writer = xtar::ArchiveWriter::new(file, out, &xtar::root_label(src, &copts), &copts)?;
-            xtar::write_entries(&mut writer, src, &entries, obs)?;
-            let text = {
-                let w = writer.written();
-                self.book(name, w, &by_path);
-                self.record_text(name, batch, complete, run_names, pending_names)
-            };
-            writer.add_extra(RECORD_NAME, &text)?;
-            let written = writer.finish();
-            if complete {
-                copy = Some(text);
-            }
-            written
-        })?;
+        let written = repo
+            .publish_archive(name, &staging, |file, out| {
+                let mut writer = xtar::ArchiveWriter::new(file, out, &xtar::root_label(src, copts), copts)?;
+                xtar::write_entries(&mut writer, src, entries, obs)?;
+                self.book(name, writer.written(), by_path);
+                let text = match self.record_text(name, complete) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        failure = Some(e);
+                        let e = std::io::Error::other("the snapshot's record could not be put together");
+                        return Err(xtar::Error::Write { path: out.to_path_buf(), source: e });
+                    }
+                };
+                match &text {
+                    RecordText::Memory(t) => writer.add_extra(RECORD_NAME, t)?,
+                    RecordText::File(f, len) => writer.add_extra_file(RECORD_NAME, f, out, *len)?,
+                }
+                let written = writer.finish();
+                if complete {
+                    copy = Some(text);
+                }
+                written
+            })
+            .map_err(|e| failure.take().unwrap_or(e))?;
         // The snapshot's record, a second time, beside its archive: losing
         // either leaves it (and every snapshot listed relative to it).
-        if let Some(text) = copy {
-            self.repo.write_copy(name, &text)?;
-            self.repo.keep_record(name, &text);
+        match &copy {
+            Some(RecordText::Memory(text)) => {
+                repo.write_copy(name, text)?;
+                repo.keep_record(name, text);
+            }
+            Some(text @ RecordText::File(f, len)) => {
+                repo.write_copy_from(name, f, *len)?;
+                if repo.keeps_records() {
+                    repo.keep_record(name, &text.to_vec()?);
+                }
+            }
+            None => {}
         }
         Ok(written)
     }
@@ -517,8 +735,7 @@ impl Run<'_> {
         name: &str,
         entries: &[walk::Entry],
         by_path: &HashMap<Vec<u8>, usize>,
-        (batch, complete): (&[usize], bool),
-        (run_names, pending_names): (&HashSet<String>, &HashSet<String>),
+        complete: bool,
     ) -> Result<xtar::Written> {
         let Some(sealing) = self.repo.sealing.as_ref() else {
             return Err(crate::Error::NoRecord { archive: name.into() });
@@ -533,30 +750,36 @@ impl Run<'_> {
         } else {
             self.repo.root().join(crate::repository::ARCHIVES)
         });
-        let (src, obs) = (self.src, self.obs);
+        let (repo, src, obs) = (self.repo, self.src, self.obs);
         let mut kept: Option<(Vec<u8>, Vec<u8>)> = None;
-        let written = self.repo.publish_archive(name, &staging, |file, out| {
-            let spill = copts.spill_dir.clone().unwrap_or_default();
-            let mut w = xtar::PackedWriter::new(file, out, &xtar::root_label(src, &copts), &copts, &spill)?;
-            xtar::write_entries(&mut w, src, entries, obs)?;
-            w.finish_with(|written| {
-                self.book(name, written, by_path);
-                let text = self.record_text(name, batch, complete, run_names, pending_names);
-                let sealed = self
-                    .repo
-                    .sealing
-                    .as_ref()
-                    .map(|s| s.seal(&text))
-                    .transpose()
-                    .map_err(|e| xtar::Error::Write { path: out.to_path_buf(), source: std::io::Error::other(e) })?
-                    .unwrap_or_default();
-                kept = Some((text, sealed.clone()));
-                Ok(vec![(ARCHIVE_KEYRING.to_vec(), keyring.clone()), (SEALED_RECORD.to_vec(), sealed)])
+        let mut failure: Option<crate::Error> = None;
+        let written = repo
+            .publish_archive(name, &staging, |file, out| {
+                let spill = copts.spill_dir.clone().unwrap_or_default();
+                let mut w = xtar::PackedWriter::new(file, out, &xtar::root_label(src, &copts), &copts, &spill)?;
+                xtar::write_entries(&mut w, src, entries, obs)?;
+                w.finish_with(|written| {
+                    self.book(name, written, by_path);
+                    let text = self
+                        .record_text(name, complete)
+                        .and_then(|t| t.to_vec())
+                        .and_then(|t| Ok((repo.sealing.as_ref().map(|s| s.seal(&t)).transpose()?, t)));
+                    let (sealed, text) = match text {
+                        Ok((sealed, text)) => (sealed.unwrap_or_default(), text),
+                        Err(e) => {
+                            failure = Some(e);
+                            let e = std::io::Error::other("the snapshot's record could not be put together");
+                            return Err(xtar::Error::Write { path: out.to_path_buf(), source: e });
+                        }
+                    };
+                    kept = Some((text, sealed.clone()));
+                    Ok(vec![(ARCHIVE_KEYRING.to_vec(), keyring.clone()), (SEALED_RECORD.to_vec(), sealed)])
+                })
             })
-        })?;
+            .map_err(|e| failure.take().unwrap_or(e))?;
         if let Some((text, sealed)) = kept {
-            self.repo.write_copy(name, &sealed)?;
-            if let Some(Err(e)) = self.repo.sealing.as_ref().map(|s| s.keep(name, &text, &sealed)) {
+            repo.write_copy(name, &sealed)?;
+            if let Some(Err(e)) = repo.sealing.as_ref().map(|s| s.keep(name, &text, &sealed)) {
                 self.report.warnings += 1;
                 self.obs.warning(&xtar::Error::Write { path: "the cache of this machine's records".into(), source: e });
             }
@@ -568,141 +791,387 @@ impl Run<'_> {
     fn book(&mut self, name: &str, w: &xtar::Written, by_path: &HashMap<Vec<u8>, usize>) {
         for e in &w.entries {
             let (Some(&i), Some(&offset)) = (by_path.get(&e.path), w.offsets.get(&e.path)) else { continue };
-            if let Some(line) = self.lines[i].as_mut() {
+            if let Some(line) = self.batch[i].line.as_mut() {
                 line.entry = e.clone();
                 line.loc = Some(Location { archive: name.to_string(), member: None, offset });
             }
         }
     }
 
-    /// The text of archive `name`'s record: the whole snapshot's (maybe
-    /// relative to its parent) when `complete`, else the checkpoint's.
-    fn record_text(
-        &mut self,
-        name: &str,
-        batch: &[usize],
-        complete: bool,
-        run_names: &HashSet<String>,
-        pending_names: &HashSet<String>,
-    ) -> Vec<u8> {
-        let rec = self.record(name, batch, complete);
-        let rec = finish_record(rec, self.earlier.parent.as_ref(), run_names);
-        if !complete {
-            return rec.to_text();
-        }
-        self.report.stats = rec.stats;
-        self.report.resumed =
-            rec.lines.iter().filter(|l| l.loc.as_ref().is_some_and(|loc| pending_names.contains(&loc.archive))).count()
-                as u64;
-        let text = self.relative_to_parent(rec);
-        self.report.record_bytes = text.len() as u64;
-        text
-    }
-
-    /// The text of a complete record: only what differs from the parent
-    /// when the parent's chain is short enough and the deltas small enough
-    /// beside the whole listing, else the whole tree.
-    fn relative_to_parent(&mut self, mut rec: Record) -> Vec<u8> {
-        let whole = |rec: &Record| rec.to_text();
-        let Some(parent) = &self.earlier.parent else { return whole(&rec) };
-        let (deltas, base) = &self.earlier.chain_bytes;
-        if deltas.len() + 1 > MAX_DELTAS {
-            return whole(&rec);
-        }
-        let (changed, removed) = diff_lines(&parent.lines, &rec.lines);
-        let full = std::mem::replace(&mut rec.lines, changed);
-        rec.removed = removed;
-        rec.base = Some(parent.name.clone());
-        let text = rec.to_text();
-        let so_far: u64 = deltas.iter().sum::<u64>() + text.len() as u64;
-        if so_far.saturating_mul(DELTA_SHARE as u64) > *base {
-            rec.lines = full;
-            rec.removed.clear();
-            rec.base = None;
-            return whole(&rec);
-        }
-        self.report.delta = true;
-        text
-    }
-
-    /// The record of archive `name`: the whole snapshot when `complete`
-    /// (the lines are not needed after it), else what `batch` stored.
-    fn record(&mut self, name: &str, batch: &[usize], complete: bool) -> Record {
+    /// The record of archive `name`: the whole snapshot's (maybe relative
+    /// to its parent) when `complete`, else the checkpoint's.
+    fn record_text(&mut self, name: &str, complete: bool) -> Result<RecordText> {
         let mut rec = Record::new(name, if complete { Status::Complete } else { Status::Partial }, &self.src_root);
         rec.parent = self.report.parent.clone();
         rec.host = self.host.clone();
-        if !complete {
-            rec.lines = batch.iter().filter_map(|&i| self.lines[i].clone()).filter(|l| l.loc.is_some()).collect();
-            return rec;
+        if complete {
+            // The last batch's lines join the others'.
+            for c in &mut self.batch {
+                if c.line.as_ref().is_some_and(|l| l.loc.is_none()) {
+                    c.line = None;
+                }
+            }
+            self.settle()?;
+            return self.complete_record(rec);
         }
-        rec.lines = std::mem::take(&mut self.lines).into_iter().flatten().collect();
-        rec.lines.retain(|l| l.entry.kind != Kind::File || l.entry.size == 0 || l.loc.is_some());
-        // A hard link whose first name could not be read goes too.
-        if rec.lines.iter().any(|l| l.entry.kind == Kind::HardLink) {
-            let present: HashSet<Vec<u8>> = rec.lines.iter().map(|l| l.entry.path.clone()).collect();
-            rec.lines.retain(|l| {
-                l.entry.kind != Kind::HardLink || l.entry.target.as_ref().is_some_and(|t| present.contains(t))
-            });
+        rec.lines = self
+            .batch
+            .iter()
+            .filter_map(|c| c.line.clone())
+            .filter(|l| l.loc.as_ref().is_some_and(|loc| loc.archive == name))
+            .collect();
+        for l in &rec.lines {
+            rec.stats.files += 1;
+            rec.stats.bytes += l.entry.size;
+            rec.stats.stored += 1;
+            rec.stats.stored_bytes += l.entry.size;
         }
-        rec
+        Ok(RecordText::Memory(rec.to_text()))
+    }
+
+    /// The record of the snapshot. The spill of the walk, read once with
+    /// the new lines of the files hashed and stored since, gives the
+    /// counts and what changed since the parent; the record lists that
+    /// alone when the parent's chain is short enough and the changes small
+    /// enough beside the whole listing, else the whole tree (the parent's
+    /// listing with the changes applied, merged line by line).
+    fn complete_record(&mut self, mut rec: Record) -> Result<RecordText> {
+        let name = rec.name.clone();
+        let (run_names, pending_names) = (&self.run_names, &self.pending_names);
+        let mut s = self.same;
+        let mut resumed = 0u64;
+        let mut count = |s: &mut Stats, l: &Line| {
+            if matches!(l.entry.kind, Kind::File | Kind::HardLink) {
+                s.files += 1;
+                s.bytes += l.entry.size;
+            }
+            if let Some(loc) = &l.loc {
+                if loc.archive == name || run_names.contains(&loc.archive) {
+                    s.stored += 1;
+                    s.stored_bytes += l.entry.size;
+                }
+                resumed += u64::from(pending_names.contains(&loc.archive));
+            }
+        };
+        let bad = |what: &str| crate::Error::Io {
+            path: std::env::temp_dir(),
+            source: std::io::Error::other(format!("this run's list of changes is damaged: {what}")),
+        };
+        let parse = |text: &[u8]| match crate::record::parse_item(text.strip_suffix(b"\n").unwrap_or(text), 0) {
+            Ok(Item::Line(l)) => Ok(l),
+            _ => Err(bad("a line")),
+        };
+        let dropped = &self.dropped;
+        let mut spill = self.spill.reader()?;
+        let mut results = self.results.reader()?;
+        let mut delta = Body::new()?;
+        let (mut item, mut result, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+        let read = |r: &mut BufReader<&File>, into: &mut Vec<u8>| {
+            into.clear();
+            r.read_until(b'\n', into).map_err(crate::io_err(std::env::temp_dir()))
+        };
+        while read(&mut spill, &mut item)? > 0 {
+            let (&tag, rest) = item.split_first().ok_or_else(|| bad("an empty line"))?;
+            let flags = rest.first().map_or(0, |f| f.wrapping_sub(b'0'));
+            let text = rest.get(1..).unwrap_or_default();
+            buf.clear();
+            match tag {
+                b'R' => {
+                    s.removed += 1;
+                    buf.extend_from_slice(rest);
+                }
+                b'E' => {
+                    let l = parse(text)?;
+                    let target_gone = l.entry.target.as_ref().is_some_and(|t| dropped.contains(t));
+                    if l.entry.kind == Kind::HardLink && target_gone {
+                        if flags & IN_PARENT != 0 {
+                            s.removed += 1;
+                            write_removal(&mut buf, &l.entry.path);
+                        }
+                    } else {
+                        count(&mut s, &l);
+                        if flags & IN_PARENT == 0 {
+                            s.added += u64::from(!l.entry.path.is_empty());
+                        } else if flags & SAME_CONTENT == 0 {
+                            s.changed += 1;
+                        }
+                        if flags & SAME_LINE == 0 {
+                            buf.extend_from_slice(text);
+                        }
+                    }
+                }
+                b'C' => {
+                    let parent = if flags & IN_PARENT != 0 { Some(parse(text)?) } else { None };
+                    if read(&mut results, &mut result)? == 0 {
+                        return Err(bad("a file has no new line"));
+                    }
+                    match result.split_first() {
+                        Some((b'K', l)) => {
+                            let l = parse(l)?;
+                            count(&mut s, &l);
+                            match &parent {
+                                None => s.added += 1,
+                                Some(p) if !same_content(p, &l) => s.changed += 1,
+                                Some(_) => {}
+                            }
+                            if parent.as_ref() != Some(&l) {
+                                write_line(&mut buf, &l);
+                            }
+                        }
+                        Some((b'D', removal)) => {
+                            if parent.is_some() {
+                                s.removed += 1;
+                                buf.extend_from_slice(removal);
+                            }
+                        }
+                        _ => return Err(bad("a new line")),
+                    }
+                }
+                _ => return Err(bad("an unknown item")),
+            }
+            delta.write(&buf)?;
+        }
+        rec.stats = s;
+        self.report.stats = s;
+        self.report.resumed = resumed;
+        let Some(parent) = self.earlier.parent_name() else {
+            // Without a parent, every entry was spilled: the changes are
+            // the whole listing.
+            let text = delta.into_record(&rec)?;
+            self.report.record_bytes = text.len();
+            return Ok(text);
+        };
+        let (deltas, base) = &self.earlier.chain_bytes;
+        rec.base = Some(parent);
+        let mut head = Vec::new();
+        rec.write_header(&mut head);
+        let text_len = head.len() as u64 + delta.len + END_LINE;
+        let so_far: u64 = deltas.iter().sum::<u64>() + text_len;
+        if deltas.len() < MAX_DELTAS && so_far.saturating_mul(DELTA_SHARE as u64) <= *base {
+            self.report.delta = true;
+            let text = delta.into_record(&rec)?;
+            self.report.record_bytes = text.len();
+            return Ok(text);
+        }
+        // The whole tree: the parent's listing with the changes applied.
+        rec.base = None;
+        let changes = Items::from_reader("this run's changes", Box::new(BufReader::new(delta.into_file()?)));
+        let mut listing = self.earlier.listing(vec![changes])?;
+        let mut whole = Body::new()?;
+        while let Some(l) = listing.next_line()? {
+            buf.clear();
+            write_line(&mut buf, &l);
+            whole.write(&buf)?;
+        }
+        let text = whole.into_record(&rec)?;
+        self.report.record_bytes = text.len();
+        Ok(text)
     }
 }
 
-/// Sorts the lines and computes the counts of a record.
-fn finish_record(mut rec: Record, parent: Option<&Record>, run: &HashSet<String>) -> Record {
-    rec.lines.sort_by(|a, b| manifest::cmp_canonical(&a.entry.path, &b.entry.path));
-    let mut s = Stats::default();
-    for l in &rec.lines {
-        if matches!(l.entry.kind, Kind::File | Kind::HardLink) {
-            s.files += 1;
-            s.bytes += l.entry.size;
-        }
-        if l.loc.as_ref().is_some_and(|loc| {
-            loc.archive == rec.name || (run.contains(&loc.archive) && rec.status == Status::Complete)
-        }) {
-            s.stored += 1;
-            s.stored_bytes += l.entry.size;
+/// The bytes of a record's `#end` line.
+const END_LINE: u64 = 5 + 64 + 1;
+/// A record's text: in memory, or the first `len` bytes of a temporary
+/// file.
+enum RecordText {
+    Memory(Vec<u8>),
+    File(File, u64),
+}
+
+impl RecordText {
+    fn len(&self) -> u64 {
+        match self {
+            RecordText::Memory(t) => t.len() as u64,
+            RecordText::File(_, len) => *len,
         }
     }
-    if let (Some(p), Status::Complete) = (parent, rec.status) {
-        // Both are in canonical order: merge them.
-        let (mut i, mut j) = (0, 0);
-        let mut pairs: Vec<(&Line, Option<&Line>)> = Vec::with_capacity(rec.lines.len());
-        while i < rec.lines.len() {
-            let l = &rec.lines[i];
-            match p.lines.get(j).map(|o| manifest::cmp_canonical(&o.entry.path, &l.entry.path)) {
-                Some(std::cmp::Ordering::Less) => {
-                    s.removed += 1;
-                    j += 1;
-                }
-                Some(std::cmp::Ordering::Equal) => {
-                    pairs.push((l, p.lines.get(j)));
-                    i += 1;
-                    j += 1;
-                }
-                _ => {
-                    pairs.push((l, None));
-                    i += 1;
-                }
+
+    fn to_vec(&self) -> Result<Vec<u8>> {
+        match self {
+            RecordText::Memory(t) => Ok(t.clone()),
+            RecordText::File(f, len) => {
+                let mut f = f;
+                let mut out = Vec::with_capacity(*len as usize);
+                f.seek(SeekFrom::Start(0)).map_err(crate::io_err(std::env::temp_dir()))?;
+                f.take(*len).read_to_end(&mut out).map_err(crate::io_err(std::env::temp_dir()))?;
+                Ok(out)
             }
         }
-        s.removed += (p.lines.len() - j.min(p.lines.len())) as u64;
-        for (l, old) in pairs {
-            match old {
-                None => s.added += 1,
-                Some(o)
-                    if o.entry.kind != l.entry.kind
-                        || o.entry.sha256 != l.entry.sha256
-                        || o.entry.target != l.entry.target =>
-                {
-                    s.changed += 1
-                }
-                Some(_) => {}
-            }
-        }
-    } else if rec.status == Status::Complete {
-        s.added = rec.lines.iter().filter(|l| !l.entry.path.is_empty()).count() as u64;
     }
-    rec.stats = s;
-    rec
+}
+
+/// A record's body being written to a temporary file.
+struct Body {
+    out: BufWriter<File>,
+    len: u64,
+}
+
+impl Body {
+    fn new() -> Result<Body> {
+        let f = tempfile::tempfile().map_err(crate::io_err(std::env::temp_dir()))?;
+        Ok(Body { out: BufWriter::with_capacity(1 << 20, f), len: 0 })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.len += bytes.len() as u64;
+        self.out.write_all(bytes).map_err(crate::io_err(std::env::temp_dir()))
+    }
+
+    /// The file, at its start.
+    fn into_file(self) -> Result<File> {
+        let err = |e: std::io::Error| crate::Error::Io { path: std::env::temp_dir(), source: e };
+        let mut f = self.out.into_inner().map_err(|e| err(e.into_error()))?;
+        f.seek(SeekFrom::Start(0)).map_err(err)?;
+        Ok(f)
+    }
+
+    /// The whole record: `rec`'s header, this body, the `#end` line.
+    fn into_record(self, rec: &Record) -> Result<RecordText> {
+        let len = self.len;
+        let mut body = self.into_file()?.take(len);
+        let mut text = Body::new()?;
+        let mut h = sha2::Sha256::new();
+        let mut head = Vec::new();
+        rec.write_header(&mut head);
+        h.update(&head);
+        text.write(&head)?;
+        let mut buf = vec![0; 1 << 20];
+        loop {
+            let n = body.read(&mut buf).map_err(crate::io_err(std::env::temp_dir()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            text.write(&buf[..n])?;
+        }
+        let mut end = Vec::new();
+        end_line(&mut end, &h.finalize().into());
+        text.write(&end)?;
+        let len = text.len;
+        Ok(RecordText::File(text.into_file()?, len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::MetadataExt;
+
+    /// What a tree holds, path by path: kind and content (or link target),
+    /// and, for files with several links, the first path of their inode.
+    fn describe(root: &Path) -> BTreeMap<String, (char, Vec<u8>, Option<String>)> {
+        let mut out = BTreeMap::new();
+        let mut first: HashMap<u64, String> = HashMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+            names.sort();
+            for p in names {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let m = std::fs::symlink_metadata(&p).unwrap();
+                let v = if m.file_type().is_symlink() {
+                    ('l', std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes(), None)
+                } else if m.is_dir() {
+                    stack.push(p.clone());
+                    ('d', Vec::new(), None)
+                } else {
+                    let link = (m.nlink() > 1).then(|| first.entry(m.ino()).or_insert_with(|| rel.clone()).clone());
+                    ('f', std::fs::read(&p).unwrap(), link)
+                };
+                out.insert(rel, v);
+            }
+        }
+        out
+    }
+
+    fn write(root: &Path, rel: &str, bytes: &[u8]) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    /// The listing of a snapshot without where the content is: what two
+    /// runs that stored it differently must agree on.
+    fn listing(repo: &Path, name: &str) -> Vec<(Vec<u8>, Kind, u64, Option<[u8; 32]>, Option<Vec<u8>>)> {
+        let rec = Repo::open(repo).unwrap().snapshot(name).unwrap();
+        rec.lines
+            .into_iter()
+            .map(|l| (l.entry.path, l.entry.kind, l.entry.size, l.entry.sha256, l.entry.target))
+            .collect()
+    }
+
+    fn restores_as(repo: &Path, name: &str, tree: &Path, scratch: &Path) {
+        let dest = scratch.join(format!("restored-{name}"));
+        let opts = xtar::ExtractOptions::default();
+        let r = crate::restore(repo, Some(name), &Default::default(), &dest, &opts, &xtar::Silent).unwrap();
+        assert!(r.is_clean(), "{r:?}");
+        assert_eq!(describe(&dest), describe(tree), "snapshot {name} of {}", repo.display());
+        std::fs::remove_dir_all(dest).unwrap();
+    }
+
+    /// A run hashes and stores its files in batches as it walks (memory
+    /// holds one batch): with batches of 4 files, a tree of 40 comes out
+    /// in checkpoints, and every snapshot (the first, one that lists what
+    /// changed, one that lists the whole tree again because most of it
+    /// changed) is listed exactly as with one batch, counts the same
+    /// changes, and restores the tree, hard links, moved and duplicated
+    /// files included.
+    #[test]
+    fn runs_in_small_batches_list_and_restore_as_runs_in_one() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        for i in 0..40 {
+            write(&src, &format!("d{}/f{i:02}.txt", i % 5), format!("file {i}\n").repeat(1 + i % 3).as_bytes());
+        }
+        write(&src, "same/a.txt", b"duplicate\n");
+        write(&src, "same/b.txt", b"duplicate\n");
+        write(&src, "empty", b"");
+        std::fs::hard_link(src.join("d1/f01.txt"), src.join("d4/link-to-f01")).unwrap();
+        std::os::unix::fs::symlink("d0/f00.txt", src.join("sym")).unwrap();
+        let small = BackupOptions { batch_files: 4, host: Some(b"h".to_vec()), ..Default::default() };
+        let whole = BackupOptions { host: Some(b"h".to_vec()), ..Default::default() };
+        let (a, b) = (t.path().join("small"), t.path().join("whole"));
+        let step = |what: &str| {
+            let ra = backup(&src, &a, &small, &xtar::Silent).unwrap();
+            let rb = backup(&src, &b, &whole, &xtar::Silent).unwrap();
+            assert_eq!(ra.stats, rb.stats, "{what}: counts");
+            assert_eq!(ra.delta, rb.delta, "{what}: relative to the parent or whole");
+            assert_eq!(listing(&a, &ra.name), listing(&b, &rb.name), "{what}: listing");
+            restores_as(&a, &ra.name, &src, t.path());
+            (ra, rb)
+        };
+        let (first, one) = step("first");
+        assert!(first.archives.len() >= 10, "{:?}", first.archives);
+        assert_eq!(one.archives.len(), 1);
+        assert_eq!(first.stats.stored, one.stats.stored);
+
+        // A few changes: a record of what changed.
+        write(&src, "d2/f02.txt", b"changed\n");
+        write(&src, "d3/f03.txt", b"changed too\n");
+        std::fs::rename(src.join("d4/f04.txt"), src.join("moved.txt")).unwrap();
+        std::fs::remove_file(src.join("d0/f05.txt")).unwrap();
+        write(&src, "new/one.txt", b"a new file\n");
+        let (ra, _) = step("a few changes");
+        assert!(ra.delta, "{ra:?}");
+        let s = ra.stats;
+        // The moved file is one added and one removed; its content is not
+        // stored again.
+        assert_eq!((s.added, s.changed, s.removed), (3, 2, 2), "{s:?}");
+        assert_eq!(s.stored, 3, "{s:?}");
+
+        // Most files change: the whole tree again.
+        for i in 6..40 {
+            let p = format!("d{}/f{i:02}.txt", i % 5);
+            if src.join(&p).exists() {
+                write(&src, &p, format!("new content {i}\n").as_bytes());
+            }
+        }
+        let (ra, _) = step("most files changed");
+        assert!(!ra.delta, "{ra:?}");
+
+        // Unchanged.
+        let (ra, _) = step("unchanged");
+        assert!(ra.delta && ra.stats.stored == 0 && ra.archives.len() == 1, "{ra:?}");
+    }
 }

@@ -30,6 +30,7 @@ mod backup;
 mod check;
 mod copy;
 mod forget;
+mod listing;
 mod lock;
 pub mod record;
 mod repository;

@@ -149,7 +149,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// Appends one entry line of a record, with its newline.
-fn write_line(out: &mut Vec<u8>, l: &Line) {
+pub(crate) fn write_line(out: &mut Vec<u8>, l: &Line) {
     write_entry_line(out, &l.entry);
     out.pop(); // the newline
     match &l.loc {
@@ -179,7 +179,7 @@ fn write_line(out: &mut Vec<u8>, l: &Line) {
 }
 
 /// Appends a removal line: the escaped path and `-`.
-fn write_removal(out: &mut Vec<u8>, path: &[u8]) {
+pub(crate) fn write_removal(out: &mut Vec<u8>, path: &[u8]) {
     escape_path(out, path);
     out.extend_from_slice(b"\t-\n");
 }
@@ -231,6 +231,18 @@ impl Record {
             parts = vec![merged];
         }
         let mut out = Vec::with_capacity(512 + self.root.len() * 4 + parts.iter().map(Vec::len).sum::<usize>());
+        self.write_header(&mut out);
+        for p in parts {
+            out.extend_from_slice(&p);
+        }
+        let sum = sha2::Sha256::digest(&out);
+        end_line(&mut out, &sum.into());
+        out
+    }
+
+    /// Appends the record's header lines (everything before its entry
+    /// lines).
+    pub(crate) fn write_header(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(
             &format!(
                 "{RECORD_MAGIC} {RECORD_VERSION}\n#name {}\n#status {}\n#parent {}\n#base {}\n#host ",
@@ -241,9 +253,9 @@ impl Record {
             )
             .into_bytes(),
         );
-        escape_path(&mut out, &self.host);
+        escape_path(out, &self.host);
         out.extend_from_slice(b"\n#root ");
-        escape_path(&mut out, &self.root);
+        escape_path(out, &self.root);
         let s = &self.stats;
         out.extend_from_slice(
             format!(
@@ -252,14 +264,6 @@ impl Record {
             )
             .as_bytes(),
         );
-        for p in parts {
-            out.extend_from_slice(&p);
-        }
-        let sum = sha2::Sha256::digest(&out);
-        out.extend_from_slice(END);
-        out.extend_from_slice(hex::encode(sum).as_bytes());
-        out.push(b'\n');
-        out
     }
 
     /// Checks a record's text without parsing its lines: the first line,
@@ -334,6 +338,12 @@ impl Record {
         Record::parse_body_of(body, archive, header_only, keep)
     }
 
+    /// Parses the header lines of a record (the lines before its first
+    /// entry line), not checked against a checksum.
+    pub(crate) fn parse_header(header: &[u8], archive: &str) -> Result<Record> {
+        Record::parse_body_of(header, archive, true, None)
+    }
+
     /// Parses a record's text without its `#end` line.
     fn parse_body_of(text: &[u8], archive: &str, header_only: bool, keep: Option<PathFilter<'_>>) -> Result<Record> {
         let err = |line: usize, message: String| Error::Record { archive: archive.to_string(), line, message };
@@ -395,15 +405,26 @@ impl Record {
     }
 }
 
+/// Appends the last line of a record: `#end` and the SHA-256 of every
+/// byte before it.
+pub(crate) fn end_line(out: &mut Vec<u8>, sum: &[u8; 32]) {
+    out.extend_from_slice(END);
+    out.extend_from_slice(hex::encode(sum).as_bytes());
+    out.push(b'\n');
+}
+
 /// One line of a record's body, and one change a record with a base makes
 /// to its base: an entry, or a path that is gone.
-enum Item {
+pub(crate) enum Item {
+    /// An entry line.
     Line(Line),
+    /// A removal line: the path is gone.
     Removed(Vec<u8>),
 }
 
 impl Item {
-    fn path(&self) -> &[u8] {
+    /// The path it is about.
+    pub(crate) fn path(&self) -> &[u8] {
         match self {
             Item::Line(l) => &l.entry.path,
             Item::Removed(p) => p,
@@ -444,14 +465,7 @@ fn parse_body(body: &[u8], first: usize, keep: Option<PathFilter<'_>>) -> std::r
                         continue;
                     }
                 }
-                let item = match line.strip_suffix(b"\t-").filter(|p| !p.contains(&b'\t')) {
-                    Some(p) => {
-                        let p = unescape_path(p).map_err(|m| (n, m))?;
-                        xtar::format::check_member_path(&p).map_err(|r| (n, format!("removed path: {r}")))?;
-                        Item::Removed(p)
-                    }
-                    None => Item::Line(parse_line(line, n).map_err(|m| (n, m))?),
-                };
+                let item = parse_item(line, n).map_err(|m| (n, m))?;
                 if items.is_empty() {
                     first_kept = n;
                 }
@@ -589,6 +603,19 @@ fn parse_stats(v: &str) -> Option<Stats> {
         }
     }
     Some(s)
+}
+
+/// Parses one line of a record's body (without its newline): a removal
+/// line or an entry line.
+pub(crate) fn parse_item(line: &[u8], n: usize) -> std::result::Result<Item, String> {
+    match line.strip_suffix(b"\t-").filter(|p| !p.contains(&b'\t')) {
+        Some(p) => {
+            let p = unescape_path(p)?;
+            xtar::format::check_member_path(&p).map_err(|r| format!("removed path: {r}"))?;
+            Ok(Item::Removed(p))
+        }
+        None => Ok(Item::Line(parse_line(line, n)?)),
+    }
 }
 
 /// Parses one entry line: the 7 manifest fields, then archive, member,

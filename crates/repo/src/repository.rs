@@ -752,6 +752,61 @@ impl Repo {
         Ok(text)
     }
 
+    /// A file on this machine that holds the text of `name`'s record whole,
+    /// and where the text starts in it: the copy beside a local archive,
+    /// or this machine's cache of a remote or encrypted repository's record
+    /// (taken only while it is still the repository's, as `raw` takes it).
+    /// Not checked: the caller checks it.
+    pub(crate) fn record_file(&self, name: &str) -> Option<(PathBuf, u64)> {
+        match &self.sealing {
+            Some(s) if s.master.is_none() => s.cached_file(name, self.object_size(&copy_rel(name))),
+            Some(_) => None,
+            None if self.is_remote() => {
+                let len = self.object_size(&copy_rel(name))?;
+                let p = self.record_cache.as_ref()?.join(format!("{name}-{len}{COPY_SUFFIX}"));
+                p.is_file().then_some((p, 0))
+            }
+            None => Some((self.copy_path(name), 0)).filter(|(p, _)| p.is_file()),
+        }
+    }
+
+    /// Whether records this run writes are kept in this machine's cache
+    /// ([`Repo::keep_record`]).
+    pub(crate) fn keeps_records(&self) -> bool {
+        self.record_cache.is_some()
+    }
+
+    /// Writes the copy of a record whose text is the first `len` bytes of
+    /// `text` (a file: a record of a million files is 180 MB).
+    pub(crate) fn write_copy_from(&self, name: &str, text: &File, len: u64) -> Result<()> {
+        use std::io::{Read, Seek};
+        let path = self.copy_path(name);
+        let mut from = text;
+        from.seek(std::io::SeekFrom::Start(0)).map_err(io_err(&path))?;
+        match &self.place {
+            Place::Local => {
+                let mut tmp = fsutil::temp_beside(&path).map_err(|e| Error::Xtar(e.into()))?;
+                std::io::copy(&mut from.take(len), tmp.as_file_mut()).map_err(io_err(&path))?;
+                fsutil::persist(tmp, &path, true).map_err(|e| Error::Xtar(e.into()))
+            }
+            Place::Remote { .. } => {
+                let mut bytes = Vec::with_capacity(len as usize);
+                from.take(len).read_to_end(&mut bytes).map_err(io_err(&path))?;
+                self.write_copy(name, &bytes)
+            }
+        }
+    }
+
+    /// Drops the cached text and record of `name`.
+    pub(crate) fn forget_raw(&self, name: &str) {
+        if let Ok(mut c) = self.raw.lock() {
+            c.remove(name);
+        }
+        if let Ok(mut c) = self.cache.lock() {
+            c.remove(name);
+        }
+    }
+
     /// The record as its copy beside the archive holds it, checked (and,
     /// in an encrypted repository, opened).
     pub fn copy_record(&self, name: &str) -> Result<Vec<u8>> {

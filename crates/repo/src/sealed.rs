@@ -80,12 +80,21 @@ impl Sealing {
     /// sealed again (or turned into a data archive's) is not trusted, and
     /// the next run reads, or stores, what it must.
     pub(crate) fn cached(&self, name: &str, sealed_len: Option<u64>) -> Option<Vec<u8>> {
-        let path = self.cache.as_ref()?.join(format!("{name}.snapshot"));
+        let (path, start) = self.cached_file(name, sealed_len)?;
         let bytes = std::fs::read(path).ok()?;
-        let nl = bytes.iter().position(|&b| b == b'\n')?;
-        let line = std::str::from_utf8(&bytes[..nl]).ok()?.strip_prefix(CACHE_LINE)?;
+        bytes.get(start as usize..).map(<[u8]>::to_vec)
+    }
+
+    /// Like [`Sealing::cached`]: the file that holds the cached text, and
+    /// where the text starts in it.
+    pub(crate) fn cached_file(&self, name: &str, sealed_len: Option<u64>) -> Option<(std::path::PathBuf, u64)> {
+        use std::io::{BufRead, Read};
+        let path = self.cache.as_ref()?.join(format!("{name}.snapshot"));
+        let mut first = Vec::new();
+        std::io::BufReader::new(std::fs::File::open(&path).ok()?.take(256)).read_until(b'\n', &mut first).ok()?;
+        let line = std::str::from_utf8(first.strip_suffix(b"\n")?).ok()?.strip_prefix(CACHE_LINE)?;
         let len: u64 = line.split(' ').next()?.parse().ok()?;
-        (Some(len) == sealed_len).then(|| bytes[nl + 1..].to_vec())
+        (Some(len) == sealed_len).then_some((path, first.len() as u64))
     }
 
     /// Keeps `text`, the record of `name` sealed as `sealed`, in this

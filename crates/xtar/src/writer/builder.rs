@@ -432,6 +432,14 @@ impl ArchiveWriter {
         self.out.member(name, data, mtime, 0o644)
     }
 
+    /// Like [`add_extra`](Self::add_extra), with the member's data the
+    /// first `len` bytes of the file `from` (a text too large to hold in
+    /// memory).
+    pub fn add_extra_file(&mut self, name: &[u8], from: &File, from_path: &Path, len: u64) -> Result<()> {
+        let mtime = self.mtime.unwrap_or(0);
+        self.add_extra_copy(name, mtime, from, from_path, 0, len)
+    }
+
     /// Whether the root directory was opened and closed again: only extra
     /// members can follow.
     pub fn tree_closed(&self) -> bool {
