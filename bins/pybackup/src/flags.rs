@@ -458,7 +458,7 @@ pub struct BackupArgs {
     /// Compare file content (SHA-256) instead of size, times and inode.
     #[arg(long)]
     pub checksum: bool,
-    /// Write a checkpoint archive after about this much input (or 100,000
+    /// Write a checkpoint archive after about this much input (or 50,000
     /// files), so that an interrupted run loses at most that much work
     /// [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]

@@ -209,6 +209,19 @@ pub fn encrypt_to(recipient: &str, plain: &[u8]) -> Result<Vec<u8>> {
     encrypt(&to, plain, age::armor::Format::Binary)
 }
 
+/// Like [`encrypt_to`], streaming: the age file (binary) of everything
+/// `plain` gives, written to `out` (a text too large to hold in memory).
+pub fn encrypt_stream_to(recipient: &str, plain: &mut dyn std::io::Read, out: &mut dyn Write) -> Result<()> {
+    let to = age::x25519::Recipient::from_str(recipient)
+        .map_err(|e| Error::Keyring(format!("`{recipient}` is not an age X25519 recipient: {e}")))?;
+    let enc = age::Encryptor::with_recipients(std::iter::once(&to as &dyn age::Recipient))
+        .map_err(|e| Error::Age(e.to_string()))?;
+    let mut w = enc.wrap_output(out).map_err(|e| Error::Age(e.to_string()))?;
+    std::io::copy(plain, &mut w).map_err(|e| Error::Age(e.to_string()))?;
+    w.finish().map_err(|e| Error::Age(e.to_string()))?;
+    Ok(())
+}
+
 /// Opens an age file (binary or armored) encrypted to `key`:
 /// [`Error::NoWayIn`] when it was encrypted to other keys, [`Error::Age`]
 /// when it is damaged.

@@ -34,7 +34,7 @@ pub use age;
 
 mod keyring;
 pub mod seal;
-pub use keyring::{decrypt_with, encrypt_to, Keyring, Way, KEYRING_MAGIC};
+pub use keyring::{decrypt_with, encrypt_stream_to, encrypt_to, Keyring, Way, KEYRING_MAGIC};
 
 use age::secrecy::ExposeSecret;
 use sha2::Digest;

@@ -328,7 +328,7 @@ const SAME_CONTENT: u8 = 4;
 /// Files hashed and stored together, at most, by default: a checkpoint
 /// archive holds at most this many, so that memory holds one batch (a
 /// million files held at once took over a gigabyte), whatever their size.
-pub const BATCH_FILES: usize = 100_000;
+pub const BATCH_FILES: usize = 50_000;
 
 /// Whether two lines hold the same content (what `changed` counts).
 fn same_content(a: &Line, b: &Line) -> bool {
@@ -737,7 +737,8 @@ impl Run<'_> {
         by_path: &HashMap<Vec<u8>, usize>,
         complete: bool,
     ) -> Result<xtar::Written> {
-        let Some(sealing) = self.repo.sealing.as_ref() else {
+        let repo = self.repo;
+        let Some(sealing) = repo.sealing.as_ref() else {
             return Err(crate::Error::NoRecord { archive: name.into() });
         };
         let keyring = sealing.keyring.to_text().into_bytes();
@@ -750,8 +751,8 @@ impl Run<'_> {
         } else {
             self.repo.root().join(crate::repository::ARCHIVES)
         });
-        let (repo, src, obs) = (self.repo, self.src, self.obs);
-        let mut kept: Option<(Vec<u8>, Vec<u8>)> = None;
+        let (src, obs) = (self.src, self.obs);
+        let mut kept: Option<(RecordText, RecordText)> = None;
         let mut failure: Option<crate::Error> = None;
         let written = repo
             .publish_archive(name, &staging, |file, out| {
@@ -760,26 +761,56 @@ impl Run<'_> {
                 xtar::write_entries(&mut w, src, entries, obs)?;
                 w.finish_with(|written| {
                     self.book(name, written, by_path);
-                    let text = self
-                        .record_text(name, complete)
-                        .and_then(|t| t.to_vec())
-                        .and_then(|t| Ok((repo.sealing.as_ref().map(|s| s.seal(&t)).transpose()?, t)));
-                    let (sealed, text) = match text {
-                        Ok((sealed, text)) => (sealed.unwrap_or_default(), text),
+                    let sealed = self.record_text(name, complete).and_then(|text| {
+                        let sealed = match &text {
+                            RecordText::Memory(t) => RecordText::Memory(sealing.seal(t)?),
+                            RecordText::File(f, len) => {
+                                let (f, len) = sealing.seal_file(f, *len)?;
+                                RecordText::File(f, len)
+                            }
+                        };
+                        Ok((text, sealed))
+                    });
+                    let (text, sealed) = match sealed {
+                        Ok(pair) => pair,
                         Err(e) => {
                             failure = Some(e);
                             let e = std::io::Error::other("the snapshot's record could not be put together");
                             return Err(xtar::Error::Write { path: out.to_path_buf(), source: e });
                         }
                     };
-                    kept = Some((text, sealed.clone()));
-                    Ok(vec![(ARCHIVE_KEYRING.to_vec(), keyring.clone()), (SEALED_RECORD.to_vec(), sealed)])
+                    let member = match &sealed {
+                        RecordText::Memory(t) => xtar::Extra::Bytes(t.clone()),
+                        RecordText::File(f, len) => xtar::Extra::File(
+                            f.try_clone().map_err(|e| xtar::Error::Write { path: out.to_path_buf(), source: e })?,
+                            *len,
+                        ),
+                    };
+                    kept = Some((text, sealed));
+                    Ok(vec![
+                        (ARCHIVE_KEYRING.to_vec(), xtar::Extra::Bytes(keyring.clone())),
+                        (SEALED_RECORD.to_vec(), member),
+                    ])
                 })
             })
             .map_err(|e| failure.take().unwrap_or(e))?;
         if let Some((text, sealed)) = kept {
-            repo.write_copy(name, &sealed)?;
-            if let Some(Err(e)) = repo.sealing.as_ref().map(|s| s.keep(name, &text, &sealed)) {
+            // The copy of the sealed record, and the text in this
+            // machine's cache (a sealed text in memory had its text there).
+            let cached = match &sealed {
+                RecordText::Memory(s) => {
+                    repo.write_copy(name, s)?;
+                    sealing.keep(name, &text.to_vec()?, s)
+                }
+                RecordText::File(sf, slen) => {
+                    repo.write_copy_from(name, sf, *slen)?;
+                    match &text {
+                        RecordText::File(f, len) => sealing.keep_file(name, f, *len, *slen),
+                        RecordText::Memory(t) => sealing.keep(name, t, &sealed.to_vec()?),
+                    }
+                }
+            };
+            if let Err(e) = cached {
                 self.report.warnings += 1;
                 self.obs.warning(&xtar::Error::Write { path: "the cache of this machine's records".into(), source: e });
             }
@@ -1093,12 +1124,9 @@ mod tests {
 
     /// The listing of a snapshot without where the content is: what two
     /// runs that stored it differently must agree on.
-    fn listing(repo: &Path, name: &str) -> Vec<(Vec<u8>, Kind, u64, Option<[u8; 32]>, Option<Vec<u8>>)> {
+    fn listing(repo: &Path, name: &str) -> Vec<Entry> {
         let rec = Repo::open(repo).unwrap().snapshot(name).unwrap();
-        rec.lines
-            .into_iter()
-            .map(|l| (l.entry.path, l.entry.kind, l.entry.size, l.entry.sha256, l.entry.target))
-            .collect()
+        rec.lines.into_iter().map(|l| l.entry).collect()
     }
 
     fn restores_as(repo: &Path, name: &str, tree: &Path, scratch: &Path) {

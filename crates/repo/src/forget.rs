@@ -398,8 +398,8 @@ fn rewrite_sealed(
                 .seal(&text)
                 .map_err(|e| xtar::Error::Write { path: out.to_path_buf(), source: std::io::Error::other(e) })?;
             Ok(vec![
-                (crate::sealed::ARCHIVE_KEYRING.to_vec(), keyring.clone()),
-                (crate::sealed::SEALED_RECORD.to_vec(), sealed_record.clone()),
+                (crate::sealed::ARCHIVE_KEYRING.to_vec(), xtar::Extra::Bytes(keyring.clone())),
+                (crate::sealed::SEALED_RECORD.to_vec(), xtar::Extra::Bytes(sealed_record.clone())),
             ])
         })
     })?;

@@ -64,6 +64,22 @@ impl Sealing {
             .map_err(|source| Error::Keyring { path: KEYRING.into(), source })
     }
 
+    /// Like [`Sealing::seal`], for a text that is the first `len` bytes of
+    /// a file: the sealed record in a temporary file, and its length.
+    pub(crate) fn seal_file(&self, text: &std::fs::File, len: u64) -> Result<(std::fs::File, u64)> {
+        use std::io::{Seek, Write};
+        let tmp = || std::env::temp_dir();
+        let mut from = text;
+        from.seek(std::io::SeekFrom::Start(0)).map_err(crate::io_err(tmp()))?;
+        let mut out = std::io::BufWriter::new(tempfile::tempfile().map_err(crate::io_err(tmp()))?);
+        keys::encrypt_stream_to(&self.keyring.recipient, &mut std::io::Read::take(from, len), &mut out)
+            .map_err(|source| Error::Keyring { path: KEYRING.into(), source })?;
+        out.flush().map_err(crate::io_err(tmp()))?;
+        let mut f = out.into_inner().map_err(|e| crate::io_err(tmp())(e.into_error()))?;
+        let sealed_len = f.stream_position().map_err(crate::io_err(tmp()))?;
+        Ok((f, sealed_len))
+    }
+
     /// A sealed record opened with the master key (`None` without it).
     pub(crate) fn open(&self, name: &str, sealed: &[u8]) -> Option<Result<Vec<u8>>> {
         let master = self.master.as_ref()?;
@@ -106,6 +122,23 @@ impl Sealing {
         let mut bytes = format!("{CACHE_LINE}{}\n", sealed.len()).into_bytes();
         bytes.extend_from_slice(text);
         fsutil::write_bytes(&dir.join(format!("{name}.snapshot")), &bytes, true).map_err(std::io::Error::other)?;
+        set_private(dir);
+        Ok(())
+    }
+
+    /// Like [`Sealing::keep`], for a text that is the first `len` bytes of
+    /// a file, sealed as `sealed_len` bytes.
+    pub(crate) fn keep_file(&self, name: &str, text: &std::fs::File, len: u64, sealed_len: u64) -> std::io::Result<()> {
+        use std::io::{Read, Seek, Write};
+        let Some(dir) = &self.cache else { return Ok(()) };
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{name}.snapshot"));
+        let mut tmp = fsutil::temp_beside(&path).map_err(std::io::Error::other)?;
+        tmp.write_all(format!("{CACHE_LINE}{sealed_len}\n").as_bytes())?;
+        let mut from = text;
+        from.seek(std::io::SeekFrom::Start(0))?;
+        std::io::copy(&mut from.take(len), tmp.as_file_mut())?;
+        fsutil::persist(tmp, &path, true).map_err(std::io::Error::other)?;
         set_private(dir);
         Ok(())
     }

@@ -65,7 +65,7 @@ pub use structure::expand_structure;
 pub use unseal::Keys;
 pub use writer::{
     plan, request_path, root_label, stream_zip, walk_source, write_archive, write_entries, ArchiveWriter, Codec,
-    CompressOptions, CompressSummary, ListSkip, PackedWriter, Select, Step, Stored, Streamed, TreeSink, Written,
+    CompressOptions, CompressSummary, Extra, ListSkip, PackedWriter, Select, Step, Stored, Streamed, TreeSink, Written,
     PACK_BYTES, PACK_FILES,
 };
 

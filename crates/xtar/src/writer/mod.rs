@@ -18,7 +18,7 @@ mod tree;
 
 pub use builder::{ArchiveWriter, Stored, Written};
 pub use large::{stream_zip, Streamed};
-pub use packed::{PackedWriter, PACK_BYTES, PACK_FILES};
+pub use packed::{Extra, PackedWriter, PACK_BYTES, PACK_FILES};
 pub use plan::{plan, Step};
 pub use tree::{
     request_path, root_label, walk_source, write_archive, write_entries, Codec, CompressOptions, CompressSummary,

@@ -68,6 +68,15 @@ impl Spilled {
     }
 }
 
+/// A member added after the packs ([`PackedWriter::finish_with`]).
+pub enum Extra {
+    /// Its bytes.
+    Bytes(Vec<u8>),
+    /// The first `len` bytes of a file (a text too large to hold in
+    /// memory).
+    File(File, u64),
+}
+
 /// Builds a version 3 archive from the calls of [`super::write_entries`].
 pub struct PackedWriter {
     out: Out,
@@ -268,7 +277,7 @@ impl PackedWriter {
     /// with the offset of its pack entry's local header) and returns the
     /// members, `(name, bytes)`, each written as it is (a backup set's
     /// record and keyring). Readers skip members they do not know (§A1).
-    pub fn finish_with(mut self, extras: impl FnOnce(&Written) -> Result<Vec<(Vec<u8>, Vec<u8>)>>) -> Result<Written> {
+    pub fn finish_with(mut self, extras: impl FnOnce(&Written) -> Result<Vec<(Vec<u8>, Extra)>>) -> Result<Written> {
         let Some(root_mtime) = self.mtime else {
             return Err(order(b"", "an archive needs its root directory"));
         };
@@ -483,8 +492,17 @@ impl PackedWriter {
         written.entries.sort_by(|a, b| manifest::cmp_paths(&a.path, &b.path));
         drop(files);
         drop(others);
-        for (name, bytes) in extras(&written)? {
-            self.out.member(&name, &bytes, mtime, 0o644)?;
+        for (name, extra) in extras(&written)? {
+            match extra {
+                Extra::Bytes(bytes) => self.out.member(&name, &bytes, mtime, 0o644)?,
+                Extra::File(f, len) => {
+                    let mut hdr = Vec::new();
+                    crate::format::tar::write_member_header(&mut hdr, &name, len, mtime, 0o644);
+                    self.out.write(&hdr)?;
+                    self.out.copy_from(&f, Path::new("a temporary file"), 0, len)?;
+                    self.out.padding(len)?;
+                }
+            }
         }
 
         let packs_end = self.out.pos;
