@@ -714,11 +714,9 @@ impl Run<'_> {
                 repo.write_copy(name, text)?;
                 repo.keep_record(name, text);
             }
-            Some(text @ RecordText::File(f, len)) => {
+            Some(RecordText::File(f, len)) => {
                 repo.write_copy_from(name, f, *len)?;
-                if repo.keeps_records() {
-                    repo.keep_record(name, &text.to_vec()?);
-                }
+                repo.keep_record_file(name, f, *len);
             }
             None => {}
         }

@@ -195,15 +195,7 @@ fn parse_header(header: &[u8], name: &str) -> Result<Record> {
         // Let the usual check say what is wrong.
         Record::verify(header, name)?;
     }
-    let rec = Record::parse_header(header, name)?;
-    if rec.name != name {
-        return Err(Error::Record {
-            archive: name.to_string(),
-            line: 2,
-            message: format!("the record is named {}, not after its archive", rec.name),
-        });
-    }
-    Ok(rec)
+    Record::parse_header(header, name)?.named(name)
 }
 
 impl Items {

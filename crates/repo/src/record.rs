@@ -338,6 +338,19 @@ impl Record {
         Record::parse_body_of(body, archive, header_only, keep)
     }
 
+    /// The record, when it is named `archive` (the archive it was read
+    /// from); an error otherwise.
+    pub(crate) fn named(self, archive: &str) -> Result<Record> {
+        if self.name != archive {
+            return Err(Error::Record {
+                archive: archive.to_string(),
+                line: 2,
+                message: format!("the record is named {}, not after its archive", self.name),
+            });
+        }
+        Ok(self)
+    }
+
     /// Parses the header lines of a record (the lines before its first
     /// entry line), not checked against a checksum.
     pub(crate) fn parse_header(header: &[u8], archive: &str) -> Result<Record> {

@@ -770,12 +770,6 @@ impl Repo {
         }
     }
 
-    /// Whether records this run writes are kept in this machine's cache
-    /// ([`Repo::keep_record`]).
-    pub(crate) fn keeps_records(&self) -> bool {
-        self.record_cache.is_some()
-    }
-
     /// Writes the copy of a record whose text is the first `len` bytes of
     /// `text` (a file: a record of a million files is 180 MB).
     pub(crate) fn write_copy_from(&self, name: &str, text: &File, len: u64) -> Result<()> {
@@ -789,12 +783,33 @@ impl Repo {
                 std::io::copy(&mut from.take(len), tmp.as_file_mut()).map_err(io_err(&path))?;
                 fsutil::persist(tmp, &path, true).map_err(|e| Error::Xtar(e.into()))
             }
-            Place::Remote { .. } => {
-                let mut bytes = Vec::with_capacity(len as usize);
-                from.take(len).read_to_end(&mut bytes).map_err(io_err(&path))?;
-                self.write_copy(name, &bytes)
+            Place::Remote { store, sizes } => {
+                // Never a copy before its archive is whole in the store.
+                self.wait_upload()?;
+                let rel = copy_rel(name);
+                store.put_from(&rel, &mut from.take(len), len).map_err(|e| Error::Store(e.to_string()))?;
+                if let Ok(mut s) = sizes.lock() {
+                    s.insert(rel, len);
+                }
+                Ok(())
             }
         }
+    }
+
+    /// Like [`Repo::keep_record`], for a text that is the first `len` bytes
+    /// of a file.
+    pub(crate) fn keep_record_file(&self, name: &str, text: &File, len: u64) {
+        use std::io::{Read, Seek};
+        let Some(dir) = &self.record_cache else { return };
+        let _ = std::fs::create_dir_all(dir);
+        let path = dir.join(format!("{name}-{len}{COPY_SUFFIX}"));
+        let mut from = text;
+        let _ = (|| -> std::io::Result<()> {
+            from.seek(std::io::SeekFrom::Start(0))?;
+            let mut tmp = fsutil::temp_beside(&path).map_err(std::io::Error::other)?;
+            std::io::copy(&mut from.take(len), tmp.as_file_mut())?;
+            fsutil::persist(tmp, &path, true).map_err(std::io::Error::other)
+        })();
     }
 
     /// Drops the cached text and record of `name`.
@@ -969,15 +984,7 @@ impl Repo {
     /// path `keep` accepts (not cached).
     pub fn record_filtered(&self, name: &str, keep: Option<crate::record::PathFilter<'_>>) -> Result<Record> {
         let text = self.raw(name)?;
-        let rec = Record::parse_verified(&text, name, false, keep)?;
-        if rec.name != name {
-            return Err(Error::Record {
-                archive: name.to_string(),
-                line: 2,
-                message: format!("the record is named {}, not after its archive", rec.name),
-            });
-        }
-        Ok(rec)
+        Record::parse_verified(&text, name, false, keep)?.named(name)
     }
 
     /// Forgets cached records (after archives were rewritten).
