@@ -680,7 +680,7 @@ impl Run<'_> {
         complete: bool,
     ) -> Result<xtar::Written> {
         let (repo, src, copts, obs) = (self.repo, self.src, self.copts, self.obs);
-        let mut copy: Option<RecordText> = None;
+        let mut copy: Option<(File, u64)> = None;
         let mut failure: Option<crate::Error> = None;
         let staging = staging_dir();
         let written = repo
@@ -688,37 +688,29 @@ impl Run<'_> {
                 let mut writer = xtar::ArchiveWriter::new(file, out, &xtar::root_label(src, copts), copts)?;
                 xtar::write_entries(&mut writer, src, entries, obs)?;
                 self.book(name, writer.written(), by_path);
-                let text = match self.record_text(name, complete) {
-                    Ok(text) => text,
-                    Err(e) => {
-                        failure = Some(e);
-                        let e = std::io::Error::other("the snapshot's record could not be put together");
-                        return Err(xtar::Error::Write { path: out.to_path_buf(), source: e });
-                    }
-                };
-                match &text {
-                    RecordText::Memory(t) => writer.add_extra(RECORD_NAME, t)?,
-                    RecordText::File(f, len) => writer.add_extra_file(RECORD_NAME, f, out, *len)?,
-                }
-                let written = writer.finish();
                 if complete {
-                    copy = Some(text);
+                    let (text, len) = match self.snapshot_record(name) {
+                        Ok(text) => text,
+                        Err(e) => {
+                            failure = Some(e);
+                            let e = std::io::Error::other("the snapshot's record could not be put together");
+                            return Err(xtar::Error::Write { path: out.to_path_buf(), source: e });
+                        }
+                    };
+                    writer.add_extra_file(RECORD_NAME, &text, out, len)?;
+                    copy = Some((text, len));
+                } else {
+                    writer.add_extra(RECORD_NAME, &self.checkpoint_record(name))?;
                 }
-                written
+                writer.finish()
             })
             .map_err(|e| failure.take().unwrap_or(e))?;
         // The snapshot's record, a second time, beside its archive: losing
         // either leaves it (and every snapshot listed relative to it).
-        match &copy {
-            Some(RecordText::Memory(text)) => {
-                repo.write_copy(name, text)?;
-                repo.keep_record(name, text);
-            }
-            Some(RecordText::File(f, len)) => {
-                repo.write_copy_from(name, f, *len)?;
-                repo.keep_record_file(name, f, *len);
-            }
-            None => {}
+        // Checkpoints have no copy (§2.2).
+        if let Some((text, len)) = &copy {
+            repo.write_copy_from(name, text, *len)?;
+            repo.keep_record(name, text, *len);
         }
         Ok(written)
     }
@@ -828,21 +820,21 @@ impl Run<'_> {
     }
 
     /// The record of archive `name`: the whole snapshot's (maybe relative
-    /// to its parent) when `complete`, else the checkpoint's.
+    /// to its parent, in a temporary file) when `complete`, else the
+    /// checkpoint's.
     fn record_text(&mut self, name: &str, complete: bool) -> Result<RecordText> {
-        let mut rec = Record::new(name, if complete { Status::Complete } else { Status::Partial }, &self.src_root);
-        rec.parent = self.report.parent.clone();
-        rec.host = self.host.clone();
-        if complete {
-            // The last batch's lines join the others'.
-            for c in &mut self.batch {
-                if c.line.as_ref().is_some_and(|l| l.loc.is_none()) {
-                    c.line = None;
-                }
+        Ok(match complete {
+            true => {
+                let (text, len) = self.snapshot_record(name)?;
+                RecordText::File(text, len)
             }
-            self.settle()?;
-            return self.complete_record(rec);
-        }
+            false => RecordText::Memory(self.checkpoint_record(name)),
+        })
+    }
+
+    /// The record of checkpoint archive `name`: the files it stored.
+    fn checkpoint_record(&self, name: &str) -> Vec<u8> {
+        let mut rec = self.new_record(name, Status::Partial);
         rec.lines = self
             .batch
             .iter()
@@ -855,7 +847,28 @@ impl Run<'_> {
             rec.stats.stored += 1;
             rec.stats.stored_bytes += l.entry.size;
         }
-        Ok(RecordText::Memory(rec.to_text()))
+        rec.to_text()
+    }
+
+    /// An empty record of archive `name` of this run.
+    fn new_record(&self, name: &str, status: Status) -> Record {
+        let mut rec = Record::new(name, status, &self.src_root);
+        rec.parent = self.report.parent.clone();
+        rec.host = self.host.clone();
+        rec
+    }
+
+    /// The record of the snapshot, archive `name`, in a temporary file
+    /// (and its length), once the last batch's lines join the others'.
+    fn snapshot_record(&mut self, name: &str) -> Result<(File, u64)> {
+        for c in &mut self.batch {
+            if c.line.as_ref().is_some_and(|l| l.loc.is_none()) {
+                c.line = None;
+            }
+        }
+        self.settle()?;
+        let rec = self.new_record(name, Status::Complete);
+        self.complete_record(rec)
     }
 
     /// The record of the snapshot. The spill of the walk, read once with
@@ -864,7 +877,7 @@ impl Run<'_> {
     /// alone when the parent's chain is short enough and the changes small
     /// enough beside the whole listing, else the whole tree (the parent's
     /// listing with the changes applied, merged line by line).
-    fn complete_record(&mut self, mut rec: Record) -> Result<RecordText> {
+    fn complete_record(&mut self, mut rec: Record) -> Result<(File, u64)> {
         let name = rec.name.clone();
         let (run_names, pending_names) = (&self.run_names, &self.pending_names);
         let mut s = self.same;
@@ -967,7 +980,7 @@ impl Run<'_> {
             // Without a parent, every entry was spilled: the changes are
             // the whole listing.
             let text = delta.into_record(&rec)?;
-            self.report.record_bytes = text.len();
+            self.report.record_bytes = text.1;
             return Ok(text);
         };
         let (deltas, base) = &self.earlier.chain_bytes;
@@ -979,7 +992,7 @@ impl Run<'_> {
         if deltas.len() < MAX_DELTAS && so_far.saturating_mul(DELTA_SHARE as u64) <= *base {
             self.report.delta = true;
             let text = delta.into_record(&rec)?;
-            self.report.record_bytes = text.len();
+            self.report.record_bytes = text.1;
             return Ok(text);
         }
         // The whole tree: the parent's listing with the changes applied.
@@ -993,7 +1006,7 @@ impl Run<'_> {
             whole.write(&buf)?;
         }
         let text = whole.into_record(&rec)?;
-        self.report.record_bytes = text.len();
+        self.report.record_bytes = text.1;
         Ok(text)
     }
 }
@@ -1008,13 +1021,6 @@ enum RecordText {
 }
 
 impl RecordText {
-    fn len(&self) -> u64 {
-        match self {
-            RecordText::Memory(t) => t.len() as u64,
-            RecordText::File(_, len) => *len,
-        }
-    }
-
     fn to_vec(&self) -> Result<Vec<u8>> {
         match self {
             RecordText::Memory(t) => Ok(t.clone()),
@@ -1055,7 +1061,7 @@ impl Body {
     }
 
     /// The whole record: `rec`'s header, this body, the `#end` line.
-    fn into_record(self, rec: &Record) -> Result<RecordText> {
+    fn into_record(self, rec: &Record) -> Result<(File, u64)> {
         let len = self.len;
         let mut body = self.into_file()?.take(len);
         let mut text = Body::new()?;
@@ -1077,7 +1083,7 @@ impl Body {
         end_line(&mut end, &h.finalize().into());
         text.write(&end)?;
         let len = text.len;
-        Ok(RecordText::File(text.into_file()?, len))
+        Ok((text.into_file()?, len))
     }
 }
 

@@ -245,7 +245,9 @@ impl Items {
                     return Err(err("entries out of order or repeated".into()));
                 }
             }
-            self.last = Some(item.path().to_vec());
+            let last = self.last.get_or_insert_with(Vec::new);
+            last.clear();
+            last.extend_from_slice(item.path());
             return Ok(Some(item));
         }
     }
@@ -282,6 +284,8 @@ pub(crate) fn chain(repo: &Repo, own: Source) -> Result<Vec<Source>> {
 pub(crate) struct Merge {
     streams: Vec<Items>,
     heads: Vec<Option<Item>>,
+    /// The path being merged (a buffer kept between lines).
+    path: Vec<u8>,
 }
 
 impl Merge {
@@ -291,7 +295,7 @@ impl Merge {
         let mut streams: Vec<Items> = chain.iter().rev().map(Source::items).collect::<Result<_>>()?;
         streams.extend(more);
         let heads = streams.iter_mut().map(Items::next_item).collect::<Result<_>>()?;
-        Ok(Merge { streams, heads })
+        Ok(Merge { streams, heads, path: Vec::new() })
     }
 
     /// The next line of the listing, or `None` at its end.
@@ -306,12 +310,13 @@ impl Merge {
                 };
             }
             let Some(at) = least else { return Ok(None) };
-            let path = self.heads[at].as_ref().map(|h| h.path().to_vec()).unwrap_or_default();
+            self.path.clear();
+            self.path.extend_from_slice(self.heads[at].as_ref().map_or(&[][..], |h| h.path()));
             // The newest stream that has the path wins; every stream moves
             // past it.
             let mut won = None;
             for i in 0..self.heads.len() {
-                if self.heads[i].as_ref().is_some_and(|h| h.path() == &path[..]) {
+                if self.heads[i].as_ref().is_some_and(|h| h.path() == &self.path[..]) {
                     won = self.heads[i].take();
                     self.heads[i] = self.streams[i].next_item()?;
                 }

@@ -203,16 +203,6 @@ impl Repo {
         Ok(())
     }
 
-    /// Keeps the text of a record this run wrote in this machine's cache
-    /// (a repository in an object store, §12.1); a cache that cannot be
-    /// written costs the next run one download.
-    pub(crate) fn keep_record(&self, name: &str, text: &[u8]) {
-        if let Some(dir) = &self.record_cache {
-            let _ = std::fs::create_dir_all(dir);
-            let _ = fsutil::write_bytes(&dir.join(format!("{name}-{}{COPY_SUFFIX}", text.len())), text, true);
-        }
-    }
-
     /// Whether the repository is encrypted.
     pub fn is_encrypted(&self) -> bool {
         self.sealing.is_some()
@@ -796,9 +786,11 @@ impl Repo {
         }
     }
 
-    /// Like [`Repo::keep_record`], for a text that is the first `len` bytes
-    /// of a file.
-    pub(crate) fn keep_record_file(&self, name: &str, text: &File, len: u64) {
+    /// Keeps the text of a record this run wrote (the first `len` bytes of
+    /// `text`) in this machine's cache (a repository in an object store,
+    /// §12.1); a cache that cannot be written costs the next run one
+    /// download.
+    pub(crate) fn keep_record(&self, name: &str, text: &File, len: u64) {
         use std::io::{Read, Seek};
         let Some(dir) = &self.record_cache else { return };
         let _ = std::fs::create_dir_all(dir);

@@ -11,42 +11,21 @@ use crate::v3::{have, modes_mtimes_and_hard_links, run_recipe, same_shape, tree}
 /// Level 3: the tests check the format, not the ratio of level 19.
 const Z: &[&str] = &["--codec", "zstd", "--zstd-level", "3"];
 
-/// The recipe of docs/format/xtar.md §A11: the version 3 recipe, with the
-/// files' frames decoded by the `zstd` tool between unzip and the tree tar.
-const RECIPE: &str = r#"
-set -u
-archive=$1 out=$2 stage=$2.stage
-mkdir -p "$stage" "$out"
-tar -i -xf "$archive" -C "$stage"
-for z in "$stage"/.xtar-pack.*.zip; do
-    [ -f "$z" ] || continue
-    unzip -q -o -d "$out" "$z" && continue
-    printf 'y\ne\n' | zip -FF "$z" --out "$z.fixed.zip" && unzip -q -o -d "$out" "$z.fixed.zip"
-done
-want=$(sed -n 's/^#zstd-dict //p' "$stage/.xtar-header" 2>/dev/null)
-: > "$stage/dict"
-i=0
-while :; do
-    got=
-    for d in "$stage"/.xtar-zstd.*dict.gz; do
-        dd if="$d" bs=1047 skip=$i count=1 2>/dev/null | gzip -dc > "$stage/piece" 2>/dev/null && got=1 && break
-    done
-    [ -n "$got" ] || break
-    cat "$stage/piece" >> "$stage/dict"
-    [ "$(wc -c < "$stage/piece")" -eq 1024 ] || break
-    i=$((i + 1))
-done
-dict=
-if [ -s "$stage/dict" ] && { [ -z "$want" ] || [ "$(sha256sum < "$stage/dict" | cut -c1-64)" = "$want" ]; }; then
-    dict=$stage/dict
-fi
-find "$out" -type f -name '*.zst' -print0 > "$stage/frames"
-if [ -n "$dict" ]; then set -- -D "$dict"; else set --; fi
-xargs -0 -n 256 zstd -q -d --rm "$@" < "$stage/frames"
-D=$dict xargs -0 -n 1 sh -c '[ -f "$1" ] || exit 0; zstd -q -d --rm ${D:+-D "$D"} "$1"' sh < "$stage/frames"
-tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out"
-rm -rf "$stage"
-"#;
+/// The recipe of docs/format/xtar.md §A11.1 as the spec gives it (its
+/// `sh` block: the version 3 recipe, with the files' frames decoded by the
+/// `zstd` tool between unzip and the tree tar), with the archive and the
+/// output directory as `$1` and `$2`: the tests run the spec's own text.
+fn recipe() -> String {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/format/xtar.md");
+    let spec = std::fs::read_to_string(&spec).expect("docs/format/xtar.md");
+    let block = spec
+        .split("### A11.1 ")
+        .nth(1)
+        .and_then(|s| s.split("```sh\n").nth(1))
+        .and_then(|b| b.split("\n```").next())
+        .expect("the sh block of xtar.md §A11.1");
+    format!("set -u\narchive=$1 out=$2\n{block}\n")
+}
 
 /// Many small files that look alike, as source trees and documentation
 /// are: what a dictionary is for.
@@ -135,7 +114,7 @@ fn gnu_tar_unzip_and_zstd_recover_every_name_and_hard_link() {
     let archive = t.path().join("a.xtar");
     assert!(compress(&src, &archive, Z).status.success());
     let out = t.path().join("out");
-    run_recipe("sh", RECIPE, &archive, &out);
+    run_recipe("sh", &recipe(), &archive, &out);
     same_shape(&src, &out, "GNU tar + unzip + zstd", true);
     modes_mtimes_and_hard_links(&src, &out);
     let left: Vec<_> = snapshot(&out, false).into_keys().filter(|p| p.ends_with(b".zst")).collect();
@@ -194,7 +173,7 @@ fn salvage_and_the_recipe_survive_head_and_tail_damage() {
         files_back(&src, &out, &[], false, &format!("salvage, {name}"));
         assert!(!stderr(&s).contains("cannot be decoded"), "{}", stderr(&s));
         let out = t.path().join(format!("{name}-stock"));
-        let _ = Command::new("sh").arg("-c").arg(RECIPE).arg("sh").arg(&damaged).arg(&out).output().expect("sh");
+        let _ = Command::new("sh").arg("-c").arg(recipe()).arg("sh").arg(&damaged).arg(&out).output().expect("sh");
         files_back(&src, &out, &[], true, &format!("stock, {name}"));
     }
 }
@@ -226,7 +205,7 @@ fn a_damaged_frame_costs_its_file_only() {
     files_back(&src, &dest, &damaged, false, "extract");
     // The stock recipe gives back every other file too.
     let stock = t.path().join("stock");
-    let _ = Command::new("sh").arg("-c").arg(RECIPE).arg("sh").arg(&archive).arg(&stock).output().expect("sh");
+    let _ = Command::new("sh").arg("-c").arg(recipe()).arg("sh").arg(&archive).arg(&stock).output().expect("sh");
     files_back(&src, &stock, &damaged, false, "stock");
 }
 
@@ -293,7 +272,7 @@ fn damage_to_every_copy_of_the_dictionary_in_other_pieces_costs_nothing() {
     assert_same_tree(&src, &out);
     // The stock recipe puts the pieces together too.
     let stock = t.path().join("stock");
-    run_recipe("sh", RECIPE, &archive, &stock);
+    run_recipe("sh", &recipe(), &archive, &stock);
     files_back(&src, &stock, &[], false, "stock");
     // The same piece lost in every copy: nothing decodes, and both say so.
     for at in dict_copies(&bytes) {
