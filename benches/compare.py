@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Whole-process comparison of `pybackup compress` / `extract` (format
-version 3, the default, version 2, and version 5: `--codec zstd`) against `tar czf`, `tar -I pigz`,
+version 3, the default, version 2, and version 6: `--codec zstd`) against `tar czf`, `tar -I pigz`,
 `zip -r -6`, `dar -z6` and `tar -I zstd` on real trees.
 
 Each tool runs in turn (A B C D E, then again), so that the noise of a shared

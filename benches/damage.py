@@ -3,7 +3,8 @@
 of damage discs suffer.
 
 Archives of one tree are made with pybackup (format versions 3 and 2, and
-with --zstd version 5),
+with --zstd version 6; --zstd-baseline BIN adds a version 5 archive made
+by an older pybackup BIN, salvaged by this one),
 `tar czf`, `zip -r -6` and `dar -z6`. Copies of each are damaged in the same deterministic ways
 (random 2048-byte sectors overwritten with noise: 0.1 %, 1 % and 5 % of
 them; one 1 MiB burst, of noise and of zeros at the same place; the first
@@ -19,7 +20,7 @@ can recover. For the cuts, it checks the promise of format version 3: at
 least (100 - X) % of the files by count, less one, when the last X % of
 the bytes are lost, and never fewer than tar.gz or zip -FF.
 
-    python3 benches/damage.py [--tree PATH] [--seed N] [--only NAME ...] [--zstd] [--encrypt]
+    python3 benches/damage.py [--tree PATH] [--seed N] [--only NAME ...] [--zstd [--zstd-baseline BIN]] [--encrypt]
 
 Needs: pigz is not used; tar, gzip, zip, unzip, dar. Nothing is downloaded.
 The default tree is the Python standard library.
@@ -58,9 +59,9 @@ rm -rf "$stage"
 exit 0
 """
 
-# The spec's stock recipe for version 5 (§A11.1): version 3's, with the
-# files' zstd frames decoded by the zstd tool before the tree tar.
-RECIPE5 = r"""
+# The spec's stock recipe for versions 6 and 5 (§A11.1): version 3's, with
+# the files' zstd frames decoded by the zstd tool before the tree tar.
+RECIPE_ZSTD = r"""
 archive=$1 out=$2 stage=$2.stage
 mkdir -p "$stage" "$out"
 tar -i -xf "$archive" -C "$stage" 2>/dev/null
@@ -71,7 +72,7 @@ for z in "$stage"/.xtar-pack.*.zip; do
     [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
 done
 want=$(sed -n 's/^#zstd-dict //p' "$stage/.xtar-header" 2>/dev/null)
-: > "$stage/dict"
+: > "$stage/dict.zst"
 i=0
 while :; do
     got=
@@ -79,10 +80,11 @@ while :; do
         dd if="$d" bs=1047 skip=$i count=1 2>/dev/null | gzip -dc > "$stage/piece" 2>/dev/null && got=1 && break
     done
     [ -n "$got" ] || break
-    cat "$stage/piece" >> "$stage/dict"
+    cat "$stage/piece" >> "$stage/dict.zst"
     [ "$(wc -c < "$stage/piece")" -eq 1024 ] || break
     i=$((i + 1))
 done
+zstd -q -d -c "$stage/dict.zst" > "$stage/dict" 2>/dev/null || cp "$stage/dict.zst" "$stage/dict"
 dict=
 if [ -s "$stage/dict" ] && { [ -z "$want" ] || [ "$(sha256sum < "$stage/dict" | cut -c1-64)" = "$want" ]; }; then
     dict=$stage/dict
@@ -292,7 +294,9 @@ def main():
     ap.add_argument("--only", action="append", default=[], help="recovery methods to run")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
     ap.add_argument("--zstd", action="store_true",
-                    help="also a version 5 archive (--codec zstd): pybackup's salvage and the stock recipe with zstd")
+                    help="also a version 6 archive (--codec zstd): pybackup's salvage and the stock recipe with zstd")
+    ap.add_argument("--zstd-baseline", default=None, metavar="BIN",
+                    help="with --zstd, also a version 5 archive made by the older pybackup BIN")
     ap.add_argument("--encrypt", action="store_true",
                     help="also an encrypted version 3 archive: pybackup's salvage and the stock recipe with age")
     args = ap.parse_args()
@@ -324,9 +328,13 @@ def main():
         subprocess.run([pyb, "-q", "--no-progress", "compress", tree, "-o", arch["xtar3e"], "-r", recipient],
                        check=True)
     if args.zstd:
-        arch["xtar5"] = os.path.join(work, "a5.xtar")
-        subprocess.run([pyb, "-q", "--no-progress", "compress", "--codec", "zstd", tree, "-o", arch["xtar5"]],
+        arch["xtar6"] = os.path.join(work, "a6.xtar")
+        subprocess.run([pyb, "-q", "--no-progress", "compress", "--codec", "zstd", tree, "-o", arch["xtar6"]],
                        check=True)
+    if args.zstd and args.zstd_baseline:
+        arch["xtar5"] = os.path.join(work, "a5.xtar")
+        subprocess.run([args.zstd_baseline, "-q", "--no-progress", "compress", "--codec", "zstd", tree,
+                        "-o", arch["xtar5"]], check=True)
     subprocess.run([pyb, "-q", "--no-progress", "compress", "--format-version", "2", tree, "-o", arch["xtar"]],
                    check=True)
     subprocess.run(["tar", "-czf", arch["tgz"], "-C", tree, "."], check=True)
@@ -382,8 +390,11 @@ def main():
         methods["stock v3 enc tar+age"] = ("xtar3e", lambda a, d: sh(["bash", "-c", RECIPE3E, "bash", a, d, key],
                                                                      timeout=3600))
     if args.zstd:
+        methods["salvage v6 zstd"] = ("xtar6", salvage)
+        methods["stock v6 +zstd"] = ("xtar6", lambda a, d: sh(["sh", "-c", RECIPE_ZSTD, "sh", a, d], timeout=3600))
+    if "xtar5" in arch:
         methods["salvage v5 zstd"] = ("xtar5", salvage)
-        methods["stock v5 +zstd"] = ("xtar5", lambda a, d: sh(["sh", "-c", RECIPE5, "sh", a, d], timeout=3600))
+        methods["stock v5 +zstd"] = ("xtar5", lambda a, d: sh(["sh", "-c", RECIPE_ZSTD, "sh", a, d], timeout=3600))
     if args.only:
         methods = {k: v for k, v in methods.items() if k in args.only}
 
@@ -463,7 +474,7 @@ def main():
         for p in names:
             print(f"  {p:10} encrypted {enc[p]:6} / plain {plain[p]:6} = "
                   f"{enc[p] / plain[p] * 100 if plain[p] else 100:.2f} %")
-    for sm in ("salvage v3", "salvage v5 zstd"):
+    for sm in ("salvage v3", "salvage v6 zstd", "salvage v5 zstd"):
         if sm not in results:
             continue
         for lost in (5, 20, 50):

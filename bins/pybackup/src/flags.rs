@@ -198,9 +198,10 @@ pub struct CompressArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=3))]
     pub format_version: Option<u32>,
     /// How each file is compressed: `deflate`, which every zip reader
-    /// reads, or `zstd`, smaller: zstd frames with a dictionary trained on
-    /// the tree (format version 5, read by pybackup, or by `unzip` then
-    /// `zstd -d -D` as docs/format/xtar.md §A11 shows) [default: deflate].
+    /// reads, or `zstd`, smaller: zstd frames with a dictionary made of
+    /// the tree's own small files (format version 6, read by pybackup, or
+    /// by `unzip` then `zstd -d -D` as docs/format/xtar.md §A11 shows)
+    /// [default: deflate].
     #[arg(long, value_enum, value_name = "CODEC")]
     pub codec: Option<CodecArg>,
     /// The zstd level with --codec zstd, 1 to 22 [default: 19]; above 19
@@ -216,7 +217,7 @@ pub struct CompressArgs {
 pub enum CodecArg {
     /// Deflate (format version 3).
     Deflate,
-    /// zstd with a dictionary (format version 5).
+    /// zstd with a dictionary (format version 6).
     Zstd,
 }
 

@@ -98,15 +98,90 @@ fn stored_piece(m: &[u8]) -> Option<&[u8]> {
     (crc32fast::hash(data) == crc && size as usize == len).then_some(data)
 }
 
-/// Largest dictionary trained (zstd's own default size).
-pub const DICT_MAX: usize = 112_640;
-/// Files up to this size are samples for training the dictionary.
+/// Version 5: the largest dictionary trained (zstd's own default size).
+/// Version 6 makes none; readers need not know it.
+pub const TRAINED_MAX: usize = 112_640;
+/// Version 6: the largest dictionary, 4 MiB of the tree's own small files.
+pub const DICT_MAX: u64 = 4 << 20;
+/// Version 6: one byte of dictionary for this many bytes of small files.
+pub const DICT_SHARE: u64 = 64;
+/// Version 6: a dictionary of fewer bytes is not made.
+pub const DICT_MIN: usize = 1 << 10;
+/// Version 6: readers refuse a copy whose frame declares a larger
+/// dictionary (room for writers to grow [`DICT_MAX`]; a bound on what
+/// damaged or hostile data makes them decode).
+pub const DICT_LIMIT: u64 = 64 << 20;
+/// Files up to this size are samples for the dictionary.
 pub const SAMPLE_FILE_MAX: u64 = 128 << 10;
-/// Bytes of samples read for training, at most.
-pub const SAMPLES_MAX: u64 = 4 << 20;
-/// Fewer bytes of samples than this: no dictionary (too little to learn
-/// from; a small tree gains little from one anyway).
-pub const SAMPLES_MIN: u64 = 64 << 10;
+/// The level of the frame that holds the dictionary in its copies.
+const DICT_FRAME_LEVEL: i32 = 19;
+/// The first bytes of a zstd dictionary (RFC 8878 §5): a raw-content
+/// dictionary must not begin with them, or zstd reads it as a trained one.
+const DICT_MAGIC: [u8; 4] = [0x37, 0xa4, 0x30, 0xec];
+/// The first bytes of a zstd frame.
+const FRAME_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Version 6: how many bytes of samples (and so of dictionary) a tree
+/// with `small` bytes of sample files gets: one 64th of them, at most
+/// [`DICT_MAX`].
+pub fn dict_target(small: u64) -> u64 {
+    (small / DICT_SHARE).min(DICT_MAX)
+}
+
+/// Version 6: the dictionary made of `samples` (files of the tree, in
+/// walk order), a raw-content dictionary (RFC 8878 §5): their bytes one
+/// after the other, the first `target` of them, without leading bytes
+/// that would make it look like a trained dictionary. `None` when that is
+/// fewer than [`DICT_MIN`] bytes.
+pub fn sampled_dictionary(samples: &[Vec<u8>], target: u64) -> Option<Vec<u8>> {
+    let mut d = samples.concat();
+    d.truncate(usize::try_from(target).unwrap_or(usize::MAX));
+    if d.starts_with(&DICT_MAGIC) {
+        d.remove(0);
+    }
+    (d.len() >= DICT_MIN).then_some(d)
+}
+
+/// Version 6: what the copies of `dict` hold: one zstd frame of it (level
+/// 19, no dictionary, its size declared). Empty for no dictionary.
+pub fn dict_frame(dict: &[u8]) -> io::Result<Vec<u8>> {
+    if dict.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(dict.len()));
+    zstd::zstd_safe::compress(&mut out, dict, DICT_FRAME_LEVEL).map_err(|c| zerr("zstd compression failed", c))?;
+    Ok(out)
+}
+
+/// The dictionary that the whole of a copy's pieces, `stored`, holds: in
+/// version 6 one frame (declaring at most [`DICT_LIMIT`] bytes, decoding
+/// to exactly them), in version 5 the dictionary itself. Without a
+/// version (a header lost), each is recognised by its first bytes.
+/// `None` when `stored` is neither.
+pub fn dict_of_copy(stored: &[u8], version: Option<u32>) -> Option<Vec<u8>> {
+    let framed = match version {
+        Some(v) => v >= crate::format::ZSTD_FRAMED_DICT_VERSION,
+        None => stored.starts_with(&FRAME_MAGIC),
+    };
+    if stored.is_empty() {
+        return Some(Vec::new());
+    }
+    if !framed {
+        let trained = stored.starts_with(&DICT_MAGIC) && zstd::zstd_safe::get_dict_id_from_dict(stored).is_some();
+        return (version.is_some() || trained).then(|| stored.to_vec());
+    }
+    let size = match zstd::zstd_safe::get_frame_content_size(stored) {
+        Ok(Some(s)) if s <= DICT_LIMIT && s > 0 => usize::try_from(s).ok()?,
+        _ => return None,
+    };
+    if zstd::zstd_safe::find_frame_compressed_size(stored).ok()? != stored.len() {
+        return None;
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(size);
+    let n = zstd::zstd_safe::decompress(&mut out, stored).ok()?;
+    (n == size).then_some(out)
+}
+
 /// Content of one frame, at most. Readers refuse a frame that declares
 /// more, so that damaged or hostile data cannot make them decode without
 /// bound.
@@ -182,27 +257,26 @@ impl ZstdEncoder {
             let mut slot = cell.borrow_mut();
             let cctx = slot.get_or_insert_with(zstd::zstd_safe::CCtx::create);
             let mut out: Vec<u8> = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
+            use zstd::zstd_safe::{CParameter, DictAttachPref, ResetDirective};
+            let z = |what: &'static str| move |c| zerr(what, c);
+            cctx.reset(ResetDirective::SessionAndParameters).map_err(z("zstd reset failed"))?;
             let r = match (&self.cdict, with_dict) {
-                (Some(d), true) => cctx.compress_using_cdict(&mut out, raw, d),
+                // Attached, whatever the file's size: zstd would otherwise
+                // copy the dictionary's tables (tens of MB for 4 MiB of
+                // dictionary at level 19) into the context for every file
+                // over 8 KiB.
+                (Some(d), true) => {
+                    cctx.set_parameter(CParameter::ForceAttachDict(DictAttachPref::ForceAttach))
+                        .map_err(z("zstd parameter refused"))?;
+                    cctx.ref_cdict(d).map_err(z("zstd dictionary refused"))?;
+                    cctx.compress2(&mut out, raw)
+                }
                 _ => cctx.compress(&mut out, raw, level),
             };
             r.map_err(|c| zerr("zstd compression failed", c))?;
             Ok(out)
         })
     }
-}
-
-/// Trains a dictionary on `samples` (files of the tree, in a fixed order:
-/// training is deterministic). `None` when they are too few to learn from
-/// or training fails; the archive then has no dictionary.
-pub fn train(samples: &[Vec<u8>]) -> Option<Vec<u8>> {
-    let total: u64 = samples.iter().map(|s| s.len() as u64).sum();
-    if total < SAMPLES_MIN || samples.len() < 8 {
-        return None;
-    }
-    // zstd advises about 100 times the dictionary's size in samples.
-    let cap = DICT_MAX.min(usize::try_from(total / 16).unwrap_or(DICT_MAX));
-    zstd::dict::from_samples(samples, cap).ok().filter(|d| d.len() >= 256)
 }
 
 /// Decodes frames, with the archive's dictionary when it has one.
@@ -318,8 +392,8 @@ mod tests {
     #[test]
     fn frames_round_trip_with_and_without_a_dictionary() {
         let samples: Vec<Vec<u8>> = (0..200).map(|i| text(2000 + i * 7, i as u64)).collect();
-        let dict = train(&samples).expect("enough samples to train");
-        assert_eq!(train(&samples), Some(dict.clone()), "training is deterministic");
+        let dict = sampled_dictionary(&samples, 64 << 10).expect("enough samples");
+        assert_eq!(dict.len(), 64 << 10);
         for d in [Vec::new(), dict] {
             let enc = ZstdEncoder::new(d.clone(), 3).expect("encoder");
             let dec = ZstdDecoder::new(&d);
@@ -334,7 +408,7 @@ mod tests {
     #[test]
     fn the_dictionary_makes_small_files_smaller() {
         let samples: Vec<Vec<u8>> = (0..200).map(|i| text(1500, i as u64)).collect();
-        let dict = train(&samples).expect("trained");
+        let dict = sampled_dictionary(&samples, 32 << 10).expect("sampled");
         let with = ZstdEncoder::new(dict, 19).expect("encoder");
         let without = ZstdEncoder::new(Vec::new(), 19).expect("encoder");
         let f = text(1500, 1000);
@@ -398,9 +472,51 @@ mod tests {
         assert!(decode_all(&dec, b"not zstd at all").is_err());
         // A frame that needs a dictionary, without it.
         let samples: Vec<Vec<u8>> = (0..200).map(|i| text(2000, i as u64)).collect();
-        let dict = train(&samples).expect("trained");
+        let dict = sampled_dictionary(&samples, 32 << 10).expect("sampled");
         let f = ZstdEncoder::new(dict, 3).expect("encoder").frame(&text(2000, 5)).expect("frame");
         assert!(decode_all(&dec, &f).is_err());
-        assert!(train(&samples[..3]).is_none(), "too few samples");
+    }
+
+    #[test]
+    fn a_sampled_dictionary_is_the_samples_cut_to_its_size() {
+        let samples: Vec<Vec<u8>> = vec![DICT_MAGIC.to_vec(), DICT_MAGIC.to_vec(), text(3000, 1), text(3000, 2)];
+        // A first byte that would make zstd take it for a trained
+        // dictionary is dropped; the rest is the samples, cut to size.
+        let d = sampled_dictionary(&samples, 5000).expect("sampled");
+        let all = samples.concat();
+        assert_eq!(d, all[1..5000]);
+        assert_eq!(sampled_dictionary(&samples[2..3], 500), None, "below DICT_MIN");
+        assert_eq!(dict_target(1 << 20), 16 << 10);
+        assert_eq!(dict_target(1 << 40), DICT_MAX);
+    }
+
+    #[test]
+    fn a_copy_holds_the_dictionary_as_one_frame() {
+        let dict = text(200_000, 3);
+        let frame = dict_frame(&dict).expect("frame");
+        assert!(frame.len() < dict.len() / 2, "{}", frame.len());
+        assert_eq!(dict_of_copy(&frame, Some(6)), Some(dict.clone()));
+        assert_eq!(dict_of_copy(&frame, None), Some(dict.clone()), "told by its first bytes");
+        assert_eq!(dict_frame(&[]).expect("none"), Vec::<u8>::new());
+        // Cut, damaged, or with bytes after it: refused.
+        assert_eq!(dict_of_copy(&frame[..frame.len() - 1], Some(6)), None);
+        assert_eq!(dict_of_copy(&[&frame[..], b"x"].concat(), Some(6)), None);
+        let mut bad = frame.clone();
+        bad[frame.len() / 2] ^= 0xff;
+        if let Some(d) = dict_of_copy(&bad, Some(6)) {
+            assert_ne!(
+                d, dict,
+                "a damaged frame is refused or gives other bytes (the header's SHA-256 then refuses it)"
+            );
+        }
+        // A frame that declares more than DICT_LIMIT is not decoded.
+        let mut big = Vec::with_capacity(1 << 20);
+        zstd::zstd_safe::compress(&mut big, &vec![0u8; (DICT_LIMIT + 1) as usize], 1).expect("compress");
+        assert_eq!(dict_of_copy(&big, Some(6)), None);
+        // Version 5 copies hold the dictionary itself.
+        assert_eq!(dict_of_copy(&dict, Some(5)), Some(dict.clone()));
+        // Without a header, bytes that are neither a frame nor a trained
+        // dictionary are nothing.
+        assert_eq!(dict_of_copy(&dict, None), None);
     }
 }

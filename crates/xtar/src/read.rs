@@ -247,14 +247,19 @@ impl Scanner {
         if matches!(self.frames, Frames::Zstd(_)) {
             return;
         }
-        let named = |d: &[u8]| self.dict_sum == Some(crate::format::zstd_dict_sum(d));
+        let version = Some(self.version);
+        let named = |p: &crate::codec::DictPieces| {
+            p.whole()
+                .and_then(|w| crate::codec::dict_of_copy(&w, version))
+                .filter(|d| self.dict_sum == Some(crate::format::zstd_dict_sum(d)))
+        };
         let mut alone = crate::codec::DictPieces::default();
         alone.merge(data);
-        if !alone.whole().is_some_and(|d| named(&d)) {
+        if named(&alone).is_none() {
             obs.warning(&self.damaged(at, "a copy of the zstd dictionary is damaged; taking its intact pieces"));
         }
         self.dict_pieces.merge(data);
-        if let Some(d) = self.dict_pieces.whole().filter(|d| named(d)) {
+        if let Some(d) = named(&self.dict_pieces) {
             self.frames = Frames::Zstd(std::sync::Arc::new(crate::codec::ZstdDecoder::new(&d)));
         }
     }

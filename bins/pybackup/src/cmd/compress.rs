@@ -19,10 +19,10 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
             bail!("--level is deflate's; with --codec zstd give --zstd-level (1 to 22)");
         }
         if a.format_version.is_some() || a.volume_size.is_some() {
-            bail!("--codec zstd writes format version 5, as a single file: drop --format-version and --volume-size");
+            bail!("--codec zstd writes format version 6, as a single file: drop --format-version and --volume-size");
         }
         if !a.encrypt.recipients.is_empty() || !a.encrypt.recipients_files.is_empty() {
-            bail!("zstd archives are not encrypted (format version 5 has no encrypted form): drop --codec zstd or the recipients");
+            bail!("zstd archives are not encrypted (format version 6 has no encrypted form): drop --codec zstd or the recipients");
         }
     } else if a.zstd_level.is_some() {
         bail!("--zstd-level needs --codec zstd");

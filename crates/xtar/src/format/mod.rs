@@ -8,7 +8,7 @@ pub mod tree;
 pub mod zip;
 
 /// The newest format version this program reads and writes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The version of the packed layout (Part A) unencrypted.
 pub const PACKED_VERSION: u32 = 3;
 /// The version of the packed layout encrypted (§A9): readers of version 3
@@ -18,6 +18,10 @@ pub const SEALED_VERSION: u32 = 4;
 /// (§A11): readers of versions 3 and 4 refuse it, rather than restore
 /// files as their frames.
 pub const ZSTD_VERSION: u32 = 5;
+/// Version 6, what zstd archives are written as: version 5 with a
+/// dictionary of the tree's own files (raw content, up to 4 MiB) whose
+/// copies hold it as one zstd frame (§A11).
+pub const ZSTD_FRAMED_DICT_VERSION: u32 = 6;
 /// Version 5: the first copy of the dictionary, after the header.
 pub const ZSTD_DICT_NAME: &[u8] = b".xtar-zstd.dict.gz";
 /// Version 5: its second copy, after the tree tar's copy.
@@ -61,6 +65,12 @@ pub fn zstd_dict_of(header: &[u8]) -> Option<Option<[u8; 32]>> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(v, &mut out).ok()?;
     Some(Some(out))
+}
+/// The version a header's first line (`#xtar N`) names, if it names one.
+pub fn version_of(header: &[u8]) -> Option<u32> {
+    let first = header.split(|&b| b == b'\n').next()?;
+    let v = first.strip_prefix(HEADER_MAGIC.as_bytes())?.strip_prefix(b" ")?;
+    std::str::from_utf8(v).ok()?.parse().ok()
 }
 /// The version of the nested layout (one container per directory), which
 /// [`crate::ArchiveWriter`] writes: volume sets and backup sets use it.

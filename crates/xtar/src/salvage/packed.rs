@@ -611,11 +611,17 @@ fn choose_dictionary(st: &mut State<'_, '_>, header: &[u8], dicts: Vec<(u64, Vec
     for (_, d) in &dicts {
         pieces.merge(d);
     }
+    let version = format::version_of(header);
     let chosen: Option<Vec<u8>> = match named {
         Some(None) => Some(Vec::new()),
-        Some(Some(want)) => pieces.whole().filter(|d| format::zstd_dict_sum(d) == want),
+        Some(Some(want)) => pieces
+            .whole()
+            .and_then(|w| crate::codec::dict_of_copy(&w, version))
+            .filter(|d| format::zstd_dict_sum(d) == want),
         None if dicts.iter().all(|(_, d)| d.is_empty()) => Some(Vec::new()),
-        None => pieces.whole().filter(|d| zstd::zstd_safe::get_dict_id_from_dict(d).is_some()),
+        // The header lost: a frame (version 6) or a trained dictionary
+        // (version 5), told apart by their first bytes.
+        None => pieces.whole().and_then(|w| crate::codec::dict_of_copy(&w, None)),
     };
     st.engine.frames = match chosen {
         Some(d) => Frames::Zstd(Arc::new(ZstdDecoder::new(&d))),

@@ -99,6 +99,8 @@ pub struct PackedWriter {
     /// Version 5: the zstd encoder, with the tree's dictionary once
     /// [`PackedWriter::train`] made it.
     zstd: Option<Arc<ZstdEncoder>>,
+    /// Versions 5 and 6: a copy of the dictionary as stored (§A11).
+    dict_copy: Vec<u8>,
 }
 
 /// The zip name and "uncompressed size" of file `e`'s entry: for zstd
@@ -144,7 +146,7 @@ impl PackedWriter {
             (Codec::Zstd, Some(_)) => {
                 return Err(Error::Encrypted {
                     path: path.to_path_buf(),
-                    message: "zstd archives are not encrypted (format version 5 has no encrypted form); \
+                    message: "zstd archives are not encrypted (format version 6 has no encrypted form); \
                               leave out --codec zstd or the recipients"
                         .into(),
                 })
@@ -167,23 +169,36 @@ impl PackedWriter {
             mtime: None,
             seal,
             zstd,
+            dict_copy: Vec::new(),
         })
     }
 
-    /// Version 5: trains the dictionary on a sample of the small files of
-    /// `entries` (a walk of `src`, in its order: the sample, and so the
-    /// archive, is the same for the same tree), before any file is added.
-    pub fn train(&mut self, src: &Path, entries: &[walk::Entry]) {
+    /// Versions 5 and 6: makes the dictionary of a sample of the small
+    /// files of `entries` (a walk of `src`, in its order: the sample, and
+    /// so the archive, is the same for the same tree), before any file is
+    /// added: every k-th file of 1 byte to 128 KiB, k the largest whose
+    /// files hold [`codec::dict_target`] bytes (§A11).
+    pub fn train(&mut self, src: &Path, entries: &[walk::Entry]) -> Result<()> {
         if self.zstd.is_none() {
-            return;
+            return Ok(());
         }
         let small: Vec<&walk::Entry> = entries
             .iter()
             .filter(|e| e.kind == walk::Kind::File && e.meta.size > 0 && e.meta.size <= codec::SAMPLE_FILE_MAX)
             .collect();
         let total: u64 = small.iter().map(|e| e.meta.size).sum();
-        // Every k-th small file, so that the sample spreads over the tree.
-        let k = usize::try_from(total.div_ceil(codec::SAMPLES_MAX)).unwrap_or(1).max(1);
+        let target = codec::dict_target(total);
+        if target < codec::DICT_MIN as u64 {
+            return Ok(());
+        }
+        // Every k-th small file, so that the sample spreads over the tree:
+        // the largest k whose files hold the target (the first of them may
+        // be small files, which a k from the mean size would not fill).
+        let sum = |k: usize| small.iter().step_by(k).map(|e| e.meta.size).sum::<u64>();
+        let mut k = usize::try_from(total.div_ceil(target)).unwrap_or(1).max(1);
+        while k > 1 && sum(k) < target {
+            k -= 1;
+        }
         let picked: Vec<std::path::PathBuf> = small.iter().step_by(k).map(|e| walk::join(src, &e.path)).collect();
         let follow = self.follow_links;
         let samples: Vec<Vec<u8>> = self.pool.install(|| {
@@ -199,16 +214,14 @@ impl PackedWriter {
                         })
                         .unwrap_or_default()
                 })
-                .filter(|v| !v.is_empty())
                 .collect()
         });
-        let level = self.level;
-        let trained = self.pool.install(|| codec::train(&samples));
-        if let Some(dict) = trained {
-            if let Ok(enc) = ZstdEncoder::new(dict, level) {
-                self.zstd = Some(Arc::new(enc));
-            }
-        }
+        let Some(dict) = codec::sampled_dictionary(&samples, target) else { return Ok(()) };
+        let copy = codec::dict_frame(&dict).map_err(|e| self.spill_err(e))?;
+        let enc = ZstdEncoder::new(dict, self.level).map_err(|e| self.spill_err(e))?;
+        self.zstd = Some(Arc::new(enc));
+        self.dict_copy = codec::dict_copy(&copy);
+        Ok(())
     }
 
     fn spill_err(&self, source: std::io::Error) -> Error {
@@ -363,7 +376,7 @@ impl PackedWriter {
         let version = if self.seal.is_some() {
             format::SEALED_VERSION
         } else if self.zstd.is_some() {
-            format::ZSTD_VERSION
+            format::ZSTD_FRAMED_DICT_VERSION
         } else {
             format::PACKED_VERSION
         };
@@ -387,7 +400,7 @@ impl PackedWriter {
         // dictionary itself in four copies: after the header, among the
         // packs twice, and at the end (§A11).
         let dict = self.zstd.as_ref().map(|z| z.dict().to_vec()).unwrap_or_default();
-        let dict_copy = codec::dict_copy(&dict);
+        let dict_copy = std::mem::take(&mut self.dict_copy);
         if self.zstd.is_some() {
             header.extend_from_slice(&format::zstd_dict_line(&dict));
             header.push(b'\n');

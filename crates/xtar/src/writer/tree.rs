@@ -201,7 +201,7 @@ pub fn write_archive(
     if opts.codec == Codec::Zstd && opts.version < 3 {
         return Err(Error::Write {
             path: out_path.to_path_buf(),
-            source: std::io::Error::other("zstd frames need the packed layout (format version 5), not version 2"),
+            source: std::io::Error::other("zstd frames need the packed layout (format version 6), not version 2"),
         });
     }
     let (entries, warnings) = walk_source(src, opts, obs)?;
@@ -212,7 +212,7 @@ pub fn write_archive(
             _ => Path::new("."),
         };
         let mut w = super::PackedWriter::new(out, out_path, &root_label(src, opts), opts, spill_dir)?;
-        w.train(src, &entries);
+        w.train(src, &entries)?;
         write_entries(&mut w, src, &entries, obs)?;
         w.count_warnings(warnings);
         return Ok(w.finish()?.summary);
