@@ -53,6 +53,7 @@ for z in "$stage"/.xtar-pack.*.zip; do
     [ -n "${FALLBACK:-}" ] || continue
     printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$z" --out "$z.fixed.zip" >/dev/null 2>&1
     [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
+    command -v bsdtar >/dev/null && cat "$z" | timeout 300 bsdtar -xkf - -C "$out" >/dev/null 2>&1
 done
 tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out" 2>/dev/null
 rm -rf "$stage"
@@ -70,6 +71,7 @@ for z in "$stage"/.xtar-pack.*.zip; do
     unzip -q -o -d "$out" "$z" >/dev/null 2>&1 && continue
     printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$z" --out "$z.fixed.zip" >/dev/null 2>&1
     [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
+    command -v bsdtar >/dev/null && cat "$z" | timeout 300 bsdtar -xkf - -C "$out" >/dev/null 2>&1
 done
 want=$(sed -n 's/^#zstd-dict //p' "$stage/.xtar-header" 2>/dev/null)
 : > "$stage/dict.zst"
@@ -375,7 +377,7 @@ def main():
     methods = {
         "salvage v3": ("xtar3", salvage),
         "stock v3 tar+unzip": ("xtar3", lambda a, d: sh(["sh", "-c", RECIPE3, "sh", a, d], timeout=3600)),
-        "stock v3 +zip -FF": ("xtar3", lambda a, d: sh(["sh", "-c", RECIPE3, "sh", a, d], timeout=3600,
+        "stock v3 +zip -FF +bsdtar": ("xtar3", lambda a, d: sh(["sh", "-c", RECIPE3, "sh", a, d], timeout=3600,
                                                       env=dict(os.environ, FALLBACK="1"))),
         "salvage v2": ("xtar", salvage),
         "stock recipe v2": ("xtar", lambda a, d: sh(["sh", "-c", RECIPE, "sh", a, d], timeout=3600)),

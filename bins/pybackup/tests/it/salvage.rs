@@ -489,3 +489,46 @@ fn entries_after_damage_are_found_through_what_is_left_of_the_central_directory(
     let v = s.files.get(&victim.0).map(|v| v["state"].clone());
     assert!(v.as_ref().is_some_and(|v| v != "intact"), "`{}`: {v:?}", String::from_utf8_lossy(&victim.0));
 }
+
+#[test]
+fn entries_past_damage_with_no_record_and_no_manifest_line_are_found_by_their_chain() {
+    // A pack's central directory records all lost (its end record kept),
+    // the manifest lost, and one entry's local header damaged: the walk
+    // from the pack's start stops there, and the entries after it are
+    // known only by their signatures. Each is taken because it ends where
+    // the next one, or the central directory, starts.
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    build_tree(&src);
+    let archive = t.path().join("a.xtar");
+    compress(&src, &archive, &[]);
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let ranges = entry_ranges(&bytes);
+    let manifest_at = 1024usize;
+    let tree_at = bytes.windows(18).position(|w| w == b".xtar-tree.tar.gz\0").expect("tree tar header");
+    let n = tree_at - manifest_at;
+    bytes[manifest_at..tree_at].copy_from_slice(&noise(n, 1));
+    let eocd = bytes.windows(4).rposition(|w| w == b"PK\x05\x06").expect("end record");
+    let cd_size = u32::from_le_bytes(bytes[eocd + 12..eocd + 16].try_into().expect("4 bytes")) as usize;
+    let cd = eocd - cd_size;
+    bytes[cd..eocd].copy_from_slice(&noise(cd_size, 2));
+    // The entries of that last pack, and one in their middle.
+    let pack_at = (0..cd / 512).rev().map(|b| b * 512).find(|&h| bytes[h..].starts_with(b".xtar-pack.")).expect("pack");
+    let mut pack: Vec<_> = ranges.iter().filter(|r| r.1 > pack_at as u64 && r.2 <= cd as u64).cloned().collect();
+    pack.sort_by_key(|r| r.1);
+    assert!(pack.len() >= 8, "{} entries in the last pack", pack.len());
+    // A second damaged entry three further: the two between end where no
+    // known entry starts, and are taken because their lengths lie between
+    // those of the entries before and after them (packs are by length).
+    let victims = [pack[pack.len() / 2].1, pack[pack.len() / 2 + 3].1];
+    for v in victims {
+        bytes[v as usize + 1] ^= 0xff;
+    }
+    let (s, _) = salvage(t.path(), "chain", &bytes, &[]);
+    for (path, a, _) in &pack {
+        let state = s.files.get(path).map(|v| v["state"].as_str().unwrap_or_default().to_string());
+        if !victims.contains(a) {
+            assert_eq!(state.as_deref(), Some("intact"), "`{}`: {}", String::from_utf8_lossy(path), stderr(&s.out));
+        }
+    }
+}

@@ -11,20 +11,11 @@ use crate::v3::{have, modes_mtimes_and_hard_links, run_recipe, same_shape, tree}
 /// Level 3: the tests check the format, not the ratio of level 19.
 const Z: &[&str] = &["--codec", "zstd", "--zstd-level", "3"];
 
-/// The recipe of docs/format/xtar.md §A11.1 as the spec gives it (its
-/// `sh` block: the version 3 recipe, with the files' frames decoded by the
-/// `zstd` tool between unzip and the tree tar), with the archive and the
-/// output directory as `$1` and `$2`: the tests run the spec's own text.
+/// The recipe of docs/format/xtar.md §A11.1 as the spec gives it (the
+/// version 3 recipe, with the files' frames decoded by the `zstd` tool
+/// between unzip and the tree tar).
 fn recipe() -> String {
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/format/xtar.md");
-    let spec = std::fs::read_to_string(&spec).expect("docs/format/xtar.md");
-    let block = spec
-        .split("### A11.1 ")
-        .nth(1)
-        .and_then(|s| s.split("```sh\n").nth(1))
-        .and_then(|b| b.split("\n```").next())
-        .expect("the sh block of xtar.md §A11.1");
-    format!("set -u\narchive=$1 out=$2\n{block}\n")
+    crate::v3::spec_recipe("### A11.1 ")
 }
 
 /// Many small files that look alike, as source trees and documentation

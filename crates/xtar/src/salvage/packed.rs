@@ -208,7 +208,7 @@ impl State<'_, '_> {
         }
         let cd_start = cd_range.map_or(end, |r| r.0);
         let mut taken = Vec::new();
-        for s in starts {
+        for &s in &starts {
             if self.is_covered(s) {
                 continue;
             }
@@ -229,9 +229,11 @@ impl State<'_, '_> {
         if let Some((a, b)) = cd_range {
             self.cover(a, b);
         }
+        self.chained(start, cd_start, &starts, &mut taken)?;
         // Bytes of the pack nothing explained: entries found by signature.
         let mut at = start;
         taken.push((cd_start, cd_start));
+        taken.sort_unstable();
         for (a, b) in taken {
             if a > at {
                 self.search(at, a, false)?;
@@ -239,6 +241,54 @@ impl State<'_, '_> {
             at = at.max(b);
         }
         Ok(cd_whole)
+    }
+
+    /// Entries that neither the central directory nor the walk reached
+    /// (their records lost with a damaged central directory, and past a
+    /// damaged entry): found by signature in the bytes of the pack
+    /// `[start, cd_start)` that nothing explains, and taken when they end
+    /// exactly where a known entry (`starts`, or one taken here) or the
+    /// central directory starts, or when their length keeps the pack's
+    /// order (A2: entries by length, ascending) with the entries taken
+    /// before and after them. Last first, so that a run of such entries is
+    /// taken back to front. A stray signature (inside a stored zip file,
+    /// say) seldom ends on such a boundary, and its entry, inside a larger
+    /// one, is shorter than the entry before that one.
+    fn chained(
+        &mut self,
+        start: u64,
+        cd_start: u64,
+        starts: &BTreeSet<u64>,
+        taken: &mut Vec<(u64, u64)>,
+    ) -> Result<()> {
+        let mut known: BTreeSet<u64> = starts.clone();
+        known.insert(cd_start);
+        let mut sorted = taken.clone();
+        sorted.sort_unstable();
+        let mut gaps = Vec::new();
+        let mut at = start;
+        for &(a, b) in sorted.iter().chain(std::iter::once(&(cd_start, cd_start))) {
+            if a > at {
+                gaps.push((at, a));
+            }
+            at = at.max(b);
+        }
+        for (a, b) in gaps.into_iter().rev() {
+            for pos in self.find(a, b, LOCAL_SIG).into_iter().rev() {
+                if self.is_covered(pos) {
+                    continue;
+                }
+                let Some(l) = self.local_at(pos, cd_start) else { continue };
+                let end = pos + l.len + l.csize;
+                if end > b || !(known.contains(&end) || in_order(taken, pos, end)) {
+                    continue;
+                }
+                known.insert(pos);
+                taken.push((pos, end));
+                self.take_entry(pos, &l)?;
+            }
+        }
+        Ok(())
     }
 
     /// Every central directory record in the pack `[start, end)` that
@@ -357,6 +407,18 @@ impl State<'_, '_> {
         let start = eocd.checked_sub(cd_size)?.checked_sub(cd_offset)?;
         let cd = self.read(eocd - cd_size, 4);
         (cd == CENTRAL_SIG).then_some((start, eocd + 22))
+    }
+}
+
+/// Whether an entry at `[pos, end)` is as long as the taken entry before
+/// it or longer, and as long as the one after it or shorter (packs hold
+/// their entries by length, ascending: A2). Both neighbours must exist.
+fn in_order(taken: &[(u64, u64)], pos: u64, end: u64) -> bool {
+    let before = taken.iter().filter(|t| t.1 <= pos).max_by_key(|t| t.1);
+    let after = taken.iter().filter(|t| t.0 >= end).min_by_key(|t| t.0);
+    match (before, after) {
+        (Some(b), Some(a)) => b.1 - b.0 <= end - pos && end - pos <= a.1 - a.0,
+        _ => false,
     }
 }
 
