@@ -453,12 +453,12 @@ fn a_lost_manifest_head_costs_no_file_and_no_descriptors() {
     assert!(shape(&a) == shape(&b), "the salvaged tree differs");
 }
 
-/// Version 3: with the manifest lost, a pack's end record destroyed and
-/// the local header of one of its first entries damaged (so that walking
-/// the entries stops there), the entries after it are found through the
-/// central directory records that still read, and it is named.
-#[test]
-fn entries_after_damage_are_found_through_what_is_left_of_the_central_directory() {
+/// A scratch directory, the tree of `build_tree`, and the bytes of its
+/// version 3 archive with the whole manifest member (header and data: it
+/// ends where the tree tar's header starts) overwritten, and where each
+/// entry is.
+#[allow(clippy::type_complexity)]
+fn archive_without_manifest() -> (tempfile::TempDir, Vec<u8>, Vec<(Vec<u8>, u64, u64)>) {
     let t = tempfile::tempdir().expect("tmp");
     let src = t.path().join("src");
     build_tree(&src);
@@ -466,13 +466,21 @@ fn entries_after_damage_are_found_through_what_is_left_of_the_central_directory(
     compress(&src, &archive, &[]);
     let mut bytes = std::fs::read(&archive).expect("read");
     let ranges = entry_ranges(&bytes);
-    let first = ranges.iter().map(|r| r.1).min().expect("entries");
-    // The whole manifest member, header and data (it ends where the tree
-    // tar's header starts).
     let manifest_at = 1024usize;
     let tree_at = bytes.windows(18).position(|w| w == b".xtar-tree.tar.gz\0").expect("tree tar header");
     let n = tree_at - manifest_at;
     bytes[manifest_at..tree_at].copy_from_slice(&noise(n, 1));
+    (t, bytes, ranges)
+}
+
+/// Version 3: with the manifest lost, a pack's end record destroyed and
+/// the local header of one of its first entries damaged (so that walking
+/// the entries stops there), the entries after it are found through the
+/// central directory records that still read, and it is named.
+#[test]
+fn entries_after_damage_are_found_through_what_is_left_of_the_central_directory() {
+    let (t, mut bytes, ranges) = archive_without_manifest();
+    let first = ranges.iter().map(|r| r.1).min().expect("entries");
     let eocd = bytes.windows(4).rposition(|w| w == b"PK\x05\x06").expect("end record");
     bytes[eocd..eocd + 22].copy_from_slice(&noise(22, 2));
     let victim = ranges.iter().filter(|r| r.1 > first).min_by_key(|r| r.1).expect("entry").clone();
@@ -497,17 +505,7 @@ fn entries_past_damage_with_no_record_and_no_manifest_line_are_found_by_their_ch
     // from the pack's start stops there, and the entries after it are
     // known only by their signatures. Each is taken because it ends where
     // the next one, or the central directory, starts.
-    let t = tempfile::tempdir().expect("tmp");
-    let src = t.path().join("src");
-    build_tree(&src);
-    let archive = t.path().join("a.xtar");
-    compress(&src, &archive, &[]);
-    let mut bytes = std::fs::read(&archive).expect("read");
-    let ranges = entry_ranges(&bytes);
-    let manifest_at = 1024usize;
-    let tree_at = bytes.windows(18).position(|w| w == b".xtar-tree.tar.gz\0").expect("tree tar header");
-    let n = tree_at - manifest_at;
-    bytes[manifest_at..tree_at].copy_from_slice(&noise(n, 1));
+    let (t, mut bytes, ranges) = archive_without_manifest();
     let eocd = bytes.windows(4).rposition(|w| w == b"PK\x05\x06").expect("end record");
     let cd_size = u32::from_le_bytes(bytes[eocd + 12..eocd + 16].try_into().expect("4 bytes")) as usize;
     let cd = eocd - cd_size;
