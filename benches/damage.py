@@ -44,17 +44,22 @@ HUNG = []
 
 # The spec's stock recipe for version 3 (docs/format/xtar.md, A8).
 RECIPE3 = r"""
-archive=$1 out=$2 stage=$2.stage
+archive=$1 out=$2 stage=$2.stage damaged=
 mkdir -p "$stage" "$out"
-tar -i -xf "$archive" -C "$stage" 2>/dev/null
+tar -i -xf "$archive" -C "$stage" 2>/dev/null || damaged=1
 for z in "$stage"/.xtar-pack.*.zip; do
     [ -f "$z" ] || continue
     unzip -q -o -d "$out" "$z" >/dev/null 2>&1 && continue
+    damaged=1
     [ -n "${FALLBACK:-}" ] || continue
     printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$z" --out "$z.fixed.zip" >/dev/null 2>&1
     [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
     command -v bsdtar >/dev/null && cat "$z" | timeout 300 bsdtar -xkf - -C "$out" >/dev/null 2>&1
 done
+if [ -n "${FALLBACK:-}" ] && [ -n "$damaged" ]; then
+    printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$archive" --out "$stage/all.zip" >/dev/null 2>&1
+    [ -f "$stage/all.zip" ] && unzip -q -n -d "$out" "$stage/all.zip" >/dev/null 2>&1
+fi
 tar -xzf "$stage/.xtar-tree.tar.gz" -C "$out" 2>/dev/null || tar -xzf "$stage/.xtar-tree.2.tar.gz" -C "$out" 2>/dev/null
 rm -rf "$stage"
 exit 0
@@ -63,16 +68,21 @@ exit 0
 # The spec's stock recipe for versions 6 and 5 (§A11.1): version 3's, with
 # the files' zstd frames decoded by the zstd tool before the tree tar.
 RECIPE_ZSTD = r"""
-archive=$1 out=$2 stage=$2.stage
+archive=$1 out=$2 stage=$2.stage damaged=
 mkdir -p "$stage" "$out"
-tar -i -xf "$archive" -C "$stage" 2>/dev/null
+tar -i -xf "$archive" -C "$stage" 2>/dev/null || damaged=1
 for z in "$stage"/.xtar-pack.*.zip; do
     [ -f "$z" ] || continue
     unzip -q -o -d "$out" "$z" >/dev/null 2>&1 && continue
+    damaged=1
     printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$z" --out "$z.fixed.zip" >/dev/null 2>&1
     [ -f "$z.fixed.zip" ] && unzip -q -o -d "$out" "$z.fixed.zip" >/dev/null 2>&1
     command -v bsdtar >/dev/null && cat "$z" | timeout 300 bsdtar -xkf - -C "$out" >/dev/null 2>&1
 done
+if [ -n "$damaged" ]; then
+    printf 'y\ne\ne\ne\n' | timeout 300 zip -FF "$archive" --out "$stage/all.zip" >/dev/null 2>&1
+    [ -f "$stage/all.zip" ] && unzip -q -n -d "$out" "$stage/all.zip" >/dev/null 2>&1
+fi
 want=$(sed -n 's/^#zstd-dict //p' "$stage/.xtar-header" 2>/dev/null)
 : > "$stage/dict.zst"
 i=0
