@@ -356,3 +356,21 @@ fn the_recipe_and_extract_read_version_5_archives() {
     files_back(&dest, &stock, &[], false, "stock, version 5");
     assert!(snapshot(&dest, false).len() > 60);
 }
+
+#[test]
+fn salvage_takes_pieces_from_the_copies_among_the_packs() {
+    // The same piece lost in the copies at both ends: only copies 3 and 4,
+    // before the packs, have it (salvage once read the two ends alone).
+    let (t, src, archive) = alike_archive();
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let copies = dict_copies(&bytes);
+    for at in [copies[0], copies[1]] {
+        bytes[at + 2 * STRIDE + 10] ^= 0xff;
+    }
+    bytes[copies[2] + 4 * STRIDE + 10] ^= 0xff;
+    std::fs::write(&archive, &bytes).expect("write");
+    let out = t.path().join("salvaged");
+    let s = run(&[os("salvage"), archive.as_os_str(), out.as_os_str()]);
+    assert!(s.status.success(), "{}", stderr(&s));
+    assert_same_tree(&src, &out);
+}

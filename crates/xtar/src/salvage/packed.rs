@@ -567,7 +567,7 @@ fn run(st: &mut State<'_, '_>, archive: &Path, header: &[u8], obs: &dyn Observer
                 continue;
             }
         }
-        if (f.name == format::ZSTD_DICT_NAME || f.name == format::ZSTD_DICT_END_NAME) && f.fits && f.size <= MAX_META {
+        if format::is_zstd_dict_name(&f.name) && f.fits && f.size <= MAX_META {
             st.cover(f.start, end);
             dicts.push((f.data, scan.read_up_to(f.size)?));
             scan.seek_to(f.next)?;
