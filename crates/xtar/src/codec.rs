@@ -1,5 +1,7 @@
-//! Version 5 (`docs/format/xtar.md` §A11): each file's data as zstd
-//! frames, compressed with a dictionary trained on the tree's small files.
+//! Versions 6 and 5 (`docs/format/xtar.md` §A11): each file's data as
+//! zstd frames, compressed with a dictionary: version 6 writes one made of
+//! the tree's own small files (raw content, stored as a frame in its
+//! copies); version 5's was trained on them, and is still read.
 //!
 //! A file up to [`FRAME_MAX`] bytes is one frame; a larger one is a
 //! sequence of frames of [`crate::compress::CHUNK`] bytes each, compressed
@@ -98,9 +100,6 @@ fn stored_piece(m: &[u8]) -> Option<&[u8]> {
     (crc32fast::hash(data) == crc && size as usize == len).then_some(data)
 }
 
-/// Version 5: the largest dictionary trained (zstd's own default size).
-/// Version 6 makes none; readers need not know it.
-pub const TRAINED_MAX: usize = 112_640;
 /// Version 6: the largest dictionary, 4 MiB of the tree's own small files.
 pub const DICT_MAX: u64 = 4 << 20;
 /// Version 6: one byte of dictionary for this many bytes of small files.
@@ -159,13 +158,13 @@ pub fn dict_frame(dict: &[u8]) -> io::Result<Vec<u8>> {
 /// version (a header lost), each is recognised by its first bytes.
 /// `None` when `stored` is neither.
 pub fn dict_of_copy(stored: &[u8], version: Option<u32>) -> Option<Vec<u8>> {
+    if stored.is_empty() {
+        return Some(Vec::new());
+    }
     let framed = match version {
         Some(v) => v >= crate::format::ZSTD_FRAMED_DICT_VERSION,
         None => stored.starts_with(&FRAME_MAGIC),
     };
-    if stored.is_empty() {
-        return Some(Vec::new());
-    }
     if !framed {
         let trained = stored.starts_with(&DICT_MAGIC) && zstd::zstd_safe::get_dict_id_from_dict(stored).is_some();
         return (version.is_some() || trained).then(|| stored.to_vec());
