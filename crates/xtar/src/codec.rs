@@ -21,7 +21,7 @@ pub const ZIP_SUFFIX: &[u8] = b".zst";
 pub const DICT_PIECE: usize = 1024;
 /// Bytes a piece takes in a copy: gzip header (10), stored block header
 /// (5), the piece, CRC-32 and size (8).
-const DICT_STRIDE: usize = DICT_PIECE + 23;
+pub const DICT_STRIDE: usize = DICT_PIECE + 23;
 
 /// A copy of `dict` as stored: a chain of gzip members, one per
 /// [`DICT_PIECE`] bytes, each a single stored block (`gzip -dc` gives the
@@ -71,6 +71,39 @@ impl DictPieces {
             }
             i += 1;
         }
+    }
+
+    /// Takes the intact pieces of `copy` where none was found yet, if
+    /// every piece it shares with those found is the same, and it has at
+    /// least one: a copy found by where it should be rather than by its
+    /// name (its tar header lost). Returns whether it was taken.
+    pub fn fill(&mut self, copy: &[u8]) -> bool {
+        let mut other = DictPieces::default();
+        other.merge(copy);
+        let clash = other
+            .pieces
+            .iter()
+            .enumerate()
+            .any(|(i, p)| matches!((p, self.pieces.get(i)), (Some(a), Some(Some(b))) if a != b))
+            || matches!((self.count, other.count), (Some(a), Some(b)) if a != b);
+        if clash || other.found() == 0 {
+            return false;
+        }
+        if self.pieces.len() < other.pieces.len() {
+            self.pieces.resize(other.pieces.len(), None);
+        }
+        for (mine, theirs) in self.pieces.iter_mut().zip(other.pieces) {
+            if mine.is_none() {
+                *mine = theirs;
+            }
+        }
+        self.count = self.count.or(other.count);
+        true
+    }
+
+    /// How many pieces were found.
+    pub fn found(&self) -> usize {
+        self.pieces.iter().filter(|p| p.is_some()).count()
     }
 
     /// The dictionary, when every piece was found.
@@ -451,6 +484,27 @@ mod tests {
         assert_eq!(p.whole(), None);
         p.merge(&copy);
         assert_eq!(p.whole(), Some(even));
+    }
+
+    #[test]
+    fn a_copy_found_by_place_fills_only_missing_pieces_and_only_if_it_agrees() {
+        let dict: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let copy = dict_copy(&dict);
+        let mut a = copy.clone();
+        a[DICT_STRIDE + 40] ^= 1;
+        let mut p = DictPieces::default();
+        p.merge(&a);
+        assert_eq!(p.whole(), None);
+        // Another dictionary's copy disagrees on the pieces both have.
+        let other: Vec<u8> = (0..5000u32).map(|i| (i * 3 % 251) as u8).collect();
+        assert!(!p.fill(&dict_copy(&other)));
+        assert!(!p.fill(&[0u8; 3000]), "no piece at all");
+        assert_eq!(p.whole(), None);
+        // The same dictionary's copy, damaged elsewhere, completes it.
+        let mut b = copy.clone();
+        b[10] ^= 1;
+        assert!(p.fill(&b));
+        assert_eq!(p.whole(), Some(dict));
     }
 
     #[test]

@@ -374,3 +374,23 @@ fn salvage_takes_pieces_from_the_copies_among_the_packs() {
     assert!(s.status.success(), "{}", stderr(&s));
     assert_same_tree(&src, &out);
 }
+
+#[test]
+fn salvage_finds_copies_of_the_dictionary_whose_tar_header_is_lost() {
+    // Copies 1 and 2 lose their tar headers; copies 3 and 4 the same
+    // piece: only 1 and 2, found where they must lie, have it.
+    let (t, src, archive) = alike_archive();
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let copies = dict_copies(&bytes);
+    for at in [copies[0], copies[1]] {
+        bytes[at - 512..at].fill(0x33);
+    }
+    for at in [copies[2], copies[3]] {
+        bytes[at + 2 * STRIDE + 10] ^= 0xff;
+    }
+    std::fs::write(&archive, &bytes).expect("write");
+    let out = t.path().join("salvaged");
+    let s = run(&[os("salvage"), archive.as_os_str(), out.as_os_str()]);
+    assert!(!stderr(&s).contains("cannot be decoded"), "{}", stderr(&s));
+    files_back(&src, &out, &[], false, "salvage");
+}

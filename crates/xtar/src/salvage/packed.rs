@@ -534,8 +534,11 @@ pub(super) fn salvage_packed(
 /// explains. Returns whether the manifest and the tree tar were whole.
 fn run(st: &mut State<'_, '_>, archive: &Path, header: &[u8], obs: &dyn Observer) -> Result<(bool, bool)> {
     let mut scan = BlockScan::open(archive)?;
-    // Version 5: the copies of the zstd dictionary found, and where.
+    // Versions 5 and 6: the copies of the zstd dictionary found, and
+    // where; and where each member of ours starts and ends (a copy whose
+    // tar header was lost lies against one of them).
     let mut dicts: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut bounds: Vec<(u64, u64)> = Vec::new();
     let mut manifest_complete = false;
     let mut tree_complete = false;
     let mut packs: Vec<(u32, u64, u64)> = Vec::new();
@@ -568,6 +571,7 @@ fn run(st: &mut State<'_, '_>, archive: &Path, header: &[u8], obs: &dyn Observer
             }
         }
         if format::is_zstd_dict_name(&f.name) && f.fits && f.size <= MAX_META {
+            bounds.push((f.start, f.next));
             st.cover(f.start, end);
             dicts.push((f.data, scan.read_up_to(f.size)?));
             scan.seek_to(f.next)?;
@@ -580,6 +584,7 @@ fn run(st: &mut State<'_, '_>, archive: &Path, header: &[u8], obs: &dyn Observer
             continue;
         }
         st.cover(f.start, f.data);
+        bounds.push((f.start, f.next));
         match kind {
             MemberName::ManifestGz | MemberName::TreeTar if f.fits && f.size <= MAX_META => {
                 let z = scan.read_up_to(f.size)?;
@@ -642,7 +647,7 @@ fn run(st: &mut State<'_, '_>, archive: &Path, header: &[u8], obs: &dyn Observer
             }
         }
     }
-    choose_dictionary(st, header, dicts, obs);
+    choose_dictionary(st, header, dicts, &bounds, obs);
     for (k, start, end) in packs {
         let whole = st.pack(start, end)?;
         st.packs.push((k, whole));
@@ -661,7 +666,13 @@ fn run(st: &mut State<'_, '_>, archive: &Path, header: &[u8], obs: &dyn Observer
 /// piece from the intact pieces of every copy found (§A11), taken when it
 /// is the one the header names, or, without the header, when zstd reads
 /// it as a dictionary.
-fn choose_dictionary(st: &mut State<'_, '_>, header: &[u8], dicts: Vec<(u64, Vec<u8>)>, obs: &dyn Observer) {
+fn choose_dictionary(
+    st: &mut State<'_, '_>,
+    header: &[u8],
+    dicts: Vec<(u64, Vec<u8>)>,
+    bounds: &[(u64, u64)],
+    obs: &dyn Observer,
+) {
     use crate::codec::{DictPieces, ZstdDecoder};
     use crate::extract::Frames;
     use std::sync::Arc;
@@ -674,12 +685,21 @@ fn choose_dictionary(st: &mut State<'_, '_>, header: &[u8], dicts: Vec<(u64, Vec
         pieces.merge(d);
     }
     let version = format::version_of(header);
+    let named_whole = |p: &DictPieces, want: &[u8; 32]| {
+        p.whole().and_then(|w| crate::codec::dict_of_copy(&w, version)).filter(|d| format::zstd_dict_sum(d) == *want)
+    };
+    if let Some(Some(want)) = &named {
+        if named_whole(&pieces, want).is_none() {
+            for copy in headerless_copies(st, &dicts, bounds) {
+                if pieces.fill(&copy) && named_whole(&pieces, want).is_some() {
+                    break;
+                }
+            }
+        }
+    }
     let chosen: Option<Vec<u8>> = match named {
         Some(None) => Some(Vec::new()),
-        Some(Some(want)) => pieces
-            .whole()
-            .and_then(|w| crate::codec::dict_of_copy(&w, version))
-            .filter(|d| format::zstd_dict_sum(d) == want),
+        Some(Some(want)) => named_whole(&pieces, &want),
         None if dicts.iter().all(|(_, d)| d.is_empty()) => Some(Vec::new()),
         // The header lost: a frame (version 6) or a trained dictionary
         // (version 5), told apart by their first bytes.
@@ -701,6 +721,41 @@ fn choose_dictionary(st: &mut State<'_, '_>, header: &[u8], dicts: Vec<(u64, Vec
             Frames::NoDictionary
         }
     };
+}
+
+/// Copies of the dictionary whose tar header was lost: every copy has the
+/// same length as those found, and lies against a member of ours (after
+/// the header or the tree tar's copy, before the manifest, a pack, or the
+/// other copy before that pack), so the bytes where one would start are
+/// tried there; those with an intact piece among their first three are
+/// read whole. The caller takes their pieces only where they agree with
+/// the pieces found.
+fn headerless_copies(st: &State<'_, '_>, dicts: &[(u64, Vec<u8>)], bounds: &[(u64, u64)]) -> Vec<Vec<u8>> {
+    use crate::codec::{DictPieces, DICT_STRIDE};
+    let Some(len) = dicts.iter().map(|d| d.1.len() as u64).max().filter(|&l| l > 0) else { return Vec::new() };
+    let padded = len.div_ceil(BLOCK as u64) * BLOCK as u64;
+    let mut at: BTreeSet<u64> = BTreeSet::new();
+    for &(start, next) in bounds {
+        at.insert(next + BLOCK as u64);
+        for back in [padded, 2 * padded + BLOCK as u64] {
+            if let Some(s) = start.checked_sub(back) {
+                at.insert(s);
+            }
+        }
+    }
+    let known: BTreeSet<u64> = dicts.iter().map(|d| d.0).collect();
+    let mut out = Vec::new();
+    for s in at {
+        if known.contains(&s) || s + len > st.len || st.is_covered(s) {
+            continue;
+        }
+        let mut probe = DictPieces::default();
+        probe.merge(&st.read(s, len.min(3 * DICT_STRIDE as u64)));
+        if probe.found() > 0 {
+            out.push(st.read(s, len));
+        }
+    }
+    out
 }
 
 /// A member only encrypted archives have, at `start` (data at `data`,
