@@ -10,7 +10,7 @@ use fsutil::{ReadAt, Source};
 
 use crate::format::sealed as sealfmt;
 use crate::format::tar::padding;
-use crate::format::{self, HEADER_MAGIC, HEADER_NAME};
+use crate::format::{self, HEADER_NAME};
 use crate::unseal::{Keys, SealedReader, Unseal};
 use crate::{Error, Observer, Result};
 
@@ -51,14 +51,10 @@ impl FilesAt {
             return Err(Error::NotXtar { path: path.to_path_buf(), message: "no `.xtar-header` at its start".into() });
         }
         let header = read(data, size)?;
-        let first = header.split(|&b| b == b'\n').next().unwrap_or_default();
-        let version = std::str::from_utf8(first)
-            .ok()
-            .and_then(|l| l.strip_prefix(HEADER_MAGIC))
-            .and_then(|v| v.trim().parse::<u32>().ok())
+        let version = format::version_of(&header)
             .ok_or_else(|| Error::NotXtar { path: path.to_path_buf(), message: "bad `.xtar-header`".into() })?;
-        // Repositories hold versions 3 and 4 (version 5, zstd, is written
-        // by `compress` only).
+        // Repositories hold versions 3 and 4 (versions 5 and 6, zstd, are
+        // written by `compress` only).
         if !(format::PACKED_VERSION..=format::SEALED_VERSION).contains(&version) {
             return Err(Error::Version {
                 path: path.to_path_buf(),

@@ -247,19 +247,22 @@ impl Scanner {
         if matches!(self.frames, Frames::Zstd(_)) {
             return;
         }
-        let version = Some(self.version);
+        let (version, sum) = (Some(self.version), self.dict_sum);
         let named = |p: &crate::codec::DictPieces| {
             p.whole()
                 .and_then(|w| crate::codec::dict_of_copy(&w, version))
-                .filter(|d| self.dict_sum == Some(crate::format::zstd_dict_sum(d)))
+                .filter(|d| sum == Some(crate::format::zstd_dict_sum(d)))
         };
         let mut alone = crate::codec::DictPieces::default();
         alone.merge(data);
-        if named(&alone).is_none() {
+        // A whole copy is the dictionary; only a damaged one needs the
+        // pieces of the copies before it (each whole is decoded once).
+        let dict = named(&alone).or_else(|| {
             obs.warning(&self.damaged(at, "a copy of the zstd dictionary is damaged; taking its intact pieces"));
-        }
-        self.dict_pieces.merge(data);
-        if let Some(d) = named(&self.dict_pieces) {
+            self.dict_pieces.merge(data);
+            named(&self.dict_pieces)
+        });
+        if let Some(d) = dict {
             self.frames = Frames::Zstd(std::sync::Arc::new(crate::codec::ZstdDecoder::new(&d)));
         }
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::*;
-use crate::v3::{have, modes_mtimes_and_hard_links, run_recipe, same_shape, tree};
+use crate::v3::{files_back, have, modes_mtimes_and_hard_links, run_recipe, same_shape, tree};
 
 /// Level 3: the tests check the format, not the ratio of level 19.
 const Z: &[&str] = &["--codec", "zstd", "--zstd-level", "3"];
@@ -30,20 +30,6 @@ fn alike(src: &Path, n: usize) {
         let text =
             format!("import os\nimport sys\n\n\nclass Thing{i}(object):\n    \"\"\"Thing number {i}.\"\"\"\n\n{body}");
         write(src, format!("pkg/sub{}/mod_{i:03}.py", i % 7).as_bytes(), text.as_bytes());
-    }
-}
-
-/// Asserts that every regular file of `src` (but those in `except`, and
-/// with `data_only` empty files and hard-linked ones, which the tree tar
-/// holds) is in `out` with the same content; `who` names the reader.
-fn files_back(src: &Path, out: &Path, except: &[&[u8]], data_only: bool, who: &str) {
-    let got = snapshot(out, false);
-    for (path, node) in snapshot(src, false) {
-        let wanted = node.kind == "file" && (!data_only || (!node.content.is_empty() && node.link_group.is_none()));
-        if wanted && !except.contains(&&path[..]) {
-            let g = got.get(&path).map(|g| &g.content);
-            assert_eq!(g, Some(&node.content), "{who}: `{}`", String::from_utf8_lossy(&path));
-        }
     }
 }
 
@@ -357,40 +343,48 @@ fn the_recipe_and_extract_read_version_5_archives() {
     assert!(snapshot(&dest, false).len() > 60);
 }
 
+/// The alike tree's archive, damaged by `damage` (given the bytes and
+/// where each copy of the dictionary starts), salvaged into `salvaged` in
+/// the scratch directory.
+fn salvage_alike_damaged(
+    damage: impl FnOnce(&mut Vec<u8>, &[usize]),
+) -> (tempfile::TempDir, std::path::PathBuf, std::process::Output) {
+    let (t, src, archive) = alike_archive();
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let copies = dict_copies(&bytes);
+    damage(&mut bytes, &copies);
+    std::fs::write(&archive, &bytes).expect("write");
+    let out = t.path().join("salvaged");
+    let s = run(&[os("salvage"), archive.as_os_str(), out.as_os_str()]);
+    (t, src, s)
+}
+
 #[test]
 fn salvage_takes_pieces_from_the_copies_among_the_packs() {
     // The same piece lost in the copies at both ends: only copies 3 and 4,
     // before the packs, have it (salvage once read the two ends alone).
-    let (t, src, archive) = alike_archive();
-    let mut bytes = std::fs::read(&archive).expect("read");
-    let copies = dict_copies(&bytes);
-    for at in [copies[0], copies[1]] {
-        bytes[at + 2 * STRIDE + 10] ^= 0xff;
-    }
-    bytes[copies[2] + 4 * STRIDE + 10] ^= 0xff;
-    std::fs::write(&archive, &bytes).expect("write");
-    let out = t.path().join("salvaged");
-    let s = run(&[os("salvage"), archive.as_os_str(), out.as_os_str()]);
+    let (t, src, s) = salvage_alike_damaged(|bytes, copies| {
+        for at in [copies[0], copies[1]] {
+            bytes[at + 2 * STRIDE + 10] ^= 0xff;
+        }
+        bytes[copies[2] + 4 * STRIDE + 10] ^= 0xff;
+    });
     assert!(s.status.success(), "{}", stderr(&s));
-    assert_same_tree(&src, &out);
+    assert_same_tree(&src, &t.path().join("salvaged"));
 }
 
 #[test]
 fn salvage_finds_copies_of_the_dictionary_whose_tar_header_is_lost() {
     // Copies 1 and 2 lose their tar headers; copies 3 and 4 the same
     // piece: only 1 and 2, found where they must lie, have it.
-    let (t, src, archive) = alike_archive();
-    let mut bytes = std::fs::read(&archive).expect("read");
-    let copies = dict_copies(&bytes);
-    for at in [copies[0], copies[1]] {
-        bytes[at - 512..at].fill(0x33);
-    }
-    for at in [copies[2], copies[3]] {
-        bytes[at + 2 * STRIDE + 10] ^= 0xff;
-    }
-    std::fs::write(&archive, &bytes).expect("write");
-    let out = t.path().join("salvaged");
-    let s = run(&[os("salvage"), archive.as_os_str(), out.as_os_str()]);
+    let (t, src, s) = salvage_alike_damaged(|bytes, copies| {
+        for at in [copies[0], copies[1]] {
+            bytes[at - 512..at].fill(0x33);
+        }
+        for at in [copies[2], copies[3]] {
+            bytes[at + 2 * STRIDE + 10] ^= 0xff;
+        }
+    });
     assert!(!stderr(&s).contains("cannot be decoded"), "{}", stderr(&s));
-    files_back(&src, &out, &[], false, "salvage");
+    files_back(&src, &t.path().join("salvaged"), &[], false, "salvage");
 }

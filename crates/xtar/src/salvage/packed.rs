@@ -688,18 +688,15 @@ fn choose_dictionary(
     let named_whole = |p: &DictPieces, want: &[u8; 32]| {
         p.whole().and_then(|w| crate::codec::dict_of_copy(&w, version)).filter(|d| format::zstd_dict_sum(d) == *want)
     };
-    if let Some(Some(want)) = &named {
-        if named_whole(&pieces, want).is_none() {
-            for copy in headerless_copies(st, &dicts, bounds) {
-                if pieces.fill(&copy) && named_whole(&pieces, want).is_some() {
-                    break;
-                }
-            }
-        }
-    }
     let chosen: Option<Vec<u8>> = match named {
         Some(None) => Some(Vec::new()),
-        Some(Some(want)) => named_whole(&pieces, &want),
+        // The copies found by name, else with those whose tar header was
+        // lost, one at a time.
+        Some(Some(want)) => named_whole(&pieces, &want).or_else(|| {
+            headerless_copies(st, &dicts, bounds)
+                .into_iter()
+                .find_map(|copy| pieces.fill(&copy).then(|| named_whole(&pieces, &want)).flatten())
+        }),
         None if dicts.iter().all(|(_, d)| d.is_empty()) => Some(Vec::new()),
         // The header lost: a frame (version 6) or a trained dictionary
         // (version 5), told apart by their first bytes.
