@@ -144,7 +144,7 @@ fn libdeflate_or_store(raw: Vec<u8>, level: u32) -> (Method, Vec<u8>) {
             out.resize(c.deflate_compress_bound(input.len()), 0);
             c.deflate_compress(input, out).ok()
         };
-        if raw.len() > 2 * SAMPLE {
+        if raw.len() > 2 * SAMPLE && !surely_shrinks(&raw[..SAMPLE]) {
             match deflate(&raw[..SAMPLE], &mut out) {
                 Some(n) if n * 1000 <= SAMPLE * KEEP_PER_MILLE => {}
                 _ => return (Method::Stored, raw),
@@ -158,6 +158,27 @@ fn libdeflate_or_store(raw: Vec<u8>, level: u32) -> (Method, Vec<u8>) {
             _ => (Method::Stored, raw),
         }
     })
+}
+
+/// Order-0 entropy, in bits a byte, below which a sample needs no trial.
+const SURE_BITS: f64 = 6.5;
+
+/// Whether `sample` is sure to pass the trial of [`libdeflate_or_store`]
+/// (deflate to 97 %), so that the trial, a level-6 deflate of 64 KiB for
+/// every larger file, can be skipped: the entropy of its bytes' histogram
+/// is below [`SURE_BITS`]. A Huffman code of the bytes alone costs less
+/// than the entropy plus one bit a byte, 7.5 bits (93.75 %), before any
+/// match is found, so the trial would pass unless deflate did worse than
+/// coding the bytes alone. Only the time changes: the whole file's
+/// deflate is judged as before.
+fn surely_shrinks(sample: &[u8]) -> bool {
+    let mut counts = [0u32; 256];
+    for &b in sample {
+        counts[usize::from(b)] += 1;
+    }
+    let n = sample.len() as f64;
+    let bits: f64 = counts.iter().filter(|&&c| c > 0).map(|&c| f64::from(c) * (n / f64::from(c)).log2()).sum();
+    bits < SURE_BITS * n
 }
 
 /// Deflates `raw` unless a sample shows it does not compress, or deflate
@@ -395,6 +416,27 @@ mod tests {
             assert_eq!(m, Method::Stored, "n={n}");
             assert_eq!(d, noise(n));
         }
+    }
+
+    #[test]
+    fn only_samples_of_low_entropy_skip_the_trial() {
+        assert!(surely_shrinks(&text(SAMPLE)));
+        assert!(!surely_shrinks(&noise(SAMPLE)));
+        // Bytes spread evenly over 64 values carry 6 bits a byte, over 128
+        // values 7 bits: the first is sure to shrink, the second is tried.
+        let spread = |k: usize| (0..SAMPLE).map(|i| ((i * 7919) % k) as u8).collect::<Vec<u8>>();
+        assert!(surely_shrinks(&spread(64)));
+        assert!(!surely_shrinks(&spread(128)));
+        // The whole file is judged either way.
+        for data in [text(3 * SAMPLE), noise(3 * SAMPLE), spread(128).repeat(3)] {
+            let (m, d) = libdeflate_or_store(data.clone(), 6);
+            match m {
+                Method::Deflated => assert_eq!(inflate(&d), data),
+                _ => assert_eq!(d, data),
+            }
+        }
+        assert_eq!(libdeflate_or_store(text(3 * SAMPLE), 6).0, Method::Deflated);
+        assert_eq!(libdeflate_or_store(noise(3 * SAMPLE), 6).0, Method::Stored);
     }
 
     #[test]

@@ -14,6 +14,10 @@ use crate::{Error, Result};
 const WINDOW_BYTES: u64 = 64 << 20;
 /// Small files compressed ahead of the writer, at most.
 const WINDOW_FILES: usize = 4096;
+/// Small files compressed by one task, at most.
+const BATCH_FILES: usize = 32;
+/// Input bytes of one task: a run of small files ends once it reaches this.
+const BATCH_BYTES: u64 = 256 << 10;
 
 /// A small file, compressed by a worker.
 pub(crate) struct Job {
@@ -48,8 +52,9 @@ pub(crate) struct Window {
     next_submit: usize,
     taken: usize,
     inflight: u64,
-    tx: mpsc::Sender<(usize, Result<Job>)>,
-    rx: mpsc::Receiver<(usize, Result<Job>)>,
+    /// Batches of results: the number of the first file, then each one's.
+    tx: mpsc::Sender<(usize, Vec<Result<Job>>)>,
+    rx: mpsc::Receiver<(usize, Vec<Result<Job>>)>,
     ready: HashMap<usize, Result<Job>>,
 }
 
@@ -72,23 +77,7 @@ impl Window {
         while self.next_submit < self.inputs.len()
             && (self.next_submit <= seq || (self.inflight < WINDOW_BYTES && self.next_submit < seq + WINDOW_FILES))
         {
-            let input = &self.inputs[self.next_submit];
-            if input.size <= self.encoder.small_max() {
-                self.inflight += input.size;
-                let tx = self.tx.clone();
-                let (path, level, follow, n) = (input.disk.clone(), self.level, self.follow, self.next_submit);
-                let encoder = self.encoder.clone();
-                scope.spawn(move |_| {
-                    // A worker that panics still answers, so the writer,
-                    // which waits for every file in turn, never hangs.
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        compress_job(&path, level, follow, &encoder)
-                    }))
-                    .unwrap_or_else(|_| Err(Error::WorkerPanicked { path: path.clone() }));
-                    let _ = tx.send((n, r));
-                });
-            }
-            self.next_submit += 1;
+            self.submit_batch(scope, seq);
         }
         self.taken += 1;
         if size > self.encoder.small_max() {
@@ -99,8 +88,8 @@ impl Window {
                 break r;
             }
             match self.rx.recv() {
-                Ok((n, r)) => {
-                    self.ready.insert(n, r);
+                Ok((first, batch)) => {
+                    self.ready.extend((first..).zip(batch));
                 }
                 Err(_) => {
                     return Err(Error::Write {
@@ -112,6 +101,53 @@ impl Window {
         };
         self.inflight -= size;
         Ok(Next::Small(Box::new(r)))
+    }
+}
+
+impl Window {
+    /// Hands the workers the next files from `next_submit`: one task for
+    /// a run of small files of at most `BATCH_FILES` files and
+    /// `BATCH_BYTES` bytes (a message and a wake-up per file cost more
+    /// than compressing a file of a few KiB), skipping large ones. The run
+    /// ends early where the window is full, once it has reached `seq`.
+    fn submit_batch<'s>(&mut self, scope: &rayon::Scope<'s>, seq: usize) {
+        let first = self.next_submit;
+        let mut paths = Vec::new();
+        let mut bytes = 0;
+        while let Some(input) = self.inputs.get(self.next_submit) {
+            let n = self.next_submit;
+            let open = n <= seq || (self.inflight < WINDOW_BYTES && n < seq + WINDOW_FILES);
+            let small = input.size <= self.encoder.small_max();
+            if !open || (!paths.is_empty() && (!small || paths.len() >= BATCH_FILES || bytes >= BATCH_BYTES)) {
+                break;
+            }
+            self.next_submit += 1;
+            if !small {
+                break;
+            }
+            self.inflight += input.size;
+            bytes += input.size;
+            paths.push(input.disk.clone());
+        }
+        if paths.is_empty() {
+            return;
+        }
+        let tx = self.tx.clone();
+        let (level, follow, encoder) = (self.level, self.follow, self.encoder.clone());
+        scope.spawn(move |_| {
+            let batch = paths
+                .into_iter()
+                .map(|path| {
+                    // A worker that panics still answers, so the writer,
+                    // which waits for every file in turn, never hangs.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        compress_job(&path, level, follow, &encoder)
+                    }))
+                    .unwrap_or_else(|_| Err(Error::WorkerPanicked { path: path.clone() }))
+                })
+                .collect();
+            let _ = tx.send((first, batch));
+        });
     }
 }
 
