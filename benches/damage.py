@@ -15,8 +15,10 @@ back bit-exact (same path, same SHA-256 as the source) are counted.
 For pybackup the script also computes the optimum: the number of files
 whose member bytes (version 2: tar header to end of data; version 3: zip
 entry) were not hit, plus, for version 3, the files that need no data
-(recreated from the manifest), which is the most any format without parity
-can recover. For the cuts, it checks the promise of format version 3: at
+(recreated from the manifest): a bound, not quite the most that can be
+recovered, since salvage also finds a file whose tar header (version 2)
+or zip local header alone (version 3, through the central directory
+record and the manifest's SHA-256) was hit. For the cuts, it checks the promise of format version 3: at
 least (100 - X) % of the files by count, less one, when the last X % of
 the bytes are lost, and never fewer than tar.gz or zip -FF.
 

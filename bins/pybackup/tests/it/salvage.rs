@@ -530,3 +530,49 @@ fn entries_past_damage_with_no_record_and_no_manifest_line_are_found_by_their_ch
         }
     }
 }
+
+/// Version 3 and 6: an entry whose local header alone is damaged (its
+/// central directory record and the manifest whole) comes back, bit for
+/// bit and with its metadata: its data is where the record says. One
+/// whose data is damaged too does not.
+#[test]
+fn entries_whose_local_header_alone_is_damaged_come_back_through_the_central_directory() {
+    for codec in [&[][..], &["--codec", "zstd"][..]] {
+        let t = tempfile::tempdir().expect("tmp");
+        let src = t.path().join("src");
+        build_tree(&src);
+        let archive = t.path().join("a.xtar");
+        compress(&src, &archive, codec);
+        let mut bytes = std::fs::read(&archive).expect("read");
+        // Entries of zstd frames are named `PATH.zst`.
+        let ranges: Vec<_> = entry_ranges(&bytes)
+            .into_iter()
+            .map(|(n, a, b)| (n.strip_suffix(b".zst").map_or(n.clone(), <[u8]>::to_vec), a, b))
+            .collect();
+        let mut by_start: Vec<_> = ranges.iter().filter(|r| r.2 - r.1 > 80).cloned().collect();
+        by_start.sort_by_key(|r| r.1);
+        assert!(by_start.len() >= 12, "{} entries", by_start.len());
+        let victims = [&by_start[3], &by_start[4], &by_start[by_start.len() - 2]];
+        for (i, (_, start, _)) in victims.iter().enumerate() {
+            let s = *start as usize;
+            let var = usize::from(u16::from_le_bytes([bytes[s + 26], bytes[s + 26 + 1]]))
+                + usize::from(u16::from_le_bytes([bytes[s + 28], bytes[s + 29]]));
+            bytes[s..s + 30 + var].copy_from_slice(&noise(30 + var, 40 + i as u64));
+        }
+        // The second one loses a byte of its data as well.
+        let data_hit = victims[1].2 - 1;
+        bytes[data_hit as usize] ^= 0x5a;
+        let (s, dest) = salvage(t.path(), "headers", &bytes, &[]);
+        check(&src, &dest, &s, &|a, b| a <= data_hit && data_hit < b, &ranges);
+        for (i, v) in victims.iter().enumerate() {
+            let state = s.files.get(&v.0).map(|v| v["state"].as_str().unwrap_or_default().to_string());
+            let want = if i == 1 { None } else { Some("intact") };
+            assert_eq!(
+                state.as_deref().filter(|s| *s == "intact"),
+                want,
+                "{codec:?} `{}`",
+                String::from_utf8_lossy(&v.0)
+            );
+        }
+    }
+}

@@ -50,10 +50,41 @@ impl Read for At<'_> {
     }
 }
 
-/// An entry of a central directory: its name and where its local header is.
+/// An entry of a central directory: its name, where its local header is,
+/// and what the local header would say.
 struct Central {
     name: Vec<u8>,
     offset: u64,
+    /// Method code, CRC-32, compressed and uncompressed sizes, Unix mode,
+    /// and whether zip64 fields hold the sizes.
+    method: u16,
+    crc: u32,
+    csize: u64,
+    usize: u64,
+    mode: u32,
+    zip64: bool,
+}
+
+impl Central {
+    /// The entry this record describes, had it the mtime `mtime`: the
+    /// local header a writer of ours gave it is `local_header()` of it.
+    fn info(&self, mtime: i64) -> Option<zip::EntryInfo> {
+        let method = match self.method {
+            0 => zip::Method::Stored,
+            8 => zip::Method::Deflated,
+            _ => return None,
+        };
+        Some(zip::EntryInfo {
+            name: self.name.clone(),
+            method,
+            crc: self.crc,
+            csize: self.csize,
+            usize: self.usize,
+            mtime,
+            unix_mode: self.mode,
+            zip64: self.zip64,
+        })
+    }
 }
 
 struct State<'a, 'e> {
@@ -193,11 +224,11 @@ impl State<'_, '_> {
             None => self.central_records(start, end),
         };
         let mut starts: BTreeSet<u64> = BTreeSet::new();
-        let mut names: std::collections::HashMap<u64, Vec<u8>> = Default::default();
+        let mut records_at: std::collections::HashMap<u64, Central> = Default::default();
         for c in records {
             if c.offset < end - start {
                 starts.insert(start + c.offset);
-                names.insert(start + c.offset, c.name);
+                records_at.insert(start + c.offset, c);
             }
         }
         // Walk the local headers from the start, as far as they go.
@@ -212,13 +243,18 @@ impl State<'_, '_> {
             if self.is_covered(s) {
                 continue;
             }
-            let named = names.get(&s).cloned();
-            let Some(l) = self.local_at(s, cd_start).filter(|l| named.as_ref().is_none_or(|n| *n == l.name)) else {
+            let record = records_at.get(&s);
+            let Some(l) = self.local_at(s, cd_start).filter(|l| record.is_none_or(|c| c.name == l.name)) else {
                 // Its central directory record names it, its local header
-                // is gone: book it (a member found later may still do).
-                if let Some(n) = named.and_then(|n| self.file_path(&n)) {
+                // is gone: its data is still where the record says, and
+                // the manifest's SHA-256 tells whether it is whole. Else
+                // book it (a member found later may still do).
+                let Some(c) = record else { continue };
+                if let Some(n) = self.file_path(&c.name) {
                     if self.engine.expects(&n).is_none() {
                         self.engine.damaged(&n, "its zip local header is damaged")?;
+                    } else if let Some(range) = self.headerless(s, c, &n, cd_start)? {
+                        taken.push(range);
                     }
                 }
                 continue;
@@ -241,6 +277,31 @@ impl State<'_, '_> {
             at = at.max(b);
         }
         Ok(cd_whole)
+    }
+
+    /// The entry at `at` whose local header is damaged, read through its
+    /// central directory record `c` for the file `path` the manifest
+    /// still expects: the local header a writer of ours gave it (the
+    /// record's fields, the manifest's mtime) put before the data that
+    /// follows it, taken only if it is the file the manifest describes
+    /// (its SHA-256). Returns the range taken. Not for encrypted archives,
+    /// whose entries are opened by their own headers.
+    fn headerless(&mut self, at: u64, c: &Central, path: &[u8], end: u64) -> Result<Option<(u64, u64)>> {
+        if self.unseal.is_some() {
+            return Ok(None);
+        }
+        let Some(info) = self.engine.expects(path).and_then(|e| c.info(e.mtime.sec)) else { return Ok(None) };
+        let head = info.local_header();
+        let data = at + head.len() as u64;
+        let Some(stop) = data.checked_add(c.csize).filter(|&e| e <= end) else { return Ok(None) };
+        let size = head.len() as u64 + c.csize;
+        let mut r = io::Cursor::new(head).chain(At { f: self.f, pos: data, end: stop });
+        if !self.engine.candidate(path, size, &mut r)? {
+            return Ok(None);
+        }
+        self.cover(at, stop);
+        self.kept.insert(path.to_vec(), (at, size));
+        Ok(Some((at, stop)))
     }
 
     /// Entries that neither the central directory nor the walk reached
@@ -432,24 +493,31 @@ fn parse_central(cd: &[u8], count: u64) -> Option<Vec<Central>> {
             return None;
         }
         let u16_at = |o: usize| usize::from(u16::from_le_bytes([h[o], h[o + 1]]));
+        let u32_at = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
         let (n, x, c) = (u16_at(28), u16_at(30), u16_at(32));
-        let mut offset = u64::from(u32::from_le_bytes([h[42], h[43], h[44], h[45]]));
         let name = cd.get(p + 46..p + 46 + n)?.to_vec();
-        if offset == u64::from(u32::MAX) {
-            // The zip64 field holds it, after any sizes marked 0xFFFFFFFF.
+        // Uncompressed size, compressed size, offset: each marked
+        // 0xFFFFFFFF is in the zip64 field, in that order.
+        let mut fields = [24, 20, 42].map(|o| (u32_at(o) == u32::MAX, u64::from(u32_at(o))));
+        if fields.iter().any(|f| f.0) {
             let mut extra = cd.get(p + 46 + n..p + 46 + n + x)?;
-            let skip = [24usize, 20].iter().filter(|&&o| h[o..o + 4] == [0xff; 4]).count() * 8;
             while extra.len() >= 4 {
                 let id = u16::from_le_bytes([extra[0], extra[1]]);
                 let len = usize::from(u16::from_le_bytes([extra[2], extra[3]]));
                 if id == 1 {
-                    let v = extra.get(4 + skip..4 + skip + 8)?;
-                    offset = u64::from_le_bytes(v.try_into().ok()?);
+                    let mut body = extra.get(4..4 + len)?;
+                    for f in fields.iter_mut().filter(|f| f.0) {
+                        let v = body.get(..8)?;
+                        f.1 = u64::from_le_bytes(v.try_into().ok()?);
+                        body = &body[8..];
+                    }
                 }
                 extra = extra.get(4 + len..)?;
             }
         }
-        out.push(Central { name, offset });
+        let [(zip64, usize), (_, csize), (_, offset)] = fields;
+        let (method, crc, mode) = (u16::from_le_bytes([h[10], h[11]]), u32_at(16), u32_at(38) >> 16);
+        out.push(Central { name, offset, method, crc, csize, usize, mode, zip64 });
         p += 46 + n + x + c;
     }
     Some(out)
