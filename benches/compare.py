@@ -159,10 +159,15 @@ def main():
                 # Warm the tree again: this kernel reclaims cold pages
                 # proactively (DAMON), so a tree read minutes ago may be gone.
                 subprocess.run(["tar", "-cf", "/dev/null", "-C", tree, "."], check=True)
+                # Each timed run starts with nothing left to write back:
+                # else the one after an extract pays for its writes (and
+                # for the removal of the tree it wrote) to the disk.
+                os.sync()
                 w, r = timed(fill(comp, T=tree, O=out, D=dest, W=wdir))
                 res[n]["cw"].append(w)
                 res[n]["cr"].append(r)
                 res[n]["size"] = os.path.getsize(out)
+                os.sync()
                 w, r = timed(fill(extr, T=tree, O=out, D=dest, W=wdir))
                 res[n]["xw"].append(w)
                 res[n]["xr"].append(r)
