@@ -102,9 +102,7 @@ impl Window {
         self.inflight -= size;
         Ok(Next::Small(Box::new(r)))
     }
-}
 
-impl Window {
     /// Hands the workers the next files from `next_submit`: one task for
     /// a run of small files of at most `BATCH_FILES` files and
     /// `BATCH_BYTES` bytes (a message and a wake-up per file cost more
