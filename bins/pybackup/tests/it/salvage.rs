@@ -555,7 +555,7 @@ fn entries_whose_local_header_alone_is_damaged_come_back_through_the_central_dir
         let victims = [&by_start[3], &by_start[4], &by_start[by_start.len() - 2]];
         for (i, (_, start, _)) in victims.iter().enumerate() {
             let s = *start as usize;
-            let var = usize::from(u16::from_le_bytes([bytes[s + 26], bytes[s + 26 + 1]]))
+            let var = usize::from(u16::from_le_bytes([bytes[s + 26], bytes[s + 27]]))
                 + usize::from(u16::from_le_bytes([bytes[s + 28], bytes[s + 29]]));
             bytes[s..s + 30 + var].copy_from_slice(&noise(30 + var, 40 + i as u64));
         }

@@ -294,13 +294,11 @@ impl State<'_, '_> {
         let head = info.local_header();
         let data = at + head.len() as u64;
         let Some(stop) = data.checked_add(c.csize).filter(|&e| e <= end) else { return Ok(None) };
-        let size = head.len() as u64 + c.csize;
         let mut r = io::Cursor::new(head).chain(At { f: self.f, pos: data, end: stop });
-        if !self.engine.candidate(path, size, &mut r)? {
+        if !self.engine.candidate(path, stop - at, &mut r)? {
             return Ok(None);
         }
         self.cover(at, stop);
-        self.kept.insert(path.to_vec(), (at, size));
         Ok(Some((at, stop)))
     }
 
