@@ -20,7 +20,10 @@ recovered, since salvage also finds a file whose tar header (version 2)
 or zip local header alone (version 3, through the central directory
 record and the manifest's SHA-256) was hit. For the cuts, it checks the promise of format version 3: at
 least (100 - X) % of the files by count, less one, when the last X % of
-the bytes are lost, and never fewer than tar.gz or zip -FF.
+the bytes are lost, and never fewer than tar.gz or zip -FF. For the
+random patterns (sectors, burst), one seed is one draw; it also prints,
+for versions 2 and 3, the files each would lose in expectation over all
+draws, computed exactly from where the files' data lies.
 
     python3 benches/damage.py [--tree PATH] [--seed N] [--only NAME ...] [--zstd [--zstd-baseline BIN]] [--encrypt]
 
@@ -33,7 +36,6 @@ import hashlib
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -287,32 +289,41 @@ def data_ranges(path, ranges):
     return out
 
 
-def expected_lost(size, data, draws=2000):
-    """Files lost on average under the random patterns (sectors and
-    burst) over `draws` draws each, counting a file lost when damage
-    reaches its data: what salvage of versions 2 and 3 loses (a hit
-    header alone costs no file), checked against the real runs below.
-    One seed's row is one draw; this is the mean, with its standard
-    error."""
+def expected_lost(size, data):
+    """Files lost on average under the random patterns, exactly (no
+    draws): a file is lost when damage reaches its data, which is what
+    salvage of versions 2 and 3 loses (a hit header alone costs no file;
+    checked against the real runs below). For `k` of the `n` sectors
+    picked at random (the sector patterns), a file whose data touches `m`
+    sectors is missed by all with probability C(n-m, k) / C(n, k); for
+    the burst (its start a random byte, floored to a sector, as
+    `patterns` draws it), the share of starts that reach the file. The
+    sum over files is the expectation. One seed's row is one draw of it.
+    Also the burst's expectation times the archive's size in MiB: the
+    files lost when bursts strike at the same rate per byte of medium,
+    which does not favour a larger archive for holding fewer files a
+    byte."""
     n = size // SECTOR
-    by = {}
-    for i, (_, s, e) in enumerate(data):
-        for x in range(s // SECTOR, (e - 1) // SECTOR + 1) if e > s else ():
-            by.setdefault(x, []).append(i)
     out = {}
+    spans = [((s // SECTOR), (e - 1) // SECTOR) for _, s, e in data if e > s]
     for pct in (0.1, 1, 5):
         k = max(1, round(n * pct / 100))
-        lost = []
-        for d in range(draws):
-            rng = random.Random(f"expected-{d}-{pct}")
-            lost.append(len({i for x in rng.sample(range(n), k) for i in by.get(x, ())}))
-        out[f"sect {pct}%"] = lost
-    lost = []
-    for d in range(draws):
-        b = random.Random(f"expected-burst-{d}").randrange(0, max(1, size - (1 << 20))) // SECTOR
-        lost.append(len({i for x in range(b, b + (1 << 20) // SECTOR) for i in by.get(x, ())}))
-    out["burst 1M"] = lost
-    return {p: (statistics.mean(v), statistics.stdev(v) / len(v) ** 0.5) for p, v in out.items()}
+        total = 0.0
+        for lo, hi in spans:
+            miss = 1.0
+            for j in range(hi - lo + 1):
+                miss *= (n - k - j) / (n - j)
+            total += 1 - miss
+        out[f"sect {pct}%"] = total
+    starts = max(1, size - (1 << 20))
+    burst = (1 << 20) // SECTOR
+    total = 0.0
+    for lo, hi in spans:
+        first = max(0, lo - burst + 1)
+        total += max(0, min(starts, (hi + 1) * SECTOR) - first * SECTOR) / starts
+    out["burst 1M"] = total
+    out["burst/MiB"] = total * size / (1 << 20)
+    return out
 
 
 def patterns(size, seed):
@@ -492,7 +503,7 @@ def main():
     print(f"# {len(entries)} zip entries in the version 3 archive, {dataless} files without data")
 
     # Files whose data was hit, for the random patterns: this seed, and
-    # the mean over many draws.
+    # the expectation over all draws.
     data = {"xtar": data_ranges(arch["xtar"], ranges), "xtar3": data_ranges(arch["xtar3"], entries)}
     data_lost = {k: {p: sum(1 for _, s, e in data[k] if any(s < b and a < e for a, b in pats[k][p][0]))
                      for p in ("sect 0.1%", "sect 1%", "sect 5%", "burst 1M")} for k in data}
@@ -538,11 +549,13 @@ def main():
             print(f"\n{m} reaches the optimum on every pattern" if not short
                   else f"\n{m} is below the optimum on: {', '.join(short)}")
     print("\n## random patterns: files lost when damage reaches their data (no salvage run),"
-          "\n## this seed, and the mean of 2000 draws with its standard error")
+          "\n## this seed, and the expectation over all draws (exact); burst/MiB: the burst's"
+          "\n## times the archive's MiB (bursts at one rate per byte of medium)")
     for k, m in (("xtar3", "salvage v3"), ("xtar", "salvage v2")):
-        for p, (mean, se) in expected[k].items():
-            real = f", salvage lost {total - results[m][p]}" if m in results else ""
-            print(f"{m[8:]:3} {p:10} this seed {data_lost[k][p]:5}{real}; mean {mean:8.2f} ± {se:.2f}")
+        for p, mean in expected[k].items():
+            seed = f"this seed {data_lost[k][p]:5}" if p in data_lost[k] else ""
+            real = f", salvage lost {total - results[m][p]}" if m in results and p in results[m] else ""
+            print(f"{m[8:]:3} {p:10} {seed + real:40} expected {mean:10.2f}")
     if "salvage v3 encrypted" in results and "salvage v3" in results:
         enc, plain = results["salvage v3 encrypted"], results["salvage v3"]
         short = [p for p in names if enc[p] < 0.99 * plain[p]]
