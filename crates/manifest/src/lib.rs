@@ -30,7 +30,9 @@ mod text;
 pub use build::{build, hash_file, link_order, BuildError, BuildOptions};
 pub use diff::{diff, Change};
 
-pub use entry::{civil_from_days, cmp_canonical, cmp_paths, is_within, parent_of, Entry, Kind, Timestamp};
+pub use entry::{
+    civil_from_days, cmp_canonical, cmp_paths, days_from_civil, is_within, parent_of, Entry, Kind, Timestamp,
+};
 pub use escape::{escape_path, unescape_path};
 pub use text::{parse_entry_line, push_time, push_u64, write_entry_line, write_header, FORMAT_VERSION, MAGIC};
 

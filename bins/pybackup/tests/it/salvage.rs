@@ -476,7 +476,9 @@ fn archive_without_manifest() -> (tempfile::TempDir, Vec<u8>, Vec<(Vec<u8>, u64,
 /// Version 3: with the manifest lost, a pack's end record destroyed and
 /// the local header of one of its first entries damaged (so that walking
 /// the entries stops there), the entries after it are found through the
-/// central directory records that still read, and it is named.
+/// central directory records that still read, and it is named (its data
+/// is damaged too: with whole data it would come back through its record,
+/// `entries_whose_local_header_and_manifest_line_are_lost_come_back_by_their_crc`).
 #[test]
 fn entries_after_damage_are_found_through_what_is_left_of_the_central_directory() {
     let (t, mut bytes, ranges) = archive_without_manifest();
@@ -486,8 +488,10 @@ fn entries_after_damage_are_found_through_what_is_left_of_the_central_directory(
     let victim = ranges.iter().filter(|r| r.1 > first).min_by_key(|r| r.1).expect("entry").clone();
     let mid = victim.1 as usize + 1;
     bytes[mid] ^= 0xff; // its `PK\3\4` signature
+    let last = victim.2 as usize - 1;
+    bytes[last] ^= 0x5a; // and its last byte of data
     let (s, _) = salvage(t.path(), "cd", &bytes, &[]);
-    let hit = |a: u64, b: u64| a <= mid as u64 && (mid as u64) < b;
+    let hit = |a: u64, b: u64| a <= mid as u64 && (last as u64) < b;
     for (path, a, b) in &ranges {
         let state = s.files.get(path).map(|v| v["state"].as_str().unwrap_or_default().to_string());
         if !hit(*a, *b) {
@@ -574,5 +578,47 @@ fn entries_whose_local_header_alone_is_damaged_come_back_through_the_central_dir
                 String::from_utf8_lossy(&v.0)
             );
         }
+    }
+}
+
+/// Version 3: an entry whose local header does not read and whose
+/// manifest line is lost too comes back through its central directory
+/// record when the header's name still ends as the record's does (a sector
+/// boundary inside the header, its first part hit): the local header
+/// rebuilt with the record's MS-DOS time, its data checked by the record's
+/// CRC-32, its mtime the record's, to the even second. One whose name was
+/// hit as well is not taken: nothing would vouch for the record's name.
+#[test]
+fn entries_whose_local_header_and_manifest_line_are_lost_come_back_by_their_crc() {
+    let (t, mut bytes, ranges) = archive_without_manifest();
+    let mut by_start: Vec<_> = ranges.iter().filter(|r| r.2 - r.1 > 80).cloned().collect();
+    by_start.sort_by_key(|r| r.1);
+    assert!(by_start.len() >= 12, "{} entries", by_start.len());
+    let victims = [&by_start[3], &by_start[5], &by_start[by_start.len() - 2]];
+    for (i, (_, start, _)) in victims.iter().enumerate() {
+        let s = *start as usize;
+        let name = usize::from(u16::from_le_bytes([bytes[s + 26], bytes[s + 27]]));
+        // The fixed fields; for the second, the name too.
+        let n = if i == 1 { 30 + name } else { 30 };
+        bytes[s..s + n].copy_from_slice(&noise(n, 60 + i as u64));
+    }
+    let (s, dest) = salvage(t.path(), "headers-no-manifest", &bytes, &[]);
+    let source = snapshot(&t.path().join("src"), false);
+    let restored = snapshot(&dest, false);
+    for (i, v) in victims.iter().enumerate() {
+        let name = String::from_utf8_lossy(&v.0);
+        let state = s.files.get(&v.0).map(|v| v["state"].clone());
+        if i == 1 {
+            assert!(!restored.contains_key(&v.0), "`{name}` restored");
+            continue;
+        }
+        assert_eq!(state.as_ref().and_then(|s| s.as_str()), Some("intact"), "`{name}`: {}", stderr(&s.out));
+        let (a, b) = (&source[&v.0], restored.get(&v.0).expect("restored"));
+        assert_eq!(a.content, b.content, "`{name}`");
+        assert!((a.mtime.0 - b.mtime.0).abs() <= 2, "`{name}`: mtime {:?} against {:?}", b.mtime, a.mtime);
+    }
+    // Nothing was restored under a name the source does not have.
+    for path in restored.keys() {
+        assert!(source.contains_key(path), "`{}` restored", String::from_utf8_lossy(path));
     }
 }

@@ -484,6 +484,16 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Whether a file the manifest does not list may still come from a
+    /// member alone: its line was lost (the manifest was not read whole,
+    /// and its directory's lines were not all read) and nothing was booked
+    /// for it yet.
+    pub(crate) fn unlisted(&self, path: &[u8]) -> bool {
+        !self.expected.contains_key(path)
+            && !self.foreign(path)
+            && self.book.as_ref().is_none_or(|b| !b.outcomes.contains_key(path))
+    }
+
     /// Whether a member without an index entry is foreign: its directory's
     /// index, or the manifest, was read whole and does not list it.
     pub(super) fn foreign(&self, path: &[u8]) -> bool {

@@ -266,6 +266,19 @@ fn dos_time(t: i64) -> (u16, u16) {
     (time as u16, date as u16)
 }
 
+/// The Unix time of an MS-DOS time and date read as UTC (as [`dos_time`]
+/// writes them; seconds to the even second), or `None` for fields out of
+/// range.
+pub fn from_dos_time(time: u16, date: u16) -> Option<i64> {
+    let (time, date) = (i64::from(time), i64::from(date));
+    let (y, m, d) = (1980 + (date >> 9), (date >> 5) & 15, date & 31);
+    let (h, min, s) = (time >> 11, (time >> 5) & 63, (time & 31) * 2);
+    if !(1..=12).contains(&m) || d == 0 || h > 23 || min > 59 || s > 59 {
+        return None;
+    }
+    Some(manifest::days_from_civil(y, m, d) * 86_400 + h * 3600 + min * 60 + s)
+}
+
 /// A parsed local file header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalHeader {
@@ -406,6 +419,15 @@ mod tests {
         assert_eq!(h.mtime, Some(1_700_000_000));
         let trailer = &bytes[(h.len + h.csize) as usize..];
         assert_eq!(central_unix_mode(trailer), Some(S_IFREG | 0o640));
+    }
+
+    #[test]
+    fn dos_times_read_back_to_the_even_second() {
+        for t in [315_532_800i64, 1_700_000_001, 1_700_000_000, 4_354_819_198] {
+            let (time, date) = dos_time(t);
+            assert_eq!(from_dos_time(time, date), Some(t - t % 2), "{t}");
+        }
+        assert_eq!(from_dos_time(0, 0), None);
     }
 
     #[test]

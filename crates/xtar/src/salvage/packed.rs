@@ -63,6 +63,8 @@ struct Central {
     usize: u64,
     mode: u32,
     zip64: bool,
+    /// Its MS-DOS time and date (UTC).
+    dos: (u16, u16),
 }
 
 impl Central {
@@ -244,17 +246,26 @@ impl State<'_, '_> {
                 continue;
             }
             let record = records_at.get(&s);
-            let Some(l) = self.local_at(s, cd_start).filter(|l| record.is_none_or(|c| c.name == l.name)) else {
+            let local = self.local_at(s, cd_start);
+            let unreadable = local.is_none();
+            let Some(l) = local.filter(|l| record.is_none_or(|c| c.name == l.name)) else {
                 // Its central directory record names it, its local header
                 // is gone: its data is still where the record says, and
                 // the manifest's SHA-256 tells whether it is whole. Else
                 // book it (a member found later may still do).
                 let Some(c) = record else { continue };
                 if let Some(n) = self.file_path(&c.name) {
-                    if self.engine.expects(&n).is_none() {
+                    if self.engine.expects(&n).is_some() {
+                        if let Some(range) = self.headerless(s, c, &n, cd_start)? {
+                            taken.push(range);
+                        }
+                    } else if unreadable && self.engine.unlisted(&n) {
+                        match self.headerless_unlisted(s, c, n.clone(), cd_start)? {
+                            Some(range) => taken.push(range),
+                            None => self.engine.damaged(&n, "its zip local header is damaged")?,
+                        }
+                    } else {
                         self.engine.damaged(&n, "its zip local header is damaged")?;
-                    } else if let Some(range) = self.headerless(s, c, &n, cd_start)? {
-                        taken.push(range);
                     }
                 }
                 continue;
@@ -299,6 +310,37 @@ impl State<'_, '_> {
             return Ok(None);
         }
         self.cover(at, stop);
+        Ok(Some((at, stop)))
+    }
+
+    /// The entry at `at` whose local header does not read, through its
+    /// central directory record `c`, for a file whose manifest line was
+    /// lost too: the local header a writer of ours gave it, with the
+    /// record's MS-DOS time for the UT field's, put before the data that
+    /// follows it, and handed to the engine as any entry whose file the
+    /// manifest does not list (checked by the record's CRC-32; its mtime
+    /// to the even second). Nothing but the CRC-32 checks the data here,
+    /// and nothing at all the record's name, so the name must also end
+    /// where the damaged header's did (its last bytes, up to 8, read the
+    /// same there): a record whose name was hit is not taken for a file.
+    /// Returns the range taken.
+    fn headerless_unlisted(&mut self, at: u64, c: &Central, path: Vec<u8>, end: u64) -> Result<Option<(u64, u64)>> {
+        if self.unseal.is_some() {
+            return Ok(None);
+        }
+        let n = c.name.len();
+        let tail = n.min(8);
+        if n == 0 || self.read(at + 30 + (n - tail) as u64, tail as u64) != c.name[n - tail..] {
+            return Ok(None);
+        }
+        let Some(info) = zip::from_dos_time(c.dos.0, c.dos.1).and_then(|t| c.info(t)) else { return Ok(None) };
+        let head = info.local_header();
+        let data = at + head.len() as u64;
+        let Some(stop) = data.checked_add(c.csize).filter(|&e| e <= end) else { return Ok(None) };
+        let mut r = io::Cursor::new(head).chain(At { f: self.f, pos: data, end: stop });
+        self.cover(at, stop);
+        self.engine.member(path, stop - at, &mut r)?;
+        self.engine.collect(false)?;
         Ok(Some((at, stop)))
     }
 
@@ -517,7 +559,8 @@ fn parse_central(cd: &[u8], count: u64) -> Option<Vec<Central>> {
         }
         let [(zip64, usize), (_, csize), (_, offset)] = fields;
         let (method, crc, mode) = (u16::from_le_bytes([h[10], h[11]]), u32_at(16), u32_at(38) >> 16);
-        out.push(Central { name, offset, method, crc, csize, usize, mode, zip64 });
+        let dos = (u16_at(12) as u16, u16_at(14) as u16);
+        out.push(Central { name, offset, method, crc, csize, usize, mode, zip64, dos });
         p += 46 + n + x + c;
     }
     Some(out)
