@@ -328,7 +328,7 @@ impl PackedWriter {
         let n = packs.len() as u32;
         let among = if dict.is_empty() { [0, 0] } else { [n / 3 + 1, 2 * n / 3 + 1] };
         // Each pack's entries placed against sectors (A2), and where each
-        // pack's tar header will be, from the first one's.
+        // pack's tar header will be, from the end of the head guard.
         let before = |k: u32| -> u64 {
             match &self.seal {
                 Some(key) if k.is_multiple_of(sealed::AGE_EVERY) => member_len(key.header().len() as u64),
