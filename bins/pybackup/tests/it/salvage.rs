@@ -113,6 +113,19 @@ impl Rng {
 }
 
 /// Applies damage: each range is overwritten with noise; `truncate` cuts.
+/// The name and extra field lengths of the zip local header at `at`.
+fn local_lengths(bytes: &[u8], at: u64) -> (usize, usize) {
+    let s = at as usize;
+    let u16_at = |o: usize| usize::from(u16::from_le_bytes([bytes[s + o], bytes[s + o + 1]]));
+    (u16_at(26), u16_at(28))
+}
+
+/// Overwrites `n` bytes from `at` with noise of `seed`.
+fn noise_over(bytes: &mut [u8], at: u64, n: usize, seed: u64) {
+    let s = at as usize;
+    bytes[s..s + n].copy_from_slice(&noise(n, seed));
+}
+
 fn damage(bytes: &[u8], ranges: &[(u64, u64)], truncate: Option<u64>) -> Vec<u8> {
     let mut d = bytes.to_vec();
     for (i, &(s, e)) in ranges.iter().enumerate() {
@@ -558,10 +571,8 @@ fn entries_whose_local_header_alone_is_damaged_come_back_through_the_central_dir
         assert!(by_start.len() >= 12, "{} entries", by_start.len());
         let victims = [&by_start[3], &by_start[4], &by_start[by_start.len() - 2]];
         for (i, (_, start, _)) in victims.iter().enumerate() {
-            let s = *start as usize;
-            let var = usize::from(u16::from_le_bytes([bytes[s + 26], bytes[s + 27]]))
-                + usize::from(u16::from_le_bytes([bytes[s + 28], bytes[s + 29]]));
-            bytes[s..s + 30 + var].copy_from_slice(&noise(30 + var, 40 + i as u64));
+            let (name, extra) = local_lengths(&bytes, *start);
+            noise_over(&mut bytes, *start, 30 + name + extra, 40 + i as u64);
         }
         // The second one loses a byte of its data as well.
         let data_hit = victims[1].2 - 1;
@@ -596,11 +607,9 @@ fn entries_whose_local_header_and_manifest_line_are_lost_come_back_by_their_crc(
     assert!(by_start.len() >= 12, "{} entries", by_start.len());
     let victims = [&by_start[3], &by_start[5], &by_start[by_start.len() - 2]];
     for (i, (_, start, _)) in victims.iter().enumerate() {
-        let s = *start as usize;
-        let name = usize::from(u16::from_le_bytes([bytes[s + 26], bytes[s + 27]]));
         // The fixed fields; for the second, the name too.
-        let n = if i == 1 { 30 + name } else { 30 };
-        bytes[s..s + n].copy_from_slice(&noise(n, 60 + i as u64));
+        let n = if i == 1 { 30 + local_lengths(&bytes, *start).0 } else { 30 };
+        noise_over(&mut bytes, *start, n, 60 + i as u64);
     }
     let (s, dest) = salvage(t.path(), "headers-no-manifest", &bytes, &[]);
     let source = snapshot(&t.path().join("src"), false);

@@ -251,21 +251,16 @@ impl State<'_, '_> {
             let Some(l) = local.filter(|l| record.is_none_or(|c| c.name == l.name)) else {
                 // Its central directory record names it, its local header
                 // is gone: its data is still where the record says, and
-                // the manifest's SHA-256 tells whether it is whole. Else
-                // book it (a member found later may still do).
+                // the manifest's SHA-256 (or, its line lost, the record's
+                // CRC-32) tells whether it is whole. Else book it (a member
+                // found later may still do).
                 let Some(c) = record else { continue };
                 if let Some(n) = self.file_path(&c.name) {
-                    if self.engine.expects(&n).is_some() {
-                        if let Some(range) = self.headerless(s, c, &n, cd_start)? {
-                            taken.push(range);
-                        }
-                    } else if unreadable && self.engine.unlisted(&n) {
-                        match self.headerless_unlisted(s, c, n.clone(), cd_start)? {
-                            Some(range) => taken.push(range),
-                            None => self.engine.damaged(&n, "its zip local header is damaged")?,
-                        }
-                    } else {
-                        self.engine.damaged(&n, "its zip local header is damaged")?;
+                    match self.headerless(s, c, &n, cd_start, unreadable)? {
+                        Some(range) => taken.push(range),
+                        // Expected, it may still come by its signature.
+                        None if self.engine.expects(&n).is_some() => {}
+                        None => self.engine.damaged(&n, "its zip local header is damaged")?,
                     }
                 }
                 continue;
@@ -291,57 +286,60 @@ impl State<'_, '_> {
     }
 
     /// The entry at `at` whose local header is damaged, read through its
-    /// central directory record `c` for the file `path` the manifest
-    /// still expects: the local header a writer of ours gave it (the
-    /// record's fields, the manifest's mtime) put before the data that
-    /// follows it, taken only if it is the file the manifest describes
-    /// (its SHA-256). Returns the range taken. Not for encrypted archives,
-    /// whose entries are opened by their own headers.
-    fn headerless(&mut self, at: u64, c: &Central, path: &[u8], end: u64) -> Result<Option<(u64, u64)>> {
+    /// central directory record `c` (file `path`): the local header a
+    /// writer of ours gave it (the record's fields and an mtime) is put
+    /// before the data that follows it. When the manifest expects the
+    /// file, the mtime is its line's and the entry is taken only if it is
+    /// the file the line describes (SHA-256). When the line was lost too
+    /// (the header does not read at all, `unreadable`), the mtime is the
+    /// record's MS-DOS time and the entry is read as any entry the
+    /// manifest does not list (checked by the record's CRC-32; its mtime to
+    /// the even second). Nothing then vouches for the record's name, so the
+    /// name must also end where the damaged header's did (its last bytes,
+    /// up to 8, read the same there): a record whose name was hit is not
+    /// taken for a file. Returns the range taken. Not for encrypted
+    /// archives, whose entries are opened by their own headers.
+    fn headerless(
+        &mut self,
+        at: u64,
+        c: &Central,
+        path: &[u8],
+        end: u64,
+        unreadable: bool,
+    ) -> Result<Option<(u64, u64)>> {
         if self.unseal.is_some() {
             return Ok(None);
         }
-        let Some(info) = self.engine.expects(path).and_then(|e| c.info(e.mtime.sec)) else { return Ok(None) };
+        let expected = self.engine.expects(path).map(|e| e.mtime.sec);
+        let mtime = match expected {
+            Some(sec) => Some(sec),
+            None if unreadable && self.engine.unlisted(path) && self.name_ends_at(at, &c.name) => {
+                zip::from_dos_time(c.dos.0, c.dos.1)
+            }
+            None => None,
+        };
+        let Some(info) = mtime.and_then(|t| c.info(t)) else { return Ok(None) };
         let head = info.local_header();
         let data = at + head.len() as u64;
         let Some(stop) = data.checked_add(c.csize).filter(|&e| e <= end) else { return Ok(None) };
         let mut r = io::Cursor::new(head).chain(At { f: self.f, pos: data, end: stop });
-        if !self.engine.candidate(path, stop - at, &mut r)? {
-            return Ok(None);
+        if expected.is_some() {
+            if !self.engine.candidate(path, stop - at, &mut r)? {
+                return Ok(None);
+            }
+        } else {
+            self.engine.member(path.to_vec(), stop - at, &mut r)?;
+            self.engine.collect(false)?;
         }
         self.cover(at, stop);
         Ok(Some((at, stop)))
     }
 
-    /// The entry at `at` whose local header does not read, through its
-    /// central directory record `c`, for a file whose manifest line was
-    /// lost too: the local header a writer of ours gave it, with the
-    /// record's MS-DOS time for the UT field's, put before the data that
-    /// follows it, and handed to the engine as any entry whose file the
-    /// manifest does not list (checked by the record's CRC-32; its mtime
-    /// to the even second). Nothing but the CRC-32 checks the data here,
-    /// and nothing at all the record's name, so the name must also end
-    /// where the damaged header's did (its last bytes, up to 8, read the
-    /// same there): a record whose name was hit is not taken for a file.
-    /// Returns the range taken.
-    fn headerless_unlisted(&mut self, at: u64, c: &Central, path: Vec<u8>, end: u64) -> Result<Option<(u64, u64)>> {
-        if self.unseal.is_some() {
-            return Ok(None);
-        }
-        let n = c.name.len();
-        let tail = n.min(8);
-        if n == 0 || self.read(at + 30 + (n - tail) as u64, tail as u64) != c.name[n - tail..] {
-            return Ok(None);
-        }
-        let Some(info) = zip::from_dos_time(c.dos.0, c.dos.1).and_then(|t| c.info(t)) else { return Ok(None) };
-        let head = info.local_header();
-        let data = at + head.len() as u64;
-        let Some(stop) = data.checked_add(c.csize).filter(|&e| e <= end) else { return Ok(None) };
-        let mut r = io::Cursor::new(head).chain(At { f: self.f, pos: data, end: stop });
-        self.cover(at, stop);
-        self.engine.member(path, stop - at, &mut r)?;
-        self.engine.collect(false)?;
-        Ok(Some((at, stop)))
+    /// Whether the last bytes of `name` (up to 8) are where a local header
+    /// at `at` holds the end of its name.
+    fn name_ends_at(&self, at: u64, name: &[u8]) -> bool {
+        let tail = name.len().min(8);
+        tail > 0 && self.read(at + 30 + (name.len() - tail) as u64, tail as u64) == name[name.len() - tail..]
     }
 
     /// Entries that neither the central directory nor the walk reached
@@ -351,8 +349,8 @@ impl State<'_, '_> {
     /// exactly where a known entry (`starts`, or one taken here) or the
     /// central directory starts, or when their length keeps the pack's
     /// order (A2: entries by length, ascending, give or take 2 KiB) with
-    /// the entries taken before and after them. Last first, so that a run of such entries is
-    /// taken back to front. A stray signature (inside a stored zip file,
+    /// the entries taken before and after them. Last first, so that a run
+    /// of such entries is taken back to front. A stray signature (inside a stored zip file,
     /// say) seldom ends on such a boundary, and its entry, inside a larger
     /// one, is shorter than the entry before that one.
     fn chained(
@@ -513,9 +511,9 @@ impl State<'_, '_> {
 
 /// Whether an entry at `[pos, end)` keeps the pack's order with the taken
 /// entries before and after it: packs hold their entries by length,
-/// ascending, each placed at most [`PLACE_SLACK`] bytes out of that order (A2),
-/// so no entry is longer than one after it by more than [`PLACE_SLACK`]. Both
-/// neighbours must exist.
+/// ascending, each placed out of that order by at most [`PLACE_SLACK`]
+/// bytes (A2), so no entry is longer than one after it by more than that.
+/// Both neighbours must exist.
 fn in_order(taken: &[(u64, u64)], pos: u64, end: u64) -> bool {
     let before = taken.iter().filter(|t| t.1 <= pos).max_by_key(|t| t.1);
     let after = taken.iter().filter(|t| t.0 >= end).min_by_key(|t| t.0);

@@ -779,7 +779,9 @@ fn place_packs(
                         Vec::new()
                     }
                 };
-                let (small, large) = (numbered(0), numbered(zip::ZIP64_THRESHOLD));
+                let small = numbered(0);
+                let zip64 = items.iter().any(|i| EntryInfo::needs_zip64(i.data));
+                let large = if zip64 { numbered(zip::ZIP64_THRESHOLD) } else { Vec::new() };
                 let header = |slot: usize, i: usize| match (sealed, EntryInfo::needs_zip64(items[i].data)) {
                     (false, _) => own[i],
                     (true, false) => small[slot],

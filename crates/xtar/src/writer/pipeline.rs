@@ -74,9 +74,7 @@ impl Window {
                 source: std::io::Error::other("no file left to write"),
             });
         };
-        while self.next_submit < self.inputs.len()
-            && (self.next_submit <= seq || (self.inflight < WINDOW_BYTES && self.next_submit < seq + WINDOW_FILES))
-        {
+        while self.next_submit < self.inputs.len() && self.open(self.next_submit, seq) {
             self.submit_batch(scope, seq);
         }
         self.taken += 1;
@@ -103,6 +101,13 @@ impl Window {
         Ok(Next::Small(Box::new(r)))
     }
 
+    /// Whether file `n` may be handed to the workers while the writer
+    /// waits for file `seq`: always up to `seq`, beyond it while the window
+    /// holds fewer than `WINDOW_BYTES` and `WINDOW_FILES`.
+    fn open(&self, n: usize, seq: usize) -> bool {
+        n <= seq || (self.inflight < WINDOW_BYTES && n < seq + WINDOW_FILES)
+    }
+
     /// Hands the workers the next files from `next_submit`: one task for
     /// a run of small files of at most `BATCH_FILES` files and
     /// `BATCH_BYTES` bytes (a message and a wake-up per file cost more
@@ -114,9 +119,10 @@ impl Window {
         let mut bytes = 0;
         while let Some(input) = self.inputs.get(self.next_submit) {
             let n = self.next_submit;
-            let open = n <= seq || (self.inflight < WINDOW_BYTES && n < seq + WINDOW_FILES);
             let small = input.size <= self.encoder.small_max();
-            if !open || (!paths.is_empty() && (!small || paths.len() >= BATCH_FILES || bytes >= BATCH_BYTES)) {
+            if !self.open(n, seq)
+                || (!paths.is_empty() && (!small || paths.len() >= BATCH_FILES || bytes >= BATCH_BYTES))
+            {
                 break;
             }
             self.next_submit += 1;

@@ -134,12 +134,14 @@ pub fn order(pos: u64, items: &[Item], header: impl Fn(usize, usize) -> u64) -> 
 mod tests {
     use super::*;
 
-    fn straddles(pos: u64, items: &[Item], order: &[usize], h: u64) -> u64 {
+    /// Boundaries inside data when `items` are written in `order` from
+    /// `pos`, with local headers of `header(slot, i)` bytes.
+    fn straddles(pos: u64, items: &[Item], order: &[usize], header: impl Fn(usize, usize) -> u64) -> u64 {
         let mut pos = pos;
         let mut n = 0;
-        for &i in order {
-            n += extra_sectors(pos + h, items[i].data);
-            pos += h + items[i].data;
+        for (slot, &i) in order.iter().enumerate() {
+            n += extra_sectors(pos + header(slot, i), items[i].data);
+            pos += header(slot, i) + items[i].data;
         }
         n
     }
@@ -190,7 +192,8 @@ mod tests {
             let items = sample(1000, seed);
             let sorted: Vec<usize> = (0..items.len()).collect();
             let placed = order(512, &items, |_, _| 60);
-            let (before, after) = (straddles(512, &items, &sorted, 60), straddles(512, &items, &placed, 60));
+            let h = |_, _| 60;
+            let (before, after) = (straddles(512, &items, &sorted, h), straddles(512, &items, &placed, h));
             assert!(after * 2 < before, "seed {seed}: {before} boundaries inside data in length order, {after} placed");
         }
     }
@@ -201,20 +204,8 @@ mod tests {
         // names): the order must place against them, not a fixed length.
         let items = sample(300, 3);
         let header = |slot: usize, _| 30 + (slot as u64 % 7) * 40;
-        let placed = order(0, &items, header);
-        let mut pos = 0;
-        let mut n = 0;
-        for (slot, &i) in placed.iter().enumerate() {
-            n += extra_sectors(pos + header(slot, i), items[i].data);
-            pos += header(slot, i) + items[i].data;
-        }
-        let fixed = order(0, &items, |_, _| 30);
-        let mut pos = 0;
-        let mut m = 0;
-        for (slot, &i) in fixed.iter().enumerate() {
-            m += extra_sectors(pos + header(slot, i), items[i].data);
-            pos += header(slot, i) + items[i].data;
-        }
+        let n = straddles(0, &items, &order(0, &items, header), header);
+        let m = straddles(0, &items, &order(0, &items, |_, _| 30), header);
         assert!(n < m, "placed against the real headers: {n}, against others: {m}");
     }
 }
