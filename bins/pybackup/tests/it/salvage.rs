@@ -501,10 +501,11 @@ fn entries_after_damage_are_found_through_what_is_left_of_the_central_directory(
     let victim = ranges.iter().filter(|r| r.1 > first).min_by_key(|r| r.1).expect("entry").clone();
     let mid = victim.1 as usize + 1;
     bytes[mid] ^= 0xff; // its `PK\3\4` signature
-    let last = victim.2 as usize - 1;
-    bytes[last] ^= 0x5a; // and its last byte of data
+    let (name, extra) = local_lengths(&bytes, victim.1);
+    let last = victim.1 as usize + 30 + name + extra;
+    bytes[last] ^= 0xff; // and its first byte of data
     let (s, _) = salvage(t.path(), "cd", &bytes, &[]);
-    let hit = |a: u64, b: u64| a <= mid as u64 && (last as u64) < b;
+    let hit = |a: u64, b: u64| a <= mid as u64 && mid < b as usize;
     for (path, a, b) in &ranges {
         let state = s.files.get(path).map(|v| v["state"].as_str().unwrap_or_default().to_string());
         if !hit(*a, *b) {

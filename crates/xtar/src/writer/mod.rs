@@ -13,7 +13,6 @@ mod bytes;
 mod large;
 mod packed;
 mod pipeline;
-mod place;
 mod plan;
 mod tree;
 
