@@ -28,6 +28,13 @@ const V5: &str = "tests/golden/v5-zstd.xtar";
 /// copies hold it as a zstd frame (the same tree, level 3).
 const V6: &str = "tests/golden/v6-zstd.xtar";
 
+/// Versions 3, 4 and 6 as their writers made them before the entries of a
+/// pack were placed against sectors (strict length order, no alignment of
+/// the first pack): read back, no longer written.
+const V3_LENGTH_ORDER: &str = "tests/golden/v3-length-order.xtar";
+const V4_LENGTH_ORDER: &str = "tests/golden/v4-sealed-length-order.xtar";
+const V6_LENGTH_ORDER: &str = "tests/golden/v6-zstd-length-order.xtar";
+
 /// Enough small, alike files for a dictionary (versions 5 and 6).
 fn build_samples(root: &Path) {
     let dir = root.join("src");
@@ -207,6 +214,13 @@ fn the_version_3_golden_archive_reads_back_exactly() {
     let a = std::fs::metadata(t.path().join("hello.txt")).expect("stat");
     let b = std::fs::metadata(t.path().join("dir/hello-again.txt")).expect("stat");
     assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+}
+
+#[test]
+fn archives_written_in_strict_length_order_read_back_exactly() {
+    read_back(V3_LENGTH_ORDER, true);
+    read_back_with(V4_LENGTH_ORDER, true, std::sync::Arc::new(vec![v4_key()]));
+    zstd_read_back(V6_LENGTH_ORDER);
 }
 
 /// The members of a tar archive and the entries of its packs: names and

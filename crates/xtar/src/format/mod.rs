@@ -107,6 +107,29 @@ pub const TAIL_GUARD: u64 = 64 << 10;
 pub fn guard_pad(have: u64) -> Option<u64> {
     (have < TAIL_GUARD).then(|| (TAIL_GUARD - have).saturating_sub(512).div_ceil(512) * 512)
 }
+/// Version 3: the sector packs are placed against (A2); the first pack's
+/// tar header starts at a multiple of it (A5).
+pub const SECTOR: u64 = 2048;
+/// Version 3: how much longer an entry may be than one written after it
+/// in the same pack (A2): placing entries against sectors takes them out
+/// of length order by no more than this.
+pub const PLACE_SLACK: u64 = SECTOR;
+/// The data length of the `.xtar-pad` member after the tree tar at `pos`
+/// (a multiple of 512), `have` bytes after the manifest: the head guard
+/// ([`guard_pad`]) and, when packs follow (`packs`), the smallest
+/// lengthening that starts the first pack at a multiple of [`SECTOR`];
+/// `None` when neither needs one.
+pub fn head_pad(pos: u64, have: u64, packs: bool) -> Option<u64> {
+    let guard = guard_pad(have);
+    if !packs || (guard.is_none() && pos.is_multiple_of(SECTOR)) {
+        return guard;
+    }
+    let mut pad = guard.unwrap_or(0);
+    while !(pos + 512 + pad).is_multiple_of(SECTOR) {
+        pad += 512;
+    }
+    Some(pad)
+}
 /// Name of the zero-filled member that completes the tail guard.
 pub const PAD_NAME: &[u8] = b".xtar-pad";
 /// Name of the first member of an archive.

@@ -20,7 +20,7 @@ use std::path::Path;
 use super::{SalvageOptions, SalvageReport, MAX_META, MAX_REGIONS};
 use crate::extract::{Book, Engine, ExtractOptions};
 use crate::format::tar::BLOCK;
-use crate::format::{self, gz, zip, MemberName};
+use crate::format::{self, gz, zip, MemberName, PLACE_SLACK};
 use crate::scan::{BlockScan, Scanned};
 use crate::unseal::{SealedReader, Unseal};
 use crate::{Error, Observer, Result};
@@ -348,8 +348,8 @@ impl State<'_, '_> {
     /// `[start, cd_start)` that nothing explains, and taken when they end
     /// exactly where a known entry (`starts`, or one taken here) or the
     /// central directory starts, or when their length keeps the pack's
-    /// order (A2: entries by length, ascending) with the entries taken
-    /// before and after them. Last first, so that a run
+    /// order (A2: entries by length, ascending, give or take 2 KiB) with
+    /// the entries taken before and after them. Last first, so that a run
     /// of such entries is taken back to front. A stray signature (inside a stored zip file,
     /// say) seldom ends on such a boundary, and its entry, inside a larger
     /// one, is shorter than the entry before that one.
@@ -509,14 +509,16 @@ impl State<'_, '_> {
     }
 }
 
-/// Whether an entry at `[pos, end)` is as long as the taken entry before
-/// it or longer, and as long as the one after it or shorter (packs hold
-/// their entries by length, ascending: A2). Both neighbours must exist.
+/// Whether an entry at `[pos, end)` keeps the pack's order with the taken
+/// entries before and after it: packs hold their entries by length,
+/// ascending, each placed out of that order by at most [`PLACE_SLACK`]
+/// bytes (A2), so no entry is longer than one after it by more than that.
+/// Both neighbours must exist.
 fn in_order(taken: &[(u64, u64)], pos: u64, end: u64) -> bool {
     let before = taken.iter().filter(|t| t.1 <= pos).max_by_key(|t| t.1);
     let after = taken.iter().filter(|t| t.0 >= end).min_by_key(|t| t.0);
     match (before, after) {
-        (Some(b), Some(a)) => b.1 - b.0 <= end - pos && end - pos <= a.1 - a.0,
+        (Some(b), Some(a)) => b.1 - b.0 <= end - pos + PLACE_SLACK && end - pos <= a.1 - a.0 + PLACE_SLACK,
         _ => false,
     }
 }

@@ -13,6 +13,7 @@ mod bytes;
 mod large;
 mod packed;
 mod pipeline;
+mod place;
 mod plan;
 mod tree;
 

@@ -17,6 +17,7 @@ use manifest::{Entry, Kind};
 
 use super::bytes::Out;
 use super::large::zip_stream;
+use super::place;
 use super::tree::{Codec, CompressOptions, CompressSummary, TreeSink};
 use super::{Stored, Written};
 use crate::codec::{self, ZstdEncoder};
@@ -319,6 +320,23 @@ impl PackedWriter {
                 f.stored_len = sealed_info(id, f.stored_len, 0).local_header().len() as u64 + f.stored_len;
             }
         }
+        let packs = cut_packs(&files);
+        // Version 5: copies 3 and 4 of the dictionary before the packs a
+        // third and two thirds of the way.
+        let dict = self.zstd.as_ref().map(|z| z.dict().to_vec()).unwrap_or_default();
+        let dict_copy = std::mem::take(&mut self.dict_copy);
+        let n = packs.len() as u32;
+        let among = if dict.is_empty() { [0, 0] } else { [n / 3 + 1, 2 * n / 3 + 1] };
+        // Each pack's entries placed against sectors (A2), and where each
+        // pack's tar header will be, from the end of the head guard.
+        let before = |k: u32| -> u64 {
+            match &self.seal {
+                Some(key) if k.is_multiple_of(sealed::AGE_EVERY) => member_len(key.header().len() as u64),
+                Some(_) => 0,
+                None => among.iter().filter(|&&at| at == k).count() as u64 * member_len(dict_copy.len() as u64),
+            }
+        };
+        let placed = place_packs(&mut files, &packs, self.seal.is_some(), &self.pool, before);
 
         // The manifest's order, by reference: the entries are not copied.
         let mut all: Vec<&Entry> = others.iter().chain(files.iter().map(|f| &f.entry)).collect();
@@ -399,8 +417,6 @@ impl PackedWriter {
         // Version 5: the dictionary's SHA-256 (`-`: none), and the
         // dictionary itself in four copies: after the header, among the
         // packs twice, and at the end (§A11).
-        let dict = self.zstd.as_ref().map(|z| z.dict().to_vec()).unwrap_or_default();
-        let dict_copy = std::mem::take(&mut self.dict_copy);
         if self.zstd.is_some() {
             header.extend_from_slice(&format::zstd_dict_line(&dict));
             header.push(b'\n');
@@ -451,36 +467,18 @@ impl PackedWriter {
         // The head guard: no pack within GUARD bytes after the manifest, so
         // that no burst of damage that long takes both copies of a file's
         // line (its zip headers are the second copy). The tree tar fills
-        // part of it.
-        if let Some(pad) = format::guard_pad(self.out.pos - manifest_end) {
+        // part of it. The first pack starts on a sector boundary, which the
+        // placement counts from.
+        if let Some(pad) = format::head_pad(self.out.pos, self.out.pos - manifest_end, !packs.is_empty()) {
             self.out.member(format::PAD_NAME, &vec![0u8; pad as usize], mtime, 0o644)?;
         }
 
+        let base = self.out.pos;
         let spill = self.spill.get_ref().try_clone().map_err(|e| self.spill_err(e))?;
-        let mut packs = Vec::new();
-        let mut start = 0;
-        while start < files.len() {
-            let mut end = start;
-            let mut bytes = 0u64;
-            while end < files.len() && end - start < PACK_FILES {
-                let len = files[end].stored_len;
-                if end > start && bytes + len > PACK_BYTES {
-                    break;
-                }
-                bytes += len;
-                end += 1;
-            }
-            packs.push((packs.len() as u32 + 1, start, end));
-            start = end;
-        }
         let mut starts = Vec::with_capacity(packs.len());
         if self.seal.is_some() {
             starts = self.write_sealed_packs(&packs, &files, &spill, mtime)?;
         } else {
-            // Version 5: copies 3 and 4 of the dictionary before the
-            // packs a third and two thirds of the way.
-            let n = packs.len() as u32;
-            let among = if dict.is_empty() { [0, 0] } else { [n / 3 + 1, 2 * n / 3 + 1] };
             for &(k, start, end) in &packs {
                 for (_, copy) in among.iter().zip(3u32..).filter(|(at, _)| **at == k) {
                     self.out.member(&format::zstd_dict_name(copy), &dict_copy, mtime, 0o644)?;
@@ -488,6 +486,13 @@ impl PackedWriter {
                 starts.push(self.out.pos);
                 self.write_pack(k, &files[start..end], &spill, mtime)?;
             }
+        }
+        // A pack that is not where its entries were placed would be a
+        // mistake of this writer: say so rather than leave it unnoticed.
+        if !(packs.is_empty() || base.is_multiple_of(format::SECTOR))
+            || starts.iter().zip(&placed).any(|(&at, &p)| at - base != p)
+        {
+            return Err(order(b"", "a pack is not where its entries were placed"));
         }
         // Where each file's pack entry starts: after its pack's tar header
         // (one block: pack names are short) and the entries before it.
@@ -697,6 +702,123 @@ impl PackedWriter {
         self.out.write(&trailer)?;
         self.out.padding(len)
     }
+}
+
+/// The packs of `files` (in length order): `(number, first, end)`, each
+/// taking files while its entries stay within [`PACK_BYTES`] and
+/// [`PACK_FILES`] (A2).
+fn cut_packs(files: &[Spilled]) -> Vec<(u32, usize, usize)> {
+    let mut packs = Vec::new();
+    let mut start = 0;
+    while start < files.len() {
+        let mut end = start;
+        let mut bytes = 0u64;
+        while end < files.len() && end - start < PACK_FILES {
+            let len = files[end].stored_len;
+            if end > start && bytes + len > PACK_BYTES {
+                break;
+            }
+            bytes += len;
+            end += 1;
+        }
+        packs.push((packs.len() as u32 + 1, start, end));
+        start = end;
+    }
+    packs
+}
+
+/// Bytes of a tar member of `len` bytes of data: its header and padding.
+fn member_len(len: u64) -> u64 {
+    BLOCK as u64 + len + format::tar::padding(len) as u64
+}
+
+/// Orders the entries of each pack of `files` against sectors (A2,
+/// [`place::order`]), packs in parallel on `pool`; an encrypted pack's
+/// files are numbered in the new order. `before(k)` is the bytes of the
+/// members written before pack `k` (copies of the dictionary or of the age
+/// header). Returns where each pack's tar header will be, counted from the
+/// end of the head guard, which the writer puts on a sector boundary (A5).
+/// A pack's length does not depend on the order of its entries.
+fn place_packs(
+    files: &mut Vec<Spilled>,
+    packs: &[(u32, usize, usize)],
+    sealed: bool,
+    pool: &rayon::ThreadPool,
+    before: impl Fn(u32) -> u64,
+) -> Vec<u64> {
+    let mut at = 0u64;
+    let mut starts = Vec::with_capacity(packs.len());
+    for &(k, start, end) in packs {
+        at += before(k);
+        starts.push(at);
+        let fs = &files[start..end];
+        let len = if sealed { sealed_layout(start as u64 + 1, fs).1 } else { plain_pack_len(fs) };
+        at += member_len(len);
+    }
+    let orders: Vec<Vec<usize>> = pool.install(|| {
+        use rayon::prelude::*;
+        packs
+            .par_iter()
+            .zip(&starts)
+            .map(|(&(_, start, end), &at)| {
+                let fs = &files[start..end];
+                let data = |f: &Spilled| if sealed { sealed_payload_len(f) } else { f.csize };
+                let items: Vec<place::Item> = fs
+                    .iter()
+                    .map(|f| place::Item { key: if sealed { data(f) } else { f.stored_len }, data: data(f) })
+                    .collect();
+                // Local header lengths: a file's own (its name), or, sealed,
+                // those of the numbers of the slots (and of one more), with
+                // and without the zip64 field.
+                let own: Vec<u64> = fs.iter().map(|f| f.stored_len - f.csize).collect();
+                let numbered = |len: u64| -> Vec<u64> {
+                    let ids = (start as u64 + 1)..=(end as u64 + 1);
+                    if sealed {
+                        ids.map(|id| sealed_info(id, len, 0).local_header().len() as u64).collect()
+                    } else {
+                        Vec::new()
+                    }
+                };
+                let small = numbered(0);
+                let zip64 = items.iter().any(|i| EntryInfo::needs_zip64(i.data));
+                let large = if zip64 { numbered(zip::ZIP64_THRESHOLD) } else { Vec::new() };
+                let header = |slot: usize, i: usize| match (sealed, EntryInfo::needs_zip64(items[i].data)) {
+                    (false, _) => own[i],
+                    (true, false) => small[slot],
+                    (true, true) => large[slot],
+                };
+                place::order(at + BLOCK as u64, &items, header)
+            })
+            .collect()
+    });
+    for (&(_, start, end), order) in packs.iter().zip(orders) {
+        let mut rank = vec![0usize; order.len()];
+        for (slot, &i) in order.iter().enumerate() {
+            rank[i] = slot;
+        }
+        let mut moved: Vec<(usize, Spilled)> = files.drain(start..end).enumerate().map(|(i, f)| (rank[i], f)).collect();
+        moved.sort_unstable_by_key(|m| m.0);
+        files.splice(start..start, moved.into_iter().map(|m| m.1));
+        if sealed {
+            for (i, f) in files[start..end].iter_mut().enumerate() {
+                let p = sealed_payload_len(f);
+                f.stored_len = sealed_info((start + i) as u64 + 1, p, 0).local_header().len() as u64 + p;
+            }
+        }
+    }
+    starts
+}
+
+/// The data length of the pack of `files` (entries, central directory,
+/// end records), as [`PackedWriter::write_pack`] writes it.
+fn plain_pack_len(files: &[Spilled]) -> u64 {
+    let mut offset = 0u64;
+    let mut central = 0u64;
+    for f in files {
+        central += f.info().central_header(offset).len() as u64;
+        offset += f.stored_len;
+    }
+    offset + central + zip::end_records(files.len() as u64, offset, central).len() as u64
 }
 
 /// The zip entry of file `e` whose data is as `local` describes it.
