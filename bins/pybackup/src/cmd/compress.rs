@@ -39,6 +39,14 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
         spill_dir: a.work_dir.clone(),
         recipients: crate::cmd::key::recipients(&a.encrypt)?,
     };
+    let ways_in = opts.recipients.iter().collect::<std::collections::HashSet<_>>().len();
+    if ways_in == 1 {
+        ui.say(
+            "pybackup: note: encrypted to one key only: if that key (or its passphrase) is lost, so is the archive; \
+             give a second recipient kept apart, such as a printed recovery key (`pybackup key new`, and \
+             `key split` for shares of it)",
+        );
+    }
     if !opts.recipients.is_empty() && a.format_version == Some(2) {
         bail!("encrypted archives are written in format version 4 (version 3, encrypted): drop --format-version 2");
     }

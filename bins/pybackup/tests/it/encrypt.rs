@@ -242,6 +242,33 @@ fn gnu_tar_debian_age_and_unzip_recover_an_encrypted_archive() {
 }
 
 #[test]
+fn an_archive_encrypted_to_one_key_only_is_said_to_be() {
+    // One way in is one lost key from losing the archive: compress says
+    // so, and not when a second recipient is given (or -q).
+    let k = Keys::new();
+    let t = tempfile::tempdir().expect("tmp");
+    let src = t.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("a.txt"), b"a").expect("write");
+    let own = ["-R".to_string(), k.path("own.pub").display().to_string()];
+    let same_twice = ["--recipient".to_string(), k.recovery(), "--recipient".to_string(), k.recovery()];
+    let note = "encrypted to one key only";
+    for (extra, said) in [(&own[..], true), (&same_twice[..], true), (&k.to()[..], false)] {
+        let out = compress(&src, &t.path().join("a.xtar"), &[&args(extra)[..], &["--overwrite"]].concat());
+        assert_eq!(stderr(&out).contains(note), said, "{extra:?}: {}", stderr(&out));
+    }
+    let quiet = pybackup()
+        .args(["-q", "compress"])
+        .arg(&src)
+        .arg("-o")
+        .arg(t.path().join("q.xtar"))
+        .args(args(&own))
+        .output()
+        .expect("runs");
+    assert!(quiet.status.success() && !stderr(&quiet).contains(note), "{}", stderr(&quiet));
+}
+
+#[test]
 fn a_missing_or_wrong_key_is_one_line_and_writes_nothing() {
     let k = Keys::new();
     let t = tempfile::tempdir().expect("tmp");
