@@ -39,6 +39,12 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
         spill_dir: a.work_dir.clone(),
         recipients: crate::cmd::key::recipients(&a.encrypt)?,
     };
+    if !opts.recipients.is_empty() && a.format_version == Some(2) {
+        bail!("encrypted archives are written in format version 4 (version 3, encrypted): drop --format-version 2");
+    }
+    if a.format_version == Some(3) && a.volume_size.is_some() && opts.recipients.is_empty() {
+        bail!("volume sets are written in format version 2; drop --format-version 3 or --volume-size");
+    }
     let ways_in = opts.recipients.iter().collect::<std::collections::HashSet<_>>().len();
     if ways_in == 1 {
         ui.say(
@@ -46,12 +52,6 @@ pub fn run(a: &CompressArgs, g: &Global) -> anyhow::Result<ExitCode> {
              give a second recipient kept apart, such as a printed recovery key (`pybackup key new`, and \
              `key split` for shares of it)",
         );
-    }
-    if !opts.recipients.is_empty() && a.format_version == Some(2) {
-        bail!("encrypted archives are written in format version 4 (version 3, encrypted): drop --format-version 2");
-    }
-    if a.format_version == Some(3) && a.volume_size.is_some() && opts.recipients.is_empty() {
-        bail!("volume sets are written in format version 2; drop --format-version 3 or --volume-size");
     }
     let started = Instant::now();
     let mut stdout = None;

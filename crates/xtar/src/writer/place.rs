@@ -166,16 +166,18 @@ pub fn order(pos: u64, items: &[Item], header: impl Fn(usize, usize) -> u64) -> 
 mod tests {
     use super::*;
 
-    /// Boundaries inside data when `items` are written in `order` from
-    /// `pos`, with local headers of `header(slot, i)` bytes.
-    fn straddles(pos: u64, items: &[Item], order: &[usize], header: impl Fn(usize, usize) -> u64) -> u64 {
-        let mut pos = pos;
-        let mut n = 0;
+    /// When `items` are written in `order` from `pos`, with local headers
+    /// of `header(slot, i)` bytes: the boundaries inside data the sizes did
+    /// not need, and the headers split past their signature.
+    fn layout(pos: u64, items: &[Item], order: &[usize], header: impl Fn(usize, usize) -> u64) -> (u64, u64) {
+        let (mut pos, mut straddles, mut splits) = (pos, 0, 0);
         for (slot, &i) in order.iter().enumerate() {
-            n += extra_sectors(pos + header(slot, i), items[i].data);
-            pos += header(slot, i) + items[i].data;
+            let h = header(slot, i);
+            straddles += extra_sectors(pos + h, items[i].data);
+            splits += u64::from(splits_header(pos, h));
+            pos += h + items[i].data;
         }
-        n
+        (straddles, splits)
     }
 
     fn sample(n: usize, seed: u64) -> Vec<Item> {
@@ -225,7 +227,7 @@ mod tests {
             let sorted: Vec<usize> = (0..items.len()).collect();
             let placed = order(512, &items, |_, _| 60);
             let h = |_, _| 60;
-            let (before, after) = (straddles(512, &items, &sorted, h), straddles(512, &items, &placed, h));
+            let (before, after) = (layout(512, &items, &sorted, h).0, layout(512, &items, &placed, h).0);
             assert!(after * 2 < before, "seed {seed}: {before} boundaries inside data in length order, {after} placed");
         }
     }
@@ -236,21 +238,9 @@ mod tests {
         // names): the order must place against them, not a fixed length.
         let items = sample(300, 3);
         let header = |slot: usize, _| 30 + (slot as u64 % 7) * 40;
-        let n = straddles(0, &items, &order(0, &items, header), header);
-        let m = straddles(0, &items, &order(0, &items, |_, _| 30), header);
+        let n = layout(0, &items, &order(0, &items, header), header).0;
+        let m = layout(0, &items, &order(0, &items, |_, _| 30), header).0;
         assert!(n < m, "placed against the real headers: {n}, against others: {m}");
-    }
-
-    /// Local headers written in `order` from `pos` that a sector boundary
-    /// splits after the signature.
-    fn split_headers(pos: u64, items: &[Item], order: &[usize], header: impl Fn(usize, usize) -> u64) -> u64 {
-        let mut pos = pos;
-        let mut n = 0;
-        for (slot, &i) in order.iter().enumerate() {
-            n += u64::from(splits_header(pos, header(slot, i)));
-            pos += header(slot, i) + items[i].data;
-        }
-        n
     }
 
     #[test]
@@ -272,10 +262,10 @@ mod tests {
             let items = sample(2000, seed);
             let sorted: Vec<usize> = (0..items.len()).collect();
             let hdr = |_, _| h;
-            let before = split_headers(512, &items, &sorted, hdr);
+            let before = layout(512, &items, &sorted, hdr).1;
             let placed = order(512, &items, hdr);
             assert!(before > 0, "seed {seed}: the sample should split a header in length order");
-            let after = split_headers(512, &items, &placed, hdr);
+            let after = layout(512, &items, &placed, hdr).1;
             assert!(
                 after * 10 < before,
                 "seed {seed}, headers of {h} bytes: {before} split in length order, {after} placed"
